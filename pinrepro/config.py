@@ -1,0 +1,263 @@
+"""Project configuration: ``[tool.pinrepro]`` in pyproject.toml, or the same keys in pinrepro.toml.
+
+Every key has a default, so a repository with only a Dockerfile needs no configuration. Unknown keys are
+errors that name the key: a typo must not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pinrepro.errors import ConfigError
+
+DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
+DEFAULT_PLATFORMS = ("linux/amd64",)
+DEFAULT_LOCKFILE = "pinrepro.lock"
+RESOLVERS = ("pip-compile", "uv")
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Where packages come from. None means "pip's own default", never the machine's pip.conf."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One requirements layer: ``requirements`` (.in) compiled into ``lock`` under the ``constraints`` layers."""
+
+    name: str
+    requirements: str
+    lock: str
+    constraints: tuple[str, ...] = ()
+    python: str | None = None
+    hashes: bool = True
+    resolver: str = "pip-compile"
+    index: IndexOptions = field(default_factory=IndexOptions)
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    dockerfiles: tuple[str, ...] = DEFAULT_DOCKERFILE_GLOBS
+    platforms: tuple[str, ...] = DEFAULT_PLATFORMS
+    lockfile: str = DEFAULT_LOCKFILE
+    python: str | None = None
+    hashes: bool = True
+    resolver: str = "pip-compile"
+    index: IndexOptions = field(default_factory=IndexOptions)
+    mirrors: dict[str, str] = field(default_factory=dict)
+    insecure_registries: tuple[str, ...] = ()
+    layers: tuple[Layer, ...] = ()
+    # Where the file came from, for error messages.
+    source: str = "defaults"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / self.lockfile
+
+
+_TOP_KEYS = {
+    "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
+    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
+}
+_LAYER_KEYS = {
+    "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
+    "extra_index_urls", "find_links",
+}
+
+
+def load(root: Path) -> Config:
+    """Read the configuration of the project at ``root`` (pinrepro.toml wins over pyproject.toml)."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise ConfigError(f"project directory {root} does not exist", fix="pass an existing directory to -C")
+    standalone = root / "pinrepro.toml"
+    pyproject = root / "pyproject.toml"
+    if standalone.is_file():
+        return parse(_read_toml(standalone), root=root, source="pinrepro.toml")
+    if pyproject.is_file():
+        data = _read_toml(pyproject)
+        section = data.get("tool", {}).get("pinrepro", {})
+        if not isinstance(section, dict):
+            raise ConfigError("[tool.pinrepro] must be a table", where="pyproject.toml")
+        return parse(section, root=root, source="pyproject.toml [tool.pinrepro]")
+    return Config(root=root)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=path.name, fix="fix the syntax error it names") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read it: {exc.strerror}", where=path.name) from None
+
+
+def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") -> Config:
+    """Validate the raw table and build a Config; every error names the key and the file."""
+    _reject_unknown(data, _TOP_KEYS, source)
+    index = _index_options(data, source, IndexOptions())
+    python = _opt_str(data, "python", source)
+    hashes = _bool(data, "hashes", source, True)
+    resolver = _resolver(data, source, "pip-compile")
+    mirrors = data.get("mirrors", {})
+    if not isinstance(mirrors, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in mirrors.items()
+    ):
+        raise ConfigError("'mirrors' must map registry hosts to mirror hosts", where=source,
+                          fix='write e.g. mirrors = { "docker.io" = "mirror.internal:5000" }')
+    layers = _layers(data.get("layers", []), source, python, hashes, resolver, index)
+    return Config(
+        root=root,
+        dockerfiles=_str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS),
+        platforms=_platforms(data, source),
+        lockfile=_opt_str(data, "lockfile", source) or DEFAULT_LOCKFILE,
+        python=python,
+        hashes=hashes,
+        resolver=resolver,
+        index=index,
+        mirrors={_normal_host(k): v for k, v in mirrors.items()},
+        insecure_registries=_str_list(data, "insecure_registries", source, ()),
+        layers=layers,
+        source=source,
+    )
+
+
+def _normal_host(host: str) -> str:
+    return "docker.io" if host in {"index.docker.io", "registry-1.docker.io"} else host
+
+
+def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: str,
+            index: IndexOptions) -> tuple[Layer, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("'layers' must be an array of tables", where=source, fix="use [[tool.pinrepro.layers]]")
+    layers: list[Layer] = []
+    for position, item in enumerate(raw, start=1):
+        where = f"{source} layers[{position}]"
+        if not isinstance(item, dict):
+            raise ConfigError("each layer must be a table", where=where)
+        _reject_unknown(item, _LAYER_KEYS, where)
+        name = _opt_str(item, "name", where)
+        requirements = _opt_str(item, "requirements", where)
+        if not name or not requirements:
+            raise ConfigError("a layer needs 'name' and 'requirements'", where=where,
+                              fix='add name = "base" and requirements = "requirements-base.in"')
+        lock = _opt_str(item, "lock", where) or _default_lock(requirements)
+        layers.append(Layer(
+            name=name,
+            requirements=requirements,
+            lock=lock,
+            constraints=_str_list(item, "constraints", where, ()),
+            python=_opt_str(item, "python", where) or python,
+            hashes=_bool(item, "hashes", where, hashes),
+            resolver=_resolver(item, where, resolver),
+            index=_index_options(item, where, index),
+        ))
+    _check_layer_graph(layers, source)
+    return tuple(layers)
+
+
+def _default_lock(requirements: str) -> str:
+    stem = requirements[: -len(".in")] if requirements.endswith(".in") else requirements
+    return stem + ".lock"
+
+
+def _check_layer_graph(layers: list[Layer], source: str) -> None:
+    names = [layer.name for layer in layers]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"layer name '{duplicates[0]}' is used twice", where=source)
+    by_name = {layer.name: layer for layer in layers}
+    for layer in layers:
+        for dep in layer.constraints:
+            if dep not in by_name:
+                raise ConfigError(f"layer '{layer.name}' is constrained by unknown layer '{dep}'", where=source,
+                                  fix=f"known layers: {', '.join(names)}")
+    # Depth-first search for a cycle, reporting its path.
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join([*path[path.index(name):], name])
+            raise ConfigError(f"layer constraints form a cycle: {cycle}", where=source,
+                              fix="a layer can only be constrained by layers below it")
+        state[name] = 1
+        for dep in by_name[name].constraints:
+            visit(dep, [*path, name])
+        state[name] = 2
+
+    for name in names:
+        visit(name, [])
+
+
+def _index_options(data: dict[str, Any], where: str, inherited: IndexOptions) -> IndexOptions:
+    return IndexOptions(
+        index_url=_opt_str(data, "index_url", where) or inherited.index_url,
+        extra_index_urls=_str_list(data, "extra_index_urls", where, inherited.extra_index_urls),
+        find_links=_str_list(data, "find_links", where, inherited.find_links),
+    )
+
+
+def _resolver(data: dict[str, Any], where: str, default: str) -> str:
+    value = _opt_str(data, "resolver", where) or default
+    if value not in RESOLVERS:
+        raise ConfigError(f"resolver '{value}' is not known", where=where,
+                          fix=f"use one of: {', '.join(RESOLVERS)}")
+    return value
+
+
+def _platforms(data: dict[str, Any], where: str) -> tuple[str, ...]:
+    platforms = _str_list(data, "platforms", where, DEFAULT_PLATFORMS)
+    for platform in platforms:
+        parts = platform.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ConfigError(f"platform '{platform}' is not os/arch[/variant]", where=where,
+                              fix='write e.g. platforms = ["linux/amd64", "linux/arm64"]')
+    if not platforms:
+        raise ConfigError("'platforms' is empty", where=where, fix='list at least one, e.g. ["linux/amd64"]')
+    return platforms
+
+
+def _reject_unknown(data: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}'", where=where,
+                          fix=f"known keys: {', '.join(sorted(known))}")
+
+
+def _opt_str(data: dict[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"'{key}' must be a non-empty string", where=where)
+    return value
+
+
+def _bool(data: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{key}' must be true or false", where=where)
+    return value
+
+
+def _str_list(data: dict[str, Any], key: str, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"'{key}' must be a list of strings", where=where)
+    return tuple(value)

@@ -1,0 +1,64 @@
+"""Errors a user can act on.
+
+Every failure the user should see is a PinreproError: one line that says what went wrong and where, then
+how to fix it. ``cli.py`` turns them into that line and exit code 2; nothing else prints or exits.
+Messages never contain secrets: callers pass registry hosts and repository names, never headers or URLs
+with credentials.
+"""
+
+from __future__ import annotations
+
+
+class PinreproError(Exception):
+    """A failure with a message for the user and an exit code."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
+        self.what = what
+        self.where = where
+        self.fix = fix
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        """The one line the user reads: ``where: what; fix``."""
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        if self.fix:
+            text = f"{text} - {self.fix}"
+        return text
+
+
+class ConfigError(PinreproError):
+    """pyproject.toml / pinrepro.toml is malformed or names something that does not exist."""
+
+
+class InvalidReferenceError(PinreproError):
+    """An image reference that does not parse."""
+
+
+class DockerfileError(PinreproError):
+    """A Dockerfile that cannot be read or whose FROM line is malformed."""
+
+
+class LockfileError(PinreproError):
+    """pinrepro.lock is missing, corrupted or of an unknown schema."""
+
+
+class RegistryError(PinreproError):
+    """A registry answered with an error, could not be reached, or sent something that does not verify."""
+
+
+class AuthError(RegistryError):
+    """Credentials were missing, wrong, or not enough for the repository."""
+
+
+class NotFoundError(RegistryError):
+    """The repository or tag does not exist (or is hidden behind auth, which registries report the same way)."""
+
+
+class ResolverError(PinreproError):
+    """pip-compile or uv failed: a conflict, a missing index, a missing interpreter."""
+
+
+class GitHubError(PinreproError):
+    """The GitHub API refused a request."""

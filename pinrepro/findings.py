@@ -1,0 +1,22 @@
+"""What verify (and lock's checks) report: one finding per problem, with the file and line to show it at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Level = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem. ``error`` findings make verify exit 1; ``warning`` ones only with ``--strict``."""
+
+    path: str
+    line: int | None
+    level: Level
+    code: str  # short stable identifier, e.g. "unpinned", "drift", "stale-lock-entry"
+    message: str
+
+    def location(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path

@@ -1,0 +1,220 @@
+"""pinrepro.lock: frozen dataclasses <-> TOML.
+
+The lock is TOML written with tomli-w, keys sorted, ``schema = 1``, so that diffs of two locks read well in
+a pull request: one image per table, one platform per sub-table, one apt package per line.
+Reading validates the shape and reports a corrupted lock with the key that is wrong.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from pinrepro import __version__
+from pinrepro.errors import LockfileError
+
+SCHEMA = 1
+HEADER = (
+    "# This file is written by `pinrepro lock`. Do not edit it by hand.\n"
+    "# To change a pin, edit the Dockerfile or requirements input and run `pinrepro lock`;\n"
+    "# to move every pin forward, run `pinrepro lock --upgrade` (or `pinrepro refresh`).\n"
+)
+
+
+@dataclass(frozen=True)
+class PlatformLock:
+    """One platform of a pinned image: its manifest digest, or ``absent`` when the image lacks it.
+
+    ``contents`` is the manifest of what is inside (OS, Python, CUDA, apt packages) as plain TOML data;
+    the inventory package owns its shape.
+    """
+
+    digest: str | None = None
+    absent: bool = False
+    contents: Mapping[str, Any] | None = field(default=None, compare=True, hash=False)
+
+
+@dataclass(frozen=True)
+class ImageLock:
+    """The pin of one image reference (the lock's key is ``ImageRef.tagged``)."""
+
+    digest: str
+    media_type: str
+    sites: tuple[str, ...] = ()
+    platforms: Mapping[str, PlatformLock] = field(default_factory=dict, hash=False)
+    implicit_tag: bool = False
+
+
+@dataclass(frozen=True)
+class LayerLock:
+    """How one requirements layer was compiled, to tell later whether its inputs changed."""
+
+    requirements: str
+    lock: str
+    input_sha256: str
+    output_sha256: str
+    options_sha256: str
+    resolver: str
+    resolver_version: str
+    python: str | None = None
+    constraints: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Lock:
+    images: Mapping[str, ImageLock] = field(default_factory=dict)
+    layers: Mapping[str, LayerLock] = field(default_factory=dict)
+
+
+def dumps(lock: Lock) -> str:
+    """The lock as TOML text; equal locks give equal text."""
+    data: dict[str, Any] = {"schema": SCHEMA}
+    if lock.images:
+        data["images"] = {key: _image_to_toml(image) for key, image in sorted(lock.images.items())}
+    if lock.layers:
+        data["layers"] = {name: _layer_to_toml(layer) for name, layer in sorted(lock.layers.items())}
+    return HEADER + "\n" + tomli_w.dumps(_sorted(data))
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def _image_to_toml(image: ImageLock) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "digest": image.digest,
+        "media_type": image.media_type,
+        "sites": list(image.sites),
+    }
+    if image.implicit_tag:
+        # The Dockerfile said no tag; Docker takes ``latest``, and so did we.
+        data["implicit_tag"] = True
+    platforms: dict[str, Any] = {}
+    for name, platform in image.platforms.items():
+        if platform.absent:
+            platforms[name] = {"absent": True}
+            continue
+        entry: dict[str, Any] = {"digest": platform.digest}
+        if platform.contents:
+            entry.update(platform.contents)
+        platforms[name] = entry
+    data["platforms"] = platforms
+    return data
+
+
+def _layer_to_toml(layer: LayerLock) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "requirements": layer.requirements,
+        "lock": layer.lock,
+        "input_sha256": layer.input_sha256,
+        "output_sha256": layer.output_sha256,
+        "options_sha256": layer.options_sha256,
+        "resolver": layer.resolver,
+        "resolver_version": layer.resolver_version,
+        "constraints": dict(layer.constraints),
+    }
+    if layer.python:
+        data["python"] = layer.python
+    return data
+
+
+def read(path: Path) -> Lock | None:
+    """The lock at ``path``, or None when there is none yet."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockfileError(f"cannot read it: {exc}", where=path.name) from None
+    return loads(text, where=path.name)
+
+
+def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
+    fix = "restore it from version control, or delete it and run `pinrepro lock` to pin everything anew"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LockfileError(f"corrupted lock file, not valid TOML ({exc})", where=where, fix=fix) from None
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise LockfileError(
+            f"unsupported lock schema {schema!r} (this pinrepro reads schema {SCHEMA})", where=where,
+            fix="upgrade pinrepro, or delete the lock and run `pinrepro lock`",
+        )
+    try:
+        images = {key: _image_from_toml(value) for key, value in _table(data, "images").items()}
+        layers = {key: _layer_from_toml(value) for key, value in _table(data, "layers").items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LockfileError(f"corrupted lock file ({exc})", where=where, fix=fix) from None
+    return Lock(images=images, layers=layers)
+
+
+def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise TypeError(f"'{key}' must be a table")
+    return value
+
+
+def _string(data: Mapping[str, Any], key: str, context: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{context}: '{key}' must be a non-empty string")
+    return value
+
+
+def _image_from_toml(data: Any) -> ImageLock:
+    if not isinstance(data, dict):
+        raise TypeError("each image must be a table")
+    platforms: dict[str, PlatformLock] = {}
+    for name, entry in _table(data, "platforms").items():
+        if not isinstance(entry, dict):
+            raise TypeError(f"platform '{name}' must be a table")
+        if entry.get("absent") is True:
+            platforms[name] = PlatformLock(absent=True)
+            continue
+        contents = {k: v for k, v in entry.items() if k != "digest"}
+        platforms[name] = PlatformLock(
+            digest=_string(entry, "digest", f"platform {name}"), contents=contents or None
+        )
+    sites = data.get("sites", [])
+    if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
+        raise TypeError("'sites' must be a list of strings")
+    return ImageLock(
+        digest=_string(data, "digest", "image"),
+        media_type=_string(data, "media_type", "image"),
+        sites=tuple(sites),
+        platforms=platforms,
+        implicit_tag=bool(data.get("implicit_tag", False)),
+    )
+
+
+def _layer_from_toml(data: Any) -> LayerLock:
+    if not isinstance(data, dict):
+        raise TypeError("each layer must be a table")
+    constraints = _table(data, "constraints")
+    python = data.get("python")
+    return LayerLock(
+        requirements=_string(data, "requirements", "layer"),
+        lock=_string(data, "lock", "layer"),
+        input_sha256=_string(data, "input_sha256", "layer"),
+        output_sha256=_string(data, "output_sha256", "layer"),
+        options_sha256=_string(data, "options_sha256", "layer"),
+        resolver=_string(data, "resolver", "layer"),
+        resolver_version=_string(data, "resolver_version", "layer"),
+        python=python if isinstance(python, str) else None,
+        constraints={str(k): str(v) for k, v in constraints.items()},
+    )
+
+
+def generator() -> str:
+    return f"pinrepro {__version__}"
