@@ -8,7 +8,7 @@ from typing import Literal
 Level = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Finding:
     """One problem. ``error`` findings make verify exit 1; ``warning`` ones only with ``--strict``."""
 
@@ -17,6 +17,9 @@ class Finding:
     level: Level
     code: str  # short stable identifier, e.g. "unpinned", "drift", "stale-lock-entry"
     message: str
+
+    def sort_key(self) -> tuple[str, int, str, str, str]:
+        return (self.path, self.line or 0, self.level, self.code, self.message)
 
     def location(self) -> str:
         return f"{self.path}:{self.line}" if self.line else self.path

@@ -1,0 +1,44 @@
+"""Finding the project's Dockerfiles from the configured globs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pinrepro.config import Config
+from pinrepro.dockerfile import Dockerfile, parse
+from pinrepro.errors import DockerfileError
+
+# Directories that never hold the project's own Dockerfiles but can be huge or vendored.
+_SKIPPED_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache"}
+
+
+def find_dockerfiles(config: Config) -> list[Path]:
+    """Every file matching the ``dockerfiles`` globs under the root, sorted, skipping VCS and venv folders."""
+    found: set[Path] = set()
+    for pattern in config.dockerfiles:
+        for path in config.root.glob(pattern):
+            relative = path.relative_to(config.root)
+            if path.is_file() and not _SKIPPED_DIRS.intersection(relative.parts[:-1]):
+                found.add(path)
+    return sorted(found)
+
+
+def relative(config: Config, path: Path) -> str:
+    return path.relative_to(config.root).as_posix()
+
+
+def load_dockerfiles(config: Config) -> list[Dockerfile]:
+    """Parse every Dockerfile of the project; a file that cannot be read or parsed is an error naming it."""
+    parsed = []
+    for path in find_dockerfiles(config):
+        name = relative(config, path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise DockerfileError(f"cannot read it: {exc.strerror}", where=name) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DockerfileError("is not UTF-8 text", where=name, fix="save the Dockerfile as UTF-8") from None
+        parsed.append(parse(text, name))
+    return parsed

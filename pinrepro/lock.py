@@ -1,0 +1,272 @@
+"""`pinrepro lock`: pin what is not pinned yet or whose input changed, keep every other pin.
+
+Like pip-compile, an existing pin is kept unless its input changed (the FROM line, the configured
+platforms) or the user asked for ``--upgrade``. A lock where nothing changed touches no network.
+All new file contents are computed first; files are written only once everything resolved, atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pinrepro import lockfile
+from pinrepro.config import Config
+from pinrepro.discovery import load_dockerfiles
+from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
+from pinrepro.errors import PinreproError
+from pinrepro.findings import Finding
+from pinrepro.fsutil import write_atomically
+from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
+from pinrepro.reference import ImageRef
+
+if TYPE_CHECKING:
+    from pinrepro.registry.client import ImageDescription, RegistryClient
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ImageSite:
+    """One FROM (or ARG default) that names an image, parsed into a reference."""
+
+    dockerfile: Dockerfile
+    site: FromSite
+    ref: ImageRef  # with the digest written in the Dockerfile, if any
+
+    @property
+    def key(self) -> str:
+        """The lock's key: the reference without the digest (the tag is what moves)."""
+        return self.ref.without_digest().tagged if self.ref.tag else self.ref.tagged
+
+    @property
+    def location(self) -> str:
+        return f"{self.site.path}:{self.site.line}"
+
+
+@dataclass(frozen=True)
+class LockOutcome:
+    old: Lock | None
+    new: Lock
+    files: Mapping[Path, bytes]  # every file whose content changes -> its new content
+    old_files: Mapping[Path, bytes | None]  # the same files' previous content (None: did not exist)
+    findings: list[Finding] = field(default_factory=list)
+    resolved: tuple[str, ...] = ()  # lock keys that needed the registry this run
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files)
+
+
+def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[Finding]]:
+    """Image sites with parsed references, and findings for sites that cannot be pinned."""
+    sites: list[ImageSite] = []
+    findings: list[Finding] = []
+    for dockerfile in dockerfiles:
+        for site in dockerfile.sites:
+            if site.kind == "unresolved":
+                findings.append(Finding(site.path, site.line, "warning", "unresolved",
+                                        f"cannot pin '{site.written}': {site.reason}; it is left alone"))
+            if site.kind != "image" or site.image is None:
+                continue
+            # dockerfile.parse already rejected invalid references, naming the file and line.
+            sites.append(ImageSite(dockerfile, site, ImageRef.parse(site.image)))
+    return sites, findings
+
+
+def run_lock(
+    config: Config,
+    *,
+    upgrade: bool = False,
+    upgrade_packages: Collection[str] = (),
+    dry_run: bool = False,
+    client: RegistryClient | None = None,
+    client_factory: Callable[[], RegistryClient] | None = None,
+    progress: Progress | None = None,
+) -> LockOutcome:
+    """Pin images and requirement layers; write the files unless ``dry_run``."""
+    old = lockfile.read(config.lock_path)
+    dockerfiles = load_dockerfiles(config)
+    sites, findings = collect_sites(dockerfiles)
+    by_key: dict[str, list[ImageSite]] = {}
+    for image_site in sites:
+        by_key.setdefault(image_site.key, []).append(image_site)
+
+    previous = old.images if old else {}
+    resolver = _ImageResolver(config, client, client_factory, progress)
+    images = resolver.pin_all(by_key, previous, upgrade=upgrade)
+    findings.extend(_absent_platform_findings(config, images, by_key))
+
+    layers: dict[str, LayerLock] = {}
+    files: dict[Path, bytes] = {}
+    if config.layers:
+        from pinrepro.requirements import compile_layers
+
+        outcomes = compile_layers(
+            config, old.layers if old else {}, upgrade=upgrade, upgrade_packages=upgrade_packages,
+            platform=config.platforms[0],
+        )
+        for outcome in outcomes:
+            layers[outcome.name] = outcome.record
+            if outcome.changed:
+                files[outcome.lock_path] = outcome.content
+
+    for dockerfile in dockerfiles:
+        new_text = rewrite(dockerfile, _digest_lookup(images))
+        if new_text != dockerfile.text:
+            files[config.root / dockerfile.path] = new_text.encode("utf-8")
+
+    new = Lock(images=images, layers=layers)
+    new_lock_text = lockfile.dumps(new).encode("utf-8")
+    old_lock_bytes = _read_or_none(config.lock_path)
+    if new_lock_text != old_lock_bytes:
+        files[config.lock_path] = new_lock_text
+    old_files = {path: _read_or_none(path) for path in files}
+    if not dry_run and files:
+        write_atomically(files)
+    return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
+                       resolved=resolver.resolved)
+
+
+def _digest_lookup(images: Mapping[str, ImageLock]) -> Callable[[FromSite], str | None]:
+    def digest_for(site: FromSite) -> str | None:
+        if site.image is None:
+            return None
+        ref = ImageRef.parse(site.image)
+        if not ref.tag:  # digest-only reference: pinned by the user, nothing to move
+            return None
+        image = images.get(ref.without_digest().tagged)
+        return image.digest if image else None
+
+    return digest_for
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _absent_platform_findings(config: Config, images: Mapping[str, ImageLock],
+                              by_key: Mapping[str, list[ImageSite]]) -> list[Finding]:
+    findings = []
+    for key, image in sorted(images.items()):
+        first = by_key[key][0]
+        for name, platform in sorted(image.platforms.items()):
+            if platform.absent:
+                findings.append(Finding(first.site.path, first.site.line, "warning", "platform-absent",
+                                        f"{first.ref.familiar()} has no {name} image; pinned all the same"))
+    return findings
+
+
+class _ImageResolver:
+    """Decides per lock key whether the old pin stands or the registry must be asked, then asks in bulk."""
+
+    def __init__(self, config: Config, client: RegistryClient | None,
+                 client_factory: Callable[[], RegistryClient] | None, progress: Progress | None) -> None:
+        self._config = config
+        self._client = client
+        self._client_factory = client_factory
+        self._progress = progress
+        self.resolved: tuple[str, ...] = ()
+
+    def client(self) -> RegistryClient:
+        # Created only when something must be resolved: a lock where nothing changed makes no request.
+        if self._client is None:
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                from pinrepro.registry.authn import DefaultKeychain
+                from pinrepro.registry.client import RegistryClient
+
+                self._client = RegistryClient(
+                    DefaultKeychain(), mirrors=self._config.mirrors,
+                    insecure_registries=self._config.insecure_registries, progress=self._progress,
+                )
+        return self._client
+
+    def pin_all(self, by_key: Mapping[str, list[ImageSite]], previous: Mapping[str, ImageLock],
+                *, upgrade: bool) -> dict[str, ImageLock]:
+        images: dict[str, ImageLock] = {}
+        to_describe: dict[str, ImageRef] = {}
+        to_check: dict[str, ImageRef] = {}
+        for key, group in by_key.items():
+            prev = previous.get(key)
+            written = {s.ref.digest for s in group if s.ref.digest}
+            ref = group[0].ref.without_digest()
+            if len(written) > 1:
+                places = ", ".join(s.location for s in group)
+                raise PinreproError(f"{ref.familiar()} is pinned to different digests at {places}",
+                                    fix="make the FROM lines agree (or remove the digests) and run `pinrepro lock`")
+            user_digest = next(iter(written), None)
+            if not ref.tag:  # digest-only reference: nothing can move, only describe it once
+                user_digest = group[0].ref.digest
+            if prev and self._covers(prev) and user_digest in (None, prev.digest):
+                if upgrade and ref.tag:
+                    to_check[key] = ref
+                images[key] = self._with_sites(prev, group)
+            elif user_digest and not upgrade:
+                # Pinned by hand (or the lock is new): keep the user's digest, learn its platforms.
+                to_describe[key] = ref.with_digest(user_digest)
+            else:
+                to_describe[key] = ref
+        if to_check:
+            moved = self._moved(to_check, previous)
+            for key in moved:
+                to_describe[key] = to_check[key]
+        if to_describe:
+            descriptions = self.client().describe_many(list(to_describe.values()))
+            for key, ref in to_describe.items():
+                images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
+        self.resolved = tuple(sorted(to_describe))
+        return dict(sorted(images.items()))
+
+    def _covers(self, prev: ImageLock) -> bool:
+        return set(self._config.platforms) <= set(prev.platforms)
+
+    def _moved(self, refs: Mapping[str, ImageRef], previous: Mapping[str, ImageLock]) -> list[str]:
+        # HEAD requests first: they do not count against Docker Hub's pull limit, and an unmoved tag
+        # needs nothing more.
+        heads = self.client().head_many(list(refs.values()))
+        moved = []
+        for key, ref in refs.items():
+            answer = heads[ref]
+            if isinstance(answer, PinreproError):
+                raise answer
+            if answer.digest != previous[key].digest:
+                moved.append(key)
+        return moved
+
+    @staticmethod
+    def _with_sites(image: ImageLock, group: list[ImageSite]) -> ImageLock:
+        # Once pinned, ``FROM ubuntu`` reads ``ubuntu:latest@sha256:...``: the lock remembers it was implied.
+        return ImageLock(
+            digest=image.digest, media_type=image.media_type, sites=_sites(group),
+            platforms=image.platforms, implicit_tag=image.implicit_tag or group[0].ref.implicit_tag,
+        )
+
+    def _image_lock(self, description: ImageDescription, group: list[ImageSite],
+                    prev: ImageLock | None) -> ImageLock:
+        from pinrepro.registry.platform import match_platform
+
+        platforms: dict[str, PlatformLock] = {}
+        for wanted in self._config.platforms:
+            found = match_platform(wanted, description.platforms)
+            if found is None:
+                platforms[wanted] = PlatformLock(absent=True)
+                continue
+            manifest = description.platforms[found]
+            old = prev.platforms.get(wanted) if prev else None
+            contents = old.contents if old and old.digest == manifest.digest else None
+            platforms[wanted] = PlatformLock(digest=manifest.digest, contents=contents)
+        return ImageLock(
+            digest=description.digest, media_type=description.media_type, sites=_sites(group),
+            platforms=platforms, implicit_tag=group[0].ref.implicit_tag or bool(prev and prev.implicit_tag),
+        )
+
+
+def _sites(group: list[ImageSite]) -> tuple[str, ...]:
+    return tuple(sorted({s.location for s in group}))

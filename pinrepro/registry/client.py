@@ -1,0 +1,414 @@
+"""Registry operations pinrepro needs: tag -> digest, what platforms an image has, manifests, blobs.
+
+Everything goes through one Transport (auth, retries, redirects). Every byte that comes back by digest is
+verified: the OCI distribution spec says clients MUST check content against its digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TypeVar
+
+import requests
+
+from pinrepro.errors import PinreproError, RegistryError
+from pinrepro.reference import ImageRef
+from pinrepro.registry.authn import DefaultKeychain, Keychain
+from pinrepro.registry.platform import platform_key
+from pinrepro.registry.transport import Transport
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+# All four, always: without the list/index types a registry answers the linux/amd64 manifest and the pin is
+# wrong for every other platform (dependabot-core #2962/#3060, distribution #3431).
+ACCEPT_MANIFESTS = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
+# containerd's cap on manifest size (core/remotes/docker/fetcher.go).
+MAX_MANIFEST_BYTES = 4 << 20
+_MANIFEST_HEADERS = {
+    "Accept": ACCEPT_MANIFESTS,
+    # requests asks for gzip by default; a compressed manifest no longer hashes to its digest (quay PR #1310).
+    "Accept-Encoding": "identity",
+}
+_BLOB_HEADERS = {"Accept-Encoding": "identity"}
+_GENERIC_TYPES = {"", "application/json", "text/plain", "application/octet-stream"}
+_CHUNK = 1 << 16
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    digest: str
+    media_type: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class PlatformManifest:
+    digest: str
+    media_type: str
+    config_digest: str | None
+
+
+@dataclass(frozen=True)
+class ImageDescription:
+    digest: str  # what the tag points to (the index for multi-platform images)
+    media_type: str
+    platforms: Mapping[str, PlatformManifest]  # platform_key -> manifest; attestations ("unknown/unknown") skipped
+
+
+class RegistryClient:
+    """Talks to registries over the distribution API; no Docker daemon involved."""
+
+    def __init__(self, keychain: Keychain | None = None, *, mirrors: Mapping[str, str] | None = None,
+                 insecure_registries: Iterable[str] = (), max_workers: int = 8, transport: Transport | None = None,
+                 progress: Callable[[int, int], None] | None = None, **transport_options: Any) -> None:
+        self.mirrors: dict[str, str] = {}
+        insecure = set(insecure_registries)
+        for upstream, mirror in (mirrors or {}).items():
+            host = mirror.strip().rstrip("/")
+            if host.startswith("http://"):
+                insecure.add(host.removeprefix("http://"))  # the user said plain HTTP for this mirror
+            host = host.removeprefix("http://").removeprefix("https://")
+            self.mirrors[upstream] = host
+        self.max_workers = max(1, max_workers)
+        self.progress = progress
+        if transport is None:
+            transport = Transport(keychain if keychain is not None else DefaultKeychain(),
+                                  insecure_registries=sorted(insecure),
+                                  pool_size=max(16, self.max_workers), **transport_options)
+        self.transport = transport
+        self._lock = threading.Lock()
+        self._blob_bytes = 0
+
+    @property
+    def blob_bytes(self) -> int:
+        with self._lock:
+            return self._blob_bytes
+
+    def _count_blob(self, amount: int) -> None:
+        with self._lock:
+            self._blob_bytes += amount
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- where a reference is served ---------------------------------------------------------------
+
+    def host_for(self, ref: ImageRef) -> str:
+        """The host that serves ``ref``: its mirror when one is configured, else its API host."""
+        return self.mirrors.get(ref.registry) or self.mirrors.get(ref.api_host) or ref.api_host
+
+    def _request(self, method: str, ref: ImageRef, path: str, *, headers: Mapping[str, str],
+                 stream: bool = False, allow_status: Iterable[int] = ()) -> requests.Response:
+        host = self.host_for(ref)
+        upstream = ref.registry if host != ref.api_host else None
+        return self.transport.request(method, host, ref.repository, f"/v2/{ref.repository}{path}",
+                                      headers=headers, stream=stream, allow_status=tuple(allow_status),
+                                      upstream=upstream)
+
+    # -- manifests ---------------------------------------------------------------------------------
+
+    def head_digest(self, ref: ImageRef) -> Descriptor:
+        """The digest ``ref`` points to. HEAD first (free on Docker Hub); GET and hash when HEAD can't tell."""
+        # HEAD may answer 404/405 where GET works (old distribution, Nexus, some Harbor) - FACTS.md.
+        response = self._request("HEAD", ref, f"/manifests/{ref.manifest_ref}", headers=_MANIFEST_HEADERS,
+                                 allow_status=(404, 405))
+        with response:
+            digest = response.headers.get("Docker-Content-Digest", "").strip()
+            media_type = _media_type(response.headers.get("Content-Type"))
+            length = response.headers.get("Content-Length")
+            usable = response.status_code < 300 and digest and media_type not in _GENERIC_TYPES
+        if usable:
+            if ref.digest and digest != ref.digest:
+                raise self._mismatch(ref, "manifest", ref.digest, digest)
+            if media_type not in INDEX_TYPES | MANIFEST_TYPES:
+                raise self._unknown_type(ref, media_type)
+            size = int(length) if length and length.isdigit() and int(length) > 0 else None
+            return Descriptor(digest, media_type, size)
+        # No Docker-Content-Digest (ECR, registry.access.redhat.com, proxies): hash the exact body.
+        body, media_type, digest = self.get_manifest(ref)
+        return Descriptor(digest, media_type, len(body))
+
+    def get_manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
+        """Body, media type and verified digest of the manifest ``ref`` names (digest if set, else tag)."""
+        response = self._request("GET", ref, f"/manifests/{ref.manifest_ref}", headers=_MANIFEST_HEADERS, stream=True)
+        with response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+                raise self._too_big(ref, int(length))
+            body = _read_capped(response, MAX_MANIFEST_BYTES + 1)
+            header_digest = response.headers.get("Docker-Content-Digest", "").strip()
+            header_type = _media_type(response.headers.get("Content-Type"))
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise self._too_big(ref, len(body))
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        # Clients MUST verify (distribution spec): the header when present, the requested digest when asked.
+        for expected in (header_digest, ref.digest):
+            if expected and _digest_of(body, expected) != expected:
+                raise self._mismatch(ref, "manifest", expected, _digest_of(body, expected))
+        if ref.digest:
+            digest = ref.digest
+        document = _parse_json(body)
+        media_type = header_type
+        if media_type in _GENERIC_TYPES:
+            media_type = _body_media_type(document)
+        if media_type not in INDEX_TYPES | MANIFEST_TYPES:
+            raise self._unknown_type(ref, media_type)
+        if document is None:
+            raise RegistryError(f"the manifest of {ref} from {self.host_for(ref)} is not valid JSON",
+                                fix="the registry sent a broken manifest; try again or report it to its operators")
+        return body, media_type, digest
+
+    def describe(self, ref: ImageRef) -> ImageDescription:
+        """What ``ref`` points to and the manifest per platform (one GET; a config GET for single-platform)."""
+        body, media_type, digest = self.get_manifest(ref)
+        document = _parse_json(body)
+        assert isinstance(document, dict)  # get_manifest checked it parses and has a known type
+        if media_type in INDEX_TYPES:
+            return ImageDescription(digest, media_type, self._platforms_of_index(ref, document))
+        config = document.get("config")
+        config_digest = config.get("digest") if isinstance(config, dict) else None
+        if not isinstance(config_digest, str) or not config_digest:
+            raise RegistryError(f"the manifest of {ref} has no config descriptor",
+                                fix="the image is not a container image; check the reference")
+        image_config = _parse_json(self.get_blob(ref, config_digest))
+        if not isinstance(image_config, dict):
+            raise RegistryError(f"the config blob {config_digest} of {ref} is not a JSON object",
+                                fix="the image is not a container image; check the reference")
+        key = platform_key(str(image_config.get("os") or "unknown"), str(image_config.get("architecture") or
+                                                                         "unknown"),
+                           _optional_str(image_config.get("variant")))
+        return ImageDescription(digest, media_type, {key: PlatformManifest(digest, media_type, config_digest)})
+
+    def _platforms_of_index(self, ref: ImageRef, index: dict[str, Any]) -> dict[str, PlatformManifest]:
+        platforms: dict[str, PlatformManifest] = {}
+        entries = index.get("manifests")
+        if not isinstance(entries, list):
+            raise RegistryError(f"the index of {ref} has no 'manifests' list",
+                                fix="the registry sent a broken index; report it to its operators")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            platform = entry.get("platform")
+            digest = entry.get("digest")
+            if not isinstance(platform, dict) or not isinstance(digest, str):
+                continue
+            os_name = str(platform.get("os") or "")
+            architecture = str(platform.get("architecture") or "")
+            # BuildKit's attestation manifests sit in the index as "unknown/unknown".
+            if not os_name or not architecture or os_name == "unknown" or architecture == "unknown":
+                continue
+            key = platform_key(os_name, architecture, _optional_str(platform.get("variant")))
+            # The first entry for a platform wins, as in docker pull (containerd's platform matcher order).
+            platforms.setdefault(key, PlatformManifest(digest, str(entry.get("mediaType") or ""), None))
+        return platforms
+
+    # -- blobs -------------------------------------------------------------------------------------
+
+    def get_blob(self, ref: ImageRef, digest: str, *, max_size: int = 4 << 20) -> bytes:
+        """A small blob (an image config), read whole and verified against ``digest``."""
+        response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True)
+        with response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_size:
+                raise self._blob_too_big(ref, digest, int(length), max_size)
+            body = _read_capped(response, max_size + 1)
+        if len(body) > max_size:
+            raise self._blob_too_big(ref, digest, len(body), max_size)
+        self._count_blob(len(body))
+        actual = _digest_of(body, digest)
+        if actual != digest:
+            raise self._mismatch(ref, "blob", digest, actual)
+        return body
+
+    def open_blob(self, ref: ImageRef, digest: str) -> BinaryIO:
+        """A layer as a stream; reading past its end raises RegistryError when its sha256 does not match."""
+        algorithm = digest.partition(":")[0]
+        if algorithm not in hashlib.algorithms_available:
+            raise RegistryError(f"unsupported digest algorithm in {digest} for {ref}",
+                                fix="pinrepro verifies sha256 and sha512 digests")
+        response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True)
+        raw = _VerifiedStream(response, digest, lambda: self._mismatch(ref, "blob", digest, raw.actual()),
+                              self._count_blob)
+        return io.BufferedReader(raw, buffer_size=_CHUNK)
+
+    # -- many at once ------------------------------------------------------------------------------
+
+    def describe_many(self, refs: Sequence[ImageRef]) -> dict[ImageRef, ImageDescription]:
+        """describe() for each unique ref, concurrently; one token request per registry for all of them.
+
+        Raises the first error in input order, after every lookup finished.
+        """
+        results = self._run_many(self.describe, refs)
+        described: dict[ImageRef, ImageDescription] = {}
+        for ref, result in results.items():
+            if isinstance(result, BaseException):
+                raise result
+            described[ref] = result
+        return described
+
+    def head_many(self, refs: Sequence[ImageRef]) -> dict[ImageRef, Descriptor | PinreproError]:
+        """head_digest() for each unique ref, concurrently; errors are returned per ref, not raised."""
+        results = self._run_many(self.head_digest, refs)
+        out: dict[ImageRef, Descriptor | PinreproError] = {}
+        for ref, result in results.items():
+            if isinstance(result, BaseException) and not isinstance(result, PinreproError):
+                raise result
+            out[ref] = result
+        return out
+
+    def _run_many(self, work: Callable[[ImageRef], _T], refs: Sequence[ImageRef]) -> dict[ImageRef, _T | BaseException]:
+        unique = list(dict.fromkeys(refs))
+        by_host: dict[str, list[str]] = {}
+        for ref in unique:
+            by_host.setdefault(self.host_for(ref), []).append(ref.repository)
+        for host, repositories in by_host.items():
+            with contextlib.suppress(PinreproError):
+                # On failure each lookup reports its own error, naming its repository; an unreachable host is
+                # remembered by the transport, so its lookups fail fast instead of retrying each.
+                self.transport.prefetch_tokens(host, sorted(set(repositories)))
+        results: dict[ImageRef, _T | BaseException] = {}
+        total = len(unique)
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, max(1, total))) as pool:
+            futures: dict[Future[_T], ImageRef] = {pool.submit(work, ref): ref for ref in unique}
+            for done, future in enumerate(as_completed(futures), start=1):
+                ref = futures[future]
+                try:
+                    results[ref] = future.result()
+                except BaseException as exc:  # kept per ref, re-raised in input order
+                    results[ref] = exc
+                if self.progress is not None:
+                    self.progress(done, total)
+        return {ref: results[ref] for ref in unique}
+
+    # -- errors ------------------------------------------------------------------------------------
+
+    def _where(self, ref: ImageRef) -> str:
+        host = self.host_for(ref)
+        return f"{ref.name} (via mirror {host})" if host != ref.api_host else ref.name
+
+    def _mismatch(self, ref: ImageRef, kind: str, expected: str, actual: str) -> RegistryError:
+        return RegistryError(f"digest mismatch for {kind} of {self._where(ref)}: expected {expected}, got {actual}",
+                             fix="the registry or a proxy altered the content; try again, or report it")
+
+    def _unknown_type(self, ref: ImageRef, media_type: str) -> RegistryError:
+        shown = media_type or "none"
+        return RegistryError(f"unsupported manifest media type '{shown}' for {self._where(ref)}",
+                             fix="pinrepro understands OCI and Docker v2 manifests and indexes; Docker schema 1 "
+                                 "images must be re-pushed with a current Docker or skopeo")
+
+    def _too_big(self, ref: ImageRef, size: int) -> RegistryError:
+        return RegistryError(f"the manifest of {self._where(ref)} is {size} bytes, over the "
+                             f"{MAX_MANIFEST_BYTES}-byte limit", fix="check the reference; this is not an image")
+
+    def _blob_too_big(self, ref: ImageRef, digest: str, size: int, limit: int) -> RegistryError:
+        return RegistryError(f"blob {digest} of {self._where(ref)} is {size} bytes, over the {limit}-byte limit",
+                             fix="check the reference; the config blob of an image is small")
+
+
+class _VerifiedStream(io.RawIOBase):
+    """Reads a response body, hashing as it goes; at EOF the hash must equal the digest."""
+
+    def __init__(self, response: requests.Response, digest: str, mismatch: Callable[[], RegistryError],
+                 count: Callable[[int], None]) -> None:
+        super().__init__()
+        self._response = response
+        self._digest = digest
+        self._hash = hashlib.new(digest.partition(":")[0])
+        self._mismatch = mismatch
+        self._count = count
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def actual(self) -> str:
+        return f"{self._digest.partition(':')[0]}:{self._hash.hexdigest()}"
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self._response.raw.read(len(view), decode_content=True)
+        except Exception as exc:
+            raise RegistryError(f"the download of blob {self._digest} broke off ({type(exc).__name__})",
+                                fix="try again; check the network or proxy") from None
+        if not data:
+            if not self._checked:
+                self._checked = True
+                if self.actual() != self._digest:
+                    raise self._mismatch()
+            return 0
+        self._hash.update(data)
+        self._count(len(data))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)
+
+
+def _digest_of(body: bytes, like: str) -> str:
+    algorithm = like.partition(":")[0]
+    if algorithm not in ("sha256", "sha384", "sha512"):
+        raise RegistryError(f"unsupported digest algorithm '{algorithm}'",
+                            fix="pinrepro verifies sha256 and sha512 digests")
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _body_media_type(document: Any) -> str:
+    """The media type a manifest declares, or what its shape says when it declares none (image-spec allows it)."""
+    if not isinstance(document, dict):
+        return ""
+    declared = document.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    if isinstance(document.get("manifests"), list):
+        return OCI_INDEX
+    if isinstance(document.get("config"), dict):
+        return OCI_MANIFEST
+    return ""
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

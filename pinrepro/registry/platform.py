@@ -1,0 +1,69 @@
+"""Platform strings (``os/arch[/variant]``) and which manifest of an index serves a wanted platform.
+
+Normalisation follows containerd's ``platforms`` package: ``aarch64`` is ``arm64``, ``x86_64`` is
+``amd64``; arm64's default variant is ``v8`` (indexes usually write ``linux/arm64/v8`` while people write
+``linux/arm64``), 32-bit arm's is ``v7``, amd64's is ``v1``. A wanted variant must match exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+_ARCH_ALIASES = {
+    "x86_64": "amd64",
+    "x86-64": "amd64",
+    "aarch64": "arm64",
+    "i386": "386",
+    "i686": "386",
+    "armhf": "arm",
+    "armel": "arm",
+}
+# Variants implied by an architecture alias (Debian's armhf is ARMv7, armel ARMv6).
+_ALIAS_VARIANT = {"armhf": "v7", "armel": "v6"}
+_DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7", "amd64": "v1"}
+
+
+def platform_key(os: str, architecture: str, variant: str | None) -> str:
+    """``linux/arm64/v8``; no trailing slash when there is no variant."""
+    parts = [os.strip().lower(), architecture.strip().lower()]
+    if variant and variant.strip():
+        parts.append(variant.strip().lower())
+    return "/".join(parts)
+
+
+def _normalise(text: str) -> tuple[str, str, str | None]:
+    parts = [part.strip().lower() for part in text.split("/")]
+    os_name = parts[0] if parts else ""
+    raw_arch = parts[1] if len(parts) > 1 else ""
+    variant = parts[2] if len(parts) > 2 and parts[2] else None
+    arch = _ARCH_ALIASES.get(raw_arch, raw_arch)
+    if variant is None:
+        variant = _ALIAS_VARIANT.get(raw_arch)
+    if arch == "arm64" and variant == "8":
+        variant = "v8"
+    return os_name, arch, variant
+
+
+def match_platform(wanted: str, available: Iterable[str]) -> str | None:
+    """The entry of ``available`` (returned as written there) that serves ``wanted``, or None.
+
+    Exact matches win; then a missing variant stands for the architecture's default variant; then a
+    wanted platform without a variant takes the only entry of its os/arch.
+    """
+    entries = list(available)
+    w_os, w_arch, w_variant = _normalise(wanted)
+    normalised = [(entry, _normalise(entry)) for entry in entries]
+    for entry, (os_name, arch, variant) in normalised:
+        if (os_name, arch, variant) == (w_os, w_arch, w_variant):
+            return entry
+    default = _DEFAULT_VARIANT.get(w_arch)
+    for entry, (os_name, arch, variant) in normalised:
+        if (os_name, arch) != (w_os, w_arch):
+            continue
+        if (variant or default) == (w_variant or default):
+            return entry
+    if w_variant is None:
+        same = [entry for entry, (os_name, arch, _) in normalised if (os_name, arch) == (w_os, w_arch)]
+        if len(same) == 1:
+            return same[0]
+    return None

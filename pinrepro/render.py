@@ -1,0 +1,57 @@
+"""Turning results into text, JSON or GitHub workflow annotations. Returns strings; cli.py prints them."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from pinrepro.findings import Finding
+
+
+def findings_text(findings: Iterable[Finding]) -> str:
+    return "\n".join(f"{f.location()}: {f.level}: {f.message} [{f.code}]" for f in findings)
+
+
+def findings_json(findings: Iterable[Finding], exit_code: int) -> str:
+    items = [
+        {"path": f.path, "line": f.line, "level": f.level, "code": f.code, "message": f.message}
+        for f in findings
+    ]
+    return json.dumps({"findings": items, "exit_code": exit_code}, indent=2, sort_keys=True)
+
+
+def findings_github(findings: Iterable[Finding]) -> str:
+    """Workflow commands GitHub turns into annotations on the file and line (docs: workflow-commands)."""
+    lines = []
+    for f in findings:
+        props = [f"file={_escape_property(f.path)}"]
+        if f.line:
+            props.append(f"line={f.line}")
+        props.append(f"title={_escape_property(f'pinrepro {f.code}')}")
+        lines.append(f"::{f.level} {','.join(props)}::{_escape_data(f.message)}")
+    return "\n".join(lines)
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def file_diff(root: Path, files: Mapping[Path, bytes], old_files: Mapping[Path, bytes | None]) -> str:
+    """A unified diff of what a command would write, paths relative to the project root."""
+    chunks = []
+    for path in sorted(files):
+        name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        old = old_files.get(path)
+        old_lines = old.decode("utf-8", "replace").splitlines(keepends=True) if old is not None else []
+        new_lines = files[path].decode("utf-8", "replace").splitlines(keepends=True)
+        diff = difflib.unified_diff(old_lines, new_lines, f"a/{name}" if old is not None else "/dev/null",
+                                    f"b/{name}")
+        chunks.append("".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                              for line in diff))
+    return "".join(chunks)

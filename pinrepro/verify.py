@@ -1,0 +1,160 @@
+"""`pinrepro verify`: do the Dockerfiles, the requirement locks and pinrepro.lock agree, and is all pinned?
+
+Offline by default, so it can run in every CI job for free. ``--online`` also asks the registries whether
+each pinned digest is still pullable and whether its tag now points elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pinrepro import lockfile
+from pinrepro.config import Config
+from pinrepro.discovery import load_dockerfiles
+from pinrepro.errors import NotFoundError, PinreproError
+from pinrepro.findings import Finding
+from pinrepro.lock import ImageSite, collect_sites
+from pinrepro.lockfile import Lock
+from pinrepro.reference import ImageRef
+
+if TYPE_CHECKING:
+    from pinrepro.dockerfile import Dockerfile
+    from pinrepro.registry.client import RegistryClient
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    findings: tuple[Finding, ...]
+    strict: bool = False
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "warning")
+
+    @property
+    def exit_code(self) -> int:
+        if self.errors or (self.strict and self.warnings):
+            return 1
+        return 0
+
+
+def run_verify(
+    config: Config,
+    *,
+    online: bool = False,
+    strict: bool = False,
+    client_factory: Callable[[], RegistryClient] | None = None,
+) -> VerifyReport:
+    lock_name = config.lockfile
+    lock = lockfile.read(config.lock_path)
+    dockerfiles = load_dockerfiles(config)
+    sites, findings = collect_sites(dockerfiles)
+    if lock is None:
+        findings.append(Finding(lock_name, None, "error", "no-lock",
+                                f"{lock_name} does not exist: run `pinrepro lock` and commit it"))
+        lock = Lock()
+    findings.extend(check_images(sites, lock, lock_name))
+    if config.layers or lock.layers:
+        findings.extend(_layer_findings(config, lock, dockerfiles))
+    findings.extend(_cuda_findings(config, lock, dockerfiles))
+    if online and lock.images:
+        factory = client_factory or _default_client(config)
+        findings.extend(check_online(lock, factory(), lock_name))
+    return VerifyReport(findings=tuple(sorted(set(findings), key=Finding.sort_key)), strict=strict)
+
+
+def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Finding]:
+    """Every FROM pinned, to the digest the lock has; no lock entry without a FROM, and vice versa."""
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for image_site in sites:
+        site, ref = image_site.site, image_site.ref
+        seen.add(image_site.key)
+        entry = lock.images.get(image_site.key)
+        if entry is None:
+            findings.append(Finding(site.path, site.line, "error", "not-locked",
+                                    f"{ref.familiar()} is not in {lock_name}: run `pinrepro lock`"))
+        elif ref.digest is None:
+            findings.append(Finding(site.path, site.line, "error", "unpinned",
+                                    f"{ref.familiar()} is not pinned by digest: run `pinrepro lock`"))
+        elif ref.digest != entry.digest:
+            findings.append(Finding(
+                site.path, site.line, "error", "drift",
+                f"{ref.without_digest().familiar()} is pinned to {_short(ref.digest)} but {lock_name} has "
+                f"{_short(entry.digest)}: run `pinrepro lock` to record the Dockerfile's pin, or restore the line",
+            ))
+        for platform, entry_platform in sorted((entry.platforms if entry else {}).items()):
+            if entry_platform.absent:
+                findings.append(Finding(site.path, site.line, "warning", "platform-absent",
+                                        f"{ref.without_digest().familiar()} has no {platform} image"))
+    for key in sorted(set(lock.images) - seen):
+        findings.append(Finding(lock_name, None, "error", "stale-lock-entry",
+                                f"{key} is in {lock_name} but no Dockerfile uses it: run `pinrepro lock`"))
+    return findings
+
+
+def check_online(lock: Lock, client: RegistryClient, lock_name: str) -> list[Finding]:
+    """Is each pinned digest still pullable, and does each tag still point to it?"""
+    pinned: dict[ImageRef, str] = {}
+    tags: dict[ImageRef, str] = {}
+    for key, entry in lock.images.items():
+        ref = ImageRef.parse(key)
+        pinned[ref.with_digest(entry.digest)] = key
+        if ref.tag and ref.digest is None:
+            tags[ref] = key
+    answers = client.head_many([*pinned, *tags])
+    findings: list[Finding] = []
+    for ref, key in pinned.items():
+        answer = answers[ref]
+        if isinstance(answer, NotFoundError):
+            findings.append(Finding(lock_name, None, "error", "not-pullable",
+                                    f"{key}@{_short(lock.images[key].digest)} is no longer pullable: "
+                                    "run `pinrepro lock --upgrade`"))
+        elif isinstance(answer, PinreproError):
+            raise answer
+    for ref, key in tags.items():
+        answer = answers[ref]
+        if isinstance(answer, PinreproError):
+            findings.append(Finding(lock_name, None, "warning", "tag-gone", f"{key}: {answer.what}"))
+        elif answer.digest != lock.images[key].digest:
+            findings.append(Finding(
+                lock_name, None, "warning", "tag-moved",
+                f"{key} now points to {_short(answer.digest)} (locked: {_short(lock.images[key].digest)}): "
+                "`pinrepro lock --upgrade` moves the pin",
+            ))
+    return findings
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}"
+
+
+def _default_client(config: Config) -> Callable[[], RegistryClient]:
+    def make() -> RegistryClient:
+        from pinrepro.registry.authn import DefaultKeychain
+        from pinrepro.registry.client import RegistryClient
+
+        return RegistryClient(DefaultKeychain(), mirrors=config.mirrors,
+                              insecure_registries=config.insecure_registries)
+
+    return make
+
+
+def _layer_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
+    from pinrepro.requirements import check_dockerfile_installs, check_layers
+
+    findings = list(check_layers(config, lock))
+    for dockerfile in dockerfiles:
+        findings.extend(check_dockerfile_installs(dockerfile.text, dockerfile.path, config))
+    return findings
+
+
+def _cuda_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
+    return []

@@ -1,0 +1,548 @@
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pinrepro.dockerfile import Dockerfile, FromSite, parse, rewrite, strip_digest
+from pinrepro.errors import DockerfileError
+from pinrepro.reference import ImageRef
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dockerfiles"
+OLD = "sha256:" + "b" * 64
+NEW = "sha256:" + "a" * 64
+OTHER = "sha256:" + "c" * 64
+
+Row = tuple[int, str, str | None, str, str | None, str | None, str | None, str | None, str | None]
+
+
+def rows(text: str) -> list[Row]:
+    """Every field of every site except path, in declaration order."""
+    return [
+        (s.line, s.written, s.image, s.kind, s.stage_name, s.platform, s.reason, s.pin_target, s.arg_name)
+        for s in parse(text).sites
+    ]
+
+
+def always(digest: str | None) -> Callable[[FromSite], str | None]:
+    return lambda site: digest
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("FROM ubuntu:22.04\n", [(1, "ubuntu:22.04", "ubuntu:22.04", "image", None, None, None, "literal",
+                                              None)], id="literal"),
+        pytest.param("from ubuntu\n", [(1, "ubuntu", "ubuntu", "image", None, None, None, "literal", None)],
+                     id="lower-case"),
+        pytest.param("FROM ubuntu:22.04@" + OLD + "\n",
+                     [(1, "ubuntu:22.04@" + OLD, "ubuntu:22.04@" + OLD, "image", None, None, None, "literal", None)],
+                     id="already-pinned"),
+        pytest.param("FROM --platform=$BUILDPLATFORM golang:1.22 AS build\nFROM --platform=linux/arm64 alpine\n",
+                     [(1, "golang:1.22", "golang:1.22", "image", "build", "$BUILDPLATFORM", None, "literal", None),
+                      (2, "alpine", "alpine", "image", None, "linux/arm64", None, "literal", None)],
+                     id="platform"),
+        pytest.param('FROM --platform="linux/amd64" alpine\n',
+                     [(1, "alpine", "alpine", "image", None, "linux/amd64", None, "literal", None)],
+                     id="platform-quoted"),
+        pytest.param("FROM python:3.11 As Builder\nFROM builder\nfrom BUILDER as final\nFROM scratch\n",
+                     [(1, "python:3.11", "python:3.11", "image", "builder", None, None, "literal", None),
+                      (2, "builder", None, "stage", None, None, None, None, None),
+                      (3, "BUILDER", None, "stage", "final", None, None, None, None),
+                      (4, "scratch", None, "scratch", None, None, None, None, None)],
+                     id="stages-case-insensitive"),
+        pytest.param("FROM later\nFROM alpine AS later\n",
+                     [(1, "later", "later", "image", None, None, None, "literal", None),
+                      (2, "alpine", "alpine", "image", "later", None, None, "literal", None)],
+                     id="only-earlier-stages-count"),
+        pytest.param("ARG BASE=python:3.11-slim\nFROM ${BASE}\nFROM $BASE AS two\n",
+                     [(2, "${BASE}", "python:3.11-slim", "image", None, None, None, "arg", "BASE"),
+                      (3, "$BASE", "python:3.11-slim", "image", "two", None, None, "arg", "BASE")],
+                     id="whole-arg"),
+        pytest.param('ARG BASE="python:3.11"\nFROM "${BASE}"\n',
+                     [(2, '"${BASE}"', "python:3.11", "image", None, None, None, "arg", "BASE")],
+                     id="quoted-default"),
+        pytest.param("ARG A=1 B='x y' C\nFROM img:${A}\n",
+                     [(2, "img:${A}", "img:1", "image", None, None, None, "expression", None)],
+                     id="several-names"),
+        pytest.param("ARG CUDA=12.4.1 UBUNTU=22.04\nFROM nvidia/cuda:${CUDA}-runtime-ubuntu${UBUNTU}\n",
+                     [(2, "nvidia/cuda:${CUDA}-runtime-ubuntu${UBUNTU}", "nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+                       "image", None, None, None, "expression", None)],
+                     id="cuda-expression"),
+        pytest.param("ARG CUDA\nFROM nvidia/cuda:${CUDA}-runtime\n",
+                     [(2, "nvidia/cuda:${CUDA}-runtime", None, "unresolved", None, None, "ARG CUDA has no default",
+                       None, None)],
+                     id="no-default"),
+        pytest.param("ARG BASE\nFROM $BASE\n",
+                     [(2, "$BASE", None, "unresolved", None, None, "ARG BASE has no default", None, None)],
+                     id="whole-arg-no-default"),
+        pytest.param("FROM img:${VER}\n",
+                     [(1, "img:${VER}", None, "unresolved", None, None,
+                       "ARG VER is not declared before the first FROM", None, None)],
+                     id="undeclared"),
+        pytest.param("FROM alpine\nARG VER=1\nFROM img:${VER}\n",
+                     [(1, "alpine", "alpine", "image", None, None, None, "literal", None),
+                      (3, "img:${VER}", None, "unresolved", None, None,
+                       "ARG VER is not declared before the first FROM", None, None)],
+                     id="stage-arg-is-not-global"),
+        pytest.param("ARG VER\nFROM img:${VER:-3.1}\nFROM img:${VER:+x}y\nFROM img:${VER-2}\n",
+                     [(2, "img:${VER:-3.1}", "img:3.1", "image", None, None, None, "expression", None),
+                      (3, "img:${VER:+x}y", "img:y", "image", None, None, None, "expression", None),
+                      (4, "img:${VER-2}", "img:2", "image", None, None, None, "expression", None)],
+                     id="modifiers-unset"),
+        pytest.param("ARG VER=9\nFROM img:${VER:-3.1}\nFROM img:${VER:+x}y\nARG E=\nFROM img:${E:-4}${E-z}\n",
+                     [(2, "img:${VER:-3.1}", "img:9", "image", None, None, None, "expression", None),
+                      (3, "img:${VER:+x}y", "img:xy", "image", None, None, None, "expression", None),
+                      # E is declared after the first FROM, so for FROM it is unset: both defaults apply.
+                      (5, "img:${E:-4}${E-z}", "img:4z", "image", None, None, None, "expression", None)],
+                     id="modifiers-set"),
+        pytest.param("ARG E=\nFROM img:${E:-4}${E-z}\n",
+                     [(2, "img:${E:-4}${E-z}", "img:4", "image", None, None, None, "expression", None)],
+                     id="empty-default-colon-vs-plain"),
+        pytest.param("FROM img:${TARGETARCH}\nFROM img:${TARGETARCH:+multi}\n",
+                     [(1, "img:${TARGETARCH}", None, "unresolved", None, None,
+                       "TARGETARCH is set by BuildKit for each platform it builds", None, None),
+                      (2, "img:${TARGETARCH:+multi}", "img:multi", "image", None, None, None, "expression", None)],
+                     id="platform-args"),
+        pytest.param("ARG V=1\nFROM img:${V#x}\n",
+                     [(2, "img:${V#x}", None, "unresolved", None, None, "${V#...} is not evaluated by pinrepro", None,
+                       None)],
+                     id="unsupported-operator"),
+        pytest.param("ARG V\nFROM img:${V:?required}\n",
+                     [(2, "img:${V:?required}", None, "unresolved", None, None, "ARG V must be set (required)", None,
+                       None)],
+                     id="required-arg"),
+        pytest.param("ARG REG=ghcr.io/org\nARG IMG=${REG}/app:1\nFROM ${IMG}\n",
+                     [(3, "${IMG}", "ghcr.io/org/app:1", "image", None, None, None, "arg", "IMG")],
+                     id="arg-from-arg"),
+        pytest.param("ARG X\nARG IMG=app:${X}\nFROM ${IMG}\n",
+                     [(3, "${IMG}", None, "unresolved", None, None, "ARG X has no default", None, None)],
+                     id="arg-from-arg-without-default"),
+        pytest.param("ARG BASE=a\nARG BASE=b:2\nFROM $BASE\n",
+                     [(3, "$BASE", "b:2", "image", None, None, None, "arg", "BASE")], id="arg-redeclared"),
+        pytest.param("ARG B=stage1\nFROM alpine AS stage1\nFROM ${B}\nARG S=scratch\n",
+                     [(2, "alpine", "alpine", "image", "stage1", None, None, "literal", None),
+                      (3, "${B}", None, "stage", None, None, None, None, None)],
+                     id="stage-through-arg"),
+        pytest.param("ARG E=\nFROM ${E}\n",
+                     [(2, "${E}", None, "unresolved", None, None, "'${E}' expands to an empty image name", None, None)],
+                     id="expands-empty"),
+        pytest.param("ARG TAG=22.04@" + OLD + "\nFROM ubuntu:${TAG}\n",
+                     [(2, "ubuntu:${TAG}", "ubuntu:22.04@" + OLD, "image", None, None, None, None, None)],
+                     id="digest-inside-arg-has-no-pin-target"),
+        pytest.param("FROM \\\n  # the base image\n\n  ubuntu:22.04 \\\n  AS base\n",
+                     [(1, "ubuntu:22.04", "ubuntu:22.04", "image", "base", None, None, "literal", None)],
+                     id="continuation-with-comment-and-blank"),
+        pytest.param("# escape=`\nFROM `\n  mcr.microsoft.com/windows/servercore:ltsc2022 `\n  AS win\n",
+                     [(2, "mcr.microsoft.com/windows/servercore:ltsc2022",
+                       "mcr.microsoft.com/windows/servercore:ltsc2022", "image", "win", None, None, "literal", None)],
+                     id="backtick-escape"),
+        pytest.param("\n# escape=`\nFROM a \\\n  AS x\n",
+                     [(3, "a", "a", "image", "x", None, None, "literal", None)],
+                     id="directive-after-blank-is-a-comment"),
+        pytest.param("RUN echo hi\n# escape=`\nFROM a\n",
+                     [(3, "a", "a", "image", None, None, None, "literal", None)],
+                     id="directive-after-instruction-is-a-comment"),
+        pytest.param("FROM a\nRUN <<EOF\nFROM x\nEOF\nFROM b\n",
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (5, "b", "b", "image", None, None, None, "literal", None)],
+                     id="heredoc"),
+        pytest.param("FROM a\nRUN <<-EOF\n\tFROM x\n\tEOF\nFROM b\n",
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (5, "b", "b", "image", None, None, None, "literal", None)],
+                     id="heredoc-chomp"),
+        pytest.param("FROM a\nRUN python3 <<'PY' && cat <<\"SH\"\nFROM x\nPY\nFROM y\nSH\nFROM b\n",
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (7, "b", "b", "image", None, None, None, "literal", None)],
+                     id="two-quoted-heredocs"),
+        pytest.param("FROM a\nCOPY <<one /one <<two /two\nFROM x\none\nFROM y\ntwo\nFROM b\n",
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (7, "b", "b", "image", None, None, None, "literal", None)],
+                     id="copy-heredocs"),
+        pytest.param("FROM a\nRUN --mount=type=cache,target=/c \\\n  cat <<EOF\nFROM x\nEOF\nFROM b\n",
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (6, "b", "b", "image", None, None, None, "literal", None)],
+                     id="heredoc-after-continuation"),
+        pytest.param("FROM a\nONBUILD RUN <<EOF\nFROM x\nEOF\nFROM b\n",
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (5, "b", "b", "image", None, None, None, "literal", None)],
+                     id="onbuild-heredoc"),
+        pytest.param("FROM a\nRUN echo \"<<EOF\"\nFROM b\nRUN cat<<EOF\nFROM c\n",
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (3, "b", "b", "image", None, None, None, "literal", None),
+                      (5, "c", "c", "image", None, None, None, "literal", None)],
+                     id="not-heredocs"),
+        pytest.param('FROM a\nRUN ["sh", "-c", "cat <<EOF"]\nFROM b\n',
+                     [(1, "a", "a", "image", None, None, None, "literal", None),
+                      (3, "b", "b", "image", None, None, None, "literal", None)],
+                     id="json-form-has-no-heredoc"),
+        pytest.param("ENV X=1\nLABEL a=b\nFROM a\n", [(3, "a", "a", "image", None, None, None, "literal", None)],
+                     id="other-instructions"),
+        pytest.param("", [], id="empty"),
+        pytest.param("# only a comment", [], id="comment-only"),
+    ],
+)
+def test_sites(text: str, expected: list[Row]) -> None:
+    assert rows(text) == expected
+
+
+def test_line_endings_bom_and_missing_final_newline() -> None:
+    text = ("\ufeff# syntax=docker/dockerfile:1\r\nARG BASE=alpine:3.19\r\nFROM ${BASE}\r\nRUN <<EOF\r\nFROM x\r\n"
+            "EOF\r\nFROM b")
+    assert rows(text) == [
+        (3, "${BASE}", "alpine:3.19", "image", None, None, None, "arg", "BASE"),
+        (7, "b", "b", "image", None, None, None, "literal", None),
+    ]
+    assert rewrite(parse(text), always(NEW)) == (
+        f"\ufeff# syntax=docker/dockerfile:1\r\nARG BASE=alpine:3.19@{NEW}\r\nFROM ${{BASE}}\r\nRUN <<EOF\r\n"
+        f"FROM x\r\nEOF\r\nFROM b:latest@{NEW}"
+    )
+
+
+def test_bom_line_can_hold_a_directive() -> None:
+    text = "\ufeff# escape=`\nFROM a `\n  AS x\n"
+    assert rows(text) == [(2, "a", "a", "image", "x", None, None, "literal", None)]
+
+
+def test_doubled_escape_at_end_is_not_a_continuation() -> None:
+    # BuildKit: ``([^\\])\\[ \t]*$`` - "a\\" ends the line, so the next line is its own instruction.
+    with pytest.raises(DockerfileError) as info:
+        parse("FROM a\\\\\nFROM b\n")
+    assert str(info.value) == (
+        "Dockerfile:1: invalid image reference 'a\\': 'a\\' is not a valid repository path component (written as "
+        "'a\\\\') - write it as [registry[:port]/]repository[:tag][@sha256:digest]"
+    )
+
+
+def test_path_is_kept() -> None:
+    dockerfile = parse("FROM a\n", "docker/app.Dockerfile")
+    assert dockerfile == Dockerfile("docker/app.Dockerfile", "FROM a\n", (
+        FromSite(path="docker/app.Dockerfile", line=1, written="a", image="a", kind="image", pin_target="literal"),))
+
+
+USAGE = "write FROM [--platform=<platform>] <image>[:<tag>] [AS <name>]"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FROM\n", f"Dockerfile:1: FROM names no image - {USAGE}"),
+        ("ARG A=1\n\nfrom   \n", f"Dockerfile:3: FROM names no image - {USAGE}"),
+        ("FROM --platform=linux/amd64\n", f"Dockerfile:1: FROM names no image - {USAGE}"),
+        ("FROM a b c\n",
+         f"Dockerfile:1: FROM takes one image and an optional 'AS <name>', not 'a b c' - {USAGE}; "
+         "a comment must go on a line of its own"),
+        ("FROM ubuntu # base\n",
+         f"Dockerfile:1: FROM takes one image and an optional 'AS <name>', not 'ubuntu # base' - {USAGE}; "
+         "a comment must go on a line of its own"),
+        ("FROM a \\\n  AS\n",
+         f"Dockerfile:1: FROM takes one image and an optional 'AS <name>', not 'a AS' - {USAGE}; "
+         "a comment must go on a line of its own"),
+        ("FROM a AS 1x\n",
+         "Dockerfile:1: invalid stage name '1x' - start it with a letter and use only a-z, 0-9, '-', '_' and '.'"),
+        ("FROM a AS x\nFROM b AS X\n",
+         "Dockerfile:2: stage name 'x' is already used on line 1 - give each stage its own name"),
+        ("FROM --platfrom=x a\n",
+         "Dockerfile:1: FROM has an unknown flag '--platfrom' - FROM accepts only --platform=<platform>"),
+        ("FROM --platform a\n",
+         "Dockerfile:1: FROM flag '--platform' has no value - write --platform=<os>/<arch>, e.g. "
+         "--platform=linux/amd64"),
+        ("FROM --platform=a --platform=b a\n", "Dockerfile:1: FROM has '--platform' twice - keep one --platform flag"),
+        ("FROM ${BASE\n",
+         "Dockerfile:1: FROM image '${BASE' cannot be expanded: missing '}' - close every quote and write ARG "
+         "references as $NAME or ${NAME}"),
+        ("FROM 'abc\n",
+         "Dockerfile:1: FROM image ''abc' cannot be expanded: a single quote is not closed - close every quote and "
+         "write ARG references as $NAME or ${NAME}"),
+        ("FROM ${:x}\n",
+         "Dockerfile:1: FROM image '${:x}' cannot be expanded: bad substitution - close every quote and write ARG "
+         "references as $NAME or ${NAME}"),
+        ("FROM Ubuntu\n",
+         "Dockerfile:1: invalid image reference 'Ubuntu': repository names must be lower-case - write it as "
+         "[registry[:port]/]repository[:tag][@sha256:digest]"),
+        ("ARG T=\nFROM img:${T}\n",
+         "Dockerfile:2: invalid image reference 'img:': '' is not a valid tag (letters, digits, '_', '.', '-'; "
+         "at most 128) (written as 'img:${T}') - write it as [registry[:port]/]repository[:tag][@sha256:digest]"),
+        ("# escape=x\nFROM a\n", "Dockerfile:1: invalid escape directive 'x' - write '# escape=\\' or '# escape=`'"),
+        ("# escape=\\\n# Escape=`\nFROM a\n",
+         "Dockerfile:2: the 'escape' parser directive appears twice - keep one '# escape=' line at the top of the "
+         "file"),
+        ("FROM a\nRUN <<EOF\nFROM x\n",
+         "Dockerfile:2: heredoc <<EOF is never closed - end it with a line that says only EOF"),
+    ],
+)
+def test_malformed(text: str, message: str) -> None:
+    with pytest.raises(DockerfileError) as info:
+        parse(text)
+    assert str(info.value) == message
+
+
+def test_error_names_the_path_given() -> None:
+    with pytest.raises(DockerfileError) as info:
+        parse("FROM alpine\n\n\nFROM\n", "svc/Dockerfile.gpu")
+    assert info.value.where == "svc/Dockerfile.gpu:4"
+    assert info.value.fix == USAGE
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("ubuntu:22.04@" + OLD, ("ubuntu:22.04", OLD)),
+        ("ubuntu", ("ubuntu", None)),
+        ("localhost:5000/a/b@" + OLD, ("localhost:5000/a/b", OLD)),
+    ],
+)
+def test_strip_digest(image: str, expected: tuple[str, str | None]) -> None:
+    assert strip_digest(image) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("FROM ubuntu:22.04\n", f"FROM ubuntu:22.04@{NEW}\n", id="literal"),
+        pytest.param(f"FROM ubuntu:22.04@{OLD} AS a\n", f"FROM ubuntu:22.04@{NEW} AS a\n", id="replace-digest"),
+        pytest.param("FROM  --platform=$BUILDPLATFORM   ubuntu   as  build  \n",
+                     f"FROM  --platform=$BUILDPLATFORM   ubuntu:latest@{NEW}   as  build  \n", id="spacing-kept"),
+        pytest.param('ARG BASE="python:3.11" OTHER=1\nFROM ${BASE}\nFROM $BASE\n',
+                     f'ARG BASE="python:3.11@{NEW}" OTHER=1\nFROM ${{BASE}}\nFROM $BASE\n', id="arg-double-quoted"),
+        pytest.param("ARG BASE='python:3.11'\nFROM ${BASE}\n", f"ARG BASE='python:3.11@{NEW}'\nFROM ${{BASE}}\n",
+                     id="arg-single-quoted"),
+        pytest.param(f"ARG BASE=python:3.11@{OLD}\nFROM ${{BASE}}\n", f"ARG BASE=python:3.11@{NEW}\nFROM ${{BASE}}\n",
+                     id="arg-replace-digest"),
+        pytest.param("ARG REG=ghcr.io/org\nARG IMG=${REG}/app:1\nFROM ${IMG}\n",
+                     f"ARG REG=ghcr.io/org\nARG IMG=${{REG}}/app:1@{NEW}\nFROM ${{IMG}}\n", id="arg-built-from-arg"),
+        pytest.param("ARG VER=3.1\nFROM img:${VER}\n", f"ARG VER=3.1\nFROM img:${{VER}}@{NEW}\n", id="expression"),
+        pytest.param(f"ARG VER=3.1\nFROM img:${{VER}}@{OLD}\n", f"ARG VER=3.1\nFROM img:${{VER}}@{NEW}\n",
+                     id="expression-replace"),
+        pytest.param("ARG VER\nFROM img:${VER:-3.1}\n", f"ARG VER\nFROM img:${{VER:-3.1}}@{NEW}\n",
+                     id="expression-default-modifier"),
+        pytest.param('FROM "ubuntu:22.04"\n', f'FROM "ubuntu:22.04@{NEW}"\n', id="quoted-literal"),
+        pytest.param("FROM \\\n  # comment\n  ubuntu \\\n  AS base\r\n",
+                     f"FROM \\\n  # comment\n  ubuntu:latest@{NEW} \\\n  AS base\r\n", id="continuation"),
+        pytest.param("# escape=`\r\nFROM ubuntu`\r\n  AS base\r\n",
+                     f"# escape=`\r\nFROM ubuntu:latest@{NEW}`\r\n  AS base\r\n",
+                     id="backtick-continuation-after-image"),
+        pytest.param("FROM ubu\\\nntu\n", f"FROM ubu\\\nntu:latest@{NEW}\n", id="image-split-by-continuation"),
+        pytest.param(f"FROM ubu\\\nntu@{OLD}\n", f"FROM ubu\\\nntu:latest@{NEW}\n", id="split-image-replace"),
+        pytest.param(f"FROM ubuntu@sha256:{'b' * 30}\\\n{'b' * 34}\n", f"FROM ubuntu:latest@{NEW}\\\n\n",
+                     id="digest-split-by-continuation"),
+        pytest.param("FROM a AS x\nFROM x\nFROM scratch\nARG N\n",
+                     f"FROM a:latest@{NEW} AS x\nFROM x\nFROM scratch\nARG N\n",
+                     id="stage-scratch-untouched"),
+        pytest.param("ARG C\nFROM nvidia/cuda:${C}\n", "ARG C\nFROM nvidia/cuda:${C}\n", id="unresolved-untouched"),
+        pytest.param("FROM a\nRUN <<EOF\nFROM b\nEOF\n", f"FROM a:latest@{NEW}\nRUN <<EOF\nFROM b\nEOF\n",
+                     id="heredoc-untouched"),
+        pytest.param(f"ARG TAG=22.04@{NEW}\nFROM ubuntu:${{TAG}}\n", f"ARG TAG=22.04@{NEW}\nFROM ubuntu:${{TAG}}\n",
+                     id="digest-in-arg-already-right"),
+    ],
+)
+def test_rewrite(text: str, expected: str) -> None:
+    assert rewrite(parse(text), always(NEW)) == expected
+    assert rewrite(parse(expected), always(NEW)) == expected
+
+
+def test_rewrite_asks_only_for_images_and_none_leaves_a_site() -> None:
+    text = "ARG C\nFROM a AS x\nFROM x\nFROM scratch\nFROM b:${C}\nFROM c\n"
+    asked: list[tuple[int, str | None]] = []
+
+    def digest_for(site: FromSite) -> str | None:
+        asked.append((site.line, site.image))
+        return NEW if site.image == "c" else None
+
+    expected = f"ARG C\nFROM a AS x\nFROM x\nFROM scratch\nFROM b:${{C}}\nFROM c:latest@{NEW}\n"
+    assert rewrite(parse(text), digest_for) == expected
+    assert asked == [(2, "a"), (6, "c")]
+
+
+def test_shared_arg_needs_one_digest() -> None:
+    text = "ARG BASE=python:3.11\nFROM ${BASE} AS a\nRUN true\nFROM $BASE AS b\n"
+    digests = {2: NEW, 4: OTHER}
+    with pytest.raises(DockerfileError) as info:
+        rewrite(parse(text), lambda site: digests[site.line])
+    assert str(info.value) == (
+        f"Dockerfile:4: ARG BASE feeds the FROM lines 2 and 4, which would need different digests ({NEW} and "
+        f"{OTHER}) - give each FROM its own ARG, or use the same image in both"
+    )
+
+
+def test_shared_arg_with_one_answer_pins_both() -> None:
+    text = "ARG BASE=python:3.11\nFROM ${BASE} AS a\nFROM $BASE AS b\n"
+    out = rewrite(parse(text), lambda site: NEW if site.line == 2 else None)
+    assert out == f"ARG BASE=python:3.11@{NEW}\nFROM ${{BASE}} AS a\nFROM $BASE AS b\n"
+
+
+def test_digest_inside_a_partial_arg_cannot_be_repinned() -> None:
+    text = f"ARG TAG=22.04@{OLD}\nFROM ubuntu:${{TAG}}\n"
+    with pytest.raises(DockerfileError) as info:
+        rewrite(parse(text), always(NEW))
+    assert str(info.value) == (
+        "Dockerfile:2: cannot pin 'ubuntu:${TAG}': its digest comes from an ARG value that is not the whole "
+        "reference - write the digest in the FROM line itself, or put the whole reference in one ARG"
+    )
+
+
+def test_pin_that_would_change_another_from_is_refused() -> None:
+    # IMG holds the whole reference for line 3, but line 4 appends to it: pinning IMG would break line 4.
+    text = "ARG IMG=app:1\nARG DERIVED=${IMG}-slim\nFROM ${IMG}\nFROM ${DERIVED}\n"
+    with pytest.raises(DockerfileError) as info:
+        rewrite(parse(text), lambda site: NEW if site.line == 3 else None)
+    assert str(info.value) == (
+        f"Dockerfile:4: pinning would break this FROM: invalid image reference 'app:1@{NEW}-slim': a sha256 digest "
+        "has exactly 64 lower-case hex digits (written as '${DERIVED}') - use the ARG that holds the image only as "
+        "the whole reference in FROM lines"
+    )
+
+
+def test_pin_that_would_change_another_image_is_refused() -> None:
+    text = "ARG IMG=app:1\nARG OTHER=${IMG}\nFROM ${IMG}\nFROM other/${OTHER}\n"
+    with pytest.raises(DockerfileError) as info:
+        rewrite(parse(text), lambda site: NEW if site.line == 3 else None)
+    assert str(info.value) == (
+        f"Dockerfile:4: pinning would change the FROM on this line from 'other/app:1' to 'other/app:1@{NEW}' - use "
+        "the ARG that holds the image only as the whole reference in FROM lines"
+    )
+
+
+def test_bad_digest_is_refused() -> None:
+    with pytest.raises(DockerfileError) as info:
+        rewrite(parse("FROM a\n"), always("latest"))
+    assert str(info.value) == "Dockerfile:1: 'latest' is not a digest for a - pass the digest as sha256:<64 hex digits>"
+
+
+def test_fixture_ml_dockerfile() -> None:
+    source = (FIXTURES / "ml.Dockerfile").read_bytes().decode()
+    pinned = (FIXTURES / "ml.pinned.Dockerfile").read_bytes().decode()
+    dockerfile = parse(source, "ml.Dockerfile")
+    assert [(s.line, s.kind, s.image, s.pin_target) for s in dockerfile.sites] == [
+        (12, "image", "nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04", "expression"),
+        (22, "image", "python:3.11-slim", "arg"),
+        (28, "stage", None, None),
+        (30, "unresolved", None, None),
+        (32, "scratch", None, None),
+    ]
+    digests = {"nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04": NEW, "python:3.11-slim": OTHER}
+    out = rewrite(dockerfile, lambda site: digests[strip_digest(site.image or "")[0]])
+    assert out == pinned
+    assert rewrite(parse(out, "ml.Dockerfile"), lambda site: digests[strip_digest(site.image or "")[0]]) == pinned
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Properties.
+
+DIGEST_RE = re.compile(r"@sha256:[0-9a-f]{64}")
+
+
+def digest_of(site: FromSite) -> str:
+    # Keyed like the lock: "alpine" and the pinned "alpine:latest" are one image.
+    base = ImageRef.parse(strip_digest(site.image or "")[0]).tagged
+    return "sha256:" + hashlib.sha256(base.encode()).hexdigest()
+
+
+def normalise(text: str) -> str:
+    """The text without digests, and without the ``:latest`` a pin spells out for a tag-less reference."""
+    return DIGEST_RE.sub("", text).replace(":latest", "")
+
+
+IMAGES = ["ubuntu:22.04", "alpine", "ghcr.io/org/app:1.0", "localhost:5000/x/y", "nvidia/cuda:12.4.1-base-ubuntu22.04"]
+
+
+@st.composite
+def dockerfiles(draw: st.DrawFn) -> str:
+    escape = draw(st.sampled_from(["\\", "`"]))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    lines: list[str] = []
+    if draw(st.booleans()):
+        lines.append("# syntax=docker/dockerfile:1")
+    if escape == "`":
+        lines.append("# escape=`")
+    lines.append(f"ARG BASE={draw(st.sampled_from(IMAGES))}")
+    lines.append(f"ARG VER=1.{draw(st.integers(0, 9))} NODEF QUOTED=\"{draw(st.sampled_from(IMAGES))}\"")
+    comment = st.sampled_from(["# a comment", "  # indented", "#", ""])
+    flag = st.sampled_from(["", "--platform=$BUILDPLATFORM ", "--platform=linux/arm64 "])
+    stages: list[str] = []
+    for index in range(draw(st.integers(1, 5))):
+        image = draw(st.sampled_from([
+            *IMAGES, f"{IMAGES[0]}@{OLD}", "${BASE}", "$BASE", "img:${VER}", "img:${VER}@" + OLD, "${QUOTED}",
+            "img:${NODEF}", "img:${NODEF:-2}", "scratch", *stages,
+        ]))
+        words = [f"{draw(st.sampled_from(['FROM', 'from', 'From']))} {draw(flag)}{image}"]
+        if draw(st.booleans()):
+            stages.append(f"s{index}")
+            words.append(f"{draw(st.sampled_from(['AS', 'as']))} s{index}")
+        instruction = ""
+        for position, word in enumerate(words):
+            if position and draw(st.booleans()):
+                instruction += f" {escape}{newline}"
+                if draw(st.booleans()):
+                    instruction += draw(comment) + newline
+                instruction += "    " + word
+            else:
+                instruction += (" " if position else "") + word
+        lines.append(instruction)
+        for _ in range(draw(st.integers(0, 2))):
+            lines.append(draw(st.sampled_from([
+                "RUN echo hi",
+                f"RUN apt-get update && {escape}{newline}    apt-get install -y curl",
+                f"RUN <<EOF{newline}FROM inside:heredoc{newline}ARG BASE=x{newline}EOF",
+                f"RUN <<-EOF{newline}\tFROM tabbed{newline}\tEOF",
+                f"COPY <<a /a <<\"b\" /b{newline}FROM a{newline}a{newline}FROM b{newline}b",
+                "# FROM commented:out",
+                "",
+            ])))
+    text = newline.join(lines)
+    if draw(st.booleans()):
+        text += newline
+    if draw(st.booleans()):
+        text = "\ufeff" + text
+    return text
+
+
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(dockerfiles())
+def test_rewrite_changes_only_references(text: str) -> None:
+    dockerfile = parse(text)
+    out = rewrite(dockerfile, digest_of)
+    assert normalise(out) == normalise(text)
+    after = parse(out)
+    assert [(s.line, s.kind) for s in after.sites] == [(s.line, s.kind) for s in dockerfile.sites]
+    for site in after.sites:
+        if site.kind == "image":
+            assert site.image is not None
+            assert strip_digest(site.image)[1] == digest_of(site), site
+
+
+@FAST
+@given(dockerfiles())
+def test_rewrite_twice_is_rewrite_once(text: str) -> None:
+    once = rewrite(parse(text), digest_of)
+    assert rewrite(parse(once), digest_of) == once
+
+
+FRAGMENTS = st.sampled_from([
+    "FROM", "from", "ARG", "RUN", "COPY", "ONBUILD", " ", "\t", "\n", "\r\n", "\\", "`", "#", "# escape=`",
+    "# syntax=x", "=", "A", "B=1", "${A}", "$A", "${A:-x}", "${A:+y}", "${", "}", "'", '"', "<<EOF", "<<-E", "EOF",
+    "E", "--platform=", "--x", "AS", "s1", "scratch", "ubuntu:22.04", "@" + OLD, "[", "]", "\ufeff", ":", "/",
+])
+
+
+@FAST
+@given(st.one_of(st.lists(FRAGMENTS, max_size=40).map("".join), st.text(max_size=200)))
+def test_parse_fails_only_with_dockerfile_error(text: str) -> None:
+    try:
+        dockerfile = parse(text)
+    except DockerfileError as error:
+        assert error.where is not None and error.where.startswith("Dockerfile:")
+        return
+    try:
+        out = rewrite(dockerfile, digest_of)
+    except DockerfileError:
+        return
+    assert normalise(out) == normalise(text)
