@@ -218,3 +218,25 @@ def test_verify_formats(tmp_path: Path) -> None:
     data = __import__("json").loads(run(project, "verify", "--format", "json").stdout)
     assert data["exit_code"] == 1
     assert {f["code"] for f in data["findings"]} == {"no-lock", "not-locked"}
+
+
+def test_mirror_resolves_while_the_dockerfile_keeps_the_upstream_name(tmp_path: Path, registry: RegistryServer) -> None:
+    layout = tmp_path / "layout"
+    digest = push_two_platform(registry, layout, "library/ubuntu", "22.04", b"mirrored")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pinrepro.toml").write_text(f'[mirrors]\n"docker.io" = "{registry.host}"\n')
+    (project / "Dockerfile").write_text("FROM ubuntu:22.04\n")
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.stderr
+    assert (project / "Dockerfile").read_text() == f"FROM ubuntu:22.04@{digest}\n"
+    lock = lockfile.read(project / "pinrepro.lock")
+    assert lock is not None and list(lock.images) == ["docker.io/library/ubuntu:22.04"]
+
+
+def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pinrepro", "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("pinrepro, version ")
