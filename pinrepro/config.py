@@ -7,6 +7,7 @@ errors that name the key: a typo must not be silently ignored.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ class Config:
     mirrors: dict[str, str] = field(default_factory=dict)
     insecure_registries: tuple[str, ...] = ()
     layers: tuple[Layer, ...] = ()
+    # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
+    refresh: Mapping[str, Any] = field(default_factory=dict)
     # Where the file came from, for error messages.
     source: str = "defaults"
 
@@ -116,6 +119,10 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         raise ConfigError("'mirrors' must map registry hosts to mirror hosts", where=source,
                           fix='write e.g. mirrors = { "docker.io" = "mirror.internal:5000" }')
     layers = _layers(data.get("layers", []), source, python, hashes, resolver, index)
+    refresh = data.get("refresh", {})
+    if not isinstance(refresh, dict):
+        raise ConfigError("'refresh' must be a table", where=source,
+                          fix="write it as [refresh] / [tool.pinrepro.refresh]")
     return Config(
         root=root,
         dockerfiles=_str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS),
@@ -128,6 +135,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         mirrors={_normal_host(k): v for k, v in mirrors.items()},
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
+        refresh=refresh,
         source=source,
     )
 

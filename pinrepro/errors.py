@@ -62,3 +62,7 @@ class ResolverError(PinreproError):
 
 class GitHubError(PinreproError):
     """The GitHub API refused a request."""
+
+
+class GitError(PinreproError):
+    """git is missing, the directory is not a repository, or a git command failed (a rejected push, ...)."""

@@ -1,0 +1,184 @@
+"""Compile the same layered ML-service requirements with pip-compile and uv, and time a no-change lock.
+
+Needs PyPI (the resolvers see pip's defaults, never this machine's pip.conf). Run from the repository root:
+
+    .venv/bin/python bench/compile.py [--warm-rounds 2] [--no-cold]
+
+For each backend it compiles the two layers from scratch: "cold" with empty pip / pip-tools / uv caches
+(fresh cache directories), and "warm" with the caches the cold run filled (the lock files are deleted between
+runs, so every run is a full resolution, not a kept pin), and then incrementally: one package added to the
+app layer, so base is kept and app is recompiled with its existing pins (and, for pip-compile, its hashes).
+Every resolver run is timed on its own; what is left of compile_layers' wall time is pinrepro's part (hashing,
+staging, probing the interpreter, normalising output).
+Then a 5-layer project is locked once and ``compile_layers`` is timed with nothing changed (0 resolver runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pinrepro import config as config_module
+from pinrepro.fsutil import write_atomically
+from pinrepro.requirements import ResolverRunner, compile_layers
+
+SERVICE = {
+    "base": ["numpy", "onnxruntime"],
+    "app": ["fastapi", "uvicorn", "pydantic", "httpx", "python-multipart", "prometheus-client"],
+}
+FIVE = {
+    "base": ["numpy", "onnxruntime"],
+    "science": ["scipy", "scikit-learn"],
+    "app": ["fastapi", "uvicorn", "pydantic"],
+    "observability": ["prometheus-client", "opentelemetry-api"],
+    "tests": ["pytest", "httpx"],
+}
+
+
+class TimedRunner(ResolverRunner):
+    """A runner that remembers how long each resolver run took."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.seconds: list[float] = []
+
+    def resolve(self, argv: Sequence[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+        start = time.perf_counter()
+        try:
+            return super().resolve(argv, cwd=cwd)
+        finally:
+            self.seconds.append(time.perf_counter() - start)
+
+
+def project(root: Path, layers: dict[str, list[str]], resolver: str) -> config_module.Config:
+    root.mkdir(parents=True, exist_ok=True)
+    toml = [f'resolver = "{resolver}"', 'python = "3.11"']
+    below: list[str] = []
+    for name, packages in layers.items():
+        (root / f"requirements-{name}.in").write_text("".join(f"{p}\n" for p in packages))
+        toml += ["[[layers]]", f'name = "{name}"', f'requirements = "requirements-{name}.in"',
+                 "constraints = [" + ", ".join(f'"{b}"' for b in below) + "]"]
+        below.append(name)
+    (root / "pinrepro.toml").write_text("\n".join(toml) + "\n")
+    return config_module.load(root)
+
+
+def clean(config: config_module.Config) -> None:
+    for layer in config.layers:
+        (config.root / layer.lock).unlink(missing_ok=True)
+
+
+def run_once(config: config_module.Config, environ: dict[str, str]) -> tuple[float, list[float], list[bytes]]:
+    runner = TimedRunner(environ=environ)
+    clean(config)
+    start = time.perf_counter()
+    outcomes = compile_layers(config, {}, runner=runner)
+    total = time.perf_counter() - start
+    write_atomically({o.lock_path: o.content for o in outcomes})
+    return total, runner.seconds, [o.content for o in outcomes]
+
+
+def incremental(config: config_module.Config, environ: dict[str, str]) -> tuple[float, list[float]]:
+    """Lock, add one package to the app layer, lock again: base is kept, app recompiled with its old pins."""
+    app = config.root / "requirements-app.in"
+    app.write_text("".join(f"{p}\n" for p in SERVICE["app"]))
+    clean(config)
+    outcomes = compile_layers(config, {}, runner=TimedRunner(environ=environ))
+    write_atomically({o.lock_path: o.content for o in outcomes})
+    records = {o.name: o.record for o in outcomes}
+    app.write_text(app.read_text() + "orjson\n")
+    runner = TimedRunner(environ=environ)
+    start = time.perf_counter()
+    compile_layers(config, records, runner=runner)
+    total = time.perf_counter() - start
+    app.write_text("".join(f"{p}\n" for p in SERVICE["app"]))
+    return total, [0.0, *runner.seconds]
+
+
+def startup(python: str, environ: dict[str, str]) -> float:
+    """Seconds to start pip-compile and import pip + pip-tools (no resolution)."""
+    env = {**environ, "PIP_CONFIG_FILE": os.devnull}
+    start = time.perf_counter()
+    subprocess.run([python, "-c", "import piptools.scripts.compile, pip._internal.resolution.resolvelib.resolver"],
+                   env=env, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warm-rounds", type=int, default=2)
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache runs")
+    parser.add_argument("--no-change-rounds", type=int, default=20)
+    args = parser.parse_args()
+
+    rows: list[tuple[str, str, float, list[float]]] = []
+    contents: dict[str, list[bytes]] = {}
+    with tempfile.TemporaryDirectory(prefix="pinrepro-bench-") as tmp:
+        scratch = Path(tmp)
+        for resolver in ("pip-compile", "uv"):
+            config = project(scratch / resolver, SERVICE, resolver)
+            caches = scratch / f"cache-{resolver}"
+            environ = {**os.environ, "PIP_CACHE_DIR": str(caches / "pip"),
+                       "PIP_TOOLS_CACHE_DIR": str(caches / "pip-tools"), "UV_CACHE_DIR": str(caches / "uv")}
+            if not args.no_cold:
+                total, runs, contents[resolver] = run_once(config, environ)
+                rows.append((resolver, "cold", total, runs))
+            warm = [run_once(config, environ) for _ in range(args.warm_rounds)]
+            best = min(warm, key=lambda item: item[0])
+            contents[resolver] = best[2]
+            rows.append((resolver, f"warm (best of {args.warm_rounds})", best[0], best[1]))
+            total, runs = incremental(config, environ)
+            rows.append((resolver, "incremental: +orjson", total, runs))
+
+        print("\nLayered compile of an ML service (base: numpy, onnxruntime; app: fastapi, uvicorn, pydantic, httpx,")
+        print("python-multipart, prometheus-client), Python 3.11, linux/amd64, hashes on, PyPI")
+        head = f"{'backend':<12} {'caches':<20} {'total s':>8} {'base s':>8} {'app s':>8} {'pinrepro s':>11}"
+        print(head)
+        print("-" * len(head))
+        for resolver, cache, total, runs in rows:
+            print(f"{resolver:<12} {cache:<20} {total:>8.2f} {runs[0]:>8.2f} {runs[1]:>8.2f} "
+                  f"{total - sum(runs):>11.3f}")
+        for cache in ("cold", "warm", "incremental:"):
+            pick = {r: t for r, c, t, _ in rows if c.split(" ")[0] == cache}
+            if len(pick) == 2:
+                print(f"ratio pip-compile / uv, {cache.rstrip(':')}: {pick['pip-compile'] / pick['uv']:.1f}x")
+        print(f"pip-compile process start + import of pip and pip-tools: "
+              f"{startup(sys.executable, dict(os.environ)):.2f} s per layer")
+        same = contents.get("pip-compile") == contents.get("uv")
+        print(f"both backends wrote byte-identical locks: {same}")
+        if not same:
+            for resolver in ("pip-compile", "uv"):
+                pins = sorted(line.split(" ")[0] for text in contents[resolver]
+                              for line in text.decode().splitlines() if "==" in line and not line.startswith(" "))
+                print(f"  {resolver}: {' '.join(pins)}")
+
+        config = project(scratch / "five", FIVE, "uv")
+        runner = ResolverRunner()
+        outcomes = compile_layers(config, {}, runner=runner)
+        write_atomically({o.lock_path: o.content for o in outcomes})
+        records = {o.name: o.record for o in outcomes}
+        times = []
+        invocations = 0
+        for _ in range(args.no_change_rounds):
+            runner = ResolverRunner()
+            start = time.perf_counter()
+            again = compile_layers(config, records, runner=runner)
+            times.append(time.perf_counter() - start)
+            invocations += runner.invocations
+            assert not any(o.compiled for o in again)
+        print(f"\nno-change lock of 5 layers (compile_layers, {args.no_change_rounds} rounds): "
+              f"median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms, "
+              f"resolver invocations {invocations}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""`pinrepro refresh`: move every pin forward on purpose, and say what moved - optionally in a pull request.
+
+``lock --upgrade`` into the working tree, then a summary of the old lock against the new one. With
+``open_pr`` the changed files are committed on the bot's branch (plumbing only: the user's checkout stays as it
+is), force-pushed (the branch belongs to the bot), and one pull request is opened or updated with the summary
+as its body. Nothing changed means no file touched, nothing pushed, and an open bot PR left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pinrepro.config import Config
+from pinrepro.errors import ConfigError, GitError
+from pinrepro.findings import Finding
+from pinrepro.git import Git, Identity
+from pinrepro.github import GitHub, PullRequest, Repository, api_url_from_env, token_from_env
+from pinrepro.lockfile import Lock
+from pinrepro.summary import PR_BODY_LIMIT, Summary, render_markdown, summarize
+
+DEFAULT_BRANCH = "pinrepro/refresh"
+DEFAULT_TITLE = "pinrepro: refresh pinned base images and requirements"
+# GitHub's own identity for workflow commits: they show with the Actions avatar and need no extra setup.
+DEFAULT_AUTHOR = "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>"
+DEFAULT_REMOTE = "origin"
+DEFAULT_IDENTITY = Identity.parse(DEFAULT_AUTHOR)
+SETTINGS_KEYS = ("branch", "base", "title", "labels", "reviewers", "team_reviewers", "remote", "author")
+
+
+class LockOutcomeLike(Protocol):
+    """What refresh needs from ``pinrepro.lock.LockOutcome`` (a Protocol, so tests can hand in their own)."""
+
+    @property
+    def old(self) -> Lock | None: ...
+    @property
+    def new(self) -> Lock: ...
+    @property
+    def files(self) -> Mapping[Path, bytes]: ...
+    @property
+    def old_files(self) -> Mapping[Path, bytes | None]: ...
+    @property
+    def changed(self) -> bool: ...
+    @property
+    def findings(self) -> list[Finding]: ...
+
+
+RunLock = Callable[..., LockOutcomeLike]
+
+
+@dataclass(frozen=True)
+class RefreshSettings:
+    """``[tool.pinrepro.refresh]``: where the bot pushes and how its pull request looks."""
+
+    branch: str = DEFAULT_BRANCH
+    base: str | None = None  # None: the checked-out branch, else the repository's default branch
+    title: str = DEFAULT_TITLE
+    labels: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()
+    team_reviewers: tuple[str, ...] = ()
+    remote: str = DEFAULT_REMOTE
+    author: Identity = DEFAULT_IDENTITY
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What happened on GitHub."""
+
+    action: Literal["created", "updated", "unchanged", "left-open", "none"]
+    branch: str
+    pushed: bool  # a new commit went to the remote branch
+    commit: str | None = None
+    pull: PullRequest | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self.pull.html_url if self.pull else None
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    changed: bool
+    summary: Summary
+    markdown: str
+    files: tuple[Path, ...]  # absolute paths written (or that would be, with dry_run)
+    findings: tuple[Finding, ...] = ()
+    pull: PullResult | None = None
+    dry_run: bool = False
+
+
+# -- settings -------------------------------------------------------------------------------------------------
+
+
+def parse_settings(raw: Mapping[str, Any] | None, *, where: str = "[tool.pinrepro.refresh]") -> RefreshSettings:
+    """Validate the raw ``refresh`` table; errors name the key."""
+    if raw is None:
+        return RefreshSettings()
+    if not isinstance(raw, Mapping):
+        raise ConfigError("'refresh' must be a table", where=where, fix='write [tool.pinrepro.refresh] branch = "..."')
+    unknown = sorted(set(raw) - set(SETTINGS_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}'", where=where, fix=f"known keys: {', '.join(SETTINGS_KEYS)}")
+    branch = _string(raw, "branch", where) or DEFAULT_BRANCH
+    if branch.startswith(("-", "refs/")) or " " in branch or ".." in branch:
+        raise ConfigError(f"'{branch}' is not a usable branch name", where=f"{where} branch",
+                          fix='use a plain name such as "pinrepro/refresh"')
+    author_text = _string(raw, "author", where)
+    try:
+        author = Identity.parse(author_text or DEFAULT_AUTHOR)
+    except GitError as exc:
+        raise ConfigError(exc.what, where=f"{where} author", fix=exc.fix) from None
+    return RefreshSettings(
+        branch=branch,
+        base=_string(raw, "base", where),
+        title=_string(raw, "title", where) or DEFAULT_TITLE,
+        labels=_strings(raw, "labels", where),
+        reviewers=_strings(raw, "reviewers", where),
+        team_reviewers=_strings(raw, "team_reviewers", where),
+        remote=_string(raw, "remote", where) or DEFAULT_REMOTE,
+        author=author,
+    )
+
+
+def load_settings(config: Config) -> RefreshSettings:
+    """The ``refresh`` table of the project's configuration."""
+    where = "pinrepro.toml [refresh]" if config.source == "pinrepro.toml" else "pyproject.toml [tool.pinrepro.refresh]"
+    return parse_settings(config.refresh or None, where=where)
+
+
+def _string(raw: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"'{key}' must be a non-empty string", where=where)
+    return value.strip()
+
+
+def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"'{key}' must be a list of strings", where=where)
+    return tuple(v.strip() for v in value)
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _GitHubContext:
+    git: Git
+    client: GitHub
+    repo: Repository
+
+
+def refresh(
+    config: Config,
+    *,
+    open_pr: bool = False,
+    settings: RefreshSettings | None = None,
+    upgrade_packages: Collection[str] = (),
+    dry_run: bool = False,
+    token_env: str = "GITHUB_TOKEN",
+    environ: Mapping[str, str] | None = None,
+    run_lock: RunLock | None = None,
+    github: GitHub | None = None,
+) -> RefreshResult:
+    """Upgrade every pin, summarise what moved, and with ``open_pr`` push the bot branch and open/update its PR.
+
+    ``run_lock`` and ``github`` are for tests; by default pinrepro.lock.run_lock and a client built from the
+    environment (token in ``token_env``, API base in GITHUB_API_URL, repository in GITHUB_REPOSITORY or the
+    git remote).
+    """
+    settings = settings or load_settings(config)
+    env = os.environ if environ is None else environ
+    # Check everything --open-pr needs before spending minutes on registries and resolvers.
+    context = _github_context(config, settings, env, token_env, github) if open_pr and not dry_run else None
+    if run_lock is None:
+        from pinrepro.lock import run_lock as default_run_lock
+
+        run_lock = default_run_lock
+    outcome = run_lock(config, upgrade=True, upgrade_packages=upgrade_packages, dry_run=dry_run)
+    summary = summarize(outcome.old, outcome.new, root=config.root, files=outcome.files,
+                        old_files=outcome.old_files)
+    markdown = render_markdown(summary)
+    pull: PullResult | None = None
+    if context is not None:
+        if outcome.changed:
+            body = render_markdown(summary, max_chars=PR_BODY_LIMIT)
+            pull = _publish(context, settings, outcome.files, body, summary)
+        else:
+            existing = context.client.find_open_pull(context.repo, settings.branch)
+            pull = PullResult("left-open" if existing else "none", settings.branch, pushed=False, pull=existing)
+    return RefreshResult(
+        changed=outcome.changed,
+        summary=summary,
+        markdown=markdown,
+        files=tuple(sorted(outcome.files)),
+        findings=tuple(outcome.findings),
+        pull=pull,
+        dry_run=dry_run,
+    )
+
+
+def _github_context(config: Config, settings: RefreshSettings, env: Mapping[str, str], token_env: str,
+                    github: GitHub | None) -> _GitHubContext:
+    token = token_from_env(token_env, env)
+    git = Git(config.root, secrets=(token,))
+    git.head()  # a repository with a commit to build on, or a one-line GitError now
+    remote_url = git.remote_url(settings.remote)
+    repository = env.get("GITHUB_REPOSITORY", "").strip()
+    repo = Repository.parse(repository) if repository else Repository.from_remote_url(remote_url)
+    client = github or GitHub(token, api_url=api_url_from_env(env))
+    return _GitHubContext(git, client, repo)
+
+
+def _publish(context: _GitHubContext, settings: RefreshSettings, files: Mapping[Path, bytes], markdown: str,
+             summary: Summary) -> PullResult:
+    git, client, repo = context.git, context.client, context.repo
+    head = git.head()
+    relative = {git.relative(path): data for path, data in files.items()}
+    commit = git.commit_files(relative, parent=head, message=_commit_message(settings.title, summary),
+                              author=settings.author)
+    if git.tree_of(commit) == git.tree_of(head):
+        # The files already hold these bytes in HEAD (the working tree was behind): nothing to propose.
+        existing = client.find_open_pull(repo, settings.branch)
+        return PullResult("left-open" if existing else "none", settings.branch, pushed=False, pull=existing)
+    pushed = False
+    if not _same_as_remote(git, settings, commit, head):
+        git.push(settings.remote, commit, settings.branch, force=True)
+        pushed = True
+    base = settings.base or git.current_branch() or client.default_branch(repo)
+    outcome = client.open_or_update_pull(
+        repo, branch=settings.branch, base=base, title=settings.title, body=markdown,
+        labels=settings.labels, reviewers=settings.reviewers, team_reviewers=settings.team_reviewers,
+    )
+    return PullResult(outcome.action, settings.branch, pushed=pushed, commit=commit, pull=outcome.pull)
+
+
+def _same_as_remote(git: Git, settings: RefreshSettings, commit: str, head: str) -> bool:
+    """True when the remote branch already holds this change on this base: pushing again would only make noise
+    (a force-push event, re-run checks) for the same files."""
+    remote_commit = git.remote_branch(settings.remote, settings.branch)
+    if remote_commit is None:
+        return False
+    if not git.has_object(remote_commit):
+        git.fetch(settings.remote, settings.branch)
+    return (git.parents_of(remote_commit) == (head,)
+            and git.tree_of(remote_commit) == git.tree_of(commit))
+
+
+def _commit_message(title: str, summary: Summary) -> str:
+    lines = [title, ""]
+    for image in summary.images:
+        lines.append(f"- {image.ref}: {image.kind}")
+    for layer in summary.layers:
+        lines.append(f"- requirements layer {layer.layer}: {len(layer.packages)} package(s)")
+    if len(lines) == 2:
+        lines.append("- lock bookkeeping only")
+    return "\n".join(lines) + "\n"

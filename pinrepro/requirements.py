@@ -1,0 +1,686 @@
+"""Layered Python lock files: compile each layer under the pins of the layers below it, and check them offline.
+
+A layer is a ``.in`` file compiled into a lock (pip-tools' layered workflow, ``-c lower.lock``). The layers form
+the Dockerfile's install order (system / framework / app), so an upper layer is compiled under the pins of every
+layer below it, transitively: the image installs all of them, and a package may not have two versions in it.
+
+``compile_layers`` never writes into the project: each compile runs in a scratch directory holding copies of the
+files it needs at the same relative paths (so ``# via -r requirements-app.in`` reads as in the project, and no
+path of this machine leaks in), and returns every lock's new text for the caller to write atomically.
+A layer is recompiled only when something recorded in ``pinrepro.lock`` no longer matches: its input, the locks
+it was compiled under, the options that affect resolution, or its own lock file (deleted or edited by hand).
+Existing pins are kept, as pip-compile keeps them: the current lock goes in as the output file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+import shlex
+import sys
+import tempfile
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from pinrepro.config import Config, IndexOptions, Layer
+from pinrepro.errors import ConfigError
+from pinrepro.findings import Finding
+from pinrepro.lockfile import LayerLock, Lock
+from pinrepro.resolvers import COMPILE_COMMAND, CompileRequest, ResolverRunner, compile_layer
+
+__all__ = [
+    "LayerOutcome", "LockEntry", "ResolverRunner", "check_dockerfile_installs", "check_layers",
+    "compile_layers", "input_sha256", "options_sha256", "parse_lock", "target_python",
+]
+
+_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
+_UNSAFE_COMMENT = "# The following packages are considered to be unsafe in a requirements file:"
+_INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
+
+
+@dataclass(frozen=True)
+class LayerOutcome:
+    name: str
+    lock_path: Path  # absolute
+    content: bytes  # the new lock file text; the caller writes all files atomically (pinrepro.fsutil)
+    record: LayerLock  # to store in pinrepro.lock
+    compiled: bool  # False when kept as it was (no resolver run)
+    changed: bool  # content differs from the file on disk
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """One requirement of a lock file (continuation lines joined)."""
+
+    line: int
+    text: str  # the requirement as written, without options
+    name: str | None  # canonical name, None when it does not parse
+    version: str | None  # the exact ``==`` version, None when not pinned that way
+    hashes: tuple[str, ...]
+    editable: bool = False
+
+
+# -- what a layer was compiled from ---------------------------------------------------------------
+
+
+def target_python(layer: Layer, config: Config) -> str:
+    """The layer's target Python (major.minor[.patch]); the running interpreter's major.minor when unset."""
+    python = layer.python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    if not _PYTHON_VERSION.match(python):
+        raise ConfigError(f"python '{python}' of layer '{layer.name}' is not a version like 3.11",
+                          where=config.source, fix='write e.g. python = "3.11"')
+    return python
+
+
+def options_sha256(layer: Layer, python: str, platform: str) -> str:
+    """Hash of every option that changes what the resolver picks (a change means: recompile)."""
+    options = {
+        "resolver": layer.resolver,
+        "python": python,
+        "platform": platform,
+        "hashes": layer.hashes,
+        "index_url": layer.index.index_url,
+        "extra_index_urls": list(layer.index.extra_index_urls),
+        "find_links": list(layer.index.find_links),
+    }
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _input_files(config: Config, layer: Layer) -> list[str]:
+    """The layer's ``.in`` and every file it includes with -r / -c, recursively (project-relative POSIX paths)."""
+    where = f"{config.source} layer '{layer.name}'"
+    if not (config.root / layer.requirements).is_file():
+        raise ConfigError(f"requirements file {layer.requirements} does not exist", where=where,
+                          fix=f"create {layer.requirements} (one requirement per line) or fix 'requirements'")
+    order: list[str] = []
+    pending = [posixpath.normpath(layer.requirements)]
+    while pending:
+        rel = pending.pop(0)
+        if rel in order:
+            continue
+        order.append(rel)
+        path = config.root / rel
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {rel}: {exc}", where=where) from None
+        for number, raw in enumerate(text.splitlines(), start=1):
+            match = _INCLUDE.match(raw.strip())
+            if not match or "://" in match.group(1) or "$" in match.group(1):
+                continue
+            target = match.group(1)
+            if not posixpath.isabs(target):
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+            if not (config.root / target).is_file():
+                raise ConfigError(f"{match.group(1)} (included by {rel}) does not exist", where=f"{rel}:{number}",
+                                  fix="fix the path; it is relative to the including file")
+            pending.append(target)
+    return order
+
+
+def input_sha256(config: Config, layer: Layer) -> str:
+    """sha256 of the layer's ``.in``; when it includes other files, a hash over every file and its path."""
+    files = _input_files(config, layer)
+    if len(files) == 1:
+        return _sha256((config.root / files[0]).read_bytes())
+    listing = "".join(f"{rel}\0{_sha256((config.root / rel).read_bytes())}\n" for rel in files)
+    return _sha256(listing.encode())
+
+
+def _ordered(layers: tuple[Layer, ...]) -> list[Layer]:
+    """Layers with every layer after the ones it is constrained by (config order otherwise; no cycles here)."""
+    by_name = {layer.name: layer for layer in layers}
+    done: list[Layer] = []
+
+    def visit(layer: Layer) -> None:
+        if layer in done:
+            return
+        for dep in layer.constraints:
+            visit(by_name[dep])
+        done.append(layer)
+
+    for layer in layers:
+        visit(layer)
+    return done
+
+
+def _lower(config: Config, layer: Layer) -> list[Layer]:
+    """Every layer below ``layer``, transitively, lowest first."""
+    by_name = {item.name: item for item in config.layers}
+    seen: list[Layer] = []
+
+    def visit(name: str) -> None:
+        for dep in by_name[name].constraints:
+            visit(dep)
+            if by_name[dep] not in seen:
+                seen.append(by_name[dep])
+
+    visit(layer.name)
+    return [item for item in _ordered(config.layers) if item in seen]
+
+
+# -- lock file text -------------------------------------------------------------------------------
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(first line number, text) of each logical line: continuations joined, comments removed."""
+    start = 0
+    parts: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = re.sub(r"(^|\s)#.*$", "", raw)
+        if not parts:
+            start = number
+        if line.rstrip().endswith("\\"):
+            parts.append(line.rstrip()[:-1])
+            continue
+        parts.append(line)
+        joined = " ".join(part.strip() for part in parts).strip()
+        parts = []
+        if joined:
+            yield start, joined
+    if parts:
+        joined = " ".join(part.strip() for part in parts).strip()
+        if joined:
+            yield start, joined
+
+
+def parse_lock(text: str) -> list[LockEntry]:
+    """The requirement lines of a pip-tools style lock (option lines such as --index-url are skipped)."""
+    entries: list[LockEntry] = []
+    for number, line in _logical_lines(text):
+        editable = False
+        if line.startswith(("-e ", "--editable ", "--editable=")):
+            editable = True
+            line = re.sub(r"^(-e|--editable)[ =]\s*", "", line)
+        elif line.startswith("-"):
+            continue
+        hashes = tuple(re.findall(r"--hash[= ](\S+)", line))
+        requirement = re.split(r"\s--?[a-z]", " " + line, maxsplit=1)[0].strip()
+        name: str | None = None
+        version: str | None = None
+        try:
+            parsed = Requirement(requirement)
+        except InvalidRequirement:
+            parsed = None
+        if parsed is not None:
+            name = canonicalize_name(parsed.name)
+            specs = list(parsed.specifier)
+            if not editable and parsed.url is None and len(specs) == 1 and specs[0].operator in ("==", "===") \
+                    and "*" not in specs[0].version:
+                version = specs[0].version
+        entries.append(LockEntry(number, requirement, name, version, hashes, editable))
+    return entries
+
+
+def _pins(text: str) -> dict[str, tuple[str, int]]:
+    return {e.name: (e.version, e.line) for e in parse_lock(text) if e.name and e.version}
+
+
+def header(python: str, platform: str) -> str:
+    return (
+        "#\n"
+        f"# This file is autogenerated by {COMPILE_COMMAND} for Python {python} on {platform}\n"
+        "# by the following command:\n"
+        "#\n"
+        f"#    {COMPILE_COMMAND}\n"
+        "#\n"
+    )
+
+
+def normalize_output(text: str, python: str, platform: str) -> str:
+    """pip-compile's and uv's output in one shape: the same header, entries sorted by name.
+
+    The resolvers differ only in the header and in pip-tools' trailing "unsafe" section (setuptools, pip),
+    which uv sorts in with the rest; with both in one shape, switching resolvers changes no byte that a
+    changed pin would not.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    body_start = 0
+    for index, line in enumerate(lines[:12]):
+        if line.strip() == f"#    {COMPILE_COMMAND}":
+            body_start = index + 1
+            if body_start < len(lines) and lines[body_start].strip() == "#":
+                body_start += 1
+            break
+    else:  # a header we do not know: drop every leading comment line
+        while body_start < len(lines) and lines[body_start].startswith("#"):
+            body_start += 1
+    blocks: list[list[str]] = []
+    loose: list[str] = []  # option lines (e.g. --only-binary) stay first, in order
+    for line in lines[body_start:]:
+        if not line.strip() or line.strip() == _UNSAFE_COMMENT:
+            continue
+        if line[0].isspace() or line.startswith("#"):
+            (blocks[-1] if blocks else loose).append(line)
+        elif line.startswith("-") and not line.startswith(("-e ", "--editable")):
+            loose.append(line)
+        else:
+            blocks.append([line])
+
+    def key(block: list[str]) -> tuple[bool, str]:
+        first = block[0]
+        editable = first.startswith(("-e ", "--editable"))
+        name = re.split(r"[\s=<>!~;\[@\\]", re.sub(r"^(-e|--editable)[ =]\s*", "", first), maxsplit=1)[0]
+        return (not editable, canonicalize_name(name) if name else first)
+
+    body = loose + [line for block in sorted(blocks, key=key) for line in block]
+    return header(python, platform) + "".join(f"{line}\n" for line in body)
+
+
+# -- compiling ------------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _index_for(config: Config, index: IndexOptions) -> IndexOptions:
+    """find_links relative to the project root, made absolute (they are not emitted, so nothing leaks)."""
+    links = tuple(
+        link if "://" in link or Path(link).is_absolute() else str((config.root / link).resolve())
+        for link in index.find_links
+    )
+    return IndexOptions(index.index_url, index.extra_index_urls, links)
+
+
+def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade: bool = False,
+                   upgrade_packages: Collection[str] = (), runner: ResolverRunner | None = None,
+                   platform: str | None = None) -> list[LayerOutcome]:
+    """Every configured layer's lock, compiled where needed, lowest layer first. Writes nothing.
+
+    ``platform`` is the image platform the locks are for; None means the first configured platform.
+    """
+    runner = runner or ResolverRunner()
+    platform = platform or config.platforms[0]
+    wanted = {canonicalize_name(name) for name in upgrade_packages}
+    done: dict[str, LayerOutcome] = {}
+    for layer in _ordered(config.layers):
+        python = target_python(layer, config)
+        files = _input_files(config, layer)
+        inputs = input_sha256(config, layer)
+        lower = _lower(config, layer)
+        constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
+        options = options_sha256(layer, python, platform)
+        lock_path = config.root / layer.lock
+        current = _read(lock_path)
+        before = previous.get(layer.name)
+        keep = (
+            before is not None and current is not None and not upgrade
+            and (before.requirements, before.lock) == (layer.requirements, layer.lock)
+            and before.input_sha256 == inputs and before.options_sha256 == options
+            and dict(before.constraints) == constraints and before.output_sha256 == _sha256(current)
+            and not wanted & set(_pins(current.decode("utf-8", "replace")))
+        )
+        if keep and before is not None and current is not None:
+            done[layer.name] = LayerOutcome(layer.name, lock_path, current, before, compiled=False, changed=False)
+            continue
+        trusted = before is not None and current is not None and before.output_sha256 == _sha256(current)
+        content, version = _compile(config, layer, files, lower, done, current, runner, python=python,
+                                    platform=platform, upgrade=upgrade, upgrade_packages=tuple(sorted(wanted)),
+                                    reuse_hashes=trusted)
+        record = LayerLock(
+            requirements=layer.requirements, lock=layer.lock, input_sha256=inputs,
+            output_sha256=_sha256(content), options_sha256=options, resolver=layer.resolver,
+            resolver_version=version, python=python, constraints=constraints,
+        )
+        done[layer.name] = LayerOutcome(layer.name, lock_path, content, record, compiled=True,
+                                        changed=content != current)
+    return list(done.values())
+
+
+def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer], done: Mapping[str, LayerOutcome],
+             current: bytes | None, runner: ResolverRunner, *, python: str, platform: str, upgrade: bool,
+             upgrade_packages: tuple[str, ...], reuse_hashes: bool) -> tuple[bytes, str]:
+    # Files the compile reads, at their project-relative paths; a lower layer's lock is its NEW text.
+    staged: dict[str, bytes] = {rel: (config.root / rel).read_bytes() for rel in files if not posixpath.isabs(rel)}
+    lock_of = {item.name: posixpath.normpath(item.lock) for item in config.layers}
+    for name, outcome in done.items():
+        if lock_of[name] in staged:
+            staged[lock_of[name]] = outcome.content
+    for dep in lower:
+        staged[lock_of[dep.name]] = done[dep.name].content
+    output = posixpath.normpath(layer.lock)
+    if current is not None and not upgrade:
+        staged[output] = current
+    # Includes such as ../shared/base.in need room above the project's copy (normpath puts ".." first).
+    depth = max((rel.split("/").count("..") for rel in staged), default=0)
+    with tempfile.TemporaryDirectory(prefix="pinrepro-compile-") as scratch:
+        workdir = Path(scratch).joinpath(*(["up"] * depth), "project")
+        workdir.mkdir(parents=True)
+        for rel, data in staged.items():
+            target = workdir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        request = CompileRequest(
+            layer=layer.name, requirements=posixpath.normpath(layer.requirements), output=output,
+            constraints=tuple(posixpath.normpath(dep.lock) for dep in lower), python=python, platform=platform,
+            hashes=layer.hashes, index=_index_for(config, layer.index), upgrade=upgrade,
+            upgrade_packages=upgrade_packages, reuse_hashes=reuse_hashes and current is not None and not upgrade,
+        )
+        version = compile_layer(runner, layer.resolver, request, workdir)
+        text = (workdir / output).read_text(encoding="utf-8")
+    return normalize_output(text, python, platform).encode("utf-8"), version
+
+
+# -- verify (offline) -----------------------------------------------------------------------------
+
+
+def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> list[Finding]:
+    """Offline checks of every layer against pinrepro.lock and the files on disk (never runs a resolver)."""
+    platform = platform or config.platforms[0]
+    findings: list[Finding] = []
+    texts: dict[str, str] = {}
+    configured = {layer.name for layer in config.layers}
+    for name in sorted(set(lock.layers) - configured):
+        findings.append(Finding(config.lockfile, None, "error", "stale-lock-entry",
+                                f"pinrepro.lock records layer '{name}', which is not configured any more - "
+                                "run `pinrepro lock` to drop it"))
+    for layer in _ordered(config.layers):
+        record = lock.layers.get(layer.name)
+        data = _read(config.root / layer.lock)
+        if data is not None:
+            texts[layer.name] = data.decode("utf-8", "replace")
+        findings.extend(_check_record(config, layer, record, data, lock, platform))
+        if data is not None:
+            findings.extend(_check_lines(layer, texts[layer.name]))
+            findings.extend(_check_repins(config, layer, texts))
+    return findings
+
+
+def _check_record(config: Config, layer: Layer, record: LayerLock | None, data: bytes | None, lock: Lock,
+                  platform: str) -> Iterator[Finding]:
+    if not (config.root / layer.requirements).is_file():
+        yield Finding(layer.requirements, None, "error", "missing-input",
+                      f"the input of layer '{layer.name}' does not exist - create it or fix the configuration")
+        return
+    if data is None:
+        yield Finding(layer.lock, None, "error", "missing-lock",
+                      f"the lock of layer '{layer.name}' does not exist - run `pinrepro lock`")
+        return
+    if record is None:
+        yield Finding(layer.lock, None, "error", "unlocked-layer",
+                      f"layer '{layer.name}' is not recorded in {config.lockfile} - run `pinrepro lock`")
+        return
+    if (record.requirements, record.lock) != (layer.requirements, layer.lock):
+        yield Finding(layer.lock, None, "error", "input-changed",
+                      f"layer '{layer.name}' was locked from {record.requirements} into {record.lock}; "
+                      "the configuration says otherwise - run `pinrepro lock`")
+        return
+    if _sha256(data) != record.output_sha256:
+        yield Finding(layer.lock, None, "error", "lock-edited",
+                      f"{layer.lock} differs from the lock pinrepro wrote (edited by hand?) - "
+                      "run `pinrepro lock` to recompile it, or restore it")
+    try:
+        inputs = input_sha256(config, layer)
+    except ConfigError as exc:
+        yield Finding(layer.requirements, None, "error", "missing-input", exc.line())
+        return
+    if inputs != record.input_sha256:
+        yield Finding(layer.requirements, None, "error", "input-changed",
+                      f"{layer.requirements} changed since {layer.lock} was compiled - run `pinrepro lock`")
+    python = layer.python or record.python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    if options_sha256(layer, python, platform) != record.options_sha256:
+        yield Finding(layer.lock, None, "error", "options-changed",
+                      f"the resolver options of layer '{layer.name}' (resolver, python, platform, hashes, indexes) "
+                      "changed since it was compiled - run `pinrepro lock`")
+    expected = {
+        dep.name: lock.layers[dep.name].output_sha256 for dep in _lower(config, layer) if dep.name in lock.layers
+    }
+    if expected != dict(record.constraints):
+        stale = sorted(n for n in set(expected) | set(record.constraints)
+                       if expected.get(n) != record.constraints.get(n))
+        yield Finding(layer.lock, None, "error", "constraints-changed",
+                      f"layer '{layer.name}' was compiled under other locks of layer(s) {', '.join(stale)} - "
+                      "run `pinrepro lock`")
+
+
+def _check_lines(layer: Layer, text: str) -> Iterator[Finding]:
+    for entry in parse_lock(text):
+        if entry.editable or entry.version is None:
+            yield Finding(layer.lock, entry.line, "error", "unpinned",
+                          f"'{entry.text}' is not pinned with == - run `pinrepro lock`")
+        elif layer.hashes and not entry.hashes:
+            yield Finding(layer.lock, entry.line, "error", "unhashed",
+                          f"'{entry.text}' has no --hash although layer '{layer.name}' uses hashes - "
+                          "run `pinrepro lock`")
+
+
+def _check_repins(config: Config, layer: Layer, texts: Mapping[str, str]) -> Iterator[Finding]:
+    mine = _pins(texts[layer.name])
+    for dep in _lower(config, layer):
+        if dep.name not in texts:
+            continue
+        for name, (version, _) in _pins(texts[dep.name]).items():
+            if name in mine and mine[name][0] != version:
+                yield Finding(layer.lock, mine[name][1], "error", "repinned",
+                              f"pins {name}=={mine[name][0]} but lower layer '{dep.name}' pins {name}=={version} "
+                              f"({dep.lock}) - run `pinrepro lock`")
+
+
+# -- Dockerfile RUN pip install lines -------------------------------------------------------------
+
+# pip / uv options that take a value (so the value is not mistaken for a package).
+_VALUE_OPTIONS = frozenset({
+    "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c", "--constraint", "-r", "--requirement",
+    "-e", "--editable", "-t", "--target", "--prefix", "--root", "--platform", "--python-version",
+    "--implementation", "--abi", "--only-binary", "--no-binary", "--progress-bar", "--cache-dir", "--src",
+    "--upgrade-strategy", "--trusted-host", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
+    "--client-cert", "--log", "--global-option", "--config-settings", "-C", "--report", "--python", "-p",
+    "--index-strategy", "--root-user-action", "--index", "--default-index", "--keyring-provider",
+    "--resolution", "--prerelease", "--link-mode", "--exclude-newer", "--python-platform", "--build-constraint",
+    "--override", "--group", "--extra",
+})
+_SEPARATORS = frozenset({"&&", "||", ";", "|", "&", "(", ")", ";;", "\n"})
+_PIP = re.compile(r"^pip(3(\.\d+)?)?$")
+_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+
+
+def check_dockerfile_installs(text: str, path: str, config: Config) -> list[Finding]:
+    """Warnings for ``RUN pip install`` lines that install a layer's ``.in`` or loose packages, not a lock."""
+    findings: list[Finding] = []
+    for line, script in _run_scripts(text):
+        for start, argv in _commands(script, line):
+            findings.extend(_check_install(argv, start, path, config))
+    return findings
+
+
+def _run_scripts(text: str) -> Iterator[tuple[int, str]]:
+    """(line of the first script line, shell script) of each RUN instruction; continuations kept as newlines."""
+    escape = "\\"
+    lines = text.replace("\r\n", "\n").split("\n")
+    for line in lines[:5]:
+        match = re.match(r"^#\s*escape\s*=\s*(\S)\s*$", line)
+        if match:
+            escape = match.group(1)
+    index = 0
+    while index < len(lines):
+        start = index
+        first = lines[index]
+        if not first.strip() or first.lstrip().startswith("#"):
+            index += 1
+            continue
+        parts = [first]
+        while parts[-1].rstrip().endswith(escape) and index + 1 < len(lines):
+            parts[-1] = parts[-1].rstrip()[:-1]
+            index += 1
+            # Docker drops comment and blank lines inside a continued instruction; "" keeps the numbering.
+            while index + 1 < len(lines) and (not lines[index].strip() or lines[index].lstrip().startswith("#")):
+                parts.append("")
+                index += 1
+            parts.append(lines[index])
+        index += 1
+        instruction = "\n".join(parts)
+        match = re.match(r"^\s*RUN\s+(.*)$", instruction, flags=re.IGNORECASE | re.DOTALL)
+        if not match:
+            continue
+        body = match.group(1)
+        first_line = start + 1
+        while True:  # RUN flags: --mount=..., --network=..., --security=...
+            flag = re.match(r"^\s*--[a-z-]+=\S+\s*", body)
+            if not flag:
+                break
+            first_line += flag.group(0).count("\n")
+            body = body[flag.end():]
+        heredoc = re.match(r"^<<(-?)[\"']?(\w+)[\"']?\s*(.*)$", body.split("\n", 1)[0].strip())
+        if heredoc:
+            delimiter = heredoc.group(2)
+            script: list[str] = []
+            body_start = index
+            while index < len(lines) and (lines[index].strip() if heredoc.group(1) else lines[index]) != delimiter:
+                script.append(lines[index])
+                index += 1
+            index += 1
+            yield from _shell_lines(script, body_start + 1)
+            continue
+        if body.lstrip().startswith("["):
+            try:
+                argv = json.loads(body)
+            except ValueError:
+                argv = None
+            if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
+                if len(argv) >= 3 and PurePosixPath(argv[0]).name in {"sh", "bash"} and argv[1] == "-c":
+                    yield first_line, argv[2]
+                else:
+                    yield first_line, shlex.join(argv)
+            continue
+        yield first_line, body
+
+
+def _shell_lines(lines: list[str], first_line: int) -> Iterator[tuple[int, str]]:
+    """A heredoc script's logical lines (backslash continuations kept inside as newlines)."""
+    parts: list[str] = []
+    start = first_line
+    for offset, text in enumerate(lines):
+        if not parts:
+            start = first_line + offset
+        if text.rstrip().endswith("\\"):
+            parts.append(text.rstrip()[:-1])
+            continue
+        parts.append(text)
+        yield start, "\n".join(parts)
+        parts = []
+    if parts:
+        yield start, "\n".join(parts)
+
+
+def _commands(script: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
+    """Each simple command of one shell line (escaped newlines inside), with the line its first word is on."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    argv: list[str] = []
+    line = first_line
+    try:
+        for token in lexer:
+            if token in _SEPARATORS:
+                if argv:
+                    yield line, argv
+                argv = []
+                continue
+            if not argv:
+                # lineno has counted the newlines read so far, which may include the one ending this token.
+                line = first_line + lexer.lineno - 1
+            argv.append(token)
+    except ValueError:
+        return  # unbalanced quotes: not a script we can read
+    if argv:
+        yield line, argv
+
+
+def _install_args(argv: list[str]) -> list[str] | None:
+    """The arguments after ``install`` when argv runs pip (or uv pip) install, else None."""
+    words = list(argv)
+    while words and (re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]) or words[0] in {"sudo", "env", "time",
+                                                                                         "exec", "command"}):
+        words.pop(0)
+    if not words:
+        return None
+    head = PurePosixPath(words[0]).name
+    if _PIP.match(head):
+        rest = words[1:]
+    elif _PYTHON.match(head) and words[1:3] == ["-m", "pip"]:
+        rest = words[3:]
+    elif _PYTHON.match(head) and words[1:4] == ["-m", "uv", "pip"]:
+        rest = words[4:]
+    elif head == "uv" and words[1:2] == ["pip"]:
+        rest = words[2:]
+    else:
+        return None
+    while rest and rest[0].startswith("-"):  # global options before the subcommand
+        rest = rest[2:] if rest[0] in _VALUE_OPTIONS else rest[1:]
+    return rest[1:] if rest[:1] == ["install"] else None
+
+
+def _check_install(argv: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
+    args = _install_args(argv)
+    if args is None:
+        return
+    by_input = {PurePosixPath(layer.requirements).name: layer for layer in config.layers}
+    position = 0
+    positional_only = False
+    while position < len(args):
+        arg = args[position]
+        position += 1
+        value: str | None = None
+        if not positional_only and arg == "--":
+            positional_only = True
+            continue
+        if not positional_only and arg.startswith("-"):
+            option, _, inline = arg.partition("=")
+            if option in ("-r", "--requirement") or re.match(r"^-r\S", arg):
+                if inline:
+                    value = inline
+                elif option == arg and arg not in ("-r", "--requirement"):
+                    value = arg[2:]
+                elif position < len(args):
+                    value = args[position]
+                    position += 1
+                if value:
+                    yield from _check_requirement_file(value, line, path, by_input)
+            elif option in _VALUE_OPTIONS and not inline:
+                position += 1
+            continue
+        yield from _check_package(arg, line, path)
+
+
+def _check_requirement_file(value: str, line: int, path: str, by_input: Mapping[str, Layer]) -> Iterator[Finding]:
+    if "$" in value:
+        return
+    layer = by_input.get(PurePosixPath(value).name)
+    if layer is not None:
+        yield Finding(path, line, "warning", "install-input",
+                      f"installs {value}, the input of layer '{layer.name}', instead of its lock {layer.lock} - "
+                      f"use `pip install --require-hashes --no-deps -r {layer.lock}`")
+    elif value.endswith(".in"):
+        yield Finding(path, line, "warning", "install-input",
+                      f"installs {value}, an unlocked requirements input - add it as a layer and install its lock")
+
+
+def _check_package(arg: str, line: int, path: str) -> Iterator[Finding]:
+    if "$" in arg or "://" in arg or arg.startswith((".", "/", "~")) or "/" in arg \
+            or arg.endswith((".whl", ".tar.gz", ".zip")):
+        return  # a path, URL or shell variable: not a name from an index
+    try:
+        requirement = Requirement(arg)
+    except InvalidRequirement:
+        return
+    if requirement.url:
+        return
+    specs = list(requirement.specifier)
+    if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+        return
+    yield Finding(path, line, "warning", "install-loose",
+                  f"installs '{arg}' without a pinned version, outside the locked layers - "
+                  "add it to a layer's requirements and install the lock")

@@ -1,0 +1,423 @@
+"""Old lock vs new lock -> what a reviewer needs to know, as Markdown (a pull request body) or JSON.
+
+What moved, most dangerous first: a higher minimum NVIDIA driver can stop the images from running on existing
+hosts, so it is called out at the top; then base image digests with their creation dates, CUDA / cuDNN / NCCL /
+Python / OS changes, apt package counts (the full list folded in ``<details>``), and Python packages per layer.
+Pure: the caller hands in both locks and the old and new bytes of the files that changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.utils import canonicalize_name
+
+from pinrepro import manifest
+from pinrepro.lockfile import ImageLock, Lock
+from pinrepro.manifest import Change
+
+# Section headings, in the order they appear; tests check each one is rendered.
+HEADING_DRIVER = "Minimum NVIDIA driver"
+HEADING_IMAGES = "### Base images"
+HEADING_SYSTEM = "### CUDA, drivers and Python"
+HEADING_APT = "### apt packages"
+HEADING_PYTHON = "### Python packages"
+HEADING_FILES = "### Files changed"
+NOTHING_CHANGED = (
+    "Nothing to refresh: every base image tag and requirement still resolves to what the lock records."
+)
+
+_SHORT_DIGEST = 12
+# One requirement line of pip-compile / uv output: name[extras]==version (or name @ url), before markers/hashes.
+_PINNED = re.compile(
+    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*"
+    r"(?:={2,3}\s*(?P<version>[^\s;\\#]+)|@\s*(?P<url>[^\s;\\#]+))"
+)
+
+
+# One named thing whose version moved; ``old``/``new`` None means added/removed. The manifest's own value type,
+# so image contents and Python packages read the same way.
+VersionChange = Change
+
+
+@dataclass(frozen=True)
+class ImageChange:
+    """A lock entry (``image:tag``) whose index digest moved, or that appeared or disappeared."""
+
+    ref: str
+    old_digest: str | None
+    new_digest: str | None
+    old_created: str | None
+    new_created: str | None
+
+    @property
+    def kind(self) -> Literal["added", "removed", "moved"]:
+        if self.old_digest is None:
+            return "added"
+        if self.new_digest is None:
+            return "removed"
+        return "moved"
+
+
+@dataclass(frozen=True)
+class PlatformChange:
+    """What changed inside one platform of one moved image, from the lock's manifest contents."""
+
+    image: str
+    platform: str
+    components: tuple[VersionChange, ...]  # os, python, cuda, cudnn, nccl, cublas, min_driver_compat, platform
+    min_driver: VersionChange | None
+    apt: tuple[VersionChange, ...]
+
+
+@dataclass(frozen=True)
+class LayerChange:
+    """Python packages that moved in one requirements layer's lock file."""
+
+    layer: str
+    lock: str
+    packages: tuple[VersionChange, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    images: tuple[ImageChange, ...] = ()
+    platforms: tuple[PlatformChange, ...] = ()
+    layers: tuple[LayerChange, ...] = ()
+    files: tuple[str, ...] = ()  # every file that changes, relative to the project root
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files or self.images or self.platforms or self.layers)
+
+    @property
+    def driver_changes(self) -> tuple[PlatformChange, ...]:
+        return tuple(p for p in self.platforms if p.min_driver is not None)
+
+
+# -- building the summary -------------------------------------------------------------------------------------
+
+
+def summarize(old: Lock | None, new: Lock, *, root: Path, files: Mapping[Path, bytes] | None = None,
+              old_files: Mapping[Path, bytes | None] | None = None) -> Summary:
+    """Compare two locks; requirement-lock texts come from ``old_files`` (before) and ``files`` (after).
+
+    Image and platform changes come from the manifest's own diff (pinrepro.manifest.diff), so ``refresh`` and
+    ``manifest`` never disagree about what moved.
+    """
+    files = files or {}
+    old_files = old_files or {}
+    previous = old or Lock()
+    moved = manifest.diff(previous, new)
+    images = tuple(
+        ImageChange(ref=i.ref, old_digest=i.old_digest, new_digest=i.new_digest,
+                    old_created=_created(previous.images.get(i.ref)), new_created=_created(new.images.get(i.ref)))
+        for i in moved.images
+    )
+    platforms = tuple(filter(None, (_platform_change(p) for p in moved.platforms)))
+    return Summary(
+        images=images,
+        platforms=platforms,
+        layers=tuple(_layer_changes(previous, new, root, files, old_files)),
+        files=tuple(sorted(_display_path(path, root) for path in files)),
+    )
+
+
+def _display_path(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _created(image: ImageLock | None) -> str | None:
+    if image is None:
+        return None
+    for name in sorted(image.platforms):
+        contents = manifest.contents_of(image.platforms[name])
+        if contents is not None and contents.created:
+            return contents.created
+    return None
+
+
+def _platform_change(diff: manifest.PlatformDiff) -> PlatformChange | None:
+    # NVIDIA_REQUIRE_CUDA lists every driver branch clause; its changes show up as min-driver changes already.
+    components = tuple(c for c in diff.fields if c.name not in {"min_driver", "require"})
+    if not components and diff.min_driver is None and not diff.apt:
+        return None
+    return PlatformChange(diff.ref, diff.platform, components, diff.min_driver, diff.apt)
+
+
+def _version_diff(old: Mapping[str, str], new: Mapping[str, str],
+                  names: Mapping[str, str] | None = None) -> list[VersionChange]:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if before != after:
+            changes.append(VersionChange((names or {}).get(key, key), before, after))
+    return changes
+
+
+def parse_requirements(text: str) -> dict[str, tuple[str, str]]:
+    """Pinned packages of a pip-compile / uv lock: canonical name -> (name as written, version or ``@ url``)."""
+    pins: dict[str, tuple[str, str]] = {}
+    logical = ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            logical += line[:-1] + " "
+            continue
+        logical += line
+        statement = logical.strip()
+        logical = ""
+        if not statement or statement.startswith(("#", "-")):
+            continue
+        match = _PINNED.match(statement)
+        if match:
+            version = match["version"] or f"@ {match['url']}"
+            pins[canonicalize_name(match["name"])] = (match["name"], version)
+    return pins
+
+
+def _layer_changes(old: Lock, new: Lock, root: Path, files: Mapping[Path, bytes],
+                   old_files: Mapping[Path, bytes | None]) -> Iterable[LayerChange]:
+    by_path = {root / layer.lock: (name, layer.lock) for name, layer in old.layers.items()}
+    by_path.update({root / layer.lock: (name, layer.lock) for name, layer in new.layers.items()})
+    for path, (name, lock) in sorted(by_path.items(), key=lambda item: item[1]):
+        if path not in files:
+            continue
+        before = parse_requirements(_decode(old_files.get(path)))
+        after = parse_requirements(_decode(files[path]))
+        names = {key: value[0] for key, value in {**before, **after}.items()}
+        packages = _version_diff({k: v[1] for k, v in before.items()}, {k: v[1] for k, v in after.items()}, names)
+        if packages:
+            yield LayerChange(name, lock, tuple(packages))
+
+
+def _decode(data: bytes | None) -> str:
+    return data.decode("utf-8", errors="replace") if data else ""
+
+
+# -- Markdown -------------------------------------------------------------------------------------------------
+
+_LABELS = {
+    "platform": "platform", "os": "OS", "python": "Python", "cuda": "CUDA", "cudnn": "cuDNN", "nccl": "NCCL",
+    "cublas": "cuBLAS", "min_driver": "min driver", "min_driver_compat": "min driver (CUDA minor compatibility)",
+}
+
+
+# GitHub refuses pull request bodies over 65536 characters (422 "body is too long"); keep a margin.
+PR_BODY_LIMIT = 60_000
+APT_LIST_OMITTED = (
+    "The full apt list is too long for a pull request body; see the `[images.…platforms.…apt]` tables in the "
+    "diff of `pinrepro.lock`, or run `pinrepro refresh --dry-run --format json`."
+)
+
+
+def render_markdown(summary: Summary, *, max_chars: int | None = None) -> str:
+    """The summary as GitHub-flavoured Markdown (the pull request body and `refresh`'s default output).
+
+    With ``max_chars`` (a pull request body), a summary that would be longer drops the folded apt list first:
+    the counts stay, the list is in the lock's diff anyway.
+    """
+    text = _render_markdown(summary, apt_list=True)
+    if max_chars is not None and len(text) > max_chars:
+        text = _render_markdown(summary, apt_list=False)
+    return text
+
+
+def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
+    if not summary.changed:
+        return NOTHING_CHANGED + "\n"
+    out: list[str] = []
+    if summary.driver_changes:
+        out += _driver_callout(summary.driver_changes)
+    out += [_headline(summary), ""]
+    if summary.images:
+        out += _images_section(summary.images)
+    system = [(p, c) for p in summary.platforms for c in (*p.components, *([p.min_driver] if p.min_driver else []))]
+    if system:
+        out += [HEADING_SYSTEM, "", "| image | platform | component | old | new |", "| --- | --- | --- | --- | --- |"]
+        for platform, change in system:
+            new = f"**{_cell(change.new)}**" if change.name == "min_driver" else _cell(change.new)
+            label = _LABELS.get(change.name, change.name)
+            out.append(f"| `{platform.image}` | {platform.platform} | {label} | {_cell(change.old)} | {new} |")
+        out.append("")
+    apt = [p for p in summary.platforms if p.apt]
+    if apt:
+        out += _apt_section(apt, full_list=apt_list)
+    if summary.layers:
+        out += _python_section(summary.layers)
+    if summary.files:
+        out += [HEADING_FILES, ""] + [f"- `{path}`" for path in summary.files] + [""]
+    out += ["---", "<sub>Written by <code>pinrepro refresh</code>. The next scheduled run updates this pull request "
+                   "instead of opening another; merge it to move the pins.</sub>"]
+    return "\n".join(out) + "\n"
+
+
+def _driver_callout(platforms: tuple[PlatformChange, ...]) -> list[str]:
+    raised = any(p.min_driver and _direction(p.min_driver) in {"raised", "new requirement"} for p in platforms)
+    lines = [
+        "> [!CAUTION]",
+        f"> **{HEADING_DRIVER} changes.** "
+        + ("Hosts whose NVIDIA driver is older than the new minimum cannot run these images; "
+           "check them with `pinrepro doctor` before merging." if raised
+           else "Check that your hosts' drivers still match with `pinrepro doctor`."),
+        ">",
+    ]
+    for platform in platforms:
+        change = platform.min_driver
+        assert change is not None
+        lines.append(f"> - `{platform.image}` ({platform.platform}): {_cell(change.old)} → "
+                     f"**{_cell(change.new)}** ({_direction(change)})")
+    return [*lines, ""]
+
+
+def _direction(change: VersionChange) -> str:
+    if change.old is None:
+        return "new requirement"
+    if change.new is None:
+        return "requirement dropped"
+    old, new = _version_key(change.old), _version_key(change.new)
+    if old is None or new is None:
+        return "changed"
+    return "raised" if new > old else "lowered"
+
+
+def _version_key(text: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return None
+
+
+def _headline(summary: Summary) -> str:
+    parts: list[str] = []
+    moved = [i for i in summary.images if i.kind == "moved"]
+    if moved:
+        parts.append(_count(len(moved), "base image moved", "base images moved"))
+    for kind, words in (("added", ("image newly pinned", "images newly pinned")),
+                        ("removed", ("image no longer used", "images no longer used"))):
+        count = sum(1 for i in summary.images if i.kind == kind)
+        if count:
+            parts.append(_count(count, *words))
+    cuda = {p.image for p in summary.platforms if any(c.name in {"cuda", "cudnn", "nccl"} for c in p.components)}
+    if cuda:
+        parts.append(f"CUDA stack changed in {_count(len(cuda), 'image', 'images')}")
+    apt = sum(len(p.apt) for p in summary.platforms)
+    if apt:
+        parts.append(_count(apt, "apt package changed", "apt packages changed"))
+    packages = sum(len(layer.packages) for layer in summary.layers)
+    if packages:
+        parts.append(f"{_count(packages, 'Python package', 'Python packages')} changed in "
+                     f"{_count(len(summary.layers), 'layer', 'layers')}")
+    if not parts:
+        return ("**Pins were rewritten** but no image digest or package version moved "
+                "(the lock's bookkeeping changed).")
+    return "**" + parts[0][0].upper() + parts[0][1:] + "**" + "".join(f", {part}" for part in parts[1:]) + "."
+
+
+def _images_section(images: tuple[ImageChange, ...]) -> list[str]:
+    lines = [HEADING_IMAGES, "", "| image | old | new | created |", "| --- | --- | --- | --- |"]
+    for image in images:
+        lines.append(f"| `{image.ref}` | {_digest(image.old_digest)} | {_digest(image.new_digest)} | "
+                     f"{_date(image.old_created)} → {_date(image.new_created)} |")
+    return [*lines, ""]
+
+
+def _apt_section(platforms: list[PlatformChange], *, full_list: bool) -> list[str]:
+    lines = [HEADING_APT, ""]
+    for platform in platforms:
+        lines.append(f"- `{platform.image}` ({platform.platform}): {_kind_counts(platform.apt)}")
+    if not full_list:
+        return [*lines, "", APT_LIST_OMITTED, ""]
+    total = sum(len(p.apt) for p in platforms)
+    lines += ["", "<details>", f"<summary>All apt package changes ({total})</summary>", ""]
+    for platform in platforms:
+        lines += [f"`{platform.image}` ({platform.platform})", "", "| package | old | new |", "| --- | --- | --- |"]
+        lines += [_change_row(change) for change in platform.apt]
+        lines.append("")
+    return [*lines, "</details>", ""]
+
+
+def _python_section(layers: tuple[LayerChange, ...]) -> list[str]:
+    lines = [HEADING_PYTHON, ""]
+    for layer in layers:
+        lines += [f"**`{layer.layer}`** (`{layer.lock}`): {_kind_counts(layer.packages)}", "",
+                  "| package | old | new |", "| --- | --- | --- |"]
+        lines += [_change_row(change) for change in layer.packages]
+        lines.append("")
+    return lines
+
+
+def _change_row(change: VersionChange) -> str:
+    old = _cell(change.old) if change.old is not None else "*(added)*"
+    new = _cell(change.new) if change.new is not None else "*(removed)*"
+    return f"| {_cell(change.name)} | {old} | {new} |"
+
+
+def _kind_counts(changes: Iterable[VersionChange]) -> str:
+    counts = {"added": 0, "removed": 0, "changed": 0}
+    for change in changes:
+        counts[change.kind] += 1
+    return ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
+
+
+def _count(n: int, singular: str, plural: str) -> str:
+    return f"{n} {singular if n == 1 else plural}"
+
+
+def _digest(digest: str | None) -> str:
+    if digest is None:
+        return "-"
+    algorithm, _, hex_part = digest.partition(":")
+    return f"`{algorithm}:{hex_part[:_SHORT_DIGEST]}`"
+
+
+def _date(created: str | None) -> str:
+    # Image configs carry RFC 3339 timestamps; the day is what a reviewer compares.
+    return created[:10] if created else "?"
+
+
+def _cell(text: str | None) -> str:
+    return "-" if text is None else text.replace("|", "\\|").replace("\n", " ")
+
+
+# -- JSON -----------------------------------------------------------------------------------------------------
+
+
+def to_json(summary: Summary) -> dict[str, Any]:
+    """The summary as plain data with stable keys (``refresh --format json``)."""
+    return {
+        "changed": summary.changed,
+        "images": [
+            {"ref": i.ref, "kind": i.kind, "old_digest": i.old_digest, "new_digest": i.new_digest,
+             "old_created": i.old_created, "new_created": i.new_created}
+            for i in summary.images
+        ],
+        "platforms": [
+            {"image": p.image, "platform": p.platform,
+             "components": [_change_json(c) for c in p.components],
+             "min_driver": _change_json(p.min_driver) if p.min_driver else None,
+             "apt": [_change_json(c) for c in p.apt]}
+            for p in summary.platforms
+        ],
+        "layers": [
+            {"layer": layer.layer, "lock": layer.lock, "packages": [_change_json(c) for c in layer.packages]}
+            for layer in summary.layers
+        ],
+        "files": list(summary.files),
+    }
+
+
+def render_json(summary: Summary) -> str:
+    return json.dumps(to_json(summary), indent=2, sort_keys=True) + "\n"
+
+
+def _change_json(change: VersionChange) -> dict[str, Any]:
+    return {"name": change.name, "kind": change.kind, "old": change.old, "new": change.new}

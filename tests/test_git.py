@@ -1,0 +1,221 @@
+"""git.py with real git: a bare repository in tmp as the remote, a work clone, no machine configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pinrepro.errors import GitError
+from pinrepro.git import Git, Identity, redact
+from tests.support.tools import require_tool
+
+BOT = Identity("pinrepro-bot", "bot@example.org")
+TOKEN = "ghp_R3allySecretT0kenValue1234567890abcd"
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The machine's ~/.gitconfig and /etc/gitconfig must not matter (user, signing, hooks, default branch)."""
+    require_tool("git")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def sh(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.org",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Repos:
+    bare: Path
+    work: Path
+    main: str  # the commit main points at
+
+
+def make_repos(tmp_path: Path, files: dict[str, bytes]) -> Repos:
+    """A bare remote with one commit on main holding ``files``, and a clone of it."""
+    bare = tmp_path / "remote.git"
+    sh(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    seed = tmp_path / "seed"
+    sh(tmp_path, "init", "--quiet", "--initial-branch=main", str(seed))
+    for name, data in files.items():
+        (seed / name).parent.mkdir(parents=True, exist_ok=True)
+        (seed / name).write_bytes(data)
+    sh(seed, "add", "--all")
+    sh(seed, "commit", "--quiet", "-m", "initial")
+    sh(seed, "push", "--quiet", str(bare), "main")
+    work = tmp_path / "work"
+    sh(tmp_path, "clone", "--quiet", str(bare), str(work))
+    return Repos(bare, work, sh(work, "rev-parse", "HEAD"))
+
+
+@pytest.fixture
+def repos(tmp_path: Path) -> Repos:
+    return make_repos(tmp_path, {"Dockerfile": b"FROM python:3.11-slim\n", "run.sh": b"#!/bin/sh\n",
+                                 "docs/README": b"hello\n"})
+
+
+def test_commit_files_touches_nothing_but_the_object_store(repos: Repos) -> None:
+    (repos.work / "run.sh").chmod(0o755)
+    sh(repos.work, "update-index", "--chmod=+x", "run.sh")
+    sh(repos.work, "commit", "--quiet", "-m", "exec")
+    head = sh(repos.work, "rev-parse", "HEAD")
+    (repos.work / "untracked.txt").write_text("mine\n")
+    git = Git(repos.work)
+
+    commit = git.commit_files({"Dockerfile": b"FROM python:3.11-slim@sha256:abc\n", "run.sh": b"#!/bin/sh\necho\n",
+                               "new/pinrepro.lock": b"schema = 1\n"},
+                              parent=head, message="refresh\n\nbody\n", author=BOT)
+
+    assert git.parents_of(commit) == (head,)
+    assert git.changed_paths(head, commit) == ("Dockerfile", "new/pinrepro.lock", "run.sh")
+    assert sh(repos.work, "show", f"{commit}:Dockerfile") == "FROM python:3.11-slim@sha256:abc"
+    assert sh(repos.work, "ls-tree", commit, "run.sh").split()[0] == "100755"  # mode kept
+    assert sh(repos.work, "ls-tree", commit, "new/pinrepro.lock").split()[0] == "100644"
+    assert sh(repos.work, "log", "-1", "--format=%an <%ae>|%cn <%ce>", commit) == (
+        "pinrepro-bot <bot@example.org>|pinrepro-bot <bot@example.org>")
+    assert git.message_of(commit) == "refresh\n\nbody"
+    # HEAD, branch, index and work tree are exactly as before.
+    assert sh(repos.work, "rev-parse", "HEAD") == head
+    assert sh(repos.work, "symbolic-ref", "HEAD") == "refs/heads/main"
+    assert sh(repos.work, "status", "--porcelain") == "?? untracked.txt"
+    assert (repos.work / "Dockerfile").read_bytes() == b"FROM python:3.11-slim\n"
+
+
+def test_commit_applies_clean_filters_like_git_add(repos: Repos) -> None:
+    (repos.work / ".gitattributes").write_text("*.lock text eol=crlf\n")
+    sh(repos.work, "add", ".gitattributes")
+    sh(repos.work, "commit", "--quiet", "-m", "attrs")
+    git = Git(repos.work)
+    commit = git.commit_files({"a.lock": b"x\r\ny\r\n"}, parent=git.head(), message="m", author=BOT)
+    # The blob is normalised to LF, as `git add` would store it.
+    blob = subprocess.run(["git", "cat-file", "blob", f"{commit}:a.lock"], cwd=repos.work, capture_output=True,
+                          check=True).stdout
+    assert blob == b"x\ny\n"
+
+
+def test_push_and_remote_branch(repos: Repos) -> None:
+    git = Git(repos.work)
+    assert git.remote_branch("origin", "pinrepro/refresh") is None
+    first = git.commit_files({"Dockerfile": b"one\n"}, parent=repos.main, message="1", author=BOT)
+    git.push("origin", first, "pinrepro/refresh", force=True)
+    assert git.remote_branch("origin", "pinrepro/refresh") == first
+    assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == first
+    # A second commit on the same base replaces the branch (force: the branch belongs to the bot).
+    second = git.commit_files({"Dockerfile": b"two\n"}, parent=repos.main, message="2", author=BOT)
+    git.push("origin", second, "pinrepro/refresh", force=True)
+    assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == second
+    assert sh(repos.bare, "rev-parse", "refs/heads/main") == repos.main
+    # Without force the same non-fast-forward is refused, with git's reason in one line.
+    third = git.commit_files({"Dockerfile": b"three\n"}, parent=repos.main, message="3", author=BOT)
+    with pytest.raises(GitError) as info:
+        git.push("origin", third, "pinrepro/refresh", force=False)
+    assert str(info.value).startswith(f"{repos.work}: `git push` failed: ")
+    assert "rejected" in str(info.value) or "failed to push" in str(info.value)
+
+
+def test_fetch_brings_the_remote_commit(repos: Repos, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    sh(tmp_path, "clone", "--quiet", str(repos.bare), str(other))
+    pushed = Git(other).commit_files({"x": b"x\n"}, parent=repos.main, message="x", author=BOT)
+    Git(other).push("origin", pushed, "bot", force=True)
+    git = Git(repos.work)
+    assert not git.has_object(pushed)
+    git.fetch("origin", "bot")
+    assert git.has_object(pushed)
+    assert not (repos.work / ".git" / "FETCH_HEAD").exists()
+
+
+def test_queries(repos: Repos, tmp_path: Path) -> None:
+    git = Git(repos.work / "docs")
+    assert git.toplevel() == repos.work.resolve()
+    assert git.head() == repos.main
+    assert git.current_branch() == "main"
+    assert git.remote_url("origin") == str(repos.bare)
+    assert git.relative(repos.work / "docs" / "README") == "docs/README"
+    with pytest.raises(GitError, match=r"is outside the git work tree"):
+        git.relative(tmp_path / "elsewhere")
+    sh(repos.work, "checkout", "--quiet", "--detach")
+    assert git.current_branch() is None
+
+
+def test_remote_url_is_the_configured_one(repos: Repos) -> None:
+    sh(repos.work, "remote", "set-url", "origin", "https://github.com/octo-org/octo-repo.git")
+    sh(repos.work, "config", f"url.{repos.bare}.insteadOf", "https://github.com/octo-org/octo-repo.git")
+    git = Git(repos.work)
+    assert git.remote_url("origin") == "https://github.com/octo-org/octo-repo.git"
+    assert git.remote_branch("origin", "main") == repos.main  # transport still rewritten to the bare repo
+
+
+def test_missing_remote(repos: Repos) -> None:
+    with pytest.raises(GitError) as info:
+        Git(repos.work).remote_url("upstream")
+    assert str(info.value) == (f"{repos.work}: git remote 'upstream' is not configured - add it with "
+                               "`git remote add upstream <url>`, or set the refresh 'remote' key")
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(GitError) as info:
+        Git(tmp_path).head()
+    assert str(info.value) == (f"{tmp_path}: `git rev-parse` failed: fatal: not a git repository (or any of the "
+                               "parent directories): .git - run pinrepro inside a git repository with at least one "
+                               "commit")
+
+
+def test_git_not_installed(tmp_path: Path) -> None:
+    with pytest.raises(GitError) as info:
+        Git(tmp_path, executable="git-that-does-not-exist").head()
+    assert str(info.value) == "git is not installed - install git (Debian: apt-get install git)"
+
+
+def test_push_failure_never_shows_a_token(repos: Repos) -> None:
+    # A remote URL with a token in it (as some CI setups write) must not leak through git's error text.
+    # Port 9 on loopback: nothing listens, so git fails at once without leaving the machine.
+    sh(repos.work, "remote", "add", "leaky", f"http://x-access-token:{TOKEN}@127.0.0.1:9/octo/repo.git")
+    git = Git(repos.work, secrets=(TOKEN,))
+    with pytest.raises(GitError) as info:
+        git.push("leaky", repos.main, "pinrepro/refresh", force=True)
+    text = str(info.value)
+    assert TOKEN not in text
+    assert text.startswith(f"{repos.work}: `git push` failed: ")
+    assert text.endswith("- check that the remote exists and that this checkout may push to it (in GitHub Actions: "
+                         "actions/checkout with persist-credentials left on, and `permissions: contents: write`)")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (f"fatal: unable to access 'https://x-access-token:{TOKEN}@github.com/o/r.git/'",
+     "fatal: unable to access 'https://***@github.com/o/r.git/'"),
+    (f"token {TOKEN} in plain text", "token *** in plain text"),
+    ("ssh://git@github.com/o/r.git", "ssh://***@github.com/o/r.git"),
+    ("nothing secret here", "nothing secret here"),
+])
+def test_redact(text: str, expected: str) -> None:
+    assert redact(text, (TOKEN, "")) == expected
+
+
+@pytest.mark.parametrize(("text", "identity"), [
+    ("github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>",
+     Identity("github-actions[bot]", "41898282+github-actions[bot]@users.noreply.github.com")),
+    ("  Ada Lovelace   <ada@example.org> ", Identity("Ada Lovelace", "ada@example.org")),
+])
+def test_identity(text: str, identity: Identity) -> None:
+    assert Identity.parse(text) == identity
+    assert Identity.parse(str(identity)) == identity
+
+
+@pytest.mark.parametrize("text", ["no email", "<a@b>", "Name <>", "Name <a b@c>", "Name a@b.c"])
+def test_bad_identity(text: str) -> None:
+    with pytest.raises(GitError) as info:
+        Identity.parse(text)
+    assert str(info.value) == f"'{text}' is not a git identity - write it as \"Name <email@example.com>\""
