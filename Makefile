@@ -44,8 +44,11 @@ test: setup lint typecheck
 demo: setup
 	$(PY) examples/demo.py
 
+# The benches print side-by-side comparisons; compile.py needs PyPI, scan.py takes about 5 minutes.
 bench: setup
 	$(PY) bench/resolve.py
+	$(PY) bench/compile.py
+	$(PY) bench/scan.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .demo

@@ -6,6 +6,7 @@ Nothing else in pinrepro prints or exits. Exit codes: 0 ok, 1 verify found drift
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -16,10 +17,11 @@ from typing import Any, TypeVar
 
 import click
 
-from pinrepro import __version__, render
+from pinrepro import __version__, lockfile, render
 from pinrepro import config as config_module
 from pinrepro.config import Config
-from pinrepro.errors import PinreproError
+from pinrepro.errors import LockfileError, PinreproError
+from pinrepro.lockfile import Lock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,6 +159,96 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
         errors, warnings = len(report.errors), len(report.warnings)
         out.info("verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)")
     sys.exit(report.exit_code)
+
+
+@cli.command()
+@common_options
+@click.option("--open-pr", is_flag=True, help="Commit on the bot branch, push it, and open or update one pull request.")
+@click.option("--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME",
+              help="Move only this Python package (repeatable); images are re-resolved all the same.")
+@click.option("--dry-run", is_flag=True, help="Show the summary; write, commit and push nothing.")
+@click.option("--token-env", default="GITHUB_TOKEN", show_default=True, metavar="NAME",
+              help="Environment variable holding the GitHub token.")
+@click.option("--branch", default=None, help="Bot branch (default: [refresh] branch, or pinrepro/refresh).")
+@click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@handles_errors
+def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packages: tuple[str, ...],
+            dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str) -> None:
+    """Move every pin forward and summarise what changed; with --open-pr, as one pull request."""
+    from pinrepro import summary as summary_module
+    from pinrepro.refresh import load_settings
+    from pinrepro.refresh import refresh as run_refresh
+
+    out = Output(verbose, quiet)
+    config = load_config(root)
+    settings = load_settings(config)
+    if branch:
+        settings = dataclasses.replace(settings, branch=branch)
+    if base:
+        settings = dataclasses.replace(settings, base=base)
+    result = run_refresh(config, open_pr=open_pr, settings=settings, upgrade_packages=upgrade_packages,
+                         dry_run=dry_run, token_env=token_env)
+    for finding in result.findings:
+        out.info(f"{finding.location()}: {finding.level}: {finding.message}")
+    out.result(summary_module.render_json(result.summary) if fmt == "json" else result.markdown)
+    if result.pull is not None:
+        where = f" {result.pull.url}" if result.pull.url else ""
+        out.info(f"pull request: {result.pull.action} (branch {result.pull.branch}){where}")
+
+
+def read_lock(config: Config) -> Lock:
+    lock = lockfile.read(config.lock_path)
+    if lock is None:
+        raise LockfileError("does not exist", where=config.lockfile, fix="run `pinrepro lock` first")
+    return lock
+
+
+@cli.command()
+@common_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--packages", is_flag=True, help="List every apt package (text format).")
+@click.option("--diff", "old_lock", type=click.Path(dir_okay=False, path_type=Path),
+              help="Show what changed between OLD_LOCK and the project's lock.")
+@handles_errors
+def manifest(root: Path, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: Path | None) -> None:
+    """Print what is inside each pinned image: OS, Python, CUDA, cuDNN, NCCL, minimum driver, apt packages."""
+    from pinrepro import manifest as manifest_module
+
+    out = Output(verbose, quiet)
+    config = load_config(root)
+    lock = read_lock(config)
+    if old_lock is not None:
+        before = lockfile.read(old_lock)
+        if before is None:
+            raise LockfileError("does not exist", where=str(old_lock), fix="pass the path of an existing lock file")
+        change = manifest_module.diff(before, lock)
+        if fmt == "json":
+            out.result(json.dumps(dataclasses.asdict(change), indent=2, sort_keys=True, default=str))
+        else:
+            out.result(change.render_text())
+        return
+    if fmt == "json":
+        out.result(json.dumps(manifest_module.render_json(lock), indent=2, sort_keys=True))
+    else:
+        out.result(manifest_module.render_text(lock, packages=packages))
+
+
+@cli.command()
+@common_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handles_errors
+def doctor(root: Path, verbose: bool, quiet: bool, fmt: str) -> None:
+    """Check this host against the lock: NVIDIA driver vs the images' CUDA needs, container toolkit."""
+    from pinrepro.doctor import doctor as run_doctor
+
+    out = Output(verbose, quiet)
+    report = run_doctor(read_lock(load_config(root)))
+    if fmt == "json":
+        out.result(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        out.result(report.render_text())
+    sys.exit(1 if report.cannot_run else 0)
 
 
 def main() -> None:

@@ -66,3 +66,7 @@ class GitHubError(PinreproError):
 
 class GitError(PinreproError):
     """git is missing, the directory is not a repository, or a git command failed (a rejected push, ...)."""
+
+
+class InventoryError(PinreproError):
+    """An image layer or config blob that is not what it claims to be (truncated, corrupt, wrong digest)."""

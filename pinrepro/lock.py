@@ -8,9 +8,12 @@ All new file contents are computed first; files are written only once everything
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import canonicalize_name
 
 from pinrepro import lockfile
 from pinrepro.config import Config
@@ -21,11 +24,14 @@ from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 from pinrepro.reference import ImageRef
+from pinrepro.requirements import LayerOutcome, compile_layers, parse_lock
 
 if TYPE_CHECKING:
     from pinrepro.registry.client import ImageDescription, RegistryClient
 
 Progress = Callable[[int, int], None]
+# (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
+Scanner = Callable[[ImageRef, str], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ def run_lock(
     client: RegistryClient | None = None,
     client_factory: Callable[[], RegistryClient] | None = None,
     progress: Progress | None = None,
+    scanner: Scanner | None = None,
 ) -> LockOutcome:
     """Pin images and requirement layers; write the files unless ``dry_run``."""
     old = lockfile.read(config.lock_path)
@@ -95,15 +102,13 @@ def run_lock(
         by_key.setdefault(image_site.key, []).append(image_site)
 
     previous = old.images if old else {}
-    resolver = _ImageResolver(config, client, client_factory, progress)
+    resolver = _ImageResolver(config, client, client_factory, progress, scanner)
     images = resolver.pin_all(by_key, previous, upgrade=upgrade)
     findings.extend(_absent_platform_findings(config, images, by_key))
 
     layers: dict[str, LayerLock] = {}
     files: dict[Path, bytes] = {}
     if config.layers:
-        from pinrepro.requirements import compile_layers
-
         outcomes = compile_layers(
             config, old.layers if old else {}, upgrade=upgrade, upgrade_packages=upgrade_packages,
             platform=config.platforms[0],
@@ -112,6 +117,10 @@ def run_lock(
             layers[outcome.name] = outcome.record
             if outcome.changed:
                 files[outcome.lock_path] = outcome.content
+        findings.extend(_unknown_upgrade_packages(upgrade_packages, outcomes, config))
+    elif upgrade_packages:
+        findings.append(Finding(config.source, None, "warning", "upgrade-package-unknown",
+                                "--upgrade-package needs requirement layers, and none are configured"))
 
     for dockerfile in dockerfiles:
         new_text = rewrite(dockerfile, _digest_lookup(images))
@@ -128,6 +137,17 @@ def run_lock(
         write_atomically(files)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
+
+
+def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],
+                              config: Config) -> list[Finding]:
+    """A typo in --upgrade-package would otherwise do nothing, silently."""
+    pinned = {entry.name for outcome in outcomes for entry in parse_lock(outcome.content.decode("utf-8"))}
+    return [
+        Finding(config.source, None, "warning", "upgrade-package-unknown",
+                f"--upgrade-package {name}: no requirement layer pins a package of that name")
+        for name in sorted(names) if canonicalize_name(name) not in pinned
+    ]
 
 
 def _digest_lookup(images: Mapping[str, ImageLock]) -> Callable[[FromSite], str | None]:
@@ -166,8 +186,10 @@ class _ImageResolver:
     """Decides per lock key whether the old pin stands or the registry must be asked, then asks in bulk."""
 
     def __init__(self, config: Config, client: RegistryClient | None,
-                 client_factory: Callable[[], RegistryClient] | None, progress: Progress | None) -> None:
+                 client_factory: Callable[[], RegistryClient] | None, progress: Progress | None,
+                 scanner: Scanner | None) -> None:
         self._config = config
+        self._scanner = scanner
         self._client = client
         self._client_factory = client_factory
         self._progress = progress
@@ -222,7 +244,45 @@ class _ImageResolver:
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
         self.resolved = tuple(sorted(to_describe))
+        images = self._with_contents(images, by_key)
         return dict(sorted(images.items()))
+
+    def _with_contents(self, images: dict[str, ImageLock], by_key: Mapping[str, list[ImageSite]]
+                       ) -> dict[str, ImageLock]:
+        """Scan every pinned platform whose contents are not known yet (new or moved digests only)."""
+        missing = [
+            (key, name, platform) for key, image in images.items() for name, platform in image.platforms.items()
+            if not platform.absent and platform.contents is None and platform.digest
+        ]
+        if not missing:
+            return images
+        scanner = self._scanner or self._registry_scanner()
+
+        def scan(item: tuple[str, str, PlatformLock]) -> tuple[str, str, PlatformLock]:
+            key, name, platform = item
+            assert platform.digest is not None
+            contents = scanner(by_key[key][0].ref.without_digest(), platform.digest)
+            return key, name, PlatformLock(digest=platform.digest, contents=contents)
+
+        # Layers stream concurrently; each scan holds one layer stream at a time, so memory stays flat.
+        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+            scanned = list(pool.map(scan, missing))
+        platforms = {key: dict(image.platforms) for key, image in images.items()}
+        for key, name, platform in scanned:
+            platforms[key][name] = platform
+        return {key: replace(image, platforms=platforms[key]) for key, image in images.items()}
+
+    def _registry_scanner(self) -> Scanner:
+        from pinrepro.inventory.cache import Cache
+        from pinrepro.inventory.scan import scan_platform
+        from pinrepro.registry.client import PlatformManifest
+
+        client, cache = self.client(), Cache()
+
+        def scan(ref: ImageRef, digest: str) -> Mapping[str, Any]:
+            return scan_platform(client, ref, PlatformManifest(digest, "", None), cache=cache).to_toml()
+
+        return scan
 
     def _covers(self, prev: ImageLock) -> bool:
         return set(self._config.platforms) <= set(prev.platforms)

@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING
 from pinrepro import lockfile
 from pinrepro.config import Config
 from pinrepro.discovery import load_dockerfiles
+from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
+from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_sites
 from pinrepro.lockfile import Lock
 from pinrepro.reference import ImageRef
+from pinrepro.requirements import check_dockerfile_installs, check_layers
 
 if TYPE_CHECKING:
-    from pinrepro.dockerfile import Dockerfile
     from pinrepro.registry.client import RegistryClient
 
 
@@ -148,8 +150,6 @@ def _default_client(config: Config) -> Callable[[], RegistryClient]:
 
 
 def _layer_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
-    from pinrepro.requirements import check_dockerfile_installs, check_layers
-
     findings = list(check_layers(config, lock))
     for dockerfile in dockerfiles:
         findings.extend(check_dockerfile_installs(dockerfile.text, dockerfile.path, config))
@@ -157,4 +157,10 @@ def _layer_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -
 
 
 def _cuda_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
-    return []
+    texts: dict[str, str] = {}
+    for layer in config.layers:
+        try:
+            texts[layer.lock] = (config.root / layer.lock).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # a missing or unreadable lock is reported by the layer checks
+    return check_cuda_coherence(config, lock, dockerfiles, texts)

@@ -31,6 +31,11 @@ class FakeRegistry:
         self.by_digest: dict[str, ImageDescription] = {}  # every image ever pushed stays pullable by digest
         self.described: list[str] = []
         self.headed: list[str] = []
+        self.scanned: list[str] = []
+
+    def scan(self, ref: ImageRef, platform_digest: str) -> dict[str, object]:
+        self.scanned.append(platform_digest)
+        return {"apt": {"libc6": "2.35"}, "python": "3.11.9"}
 
     def push(self, ref: str, n: int, platforms: Sequence[str] = ("linux/amd64", "linux/arm64/v8")) -> str:
         description = ImageDescription(
@@ -69,7 +74,8 @@ def registry() -> FakeRegistry:
 
 
 def lock(root: Path, registry: FakeRegistry, **options: object):  # type: ignore[no-untyped-def]
-    return run_lock(load(root), client_factory=lambda: registry, **options)  # type: ignore[arg-type]
+    return run_lock(load(root), client_factory=lambda: registry, scanner=registry.scan,  # type: ignore[arg-type]
+                    **options)
 
 
 def test_first_lock_pins_and_second_lock_makes_no_request(tmp_path: Path, registry: FakeRegistry) -> None:
@@ -82,6 +88,8 @@ def test_first_lock_pins_and_second_lock_makes_no_request(tmp_path: Path, regist
     assert entry.digest == cuda
     assert entry.sites == ("Dockerfile:1",)
     assert entry.platforms["linux/amd64"].digest == digest(100)
+    assert entry.platforms["linux/amd64"].contents == {"apt": {"libc6": "2.35"}, "python": "3.11.9"}
+    assert registry.scanned == [digest(100)]  # only the configured platform (linux/amd64)
     assert outcome.resolved == ("docker.io/nvidia/cuda:12.4.1-runtime-ubuntu22.04",)
 
     def no_network() -> FakeRegistry:

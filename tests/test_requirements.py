@@ -694,3 +694,24 @@ def test_dockerfile_install_lines(tmp_path: Path) -> None:
                                          "add it to a layer's requirements and install the lock"),
     ]
     assert {f.path for f in findings} == {"docker/Dockerfile"}
+
+
+def test_cli_lock_verify_and_upgrade_package_typo(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """The layers through the command line: lock, verify, and a warning for an --upgrade-package nobody pins."""
+    from click.testing import CliRunner
+
+    from pinrepro.cli import cli
+
+    make_project(tmp_path, wheelhouse.index_url, {"base": "alpha==1.0\n", "app": "beta\n"})
+    runner = CliRunner()
+    locked = runner.invoke(cli, ["lock", "-C", str(tmp_path)])
+    assert locked.exit_code == 0, locked.stderr
+    assert "wrote pinrepro.lock, requirements-app.lock, requirements-base.lock" in locked.stderr
+    assert runner.invoke(cli, ["verify", "-C", str(tmp_path)]).exit_code == 0
+    typo = runner.invoke(cli, ["lock", "-C", str(tmp_path), "--upgrade-package", "alhpa"])
+    assert typo.exit_code == 0
+    assert "--upgrade-package alhpa: no requirement layer pins a package of that name" in typo.stderr
+    (tmp_path / "requirements-app.lock").write_text("beta==9\n")
+    edited = runner.invoke(cli, ["verify", "-C", str(tmp_path)])
+    assert edited.exit_code == 1
+    assert "requirements-app.lock" in edited.stdout

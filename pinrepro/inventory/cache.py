@@ -1,0 +1,87 @@
+"""A content-addressed cache of what pinrepro read from blobs, under ``$XDG_CACHE_HOME/pinrepro``.
+
+Layers, configs and manifests are immutable: a blob's digest names its bytes, so a cached result is valid
+forever and a cached layer is never downloaded again. Files are written atomically (temp file + rename), so
+a crash leaves the old entry or none; an entry that does not parse, or whose bytes no longer hash to their
+name, is ignored (and rewritten by the next scan). The directory carries a schema number: a pinrepro that
+extracts more from a layer uses a new one rather than trusting facts an older version wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from pinrepro.fsutil import write_atomically
+from pinrepro.inventory.layers import LayerFacts
+
+LAYER_SCHEMA = 1
+_DIGEST = re.compile(r"(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})")
+
+
+def default_cache_dir(env: dict[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/pinrepro``, or ``~/.cache/pinrepro`` (XDG base directory spec)."""
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_CACHE_HOME", "").strip()
+    # The spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+    root = Path(base) if base and os.path.isabs(base) else Path(environ.get("HOME") or Path.home()) / ".cache"
+    return root / "pinrepro"
+
+
+class Cache:
+    """Cached layer facts and raw small blobs (configs, manifests), keyed by digest."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root if root is not None else default_cache_dir()
+
+    def _path(self, kind: str, digest: str, suffix: str = "") -> Path | None:
+        match = _DIGEST.fullmatch(digest)
+        if not match:
+            return None  # never build a path from a string we have not validated
+        return self.root / kind / match[1] / (match[2] + suffix)
+
+    def layer(self, digest: str) -> LayerFacts | None:
+        path = self._path(f"layers-v{LAYER_SCHEMA}", digest, ".json")
+        if path is None:
+            return None
+        try:
+            data = json.loads(path.read_bytes())
+            if data.get("schema") != LAYER_SCHEMA or data.get("digest") != digest:
+                return None
+            return LayerFacts.from_json(data["facts"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # missing or corrupt: the caller reads the layer again and rewrites the entry
+
+    def put_layer(self, digest: str, facts: LayerFacts) -> None:
+        path = self._path(f"layers-v{LAYER_SCHEMA}", digest, ".json")
+        if path is None:
+            return
+        document = {"schema": LAYER_SCHEMA, "digest": digest, "facts": facts.to_json()}
+        self._write(path, json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+
+    def blob(self, digest: str) -> bytes | None:
+        """A cached small blob, only if its bytes still hash to ``digest``."""
+        path = self._path("blobs", digest)
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        algorithm, _, expected = digest.partition(":")
+        return data if hashlib.new(algorithm, data).hexdigest() == expected else None
+
+    def put_blob(self, digest: str, data: bytes) -> None:
+        path = self._path("blobs", digest)
+        if path is not None:
+            self._write(path, data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        # A cache that cannot be written (read-only home, full disk) costs speed, never correctness.
+        with contextlib.suppress(OSError):
+            write_atomically({path: data})

@@ -1,0 +1,267 @@
+"""The manifest: what is inside each pinned image, read from pinrepro.lock - rendered, and diffed.
+
+``render_text`` is the table people read, ``render_json`` the ``--format json`` document
+(``{"images": [{"ref", "digest", "platforms": {"linux/amd64": {"digest", "os", "python", "cuda", "apt", ...}}}]}``),
+and ``diff(old, new)`` a value object of what moved between two locks (also used by the refresh summary).
+Pure: no I/O, nothing printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pinrepro.inventory.contents import UNKNOWN, PlatformContents
+from pinrepro.lockfile import ImageLock, Lock, PlatformLock
+
+_SHORT = 12 + len("sha256:")
+
+
+def contents_of(platform: PlatformLock, *, where: str = "pinrepro.lock") -> PlatformContents | None:
+    """The platform's recorded contents; None when the platform is absent or the lock has no contents for it."""
+    if platform.absent or not platform.contents:
+        return None
+    return PlatformContents.from_toml(platform.contents, where=where)
+
+
+def _short(digest: str | None) -> str:
+    return digest[:_SHORT] if digest else "-"
+
+
+# -- rendering ----------------------------------------------------------------------------------------------
+
+
+def render_text(lock: Lock, *, packages: bool = False) -> str:
+    """Per image and platform: OS, Python, CUDA stack, minimum driver, apt package count (or the list)."""
+    if not lock.images:
+        return "no images are pinned in the lock"
+    blocks: list[str] = []
+    for ref, image in sorted(lock.images.items()):
+        lines = [f"{ref}  {_short(image.digest)}"]
+        for name, platform in sorted(image.platforms.items()):
+            lines.extend(_platform_lines(ref, name, platform, packages=packages))
+        if not image.platforms:
+            lines.append("  (no platforms recorded)")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _platform_lines(ref: str, name: str, platform: PlatformLock, *, packages: bool) -> list[str]:
+    if platform.absent:
+        return [f"  {name}  absent: the image has no such platform"]
+    lines = [f"  {name}  {_short(platform.digest)}"]
+    contents = contents_of(platform, where=f"pinrepro.lock [{ref}]")
+    if contents is None:
+        return [*lines, "    contents not recorded"]
+    rows = [("os", contents.os.label() if contents.os else UNKNOWN), ("python", contents.python or UNKNOWN)]
+    cuda = contents.cuda
+    if cuda is not None:
+        stack = ", ".join(f"{label} {value}" for label, value in
+                          (("cuDNN", cuda.cudnn), ("NCCL", cuda.nccl), ("cuBLAS", cuda.cublas)) if value)
+        rows.append(("cuda", f"{cuda.version or UNKNOWN}" + (f" ({stack})" if stack else "")))
+        driver = cuda.min_driver or UNKNOWN
+        if cuda.min_driver_compat:
+            driver += f" (>= {cuda.min_driver_compat} with minor-version compatibility)"
+        rows.append(("min driver", driver))
+        if cuda.require_disabled:
+            rows.append(("require", "NVIDIA_DISABLE_REQUIRE=true: the runtime does not check the driver"))
+    else:
+        rows.append(("cuda", "none"))
+    rows.append(("apt", f"{len(contents.apt)} packages" if contents.apt else "none"))
+    if contents.created:
+        rows.append(("created", contents.created))
+    width = max(len(label) for label, _ in rows)
+    lines.extend(f"    {label.ljust(width)}  {value}" for label, value in rows)
+    lines.extend(f"    note: {note}" for note in contents.notes)
+    if packages:
+        name_width = max((len(n) for n in contents.apt), default=0)
+        lines.extend(f"      {pkg.ljust(name_width)}  {version}" for pkg, version in sorted(contents.apt.items()))
+    return lines
+
+
+def render_json(lock: Lock) -> dict[str, Any]:
+    """``pinrepro manifest --format json``: images sorted by reference, platforms by name."""
+    images = []
+    for ref, image in sorted(lock.images.items()):
+        platforms: dict[str, Any] = {}
+        for name, platform in sorted(image.platforms.items()):
+            contents = contents_of(platform, where=f"pinrepro.lock [{ref}]")
+            entry: dict[str, Any] = {"digest": platform.digest, "absent": platform.absent}
+            entry.update(contents.to_json() if contents is not None else _UNRECORDED)
+            entry["recorded"] = contents is not None
+            platforms[name] = entry
+        images.append({"ref": ref, "digest": image.digest, "platforms": platforms})
+    return {"images": images}
+
+
+_UNRECORDED: dict[str, Any] = {
+    "os": None, "python": None, "cuda": None, "apt": {}, "created": None, "labels": {}, "notes": [],
+}
+
+
+# -- diff ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One value that moved; ``old``/``new`` None means added/removed (or unknown on that side)."""
+
+    name: str
+    old: str | None
+    new: str | None
+
+    @property
+    def kind(self) -> Literal["added", "removed", "changed"]:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        return "changed"
+
+
+@dataclass(frozen=True)
+class ImageDiff:
+    """A lock entry whose index digest moved, or that appeared or disappeared."""
+
+    ref: str
+    old_digest: str | None
+    new_digest: str | None
+
+    @property
+    def kind(self) -> Literal["added", "removed", "moved"]:
+        if self.old_digest is None:
+            return "added"
+        if self.new_digest is None:
+            return "removed"
+        return "moved"
+
+
+@dataclass(frozen=True)
+class PlatformDiff:
+    """What changed inside one platform of an image present in both locks."""
+
+    ref: str
+    platform: str
+    digest: Change | None  # the platform manifest's digest (None: unchanged)
+    fields: tuple[Change, ...]  # os, python, cuda, cudnn, nccl, cublas, min_driver, min_driver_compat, require
+    apt: tuple[Change, ...]  # sorted by package name
+
+    @property
+    def min_driver(self) -> Change | None:
+        return next((c for c in self.fields if c.name == "min_driver"), None)
+
+    def apt_of(self, kind: Literal["added", "removed", "changed"]) -> tuple[Change, ...]:
+        return tuple(c for c in self.apt if c.kind == kind)
+
+
+@dataclass(frozen=True)
+class ManifestDiff:
+    images: tuple[ImageDiff, ...] = ()
+    platforms: tuple[PlatformDiff, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.images and not self.platforms
+
+    def render_text(self, *, packages: bool = True) -> str:
+        if self.empty:
+            return "the manifest did not change"
+        lines: list[str] = []
+        for image in self.images:
+            if image.kind == "moved":
+                lines.append(f"moved    {image.ref}  {_short(image.old_digest)} -> {_short(image.new_digest)}")
+            else:
+                lines.append(f"{image.kind:<8} {image.ref}  {_short(image.new_digest or image.old_digest)}")
+        for platform in self.platforms:
+            if lines:
+                lines.append("")
+            lines.append(f"{platform.ref}  {platform.platform}")
+            rows = [(_LABELS[c.name], c) for c in platform.fields]
+            if platform.digest is not None:
+                rows.insert(0, ("digest", Change("digest", _short(platform.digest.old), _short(platform.digest.new))))
+            width = max((len(label) for label, _ in rows), default=0)
+            lines.extend(f"  {label.ljust(width)}  {c.old or UNKNOWN} -> {c.new or UNKNOWN}" for label, c in rows)
+            if platform.apt:
+                counts = {kind: len(platform.apt_of(kind)) for kind in ("added", "removed", "changed")}
+                lines.append(f"  apt: {counts['added']} added, {counts['removed']} removed, "
+                             f"{counts['changed']} changed")
+                if packages:
+                    for change in platform.apt:
+                        if change.kind == "added":
+                            lines.append(f"    + {change.name} {change.new}")
+                        elif change.kind == "removed":
+                            lines.append(f"    - {change.name} {change.old}")
+                        else:
+                            lines.append(f"    ~ {change.name} {change.old} -> {change.new}")
+        return "\n".join(lines)
+
+
+_LABELS = {
+    "platform": "platform", "os": "OS", "python": "Python", "cuda": "CUDA", "cudnn": "cuDNN", "nccl": "NCCL",
+    "cublas": "cuBLAS", "min_driver": "min driver", "min_driver_compat": "min driver (compat)",
+    "require": "NVIDIA_REQUIRE_CUDA",
+}
+
+
+def diff(old: Lock, new: Lock) -> ManifestDiff:
+    """What moved from ``old`` to ``new``: images added/removed/moved, and per platform field and apt changes."""
+    images: list[ImageDiff] = []
+    platforms: list[PlatformDiff] = []
+    for ref in sorted(set(old.images) | set(new.images)):
+        before, after = old.images.get(ref), new.images.get(ref)
+        if before is None or after is None or before.digest != after.digest:
+            images.append(ImageDiff(ref, before.digest if before else None, after.digest if after else None))
+        if before is not None and after is not None:
+            platforms.extend(_platform_diffs(ref, before, after))
+    return ManifestDiff(images=tuple(images), platforms=tuple(platforms))
+
+
+def _platform_diffs(ref: str, before: ImageLock, after: ImageLock) -> Iterable[PlatformDiff]:
+    for name in sorted(set(before.platforms) | set(after.platforms)):
+        old_platform, new_platform = before.platforms.get(name), after.platforms.get(name)
+        old_present = old_platform is not None and not old_platform.absent
+        new_present = new_platform is not None and not new_platform.absent
+        fields: list[Change] = []
+        if old_present != new_present:
+            fields.append(Change("platform", "present" if old_present else "absent",
+                                 "present" if new_present else "absent"))
+        old_digest = old_platform.digest if old_platform else None
+        new_digest = new_platform.digest if new_platform else None
+        digest = Change("digest", old_digest, new_digest) if old_present and new_present and \
+            old_digest != new_digest else None
+        old_contents = contents_of(old_platform, where=f"old pinrepro.lock [{ref}]") if old_platform else None
+        new_contents = contents_of(new_platform, where=f"pinrepro.lock [{ref}]") if new_platform else None
+        apt: list[Change] = []
+        # Contents one side did not record are unknown, not empty: comparing them would call every package
+        # added or removed.
+        if old_contents is not None and new_contents is not None:
+            old_fields, new_fields = _fields(old_contents), _fields(new_contents)
+            fields.extend(Change(key, old_fields[key], new_fields[key]) for key in old_fields
+                          if old_fields[key] != new_fields[key])
+            apt = _apt_changes(old_contents.apt, new_contents.apt)
+        if fields or digest or apt:
+            yield PlatformDiff(ref, name, digest, tuple(fields), tuple(apt))
+
+
+def _fields(contents: PlatformContents) -> dict[str, str | None]:
+    cuda = contents.cuda
+    return {
+        "os": contents.os.label() if contents.os else None,
+        "python": contents.python,
+        "cuda": cuda.version if cuda else None,
+        "cudnn": cuda.cudnn if cuda else None,
+        "nccl": cuda.nccl if cuda else None,
+        "cublas": cuda.cublas if cuda else None,
+        "min_driver": (cuda.min_driver or UNKNOWN) if cuda and cuda.version else None,
+        "min_driver_compat": cuda.min_driver_compat if cuda else None,
+        "require": ("disabled" if cuda.require_disabled else " ".join(cuda.require) or None) if cuda else None,
+    }
+
+
+def _apt_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            changes.append(Change(name, old.get(name), new.get(name)))
+    return changes
