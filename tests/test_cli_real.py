@@ -240,3 +240,73 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
 
     done = subprocess.run([sys.executable, "-m", "pinrepro", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("pinrepro, version ")
+
+
+CUDA_ENV = [
+    "PATH=/usr/local/cuda/bin:/usr/bin:/bin",
+    "NVIDIA_REQUIRE_CUDA=cuda>=12.4 brand=tesla,driver>=470,driver<471",
+    "CUDA_VERSION=12.4.1",
+    "NV_LIBCUBLAS_VERSION=12.4.5.8-1",
+    "NCCL_VERSION=2.21.5-1",
+    "NV_CUDNN_VERSION=9.1.0.70-1",
+    "PYTHON_VERSION=3.11.9",
+]
+
+
+def cuda_layers(extra_package: bytes = b"") -> list[im.LayerSpec]:
+    status = (b"Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.35-0ubuntu3.7\n\n"
+              + extra_package)
+    return [{"etc/os-release": b"ID=ubuntu\nVERSION_ID=22.04\n", "var/lib/dpkg/status": status}]
+
+
+def test_manifest_doctor_and_refresh_commands(tmp_path: Path, registry: RegistryServer,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    layout = tmp_path / "layout"
+    repo = f"cuda-cli/{tmp_path.name.lower()}"
+    im.build_image(layout, "v1", cuda_layers(), env=CUDA_ENV)
+    first = im.push(layout, "v1", registry.host, repo, "12.4.1-runtime")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {registry.host}/{repo}:12.4.1-runtime\n")
+    assert run(project, "lock").exit_code == 0
+
+    data = json.loads(run(project, "manifest", "--format", "json").stdout)
+    [image] = data["images"]
+    assert image["ref"] == f"{registry.host}/{repo}:12.4.1-runtime" and image["digest"] == first
+    amd64 = image["platforms"]["linux/amd64"]
+    assert amd64["os"]["id"] == "ubuntu" and amd64["os"]["version_id"] == "22.04"
+    assert amd64["python"] == "3.11.9"
+    assert amd64["cuda"]["version"] == "12.4.1" and amd64["cuda"]["nccl"].startswith("2.21.5")
+    assert amd64["apt"] == {"libc6": "2.35-0ubuntu3.7"}
+    assert "12.4.1" in run(project, "manifest").stdout
+
+    # No NVIDIA driver on this host (an empty PATH for tools): doctor says so and exits 1.
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("PATH", str(empty_bin))
+    doctor = run(project, "doctor")
+    assert doctor.exit_code == 1
+    assert "cannot run on this host" in doctor.stdout
+    monkeypatch.undo()
+
+    # Upstream moves the tag with a new apt package: refresh summarises it.
+    old_lock = tmp_path / "old.lock"
+    old_lock.write_bytes((project / "pinrepro.lock").read_bytes())
+    extra = b"Package: curl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 7.81.0-1\n\n"
+    im.build_image(layout, "v2", cuda_layers(extra), env=CUDA_ENV)
+    second = im.push(layout, "v2", registry.host, repo, "12.4.1-runtime")
+    dry = run(project, "refresh", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert second[:19].split(":")[1][:12] in dry.stdout and "curl" in dry.stdout
+    assert (project / "pinrepro.lock").read_bytes() == old_lock.read_bytes()
+    refreshed = run(project, "refresh")
+    assert refreshed.exit_code == 0, refreshed.stderr
+    assert f"@{second}" in (project / "Dockerfile").read_text()
+    diff = run(project, "manifest", "--diff", str(old_lock))
+    assert diff.exit_code == 0
+    assert "curl" in diff.stdout
+    nothing = run(project, "refresh")
+    assert nothing.exit_code == 0
+    assert "nothing" in nothing.stdout.lower()
