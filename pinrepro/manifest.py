@@ -127,6 +127,9 @@ class ImageDiff:
     ref: str
     old_digest: str | None
     new_digest: str | None
+    # When each side's image was built (from the manifest contents), to tell a rebuild from a stale tag.
+    old_created: str | None = None
+    new_created: str | None = None
 
     @property
     def kind(self) -> Literal["added", "removed", "moved"]:
@@ -211,10 +214,23 @@ def diff(old: Lock, new: Lock) -> ManifestDiff:
     for ref in sorted(set(old.images) | set(new.images)):
         before, after = old.images.get(ref), new.images.get(ref)
         if before is None or after is None or before.digest != after.digest:
-            images.append(ImageDiff(ref, before.digest if before else None, after.digest if after else None))
+            images.append(ImageDiff(ref, before.digest if before else None, after.digest if after else None,
+                                    _created(before, f"old pinrepro.lock [{ref}]"),
+                                    _created(after, f"pinrepro.lock [{ref}]")))
         if before is not None and after is not None:
             platforms.extend(_platform_diffs(ref, before, after))
     return ManifestDiff(images=tuple(images), platforms=tuple(platforms))
+
+
+def _created(image: ImageLock | None, where: str) -> str | None:
+    """The creation time of the image's first platform that records one."""
+    if image is None:
+        return None
+    for name in sorted(image.platforms):
+        contents = contents_of(image.platforms[name], where=where)
+        if contents is not None and contents.created:
+            return contents.created
+    return None
 
 
 def _platform_diffs(ref: str, before: ImageLock, after: ImageLock) -> Iterable[PlatformDiff]:

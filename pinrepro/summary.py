@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from pinrepro import manifest
-from pinrepro.lockfile import ImageLock, Lock
+from pinrepro.lockfile import Lock
 from pinrepro.manifest import Change
 
 # Section headings, in the order they appear; tests check each one is rendered.
@@ -45,23 +45,8 @@ _PINNED = re.compile(
 VersionChange = Change
 
 
-@dataclass(frozen=True)
-class ImageChange:
-    """A lock entry (``image:tag``) whose index digest moved, or that appeared or disappeared."""
-
-    ref: str
-    old_digest: str | None
-    new_digest: str | None
-    old_created: str | None
-    new_created: str | None
-
-    @property
-    def kind(self) -> Literal["added", "removed", "moved"]:
-        if self.old_digest is None:
-            return "added"
-        if self.new_digest is None:
-            return "removed"
-        return "moved"
+# A lock entry whose index digest moved, appeared or disappeared, with both creation dates: the manifest's own.
+ImageChange = manifest.ImageDiff
 
 
 @dataclass(frozen=True)
@@ -114,11 +99,7 @@ def summarize(old: Lock | None, new: Lock, *, root: Path, files: Mapping[Path, b
     old_files = old_files or {}
     previous = old or Lock()
     moved = manifest.diff(previous, new)
-    images = tuple(
-        ImageChange(ref=i.ref, old_digest=i.old_digest, new_digest=i.new_digest,
-                    old_created=_created(previous.images.get(i.ref)), new_created=_created(new.images.get(i.ref)))
-        for i in moved.images
-    )
+    images = moved.images
     platforms = tuple(filter(None, (_platform_change(p) for p in moved.platforms)))
     return Summary(
         images=images,
@@ -133,16 +114,6 @@ def _display_path(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def _created(image: ImageLock | None) -> str | None:
-    if image is None:
-        return None
-    for name in sorted(image.platforms):
-        contents = manifest.contents_of(image.platforms[name])
-        if contents is not None and contents.created:
-            return contents.created
-    return None
 
 
 def _platform_change(diff: manifest.PlatformDiff) -> PlatformChange | None:

@@ -157,7 +157,8 @@ def test_diff_reports_images_fields_and_apt() -> None:
     assert result.images == (
         ImageDiff("ghcr.io/x/gone:1", D["2"], None),
         ImageDiff("ghcr.io/x/new:1", None, D["1"]),
-        ImageDiff("nvcr.io/nvidia/cuda:12.4.0-devel-ubuntu22.04", D["a"], D["e"]),
+        ImageDiff("nvcr.io/nvidia/cuda:12.4.0-devel-ubuntu22.04", D["a"], D["e"],
+                  "2024-03-05T10:11:12Z", "2024-03-05T10:11:12Z"),
     )
     assert [image.kind for image in result.images] == ["removed", "added", "moved"]
     (platform,) = result.platforms
