@@ -354,7 +354,10 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
         staged[lock_of[dep.name]] = done[dep.name].content
     output = posixpath.normpath(layer.lock)
     if current is not None and not upgrade:
-        staged[output] = current
+        # The existing lock seeds the resolver so its pins are kept. A lock pinrepro did not write (edited by
+        # hand) passes on its pins only: newer pips enforce the hashes they find there, and an edited hash must
+        # be fetched anew rather than fail the compile.
+        staged[output] = current if reuse_hashes else _pins_only(current)
     # Includes such as ../shared/base.in need room above the project's copy (normpath puts ".." first).
     depth = max((rel.split("/").count("..") for rel in staged), default=0)
     with tempfile.TemporaryDirectory(prefix="pinrepro-compile-") as scratch:
@@ -373,6 +376,12 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
         version = compile_layer(runner, layer.resolver, request, workdir)
         text = (workdir / output).read_text(encoding="utf-8")
     return normalize_output(text, python, platform).encode("utf-8"), version
+
+
+def _pins_only(lock: bytes) -> bytes:
+    """``name==version`` lines of a lock, without hashes or annotations."""
+    entries = parse_lock(lock.decode("utf-8", "replace"))
+    return "".join(f"{e.name}=={e.version}\n" for e in entries if e.name and e.version).encode("utf-8")
 
 
 # -- verify (offline) -----------------------------------------------------------------------------
