@@ -71,8 +71,7 @@ def main() -> int:
                 for line in (project / "Dockerfile").read_text().splitlines():
                     if line.upper().startswith(("FROM", "ARG")):
                         print(line)
-                print("\n--- pinrepro.lock (head):")
-                print("\n".join((project / "pinrepro.lock").read_text().splitlines()[:30]))
+                run(pinrepro, "manifest", cwd=project)
                 status = run(pinrepro, "verify", cwd=project)
         return status
 
