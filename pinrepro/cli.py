@@ -32,7 +32,6 @@ class Output:
     def __init__(self, verbose: bool, quiet: bool) -> None:
         self.verbose = verbose
         self.quiet = quiet
-        self._progress_shown = False
 
     def result(self, text: str) -> None:
         if text:
@@ -47,7 +46,6 @@ class Output:
         if self.quiet or not sys.stderr.isatty():
             return
         click.echo(f"\rresolving images {done}/{total}", err=True, nl=done >= total)
-        self._progress_shown = done < total
 
 
 def common_options(func: F) -> F:

@@ -230,8 +230,9 @@ class _ImageResolver:
                 if upgrade and ref.tag:
                     to_check[key] = ref
                 images[key] = self._with_sites(prev, group)
-            elif user_digest and not upgrade:
+            elif user_digest and (not upgrade or not ref.tag):
                 # Pinned by hand (or the lock is new): keep the user's digest, learn its platforms.
+                # A digest-only reference has no tag to upgrade to, even with --upgrade.
                 to_describe[key] = ref.with_digest(user_digest)
             else:
                 to_describe[key] = ref

@@ -62,6 +62,7 @@ def run_verify(
                                 f"{lock_name} does not exist: run `pinrepro lock` and commit it"))
         lock = Lock()
     findings.extend(check_images(sites, lock, lock_name))
+    findings.extend(check_platforms(config, lock))
     if config.layers or lock.layers:
         findings.extend(_layer_findings(config, lock, dockerfiles))
     findings.extend(_cuda_findings(config, lock, dockerfiles))
@@ -98,6 +99,18 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Fin
     for key in sorted(set(lock.images) - seen):
         findings.append(Finding(lock_name, None, "error", "stale-lock-entry",
                                 f"{key} is in {lock_name} but no Dockerfile uses it: run `pinrepro lock`"))
+    return findings
+
+
+def check_platforms(config: Config, lock: Lock) -> list[Finding]:
+    """A platform added to the configuration is an input change that `lock` has not seen yet."""
+    findings = []
+    for key, entry in sorted(lock.images.items()):
+        missing = [p for p in config.platforms if p not in entry.platforms]
+        if missing:
+            findings.append(Finding(config.lockfile, None, "error", "platforms-changed",
+                                    f"{key} is not locked for {', '.join(missing)} (configured in {config.source}): "
+                                    "run `pinrepro lock`"))
     return findings
 
 

@@ -135,6 +135,19 @@ def test_hand_pinned_digest_is_kept_and_recorded(tmp_path: Path, registry: FakeR
     assert (tmp_path / "Dockerfile").read_text() == f"FROM ubuntu:22.04@{old}\n"
 
 
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_digest_only_reference_is_described_by_its_digest(tmp_path: Path, registry: FakeRegistry,
+                                                          upgrade: bool) -> None:
+    pinned = registry.push("ubuntu:22.04", 1)
+    registry.push("ubuntu:latest", 2)
+    (tmp_path / "Dockerfile").write_text(f"FROM ubuntu@{pinned}\n")
+    outcome = lock(tmp_path, registry, upgrade=upgrade)
+    assert registry.described == [f"docker.io/library/ubuntu@{pinned}"]
+    assert list(outcome.new.images) == [f"docker.io/library/ubuntu@{pinned}"]
+    assert (tmp_path / "Dockerfile").read_text() == f"FROM ubuntu@{pinned}\n"
+    assert run_verify(load(tmp_path)).exit_code == 0
+
+
 def test_absent_platform_is_pinned_with_a_warning(tmp_path: Path, registry: FakeRegistry) -> None:
     registry.push("ghcr.io/org/amd64-only:1", 1, platforms=("linux/amd64",))
     (tmp_path / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
@@ -160,6 +173,21 @@ def test_platforms_added_to_config_are_resolved_by_digest(tmp_path: Path, regist
     # The tag moved meanwhile, but the pin is kept: only its platforms were learnt, by digest.
     assert registry.described[-1] == f"docker.io/library/ubuntu:22.04@{pinned}"
     assert outcome.new.images["docker.io/library/ubuntu:22.04"].platforms["linux/arm64"].digest == digest(101)
+    assert run_verify(load(tmp_path)).exit_code == 0
+
+
+def test_verify_catches_a_platform_added_after_locking(tmp_path: Path, registry: FakeRegistry) -> None:
+    registry.push("ubuntu:22.04", 1)
+    (tmp_path / "Dockerfile").write_text("FROM ubuntu:22.04\n")
+    lock(tmp_path, registry)
+    (tmp_path / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
+    report = run_verify(load(tmp_path))
+    assert [(f.code, f.message) for f in report.findings] == [(
+        "platforms-changed",
+        "docker.io/library/ubuntu:22.04 is not locked for linux/arm64 (configured in pinrepro.toml): "
+        "run `pinrepro lock`",
+    )]
+    assert report.exit_code == 1
 
 
 def test_implicit_latest_and_arg_pins(tmp_path: Path, registry: FakeRegistry) -> None:
