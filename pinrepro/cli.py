@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -147,11 +148,12 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
     from pinrepro.verify import run_verify
 
     out = Output(verbose, quiet)
-    report = run_verify(load_config(root), online=online, strict=strict)
+    config = load_config(root)
+    report = run_verify(config, online=online, strict=strict)
     if fmt == "json":
         out.result(render.findings_json(report.findings, report.exit_code))
     elif fmt == "github":
-        out.result(render.findings_github(report.findings))
+        out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)))
     else:
         out.result(render.findings_text(report.findings))
         errors, warnings = len(report.errors), len(report.warnings)
@@ -175,16 +177,12 @@ def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packa
             dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str) -> None:
     """Move every pin forward and summarise what changed; with --open-pr, as one pull request."""
     from pinrepro import summary as summary_module
-    from pinrepro.refresh import load_settings
+    from pinrepro.refresh import load_settings, override
     from pinrepro.refresh import refresh as run_refresh
 
     out = Output(verbose, quiet)
     config = load_config(root)
-    settings = load_settings(config)
-    if branch:
-        settings = dataclasses.replace(settings, branch=branch)
-    if base:
-        settings = dataclasses.replace(settings, base=base)
+    settings = override(load_settings(config), branch=branch, base=base)
     result = run_refresh(config, open_pr=open_pr, settings=settings, upgrade_packages=upgrade_packages,
                          dry_run=dry_run, token_env=token_env)
     for finding in result.findings:
@@ -193,6 +191,16 @@ def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packa
     if result.pull is not None:
         where = f" {result.pull.url}" if result.pull.url else ""
         out.info(f"pull request: {result.pull.action} (branch {result.pull.branch}){where}")
+
+
+def _workspace_prefix(project_root: Path) -> str:
+    """The project root relative to the repository GitHub annotates (GITHUB_WORKSPACE, else the cwd)."""
+    workspace = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    try:
+        relative = project_root.resolve().relative_to(workspace).as_posix()
+    except ValueError:
+        return ""  # outside the workspace: annotations cannot point into it anyway
+    return "" if relative == "." else relative
 
 
 def read_lock(config: Config) -> Lock:

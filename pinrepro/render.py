@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,11 +23,16 @@ def findings_json(findings: Iterable[Finding], exit_code: int) -> str:
     return json.dumps({"findings": items, "exit_code": exit_code}, indent=2, sort_keys=True)
 
 
-def findings_github(findings: Iterable[Finding]) -> str:
-    """Workflow commands GitHub turns into annotations on the file and line (docs: workflow-commands)."""
+def findings_github(findings: Iterable[Finding], *, prefix: str = "") -> str:
+    """Workflow commands GitHub turns into annotations on the file and line (docs: workflow-commands).
+
+    GitHub reads ``file=`` from the repository root, while findings are relative to the project root: with
+    ``-C services/api`` the caller passes ``prefix="services/api"`` so the annotation lands on the right file.
+    """
     lines = []
     for f in findings:
-        props = [f"file={_escape_property(f.path)}"]
+        path = posixpath.normpath(posixpath.join(prefix, f.path)) if prefix else f.path
+        props = [f"file={_escape_property(path)}"]
         if f.line:
             props.append(f"line={f.line}")
         props.append(f"title={_escape_property(f'pinrepro {f.code}')}")

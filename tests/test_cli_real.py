@@ -160,36 +160,68 @@ def test_private_registries_with_docker_config_and_helper(
     assert TEST_PASSWORD not in (project / "pinrepro.lock").read_text() + result.output
 
 
+WRONG_PASSWORD = "wrong-" + TEST_PASSWORD
+_FROM_FIX = "write FROM [--platform=<platform>] <image>[:<tag>] [AS <name>]"
+_REF_FIX = "write it as [registry[:port]/]repository[:tag][@sha256:digest]"
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"Dockerfile": "FROM {host}/none/such:1\n"}, "not found"),
-        ({"Dockerfile": "FROM {host}/base:no-such-tag\n"}, "tag 'no-such-tag' not found in {host}/base"),
-        ({"Dockerfile": "FROM\n"}, "error: Dockerfile:1:"),
-        ({"Dockerfile": "FROM {host}/Base:1\n"}, "error: Dockerfile:1: invalid image reference '{host}/Base:1'"),
+        # unknown repository: distribution says MANIFEST_UNKNOWN; the tag list tells it is the repository
+        ({"Dockerfile": "FROM {host}/none/such:1\n"},
+         "repository {host}/none/such not found - check the image name (and log in if it is private)"),
+        ({"Dockerfile": "FROM {host}/base:no-such-tag\n"},
+         "tag 'no-such-tag' not found in {host}/base - check the tag (the registry's tag list shows what exists)"),
+        ({"Dockerfile": "FROM {auth}/base:1\n"},
+         "401 from {auth} for base: wrong username or password (credentials were sent and rejected) - log in again "
+         "with `docker login {auth}` (use a token where the registry needs one)"),
+        ({"Dockerfile": "FROM {down}/base:1\n"},
+         "cannot reach {down}: connection refused (for base) - check that the registry is running and the host and "
+         "port are right"),
+        ({"Dockerfile": "FROM\n"}, f"Dockerfile:1: FROM names no image - {_FROM_FIX}"),
+        ({"Dockerfile": "FROM {host}/base:1 AS a b\n"},
+         "Dockerfile:1: FROM takes one image and an optional 'AS <name>', not '{host}/base:1 AS a b' - "
+         f"{_FROM_FIX}; a comment must go on a line of its own"),
+        ({"Dockerfile": "FROM {host}/Base:1\n"},
+         "Dockerfile:1: invalid image reference '{host}/Base:1': repository names must be lower-case - " + _REF_FIX),
+        ({"Dockerfile": "FROM {host}/base@sha256:12\n"},
+         "Dockerfile:1: invalid image reference '{host}/base@sha256:12': 'sha256:12' is not a digest (expected "
+         "sha256:<64 hex digits>) - " + _REF_FIX),
         ({"Dockerfile": "FROM {host}/base:1\n", "pinrepro.toml": "platfroms = []\n"},
-         "error: pinrepro.toml: unknown key 'platfroms'"),
+         "pinrepro.toml: unknown key 'platfroms' - known keys: dockerfiles, extra_index_urls, find_links, hashes, "
+         "index_url, insecure_registries, layers, lockfile, mirrors, platforms, python, refresh, resolver"),
         ({"Dockerfile": "FROM {host}/base:1\n", "pinrepro.lock": "schema = 1\n[images\n"},
-         "error: pinrepro.lock: corrupted lock file"),
+         "pinrepro.lock: corrupted lock file, not valid TOML (Expected ']' at the end of a table declaration (at line "
+         "2, column 8)) - restore it from version control, or delete it and run `pinrepro lock` to pin everything "
+         "anew"),
     ],
+    ids=["unknown-repository", "unknown-tag", "wrong-password", "registry-down", "from-without-image",
+         "from-extra-words", "bad-reference", "bad-digest", "malformed-config", "corrupted-lock"],
 )
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(
-    tmp_path: Path, registry: RegistryServer, files: dict[str, str], message: str
+    tmp_path: Path, registry: RegistryServer, auth_registry: RegistryServer, docker_config: DockerConfigFactory,
+    files: dict[str, str], message: str
 ) -> None:
     layout = tmp_path / "layout"
     push_two_platform(registry, layout, "base", "1", b"base")
+    docker_config(auths={auth_registry.host: (TEST_USER, WRONG_PASSWORD)})
+    hosts = {"host": registry.host, "auth": auth_registry.host, "down": f"127.0.0.1:{free_port()}"}
     project = tmp_path / "project"
     project.mkdir()
     (project / "ok.Dockerfile").write_text(f"FROM {registry.host}/base:1\n")
     for name, text in files.items():
-        (project / name).write_text(text.format(host=registry.host))
+        (project / name).write_text(text.format(**hosts))
+    expected = message.format(**hosts)
     before = snapshot(project)
-    for command in (["lock"], ["lock", "--upgrade"]):
+    for command in (["lock"], ["lock", "--upgrade"], ["lock", "--dry-run"]):
         result = run(project, *command)
         assert result.exit_code == 2
-        assert message.format(host=registry.host) in result.stderr
+        assert result.stdout == ""
+        assert result.stderr == f"error: {expected}\n"
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.output
+        assert WRONG_PASSWORD not in result.output and TEST_PASSWORD not in result.output
         assert snapshot(project) == before
 
 
@@ -205,14 +237,19 @@ def test_registry_down_is_one_line(tmp_path: Path) -> None:
     assert sorted(p.name for p in project.iterdir()) == ["Dockerfile"]
 
 
-def test_verify_formats(tmp_path: Path) -> None:
+def test_verify_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "Dockerfile").write_text("FROM scratch\nFROM ubuntu:22.04\n")
     text = run(project, "verify")
     assert text.exit_code == 1
     assert "Dockerfile:2: error: ubuntu:22.04 is not in pinrepro.lock" in text.stdout
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(project))
     github = run(project, "verify", "--format", "github")
+    # With -C pointing below the repository root, annotations still name the file from the root.
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    in_subfolder = run(project, "verify", "--format", "github")
+    assert "::error file=project/Dockerfile,line=2," in in_subfolder.stdout
     assert "::error file=Dockerfile,line=2,title=pinrepro not-locked::ubuntu:22.04 is not in pinrepro.lock" in (
         github.stdout)
     data = __import__("json").loads(run(project, "verify", "--format", "json").stdout)
@@ -310,3 +347,136 @@ def test_manifest_doctor_and_refresh_commands(tmp_path: Path, registry: Registry
     nothing = run(project, "refresh")
     assert nothing.exit_code == 0
     assert "nothing" in nothing.stdout.lower()
+
+
+# -- progress on a terminal -----------------------------------------------------------------------------------
+def run_on_a_terminal(root: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``python -m pinrepro`` with stderr on a real pseudo-terminal (stdout a pipe, as in `... | less`)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed its end of the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "pinrepro", *args, "-C", str(root)], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=slave, timeout=120, check=False)
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    # The terminal turns "\n" into "\r\n" (onlcr); undo that so the progress line's own "\r"s stand out.
+    terminal = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    return done.returncode, done.stdout.decode("utf-8"), terminal
+
+
+def test_progress_line_only_on_a_terminal(tmp_path: Path, registry: RegistryServer) -> None:
+    layout = tmp_path / "layout"
+    for n in range(3):
+        push_two_platform(registry, layout, f"progress/img{n}", "1", f"progress{n}".encode())
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text("".join(f"FROM {registry.host}/progress/img{n}:1\n" for n in range(3)))
+    quiet = project.parent / "quiet"
+    quiet.mkdir()
+    (quiet / "Dockerfile").write_text((project / "Dockerfile").read_text())
+
+    code, stdout, terminal = run_on_a_terminal(project, "lock")
+    assert code == 0, terminal
+    assert stdout == ""
+    # One line, redrawn in place as each image resolves, ended once all are done.
+    assert terminal.startswith("\rresolving images 1/3\rresolving images 2/3\rresolving images 3/3\n"), terminal
+    assert terminal.count("resolving images") == 3
+    assert terminal.endswith("3 image(s), 0 requirement layer(s) locked; resolved 3 through the registry\n"
+                             "wrote Dockerfile, pinrepro.lock\n")
+
+    # --upgrade with no tag moved: the HEAD round shows progress too, and nothing is written.
+    code, _, terminal = run_on_a_terminal(project, "lock", "--upgrade")
+    assert code == 0, terminal
+    assert terminal.startswith("\rresolving images 1/3\rresolving images 2/3\rresolving images 3/3\n"), terminal
+    assert terminal.endswith("nothing changed\n")
+
+    # Nothing to resolve: no progress line at all.
+    code, _, terminal = run_on_a_terminal(project, "lock")
+    assert code == 0
+    assert "resolving" not in terminal
+
+    # -q on a terminal: no progress either.
+    code, _, terminal = run_on_a_terminal(quiet, "lock", "-q")
+    assert code == 0, terminal
+    assert terminal == ""
+    assert "@sha256:" in (quiet / "Dockerfile").read_text()
+
+
+def test_no_progress_line_when_stderr_is_not_a_terminal(tmp_path: Path, registry: RegistryServer) -> None:
+    layout = tmp_path / "layout"
+    push_two_platform(registry, layout, "progress/pipe", "1", b"pipe")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {registry.host}/progress/pipe:1\n")
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ("1 image(s), 0 requirement layer(s) locked; resolved 1 through the registry\n"
+                             "wrote Dockerfile, pinrepro.lock\n")
+
+
+# -- request economy of `lock` ---------------------------------------------------------------------------------
+def test_lock_resolves_each_reference_once_within_2_plus_2n_requests(
+    tmp_path: Path, token_registry: RegistryServer, docker_config: DockerConfigFactory
+) -> None:
+    from pinrepro.config import load
+    from pinrepro.lock import run_lock
+    from pinrepro.registry.authn import DefaultKeychain
+    from pinrepro.registry.client import RegistryClient
+
+    issuer = token_registry.issuer
+    assert issuer is not None
+    host = token_registry.host
+    layout = tmp_path / "layout"
+    creds = (TEST_USER, TEST_PASSWORD)
+    push_two_platform(token_registry, layout, "economy/multi", "1", b"multi", creds=creds)
+    im.build_image(layout, "economy-single", [BASE_LAYER], env=["ECONOMY=1"])
+    im.push(layout, "economy-single", host, "economy/single", "1", creds=creds)
+    project = tmp_path / "project"
+    project.mkdir()
+    # Two unique references, written four times across two Dockerfiles (one through an ARG).
+    (project / "Dockerfile").write_text(
+        f"ARG BASE={host}/economy/multi:1\nFROM ${{BASE}} AS a\nFROM {host}/economy/single:1\n")
+    (project / "b.Dockerfile").write_text(f"FROM {host}/economy/multi:1\nFROM {host}/economy/single:1\n")
+    docker_config(auths={host: creds})
+    clients: list[RegistryClient] = []
+
+    def make() -> RegistryClient:
+        clients.append(RegistryClient(DefaultKeychain()))
+        return clients[-1]
+
+    before = len(issuer.requests)
+    outcome = run_lock(load(project), client_factory=make, scanner=lambda ref, digest: {})
+    assert outcome.resolved == (f"{host}/economy/multi:1", f"{host}/economy/single:1")
+    [client] = clients
+    n = 2
+    # ping + one token for both repositories + (index) + (manifest + config): 5 <= 2 + 2N
+    assert client.transport.request_count == 5 <= 2 + 2 * n
+    assert len(issuer.requests) - before == 1
+    client.close()
+
+    # Nothing changed: no client is even created, so no request can be made.
+    again = run_lock(load(project), client_factory=make, scanner=lambda ref, digest: {})
+    assert not again.changed and again.resolved == ()
+    assert len(clients) == 1
+    assert len(issuer.requests) - before == 1

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 import responses
 import yaml
+from click.testing import CliRunner, Result
 from responses import matchers
 
+from pinrepro.cli import cli
 from pinrepro.config import Config
 from pinrepro.config import load as load_config
 from pinrepro.errors import ConfigError, GitError, GitHubError
@@ -26,11 +28,20 @@ from pinrepro.lockfile import Lock
 from pinrepro.refresh import (
     DEFAULT_IDENTITY,
     RefreshSettings,
+    check_branch,
     load_settings,
+    override,
     parse_settings,
     refresh,
 )
-from pinrepro.summary import NOTHING_CHANGED, render_markdown, summarize
+from pinrepro.summary import (
+    NOTHING_CHANGED,
+    ImageChange,
+    PlatformChange,
+    VersionChange,
+    render_markdown,
+    summarize,
+)
 from tests.support import images as im
 from tests.support.registry import RegistryServer
 from tests.test_git import Repos, make_repos, sh
@@ -127,6 +138,21 @@ def remote_branch(repos: Repos) -> str | None:
     return out or None
 
 
+def record_pushes(repos: Repos) -> Path:
+    """A pre-receive hook on the remote that logs every ref update pushed to it: "pushes nothing" is observed, not
+    inferred from the branch's commit (a push of an identical commit would leave that unchanged too)."""
+    log = repos.bare.parent / "pushes.log"
+    log.write_text("")
+    hook = repos.bare / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\ncat >> '{log}'\n")
+    hook.chmod(0o755)
+    return log
+
+
+def pushed_refs(log: Path) -> list[str]:
+    return [line.split()[2] for line in log.read_text().splitlines()]
+
+
 def assert_no_token_on_disk(repos: Repos) -> None:
     for config in (repos.work / ".git" / "config", repos.bare / "config"):
         assert TOKEN not in config.read_text()
@@ -185,10 +211,12 @@ def test_dry_run_writes_nothing_and_opens_nothing(project: Repos, api: responses
 # -- with --open-pr: real git, mocked GitHub ------------------------------------------------------------------
 
 
-def test_open_pr_lifecycle(project: Repos, api: responses.RequestsMock) -> None:
+def test_open_pr_lifecycle(project: Repos, api: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
     config = Config(root=project.work)
     files_changed = ("Dockerfile", "docker/tools.Dockerfile", "docker/train.Dockerfile", "pinrepro.lock",
                      "requirements-app.lock", "requirements-base.lock")
+
+    pushes = record_pushes(project)
 
     # 1. First run: the branch appears on the remote with exactly the changed files, one commit on main.
     target, old, new = upstream(1)
@@ -211,6 +239,7 @@ def test_open_pr_lifecycle(project: Repos, api: responses.RequestsMock) -> None:
     assert sh(project.bare, "log", "-1", "--format=%an <%ae>", tip) == "pinrepro-bot <bot@example.org>"
     assert sh(project.bare, "rev-parse", "main") == project.main  # main untouched
     assert sh(project.work, "symbolic-ref", "--short", "HEAD") == "main"  # the checkout stays on main
+    assert pushed_refs(pushes) == [f"refs/heads/{BRANCH}"]
     assert_no_token_on_disk(project)
 
     # 2. New upstream changes: the same branch moves (still one commit on main) and the same PR is updated.
@@ -229,11 +258,15 @@ def test_open_pr_lifecycle(project: Repos, api: responses.RequestsMock) -> None:
     assert "numpy==2.2.0" in sh(project.bare, "show", f"{tip2}:requirements-base.lock")
     assert json.loads(api.calls[1].request.body) == {"title": SETTINGS.title, "body": second.markdown}
     assert [c.request.method for c in api.calls] == ["GET", "PATCH"]  # never a second POST /pulls
+    assert pushed_refs(pushes) == [f"refs/heads/{BRANCH}"] * 2
 
     # 3. Same upstream again, from a fresh clone (as on a new CI runner, which lacks the bot's commit): the remote
     #    branch already holds this change, so nothing is pushed and the PR is left as it is.
     fresh = project.work.parent / "fresh"
     sh(project.work.parent, "clone", "--quiet", str(project.bare), str(fresh))
+    # A week later: the bot's commit would get another date and so another sha; only the tree comparison stops it.
+    monkeypatch.setenv("GIT_AUTHOR_DATE", "2030-01-07T05:23:00Z")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2030-01-07T05:23:00Z")
     api.calls.reset()
     list_open(api, [pull_json(12, title=SETTINGS.title, body=second.markdown)])
     third = refresh(Config(root=fresh), open_pr=True, settings=SETTINGS, run_lock=FakeLock(target2, old, new),
@@ -241,6 +274,7 @@ def test_open_pr_lifecycle(project: Repos, api: responses.RequestsMock) -> None:
     assert third.changed
     assert third.pull is not None and third.pull.action == "unchanged" and not third.pull.pushed
     assert remote_branch(project) == tip2
+    assert pushed_refs(pushes) == [f"refs/heads/{BRANCH}"] * 2
 
     # 4. Nothing changed (main already has it): nothing pushed, no file touched, the open PR left alone.
     for name, data in target2.items():
@@ -253,6 +287,7 @@ def test_open_pr_lifecycle(project: Repos, api: responses.RequestsMock) -> None:
     assert fourth.pull.url == "https://github.com/octo-org/octo-repo/pull/12"
     assert remote_branch(project) == tip2
     assert [c.request.method for c in api.calls] == ["GET"]
+    assert pushed_refs(pushes) == [f"refs/heads/{BRANCH}"] * 2
     assert_no_token_on_disk(project)
 
 
@@ -407,11 +442,55 @@ def test_all_settings() -> None:
     ({"reviewers": 3}, "[tool.pinrepro.refresh]: 'reviewers' must be a list of strings"),
     ({"author": "bot"}, "[tool.pinrepro.refresh] author: 'bot' is not a git identity - write it as "
                         "\"Name <email@example.com>\""),
+    ({"branch": "main:evil"}, "[tool.pinrepro.refresh] branch: 'main:evil' is not a usable branch name - use a "
+                              "plain name such as \"pinrepro/refresh\""),
+    ({"base": "rel ease"}, "[tool.pinrepro.refresh] base: 'rel ease' is not a usable branch name - use a plain name "
+                           "such as \"pinrepro/refresh\""),
+    ({"remote": "--upload-pack=touch pwned"}, "[tool.pinrepro.refresh] remote: '--upload-pack=touch pwned' is not a "
+                                              "usable git remote name - name a configured remote such as \"origin\""),
 ])
 def test_bad_settings(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_settings(raw)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("name", ["pinrepro/refresh", "bots/pins-2024.11", "deps_weekly", "a@b", "v1.0"])
+def test_usable_branch_names(name: str) -> None:
+    assert check_branch(name, where="--branch") == name
+
+
+# git check-ref-format refuses these; "refs/heads/x" and "@" it takes, but as a branch they would push to
+# refs/heads/refs/heads/x or be read as HEAD, so they are refused too.
+@pytest.mark.parametrize("name", ["", "-f", "refs/heads/x", "a..b", "a b", "a:b", "a~1", "a^", "a?", "a*", "a[1",
+                                  "a\\b", "a\tb", "a/", "/a", "a//b", "a.", ".a", "a/.b", "a.lock", "a/b.lock/c",
+                                  "a@{1}", "@", "a\x7fb"])
+def test_unusable_branch_names(name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_branch(name, where="--branch")
+    assert str(info.value) == f"--branch: '{name}' is not a usable branch name - use a plain name such as " \
+                              '"pinrepro/refresh"'
+
+
+def test_override_from_the_command_line() -> None:
+    assert override(SETTINGS) == SETTINGS
+    assert override(SETTINGS, branch="bots/pins", base="release") == RefreshSettings(
+        branch="bots/pins", base="release", author=SETTINGS.author)
+    with pytest.raises(ConfigError, match=r"^--branch: 'a\.\.b' is not a usable branch name"):
+        override(SETTINGS, branch="a..b")
+    with pytest.raises(ConfigError, match=r"^--base: '-x' is not a usable branch name"):
+        override(SETTINGS, base="-x")
+
+
+def test_refresh_checks_a_branch_that_skipped_parse_settings(project: Repos) -> None:
+    fake = FakeLock(upstream(1)[0])
+    with pytest.raises(ConfigError) as info:
+        refresh(Config(root=project.work), open_pr=True, settings=RefreshSettings(branch="x:refs/heads/main"),
+                run_lock=fake, environ=ENV)
+    assert str(info.value) == ("refresh branch: 'x:refs/heads/main' is not a usable branch name - use a plain name "
+                               "such as \"pinrepro/refresh\"")
+    assert fake.calls == []
+    assert sh(project.work, "status", "--porcelain") == ""
 
 
 def test_settings_not_a_table() -> None:
@@ -438,6 +517,25 @@ def test_load_settings_defaults_without_files(tmp_path: Path) -> None:
 # -- end to end: the real `lock --upgrade` against a real loopback registry -----------------------------------
 
 
+def _dpkg_status(packages: Mapping[str, str]) -> bytes:
+    """/var/lib/dpkg/status with ``packages`` installed (name -> version), in dpkg's own stanza format."""
+    return b"".join(f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\n"
+                    .encode() for name, version in packages.items())
+
+
+def _cuda_env(cuda: str, cudnn: str, nccl: str) -> list[str]:
+    """A config Env as nvidia/cuda images set it."""
+    floor = ".".join(cuda.split(".")[:2])
+    return ["PATH=/usr/local/cuda/bin:/usr/bin:/bin", f"CUDA_VERSION={cuda}", f"NV_CUDNN_VERSION={cudnn}",
+            f"NCCL_VERSION={nccl}", f"NVIDIA_REQUIRE_CUDA=cuda>={floor} brand=tesla,driver>=470,driver<471"]
+
+
+OS_RELEASE = b"ID=ubuntu\nVERSION_ID=22.04\n"
+APT_V1 = {"libc6": "2.35-0ubuntu3.7", "libssl3": "3.0.2-0ubuntu1.15", "tzdata": "2024a-0ubuntu0.22.04"}
+# What v2's second layer leaves installed: libc6 upgraded, libssl3 removed, curl added, tzdata as it was.
+APT_V2 = {"curl": "7.81.0-1ubuntu1.18", "libc6": "2.35-0ubuntu3.8", "tzdata": "2024a-0ubuntu0.22.04"}
+
+
 def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer, api: responses.RequestsMock) -> None:
     from pinrepro.config import load
 
@@ -445,7 +543,9 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
     api.add_passthru(registry.url)
     repository = f"refresh-e2e/{tmp_path.name.lower()}"
     layout = tmp_path / "layout"
-    v1 = im.build_image(layout, "v1", [{"etc/version": b"1\n"}], created="2024-05-01T00:00:00Z")
+    v1 = im.build_image(layout, "v1", [{"etc/os-release": OS_RELEASE, "var/lib/dpkg/status": _dpkg_status(APT_V1)}],
+                        env=_cuda_env("12.4.1", "9.1.0.70-1", "2.21.5-1"),
+                        created="2024-05-01T00:00:00Z")
     im.push(layout, "v1", registry.host, repository, "stable")
     seed = tmp_path / "seed-project"
     seed.mkdir()
@@ -455,15 +555,30 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
     (tmp_path / "git").mkdir()
     repos = make_repos(tmp_path / "git", {name: (seed / name).read_bytes() for name in ("Dockerfile", "pinrepro.lock")})
 
-    # Upstream moves the tag; the weekly run proposes it.
-    v2 = im.build_image(layout, "v2", [{"etc/version": b"2\n"}], created="2024-06-01T00:00:00Z")
+    # Upstream moves the tag to a new CUDA stack; its apt changes come in a layer on top of the old one, so the
+    # summary must read the merged filesystem (the upper layer's dpkg status wins).
+    v2 = im.build_image(layout, "v2", [{"etc/os-release": OS_RELEASE, "var/lib/dpkg/status": _dpkg_status(APT_V1)},
+                                       {"var/lib/dpkg/status": _dpkg_status(APT_V2)}],
+                        env=_cuda_env("12.6.3", "9.5.1.17-1", "2.23.4-1"),
+                        created="2024-06-01T00:00:00Z")
     im.push(layout, "v2", registry.host, repository, "stable")
+    assert v1.digest != v2.digest
     list_open(api, [])
     api.post(PULLS, status=201, json=pull_json(21))
     result = refresh(load(repos.work), open_pr=True, settings=SETTINGS, environ=ENV)
 
     key = f"{registry.host}/{repository}:stable"
-    assert [(i.ref, i.old_digest, i.new_digest) for i in result.summary.images] == [(key, v1.digest, v2.digest)]
+    assert result.summary.images == (
+        ImageChange(key, v1.digest, v2.digest, "2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z"),)
+    assert result.summary.platforms == (PlatformChange(
+        image=key, platform="linux/amd64",
+        components=(VersionChange("cuda", "12.4.1", "12.6.3"), VersionChange("cudnn", "9.1.0.70", "9.5.1.17"),
+                    VersionChange("nccl", "2.21.5", "2.23.4")),
+        min_driver=VersionChange("min_driver", "550.54.15", "560.35.05"),
+        apt=(VersionChange("curl", None, "7.81.0-1ubuntu1.18"), VersionChange("libc6", "2.35-0ubuntu3.7",
+                                                                               "2.35-0ubuntu3.8"),
+             VersionChange("libssl3", "3.0.2-0ubuntu1.15", None)),
+    ),)
     assert result.summary.files == ("Dockerfile", "pinrepro.lock")
     assert result.pull is not None and result.pull.action == "created" and result.pull.pushed
     tip = remote_branch(repos)
@@ -474,7 +589,24 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
     assert [c.request.method for c in github] == ["GET", "POST"]
     body = json.loads(github[1].request.body)["body"]
     assert body == result.markdown
-    assert f"| `{key}` | `sha256:{v1.digest[7:19]}` | `sha256:{v2.digest[7:19]}` |" in body
+    # The pull request body a reviewer reads: both digests, the driver warning first, the CUDA rows, the apt counts
+    # up front and every apt change in the fold.
+    for line in (
+        f"> - `{key}` (linux/amd64): 550.54.15 → **560.35.05** (raised)",
+        f"| `{key}` | `sha256:{v1.digest[7:19]}` | `sha256:{v2.digest[7:19]}` | 2024-05-01 → 2024-06-01 |",
+        f"| `{key}` | linux/amd64 | CUDA | 12.4.1 | 12.6.3 |",
+        f"| `{key}` | linux/amd64 | cuDNN | 9.1.0.70 | 9.5.1.17 |",
+        f"| `{key}` | linux/amd64 | NCCL | 2.21.5 | 2.23.4 |",
+        f"| `{key}` | linux/amd64 | min driver | 550.54.15 | **560.35.05** |",
+        f"- `{key}` (linux/amd64): 1 added, 1 removed, 1 changed",
+        "<summary>All apt package changes (3)</summary>",
+        "| curl | *(added)* | 7.81.0-1ubuntu1.18 |",
+        "| libc6 | 2.35-0ubuntu3.7 | 2.35-0ubuntu3.8 |",
+        "| libssl3 | 3.0.2-0ubuntu1.15 | *(removed)* |",
+    ):
+        assert line + "\n" in body, line
+    assert body.startswith("> [!CAUTION]\n")
+    assert "tzdata" not in body  # unchanged packages are not listed
 
     # Run again from the same checkout: lock finds nothing new against the working tree, pushes nothing.
     api.calls.reset()
@@ -483,6 +615,114 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
     assert not again.changed
     assert again.pull is not None and again.pull.action == "left-open"
     assert remote_branch(repos) == tip
+    assert [c.request.method for c in api.calls if c.request.url.startswith(API)] == ["GET"]
+
+
+# -- the command line: `pinrepro refresh --open-pr` through click --------------------------------------------
+
+
+def cli_refresh(repos: Repos, *args: str, env: Mapping[str, str | None] = ENV) -> Result:
+    # GITHUB_API_URL of the machine running the tests must not redirect the mocked API.
+    return CliRunner().invoke(cli, ["refresh", "-C", str(repos.work), *args],
+                              env={"GITHUB_API_URL": None, **env}, catch_exceptions=False)
+
+
+def assert_token_hidden(result: Result, repos: Repos) -> None:
+    assert TOKEN not in result.stdout and TOKEN not in result.stderr
+    assert_no_token_on_disk(repos)
+
+
+def test_cli_open_pr_creates_then_leaves_it(project: Repos, api: responses.RequestsMock,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    target, old, new = upstream(1)
+    fake = FakeLock(target, old, new)
+    monkeypatch.setattr("pinrepro.lock.run_lock", fake)  # refresh imports it when it runs
+    list_open(api, [])  # the default branch name; --branch below is checked in the next test
+    api.post(PULLS, status=201, json=pull_json(12))
+
+    result = cli_refresh(project, "--open-pr", "--base", "main", "--upgrade-package", "numpy")
+
+    assert result.exit_code == 0, result.stderr
+    assert fake.calls == [{"upgrade": True, "upgrade_packages": ("numpy",), "dry_run": False}]
+    body = json.loads(api.calls[1].request.body)
+    assert (body["head"], body["base"]) == (BRANCH, "main")
+    assert result.stdout == body["body"] + "\n"  # the Markdown printed is the pull request body
+    assert body["body"].startswith("> [!CAUTION]\n")
+    assert result.stderr.splitlines() == [
+        "Dockerfile:1: warning: no linux/arm64",
+        f"pull request: created (branch {BRANCH}) https://github.com/octo-org/octo-repo/pull/12",
+    ]
+    tip = remote_branch(project)
+    assert tip is not None and sh(project.bare, "rev-parse", f"{tip}^") == project.main
+    assert_token_hidden(result, project)
+
+    # Main catches up; the next run changes nothing, pushes nothing and leaves the open PR as it is (JSON output).
+    sh(project.work, "commit", "--quiet", "--all", "-m", "merge the bot's change")
+    api.calls.reset()
+    list_open(api, [pull_json(12)])
+    again = cli_refresh(project, "--open-pr", "--format", "json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout) == {"changed": False, "images": [], "platforms": [], "layers": [], "files": []}
+    assert again.stderr.splitlines()[-1] == (
+        f"pull request: left-open (branch {BRANCH}) https://github.com/octo-org/octo-repo/pull/12")
+    assert remote_branch(project) == tip
+    assert [c.request.method for c in api.calls] == ["GET"]
+    assert_token_hidden(again, project)
+
+
+def test_cli_branch_option(project: Repos, api: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    target, old, new = upstream(1)
+    monkeypatch.setattr("pinrepro.lock.run_lock", FakeLock(target, old, new))
+    api.get(PULLS, json=[], match=[matchers.query_param_matcher(
+        {"head": "octo-org:bots/pins", "state": "open", "per_page": "10"})])
+    api.post(PULLS, status=201, json=pull_json(5, head="bots/pins"))
+    result = cli_refresh(project, "--open-pr", "--branch", "bots/pins", "--token-env", "BOT_TOKEN",
+                         env={"BOT_TOKEN": TOKEN, "GITHUB_TOKEN": None, "GITHUB_REPOSITORY": "octo-org/octo-repo"})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(api.calls[1].request.body)["head"] == "bots/pins"
+    assert sh(project.bare, "for-each-ref", "--format=%(refname)") == "refs/heads/bots/pins\nrefs/heads/main"
+    assert_token_hidden(result, project)
+
+
+def test_cli_bad_branch_fails_before_anything(project: Repos, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeLock(upstream(1)[0])
+    monkeypatch.setattr("pinrepro.lock.run_lock", fake)
+    result = cli_refresh(project, "--open-pr", "--branch", "x:refs/heads/main")
+    assert result.exit_code == 2
+    assert re.fullmatch(r"error: --branch: 'x:refs/heads/main' is not a usable branch name - use a "
+                        r'plain name such as "pinrepro/refresh"\n', result.stderr), result.stderr
+    assert result.stdout == ""
+    assert fake.calls == []
+    assert remote_branch(project) is None and sh(project.work, "status", "--porcelain") == ""
+
+
+def test_cli_api_error_is_one_line_without_the_token(project: Repos, api: responses.RequestsMock,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    target, old, new = upstream(1)
+    monkeypatch.setattr("pinrepro.lock.run_lock", FakeLock(target, old, new))
+    list_open(api, [])
+    api.post(PULLS, status=403, headers={"retry-after": "120"},
+             json={"message": "You have exceeded a secondary rate limit.",
+                   "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
+    result = cli_refresh(project, "--open-pr")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {API} POST /repos/octo-org/octo-repo/pulls: GitHub's secondary rate limit stopped the request (403) "
+        "to open a pull request in octo-org/octo-repo - wait 120 seconds and run again; avoid running several bots "
+        "at once")
+    assert_token_hidden(result, project)
+
+
+def test_cli_missing_token(project: Repos, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeLock(upstream(1)[0])
+    monkeypatch.setattr("pinrepro.lock.run_lock", fake)
+    result = cli_refresh(project, "--open-pr", env={"GITHUB_TOKEN": None, "GITHUB_REPOSITORY": "octo-org/octo-repo"})
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --open-pr: environment variable GITHUB_TOKEN is not set - pass a token with pull-requests: write "
+        "in GITHUB_TOKEN (in Actions: env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}), or name another with "
+        "--token-env\n")
+    assert fake.calls == []
 
 
 # -- the CI files: the composite action, the example workflows, the pre-commit hook ----------------------------

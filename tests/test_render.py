@@ -43,3 +43,8 @@ def test_file_diff(tmp_path: Path) -> None:
         "--- a/Dockerfile", "+++ b/Dockerfile", "@@ -1 +1 @@", "-FROM a", "+FROM a@sha256:1",
         "--- /dev/null", "+++ b/new.lock", "@@ -0,0 +1 @@", "+x", "\\ No newline at end of file",
     ]
+
+
+def test_github_annotations_are_relative_to_the_repository() -> None:
+    assert render.findings_github(FINDINGS[:1], prefix="services/api").startswith(
+        "::error file=services/api/docker/train.Dockerfile,line=3,")
