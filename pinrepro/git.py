@@ -99,14 +99,6 @@ class Git:
         line = self._text("rev-list", "--parents", "-n", "1", commit)
         return tuple(line.split()[1:])
 
-    def message_of(self, commit: str) -> str:
-        return self._text("log", "-1", "--format=%B", commit)
-
-    def changed_paths(self, old: str, new: str) -> tuple[str, ...]:
-        """Paths (relative to the top level, POSIX form) that differ between two commits."""
-        out = self._text("diff-tree", "-r", "--name-only", "--no-commit-id", "-z", old, new)
-        return tuple(sorted(p for p in out.split("\0") if p))
-
     def relative(self, path: Path) -> str:
         """``path`` relative to the top level, in the form git stores it."""
         top = self.toplevel()

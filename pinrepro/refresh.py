@@ -9,8 +9,9 @@ as its body. Nothing changed means no file touched, nothing pushed, and an open 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -103,10 +104,15 @@ def parse_settings(raw: Mapping[str, Any] | None, *, where: str = "[tool.pinrepr
     unknown = sorted(set(raw) - set(SETTINGS_KEYS))
     if unknown:
         raise ConfigError(f"unknown key '{unknown[0]}'", where=where, fix=f"known keys: {', '.join(SETTINGS_KEYS)}")
-    branch = _string(raw, "branch", where) or DEFAULT_BRANCH
-    if branch.startswith(("-", "refs/")) or " " in branch or ".." in branch:
-        raise ConfigError(f"'{branch}' is not a usable branch name", where=f"{where} branch",
-                          fix='use a plain name such as "pinrepro/refresh"')
+    branch = check_branch(_string(raw, "branch", where) or DEFAULT_BRANCH, where=f"{where} branch")
+    base = _string(raw, "base", where)
+    if base is not None:
+        check_branch(base, where=f"{where} base")
+    remote = _string(raw, "remote", where) or DEFAULT_REMOTE
+    if remote.startswith("-") or any(c.isspace() for c in remote):
+        # git takes the remote as a positional argument: "-..." would be read as an option (--upload-pack=...).
+        raise ConfigError(f"'{remote}' is not a usable git remote name", where=f"{where} remote",
+                          fix='name a configured remote such as "origin"')
     author_text = _string(raw, "author", where)
     try:
         author = Identity.parse(author_text or DEFAULT_AUTHOR)
@@ -114,14 +120,42 @@ def parse_settings(raw: Mapping[str, Any] | None, *, where: str = "[tool.pinrepr
         raise ConfigError(exc.what, where=f"{where} author", fix=exc.fix) from None
     return RefreshSettings(
         branch=branch,
-        base=_string(raw, "base", where),
+        base=base,
         title=_string(raw, "title", where) or DEFAULT_TITLE,
         labels=_strings(raw, "labels", where),
         reviewers=_strings(raw, "reviewers", where),
         team_reviewers=_strings(raw, "team_reviewers", where),
-        remote=_string(raw, "remote", where) or DEFAULT_REMOTE,
+        remote=remote,
         author=author,
     )
+
+
+# git check-ref-format's rules for one branch name (git-check-ref-format(1)); the bot pushes
+# "<commit>:refs/heads/<branch>", so a ':' or a leading '-' would change what git is asked to do.
+_BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def check_branch(name: str, *, where: str) -> str:
+    """``name`` when git would accept it as a branch to push to; ConfigError naming ``where`` otherwise."""
+    components = name.split("/")
+    bad = (
+        not name or name == "@" or name.startswith(("-", "refs/")) or name.endswith(".")
+        or ".." in name or "@{" in name or _BAD_REF_CHARS.search(name) is not None
+        or any(not part or part.startswith(".") or part.endswith(".lock") for part in components)
+    )
+    if bad:
+        raise ConfigError(f"'{name}' is not a usable branch name", where=where,
+                          fix='use a plain name such as "pinrepro/refresh"')
+    return name
+
+
+def override(settings: RefreshSettings, *, branch: str | None = None, base: str | None = None) -> RefreshSettings:
+    """``settings`` with the command line's ``--branch`` / ``--base``, checked like the configuration's."""
+    if branch is not None:
+        settings = replace(settings, branch=check_branch(branch, where="--branch"))
+    if base is not None:
+        settings = replace(settings, base=check_branch(base, where="--base"))
+    return settings
 
 
 def load_settings(config: Config) -> RefreshSettings:
@@ -179,6 +213,8 @@ def refresh(
     git remote).
     """
     settings = settings or load_settings(config)
+    # Settings built in code (or by a caller that skipped override()) get the same check as the configuration's.
+    check_branch(settings.branch, where="refresh branch")
     env = os.environ if environ is None else environ
     # Check everything --open-pr needs before spending minutes on registries and resolvers.
     context = _github_context(config, settings, env, token_env, github) if open_pr and not dry_run else None

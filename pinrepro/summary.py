@@ -188,17 +188,23 @@ APT_LIST_OMITTED = (
     "The full apt list is too long for a pull request body; see the `[images.…platforms.…apt]` tables in the "
     "diff of `pinrepro.lock`, or run `pinrepro refresh --dry-run --format json`."
 )
+BODY_CUT = "*The summary is cut here to fit a pull request body; the diff of the changed files has the rest.*"
 
 
 def render_markdown(summary: Summary, *, max_chars: int | None = None) -> str:
     """The summary as GitHub-flavoured Markdown (the pull request body and `refresh`'s default output).
 
-    With ``max_chars`` (a pull request body), a summary that would be longer drops the folded apt list first:
-    the counts stay, the list is in the lock's diff anyway.
+    With ``max_chars`` (a pull request body), a summary that would be longer drops the folded apt list first
+    (the counts stay, the list is in the lock's diff anyway), and is cut short only if that is not enough.
     """
     text = _render_markdown(summary, apt_list=True)
     if max_chars is not None and len(text) > max_chars:
         text = _render_markdown(summary, apt_list=False)
+    if max_chars is not None and len(text) > max_chars:
+        # Still too long (hundreds of moved Python packages): GitHub would refuse the whole pull request, so cut at
+        # a line boundary; the headline and the driver warning come first and survive.
+        tail = "\n" + BODY_CUT + "\n"
+        text = text[:text.rfind("\n", 0, max_chars - len(tail)) + 1] + tail
     return text
 
 

@@ -79,13 +79,14 @@ def test_commit_files_touches_nothing_but_the_object_store(repos: Repos) -> None
                               parent=head, message="refresh\n\nbody\n", author=BOT)
 
     assert git.parents_of(commit) == (head,)
-    assert git.changed_paths(head, commit) == ("Dockerfile", "new/pinrepro.lock", "run.sh")
+    assert sh(repos.work, "diff", "--name-only", head, commit).splitlines() == [
+        "Dockerfile", "new/pinrepro.lock", "run.sh"]
     assert sh(repos.work, "show", f"{commit}:Dockerfile") == "FROM python:3.11-slim@sha256:abc"
     assert sh(repos.work, "ls-tree", commit, "run.sh").split()[0] == "100755"  # mode kept
     assert sh(repos.work, "ls-tree", commit, "new/pinrepro.lock").split()[0] == "100644"
     assert sh(repos.work, "log", "-1", "--format=%an <%ae>|%cn <%ce>", commit) == (
         "pinrepro-bot <bot@example.org>|pinrepro-bot <bot@example.org>")
-    assert git.message_of(commit) == "refresh\n\nbody"
+    assert sh(repos.work, "log", "-1", "--format=%B", commit) == "refresh\n\nbody"
     # HEAD, branch, index and work tree are exactly as before.
     assert sh(repos.work, "rev-parse", "HEAD") == head
     assert sh(repos.work, "symbolic-ref", "HEAD") == "refs/heads/main"

@@ -19,6 +19,7 @@ from pinrepro.errors import LockfileError
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 from pinrepro.summary import (
     APT_LIST_OMITTED,
+    BODY_CUT,
     HEADING_APT,
     HEADING_DRIVER,
     HEADING_FILES,
@@ -429,6 +430,19 @@ def test_pull_request_body_limit_drops_the_apt_list_first() -> None:
     assert APT_LIST_OMITTED in short
     assert short.replace(APT_LIST_OMITTED + "\n\n", "") == full[:full.index("<details>")] + full[
         full.index("</details>\n\n") + len("</details>\n\n"):]
+
+
+def test_pull_request_body_limit_cuts_a_huge_package_list() -> None:
+    packages = tuple(VersionChange(f"package-{n:04}", "1.0.0", "1.0.1") for n in range(2000))
+    summary = Summary(layers=(LayerChange("base", "requirements-base.lock", packages),),
+                      files=("requirements-base.lock",))
+    full = render_markdown(summary)
+    assert len(full) > 60_000
+    body = render_markdown(summary, max_chars=5_000)
+    assert len(body) <= 5_000
+    assert body.startswith("**2000 Python packages changed in 1 layer**.\n")
+    assert body.endswith("|\n\n" + BODY_CUT + "\n")  # cut after a whole table row
+    assert full.startswith(body[:-len(BODY_CUT) - 2])
 
 
 def test_table_cells_escape_pipes() -> None:
