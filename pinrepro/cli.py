@@ -6,7 +6,6 @@ Nothing else in pinrepro prints or exits. Exit codes: 0 ok, 1 verify found drift
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -230,7 +229,7 @@ def manifest(root: Path, verbose: bool, quiet: bool, fmt: str, packages: bool, o
             raise LockfileError("does not exist", where=str(old_lock), fix="pass the path of an existing lock file")
         change = manifest_module.diff(before, lock)
         if fmt == "json":
-            out.result(json.dumps(dataclasses.asdict(change), indent=2, sort_keys=True, default=str))
+            out.result(json.dumps(change.to_json(), indent=2, sort_keys=True))
         else:
             out.result(change.render_text())
         return

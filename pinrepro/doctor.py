@@ -221,7 +221,8 @@ def probe_host(run: Runner = run_tool, nvml: Callable[[], NvmlFacts | None] = pr
                 cuda, source = match[1], "nvidia-smi"
     facts = nvml()
     brand = facts.brand if facts else None
-    if facts is not None and driver is None and facts.driver:
+    # Only a dotted-number driver is kept: judge() compares it, and NVML's string is not ours to trust blindly.
+    if facts is not None and driver is None and parse_version(facts.driver) is not None:
         driver, problem = facts.driver, None
     if facts is not None and cuda is None and facts.cuda:
         cuda, source = facts.cuda, "nvml"

@@ -184,7 +184,8 @@ class ManifestDiff:
             if platform.digest is not None:
                 rows.insert(0, ("digest", Change("digest", _short(platform.digest.old), _short(platform.digest.new))))
             width = max((len(label) for label, _ in rows), default=0)
-            lines.extend(f"  {label.ljust(width)}  {c.old or UNKNOWN} -> {c.new or UNKNOWN}" for label, c in rows)
+            lines.extend(f"  {label.ljust(width)}  {_shown(c.name, c.old)} -> {_shown(c.name, c.new)}"
+                         for label, c in rows)
             if platform.apt:
                 counts = {kind: len(platform.apt_of(kind)) for kind in ("added", "removed", "changed")}
                 lines.append(f"  apt: {counts['added']} added, {counts['removed']} removed, "
@@ -198,6 +199,44 @@ class ManifestDiff:
                         else:
                             lines.append(f"    ~ {change.name} {change.old} -> {change.new}")
         return "\n".join(lines)
+
+
+    def to_json(self) -> dict[str, Any]:
+        """``pinrepro manifest --diff OLD_LOCK --format json``: what changed, keyed for lookups, not positional.
+
+        ``{"changed", "images": [{"ref", "change", "old_digest", "new_digest", "old_created", "new_created"}],
+        "platforms": [{"ref", "platform", "digest": {"old", "new"} | null, "fields": {name: {"old", "new"}},
+        "apt": {"added": {pkg: version}, "removed": {pkg: version}, "changed": {pkg: {"old", "new"}}}}]}``;
+        null in ``fields`` means the value was not known (os, python) or not there (the CUDA fields).
+        """
+        return {
+            "changed": not self.empty,
+            "images": [{"ref": image.ref, "change": image.kind, "old_digest": image.old_digest,
+                        "new_digest": image.new_digest, "old_created": image.old_created,
+                        "new_created": image.new_created} for image in self.images],
+            "platforms": [{
+                "ref": platform.ref,
+                "platform": platform.platform,
+                "digest": _old_new(platform.digest) if platform.digest is not None else None,
+                "fields": {change.name: _old_new(change) for change in platform.fields},
+                "apt": {
+                    "added": {c.name: c.new for c in platform.apt_of("added")},
+                    "removed": {c.name: c.old for c in platform.apt_of("removed")},
+                    "changed": {c.name: _old_new(c) for c in platform.apt_of("changed")},
+                },
+            } for platform in self.platforms],
+        }
+
+
+def _old_new(change: Change) -> dict[str, str | None]:
+    return {"old": change.old, "new": change.new}
+
+
+def _shown(field: str, value: str | None) -> str:
+    """A diff side for people: a missing OS or Python was not found (unknown); a missing CUDA part is absent."""
+    if value is not None:
+        return value
+    return UNKNOWN if field in ("os", "python") else "none"
 
 
 _LABELS = {

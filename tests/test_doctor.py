@@ -277,3 +277,12 @@ def test_real_host_does_not_crash() -> None:
     assert isinstance(report.cannot_run, bool)
     assert report.render_text().startswith("host: ")
     assert os.environ.get("PATH") is not None
+
+
+def test_nvml_driver_that_is_not_a_version_is_ignored(bin_dir: Path) -> None:
+    host = probe_host(nvml=lambda: NvmlFacts(driver="N/A", cuda="12.6", brand=None))
+    assert host.driver is None
+    assert host.problem == "nvidia-smi is not installed (not on PATH): this host has no NVIDIA driver"
+    verdict = next(v for v in check(lock(), host, ToolkitInfo(False), "linux/amd64").verdicts
+                   if v.ref == "reg/cuda:12.4" and v.platform == "linux/amd64")
+    assert verdict.status == "no"

@@ -103,6 +103,25 @@ def test_dpkg_architecture(arch: str | None, variant: str | None, dpkg: str | No
     assert dpkg_architecture(arch, variant) == dpkg
 
 
+def dpkg_query_installed(dpkg_query: str, status: Path, workdir: Path) -> set[Package]:
+    """The oracle: what ``dpkg-query -W`` says is installed in a copy of ``status`` (config-files and
+    half-removed packages are listed by dpkg-query but are not installed, so they are dropped here too)."""
+    admin = workdir / "dpkg-admin"
+    (admin / "updates").mkdir(parents=True)
+    shutil.copy(status, admin / "status")
+    out = subprocess.run(
+        [dpkg_query, f"--admindir={admin}", "-W",
+         "-f=${db:Status-Want} ${db:Status-Status} ${Package} ${Architecture} ${Version}\n"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    installed = set()
+    for line in out.splitlines():
+        want, state, name, arch, version = line.split(" ")
+        if want in ("install", "hold") and state not in ("not-installed", "config-files"):
+            installed.add(Package(name, version, arch))
+    return installed
+
+
 def test_host_status_matches_dpkg_query(tmp_path: Path) -> None:
     """The machine's own database, parsed by us and by dpkg-query over the same file, gives the same set."""
     dpkg_query = shutil.which("dpkg-query")
@@ -111,19 +130,7 @@ def test_host_status_matches_dpkg_query(tmp_path: Path) -> None:
         if in_ci():
             pytest.fail("dpkg-query and /var/lib/dpkg/status are needed under CI=true")
         pytest.skip("not a Debian-based host")
-    admin = tmp_path / "dpkg"
-    (admin / "updates").mkdir(parents=True)
-    shutil.copy(status, admin / "status")
-    out = subprocess.run(
-        [dpkg_query, f"--admindir={admin}", "-W",
-         "-f=${db:Status-Want} ${db:Status-Status} ${Package} ${Architecture} ${Version}\n"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    expected = set()
-    for line in out.splitlines():
-        want, state, name, arch, version = line.split(" ")
-        if want in ("install", "hold") and state not in ("not-installed", "config-files"):
-            expected.add(Package(name, version, arch))
+    expected = dpkg_query_installed(dpkg_query, status, tmp_path)
     parsed = parse_status(status.read_bytes())
     assert parsed.skipped == 0
     assert set(parsed.packages) == expected

@@ -139,7 +139,8 @@ def test_diff_of_equal_locks_is_empty() -> None:
     assert result.render_text() == "the manifest did not change"
 
 
-def test_diff_reports_images_fields_and_apt() -> None:
+def moved_locks() -> tuple[Lock, Lock]:
+    """An old lock and a new one: an image removed, one added, and the CUDA image moved with new contents."""
     newer = replace(
         CUDA_CONTENTS,
         cuda=replace(CUDA, version="12.4.1", min_driver="550.54.15", cublas="12.4.5.8"),
@@ -153,7 +154,11 @@ def test_diff_reports_images_fields_and_apt() -> None:
         new.images["nvcr.io/nvidia/cuda:12.4.0-devel-ubuntu22.04"],
         platforms={**new.images["nvcr.io/nvidia/cuda:12.4.0-devel-ubuntu22.04"].platforms,
                    "linux/amd64": PlatformLock(digest=D["f"], contents=newer.to_toml())})})
-    result = diff(old, new)
+    return old, new
+
+
+def test_diff_reports_images_fields_and_apt() -> None:
+    result = diff(*moved_locks())
     assert result.images == (
         ImageDiff("ghcr.io/x/gone:1", D["2"], None),
         ImageDiff("ghcr.io/x/new:1", None, D["1"]),
@@ -221,3 +226,55 @@ def test_corrupt_contents_is_a_lockfile_error() -> None:
         "pinrepro.lock [r/x:1]: corrupted lock file: platform contents 'apt' must be a table of strings - restore it "
         "from version control, or run `pinrepro lock --upgrade` to record the contents anew"
     )
+
+
+def test_diff_to_json() -> None:
+    document = diff(*moved_locks()).to_json()
+    assert json.loads(json.dumps(document)) == document
+    assert document == {
+        "changed": True,
+        "images": [
+            {"ref": "ghcr.io/x/gone:1", "change": "removed", "old_digest": D["2"], "new_digest": None,
+             "old_created": None, "new_created": None},
+            {"ref": "ghcr.io/x/new:1", "change": "added", "old_digest": None, "new_digest": D["1"],
+             "old_created": None, "new_created": None},
+            {"ref": "nvcr.io/nvidia/cuda:12.4.0-devel-ubuntu22.04", "change": "moved", "old_digest": D["a"],
+             "new_digest": D["e"], "old_created": "2024-03-05T10:11:12Z", "new_created": "2024-03-05T10:11:12Z"},
+        ],
+        "platforms": [{
+            "ref": "nvcr.io/nvidia/cuda:12.4.0-devel-ubuntu22.04",
+            "platform": "linux/amd64",
+            "digest": {"old": D["b"], "new": D["f"]},
+            "fields": {
+                "python": {"old": "3.10.12", "new": "3.10.14"},
+                "cuda": {"old": "12.4.0", "new": "12.4.1"},
+                "cublas": {"old": "12.4.2.65", "new": "12.4.5.8"},
+                "min_driver": {"old": "550.54.14", "new": "550.54.15"},
+            },
+            "apt": {
+                "added": {"libcudnn9-cuda-12": "9.1.0.70-1"},
+                "removed": {"libc6:i386": "2.35-0ubuntu3.6"},
+                "changed": {"libc6": {"old": "2.35-0ubuntu3.6", "new": "2.35-0ubuntu3.7"}},
+            },
+        }],
+    }
+    assert ManifestDiff().to_json() == {"changed": False, "images": [], "platforms": []}
+
+
+def test_diff_text_tells_unknown_from_absent() -> None:
+    """A Python image that gains CUDA: its CUDA was absent ("none"); an OS nobody could read is "unknown"."""
+    old = make_lock()
+    image = old.images["docker.io/library/python:3.11"]
+    before = replace(PY_CONTENTS, os=None)
+    after = replace(PY_CONTENTS, cuda=CudaInfo(version="13.2.0", min_driver_compat="580"))
+    old = replace(old, images={**old.images, "docker.io/library/python:3.11": replace(
+        image, platforms={"linux/amd64": PlatformLock(digest=D["d"], contents=before.to_toml())})})
+    new = replace(old, images={**old.images, "docker.io/library/python:3.11": replace(
+        image, platforms={"linux/amd64": PlatformLock(digest=D["d"], contents=after.to_toml())})})
+    assert diff(old, new).render_text() == "\n".join([
+        "docker.io/library/python:3.11  linux/amd64",
+        "  OS                   unknown -> debian 12 (bookworm)",
+        "  CUDA                 none -> 13.2.0",
+        "  min driver           none -> unknown",
+        "  min driver (compat)  none -> 580",
+    ])

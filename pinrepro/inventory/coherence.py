@@ -14,11 +14,11 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pinrepro.config import Config
-from pinrepro.dockerfile import Dockerfile
+from pinrepro.dockerfile import Dockerfile, FromSite
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.contents import PlatformContents
@@ -79,9 +79,10 @@ def check_cuda_coherence(config: Config, lock: Lock, dockerfiles: Sequence[Docke
     platforms = tuple(config.platforms)
     used: list[str] = []
     findings: list[Finding] = []
+    targets = _target_pythons(config, lock)
     for dockerfile in dockerfiles:
         findings.extend(_stage_findings(dockerfile, lock, platforms))
-        findings.extend(_python_findings(dockerfile, lock, platforms, _target_pythons(config, lock)))
+        findings.extend(_python_findings(dockerfile, lock, platforms, targets))
         for site in dockerfile.sites:
             key = _lock_key(site.image) if site.kind == "image" and site.image else None
             if key is not None and key not in used:
@@ -97,25 +98,33 @@ def check_cuda_coherence(config: Config, lock: Lock, dockerfiles: Sequence[Docke
     return sorted(findings, key=lambda f: (f.path, f.line or 0, f.code, f.message))
 
 
-def _stage_findings(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str]) -> list[Finding]:
-    first: tuple[str, int, str] | None = None  # (major.minor, line, image)
-    findings: list[Finding] = []
+def _recorded_sites(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str]
+                    ) -> Iterator[tuple[FromSite, str, PlatformContents]]:
+    """Each FROM that names an image whose contents the lock recorded: (site, its image, the contents)."""
     for site in dockerfile.sites:
         if site.kind != "image" or not site.image:
             continue
         key = _lock_key(site.image)
         image = lock.images.get(key) if key else None
         contents = _contents(image, platforms) if image else None
-        version = major_minor(contents.cuda.version) if contents and contents.cuda else None
+        if contents is not None:
+            yield site, site.image, contents
+
+
+def _stage_findings(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str]) -> list[Finding]:
+    first: tuple[str, int, str] | None = None  # (major.minor, line, image)
+    findings: list[Finding] = []
+    for site, image_name, contents in _recorded_sites(dockerfile, lock, platforms):
+        version = major_minor(contents.cuda.version) if contents.cuda else None
         if version is None:
             continue
         if first is None:
-            first = (version, site.line, site.image)
+            first = (version, site.line, image_name)
         elif version != first[0]:
             stage = f"stage '{site.stage_name}'" if site.stage_name else "this stage"
             findings.append(Finding(
                 dockerfile.path, site.line, "warning", "cuda-stage-mismatch",
-                f"{stage} uses {site.image} with CUDA {version}, but the stage at line {first[1]} uses "
+                f"{stage} uses {image_name} with CUDA {version}, but the stage at line {first[1]} uses "
                 f"{first[2]} with CUDA {first[0]}: libraries built or copied across them may not load; "
                 "use the same CUDA major.minor in every stage",
             ))
@@ -132,20 +141,15 @@ def _python_findings(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str
     if not targets:
         return []  # the locks were compiled for whatever interpreter ran the resolver: nothing to compare
     findings: list[Finding] = []
-    for site in dockerfile.sites:
-        if site.kind != "image" or not site.image:
-            continue
-        key = _lock_key(site.image)
-        image = lock.images.get(key) if key else None
-        contents = _contents(image, platforms) if image else None
-        python = contents.python if contents else None
+    for site, image_name, contents in _recorded_sites(dockerfile, lock, platforms):
+        python = contents.python
         version = major_minor(python)
         if version is None or version in targets:
             continue
         wanted = " or ".join(sorted(targets))
         findings.append(Finding(
             dockerfile.path, site.line, "warning", "python-mismatch",
-            f"{site.image} has Python {python}, but the requirement locks target Python {wanted}: wheels resolved "
+            f"{image_name} has Python {python}, but the requirement locks target Python {wanted}: wheels resolved "
             "for one may not install on the other; set `python` in [tool.pinrepro] to the image's version",
         ))
     return findings

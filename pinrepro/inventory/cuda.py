@@ -12,7 +12,7 @@ container runtime checks before it starts the container (nvidia-container-toolki
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 # Kleene's three-valued logic: None means "cannot tell from what we know" (e.g. the GPU brand is unknown).
@@ -22,6 +22,18 @@ _CONDITION = re.compile(r"(?P<key>[a-z]+)(?P<op>>=|<=|==|!=|=|<|>)(?P<value>[^\s
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
 _KEYS = ("cuda", "driver", "arch", "brand")
 _TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def _kleene(values: Iterable[Truth], *, decisive: bool) -> Truth:
+    """Kleene AND (``decisive=False``) or OR (``decisive=True``): one decisive value settles it, and stops the
+    (lazy) evaluation; otherwise one unknown makes the result unknown."""
+    result: Truth = not decisive
+    for value in values:
+        if value is decisive:
+            return decisive
+        if value is None:
+            result = None
+    return result
 
 
 def parse_version(text: str | None) -> tuple[int, ...] | None:
@@ -115,14 +127,7 @@ class Clause:
         return tuple(c.value for c in self.conditions if c.key == "brand")
 
     def evaluate(self, host: HostFacts) -> Truth:
-        result: Truth = True
-        for condition in self.conditions:
-            value = condition.evaluate(host)
-            if value is False:
-                return False
-            if value is None:
-                result = None
-        return result
+        return _kleene((condition.evaluate(host) for condition in self.conditions), decisive=False)
 
 
 @dataclass(frozen=True)
@@ -150,14 +155,7 @@ class CudaRequirement:
         """Whether the runtime would start the image on ``host`` (True when the check is disabled)."""
         if self.disabled or not self.clauses:
             return True
-        result: Truth = False
-        for clause in self.clauses:
-            value = clause.evaluate(host)
-            if value is True:
-                return True
-            if value is None:
-                result = None
-        return result
+        return _kleene((clause.evaluate(host) for clause in self.clauses), decisive=True)
 
     @property
     def cuda_floor(self) -> str | None:

@@ -23,6 +23,7 @@ from pinrepro.inventory.imageconfig import ImageConfig
 from pinrepro.inventory.layers import read_layer
 from pinrepro.inventory.overlay import Overlay, python_from_dpkg
 from pinrepro.reference import ImageRef
+from pinrepro.registry.client import Descriptor
 
 _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 _CUDNN_PACKAGE = re.compile(r"libcudnn(\d+)(?:-cuda-\d+)?")
@@ -47,16 +48,9 @@ class PlatformManifestLike(Protocol):
 
 
 @dataclass(frozen=True)
-class LayerRef:
-    digest: str
-    media_type: str
-    size: int | None
-
-
-@dataclass(frozen=True)
 class Manifest:
     config_digest: str
-    layers: tuple[LayerRef, ...]
+    layers: tuple[Descriptor, ...]
 
 
 def parse_manifest(data: bytes, *, where: str, digest: str) -> Manifest:
@@ -75,13 +69,13 @@ def parse_manifest(data: bytes, *, where: str, digest: str) -> Manifest:
     if not isinstance(config, dict) or not isinstance(config.get("digest"), str) or not isinstance(layers, list):
         raise InventoryError(f"manifest {digest} has no config or layers", where=where,
                              fix="the image is not a container image; check the reference")
-    refs: list[LayerRef] = []
+    refs: list[Descriptor] = []
     for layer in layers:
         if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
             raise InventoryError(f"manifest {digest} has a layer without a digest", where=where,
                                  fix="the registry holds a broken manifest; push the image again")
         size = layer.get("size")
-        refs.append(LayerRef(layer["digest"], str(layer.get("mediaType") or ""),
+        refs.append(Descriptor(layer["digest"], str(layer.get("mediaType") or ""),
                              size if isinstance(size, int) else None))
     return Manifest(config_digest=config["digest"], layers=tuple(refs))
 
