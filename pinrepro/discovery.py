@@ -35,7 +35,8 @@ def load_dockerfiles(config: Config) -> list[Dockerfile]:
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise DockerfileError(f"cannot read it: {exc.strerror}", where=name) from None
+            raise DockerfileError(f"cannot read it: {exc.strerror}", where=name,
+                                  fix="check that the file is readable, or narrow the `dockerfiles` globs") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:

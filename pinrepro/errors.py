@@ -56,6 +56,10 @@ class NotFoundError(RegistryError):
     """The repository or tag does not exist (or is hidden behind auth, which registries report the same way)."""
 
 
+class RepositoryNotFoundError(NotFoundError):
+    """The registry said the repository itself does not exist (``NAME_UNKNOWN``), not just a tag in it."""
+
+
 class ResolverError(PinreproError):
     """pip-compile or uv failed: a conflict, a missing index, a missing interpreter."""
 

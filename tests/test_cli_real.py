@@ -123,6 +123,10 @@ def test_unchanged_lock_needs_no_registry(tmp_path: Path, fresh_registry: Regist
     assert result.exit_code == 0, result.stderr
     assert snapshot(project) == before
     assert run(project, "verify").exit_code == 0
+    check = run(project, "lock", "--check")
+    assert (check.exit_code, check.stdout, check.stderr) == (0, "", "nothing to change\n")
+    as_json = __import__("json").loads(run(project, "lock", "--check", "--format", "json").stdout)
+    assert (as_json["changed"], as_json["written"], as_json["files"]) == (False, False, [])
     down = run(project, "lock", "--upgrade")
     assert down.exit_code == 2
     assert down.stderr.startswith(f"error: cannot reach {fresh_registry.host}")
@@ -322,11 +326,11 @@ def test_manifest_doctor_and_refresh_commands(tmp_path: Path, registry: Registry
     # No NVIDIA driver on this host (an empty PATH for tools): doctor says so and exits 1.
     empty_bin = tmp_path / "empty-bin"
     empty_bin.mkdir()
-    monkeypatch.setenv("PATH", str(empty_bin))
-    doctor = run(project, "doctor")
+    with monkeypatch.context() as only_here:  # undo() would also undo the isolated HOME of conftest
+        only_here.setenv("PATH", str(empty_bin))
+        doctor = run(project, "doctor")
     assert doctor.exit_code == 1
     assert "cannot run on this host" in doctor.stdout
-    monkeypatch.undo()
 
     # Upstream moves the tag with a new apt package: refresh summarises it.
     old_lock = tmp_path / "old.lock"
@@ -344,6 +348,9 @@ def test_manifest_doctor_and_refresh_commands(tmp_path: Path, registry: Registry
     diff = run(project, "manifest", "--diff", str(old_lock))
     assert diff.exit_code == 0
     assert "curl" in diff.stdout
+    diff_json = json.loads(run(project, "manifest", "--diff", str(old_lock), "--format", "json").stdout)
+    assert [(i["change"], i["new_digest"]) for i in diff_json["images"]] == [("moved", second)]
+    assert diff_json["platforms"][0]["apt"]["added"] == {"curl": "7.81.0-1"}
     nothing = run(project, "refresh")
     assert nothing.exit_code == 0
     assert "nothing" in nothing.stdout.lower()

@@ -14,7 +14,7 @@ import pytest
 import requests
 import responses
 
-from pinrepro.errors import AuthError, NotFoundError, PinreproError, RegistryError
+from pinrepro.errors import AuthError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry import (
     ACCEPT_MANIFESTS,
@@ -197,6 +197,7 @@ def test_unknown_tag_and_unknown_repository(rsps: responses.RequestsMock) -> Non
     rsps.head("https://ghcr.io/v2/org/img/manifests/nope", status=404)
     rsps.get("https://ghcr.io/v2/org/img/manifests/nope", status=404,
              body=(FIXTURES / "error-manifest-unknown.json").read_bytes())
+    rsps.get("https://ghcr.io/v2/org/img/tags/list?n=1", json={"name": "org/img", "tags": ["1.0"]})
     rsps.head("https://ghcr.io/v2/org/missing/manifests/1", status=404)
     rsps.get("https://ghcr.io/v2/org/missing/manifests/1", status=404,
              body=(FIXTURES / "error-name-unknown.json").read_bytes())
@@ -209,6 +210,37 @@ def test_unknown_tag_and_unknown_repository(rsps: responses.RequestsMock) -> Non
         c.describe(ref("ghcr.io/org/missing:1"))
     assert str(info.value) == ("repository ghcr.io/org/missing not found - check the image name (and log in if it is "
                                "private)")
+    # The tag 404 asked the tag list once (the repository exists); NAME_UNKNOWN needs no second look.
+    assert [urlsplit(str(call.request.url)).path for call in rsps.calls if "/v2/org/" in str(call.request.url)] == [
+        "/v2/org/img/manifests/nope", "/v2/org/img/manifests/nope", "/v2/org/img/tags/list",
+        "/v2/org/missing/manifests/1"]
+
+
+def test_unknown_repository_behind_manifest_unknown(rsps: responses.RequestsMock) -> None:
+    # distribution answers a manifest request in a repository that does not exist with MANIFEST_UNKNOWN;
+    # its tag list tells the truth (NAME_UNKNOWN).
+    ghcr_auth(rsps)
+    rsps.get("https://ghcr.io/v2/org/typo/manifests/1", status=404,
+             body=(FIXTURES / "error-manifest-unknown.json").read_bytes())
+    rsps.get("https://ghcr.io/v2/org/typo/tags/list?n=1", status=404,
+             body=(FIXTURES / "error-name-unknown.json").read_bytes())
+    with pytest.raises(RepositoryNotFoundError) as info:
+        client().describe(ref("ghcr.io/org/typo:1"))
+    assert str(info.value) == ("repository ghcr.io/org/typo not found - check the image name (and log in if it is "
+                               "private)")
+
+
+def test_tag_error_stands_when_the_tag_list_is_denied(rsps: responses.RequestsMock) -> None:
+    ghcr_auth(rsps)
+    rsps.get("https://ghcr.io/v2/org/img/manifests/nope", status=404,
+             body=(FIXTURES / "error-manifest-unknown.json").read_bytes())
+    rsps.get("https://ghcr.io/v2/org/img/tags/list?n=1", status=403,
+             json={"errors": [{"code": "DENIED", "message": "tag listing is disabled"}]})
+    with pytest.raises(NotFoundError) as info:
+        client().describe(ref("ghcr.io/org/img:nope"))
+    assert type(info.value) is NotFoundError
+    assert str(info.value) == ("tag 'nope' not found in ghcr.io/org/img - check the tag (the registry's tag list "
+                               "shows what exists)")
 
 
 def test_docker_hub_unknown_tag_names_docker_io(rsps: responses.RequestsMock) -> None:
@@ -496,3 +528,33 @@ def test_blob_not_found(rsps: responses.RequestsMock) -> None:
              json={"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown to registry"}]})
     with pytest.raises(NotFoundError, match=f"^blob {missing} not found in ghcr.io/org/img - "):
         client().get_blob(ref("ghcr.io/org/img:1"), missing)
+
+
+def test_unsupported_digest_algorithm_in_the_header_names_the_image(rsps: responses.RequestsMock) -> None:
+    ghcr_auth(rsps)
+    odd = "md5:" + "0" * 32
+    rsps.get("https://ghcr.io/v2/org/img/manifests/1.0", body=INDEX_BODY,
+             headers={"Content-Type": OCI_INDEX, "Docker-Content-Digest": odd})
+    with pytest.raises(RegistryError) as info:
+        client().get_manifest(ref("ghcr.io/org/img:1.0"))
+    assert str(info.value) == (f"unsupported digest algorithm 'md5' in {odd} for ghcr.io/org/img - pinrepro verifies "
+                               "sha256 and sha512 digests")
+
+
+def test_broken_blob_download_names_the_image(rsps: responses.RequestsMock) -> None:
+    ghcr_auth(rsps)
+    digest = sha(b"layer")
+
+    class Broken(io.BufferedReader):
+        """A body whose connection drops on the first read."""
+
+        def read(self, *args: object) -> bytes:
+            raise ConnectionResetError("reset by peer")
+
+    rsps.get(f"https://ghcr.io/v2/org/img/blobs/{digest}", body=Broken(io.BytesIO(b"layer")))
+    stream = client().open_blob(ref("ghcr.io/org/img:1"), digest)
+    with pytest.raises(RegistryError) as info:
+        stream.read()
+    assert str(info.value) == (f"the download of blob {digest} of ghcr.io/org/img broke off (ProtocolError) - "
+                               "try again; check the network or proxy")
+    stream.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pinrepro.errors import AuthError, NotFoundError, RegistryError
+from pinrepro.errors import AuthError, NotFoundError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain, DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
@@ -295,10 +295,11 @@ def test_unknown_repository(published: Published, client: RegistryClient, call: 
     with pytest.raises(NotFoundError) as info:
         getattr(client, call)(published.ref("latest", repo="real/no-such-repo"))
     # distribution 2.8 answers a manifest request for an unknown repository with MANIFEST_UNKNOWN (not
-    # NAME_UNKNOWN), so the client can only report the tag as missing - in that repository, on that registry.
+    # NAME_UNKNOWN); the client asks the tag list, which says NAME_UNKNOWN, so the user learns the repository
+    # is what is wrong, not the tag.
+    assert type(info.value) is RepositoryNotFoundError
     assert str(info.value) == (
-        f"tag 'latest' not found in {host}/real/no-such-repo - check the tag (the registry's tag list shows what"
-        " exists)"
+        f"repository {host}/real/no-such-repo not found - check the image name (and log in if it is private)"
     )
     _assert_clean(info.value)
 

@@ -486,8 +486,8 @@ def test_token_answer_without_token(rsps: responses.RequestsMock) -> None:
     transport, _ = _transport()
     with pytest.raises(RegistryError) as info:
         transport.request("GET", "registry-1.docker.io", "library/x", "/v2/library/x/manifests/1")
-    assert str(info.value) == ("the token service auth.docker.io for registry-1.docker.io answered without a token - "
-                               "check the registry's auth configuration")
+    assert str(info.value) == ("the token service auth.docker.io for registry-1.docker.io answered without a token "
+                               "(for library/x) - check the registry's auth configuration")
 
 
 # -- redirects ---------------------------------------------------------------------------------------
@@ -652,3 +652,24 @@ def test_netrc_is_never_used(rsps: responses.RequestsMock, tmp_path: Path, monke
     transport, _ = _transport()
     transport.request("GET", "ghcr.io", "a", "/v2/a/manifests/1")
     assert all("Authorization" not in c.request.headers for c in rsps.calls)
+
+
+def test_token_service_down_names_the_repository_and_registry(rsps: responses.RequestsMock) -> None:
+    _hub_ping(rsps)
+    rsps.get("https://auth.docker.io/token", status=503)
+    transport, sleeps = _transport(max_retries=1)
+    with pytest.raises(RegistryError) as info:
+        transport.request("GET", "registry-1.docker.io", "library/x", "/v2/library/x/manifests/1")
+    assert str(info.value) == ("token request to auth.docker.io (for library/x) failed (token service of "
+                               "registry-1.docker.io): 503 Service Unavailable after 1 retry - the registry is having "
+                               "trouble; try again later")
+    assert len(sleeps.waits) == 1
+
+
+def test_realm_that_is_not_a_url(rsps: responses.RequestsMock) -> None:
+    rsps.get("https://registry.example.com/v2/", status=401, headers={"WWW-Authenticate": 'Bearer realm="/token"'})
+    transport, _ = _transport()
+    with pytest.raises(RegistryError) as info:
+        transport.request("GET", "registry.example.com", "a/b", "/v2/a/b/manifests/1")
+    assert str(info.value) == ("registry.example.com asked for a token from '/token', which is not an http(s) URL "
+                               "(for a/b) - check the registry's auth configuration")

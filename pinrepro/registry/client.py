@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import requests
 
-from pinrepro.errors import PinreproError, RegistryError
+from pinrepro.errors import NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
 from pinrepro.registry.platform import platform_key
@@ -148,7 +148,15 @@ class RegistryClient:
 
     def get_manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
         """Body, media type and verified digest of the manifest ``ref`` names (digest if set, else tag)."""
-        response = self._request("GET", ref, f"/manifests/{ref.manifest_ref}", headers=_MANIFEST_HEADERS, stream=True)
+        try:
+            response = self._request("GET", ref, f"/manifests/{ref.manifest_ref}", headers=_MANIFEST_HEADERS,
+                                     stream=True)
+        except RepositoryNotFoundError:
+            raise
+        except NotFoundError as missing:
+            if ref.digest is None:
+                self._raise_if_no_repository(ref)
+            raise missing
         with response:
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
@@ -161,8 +169,8 @@ class RegistryClient:
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         # Clients MUST verify (distribution spec): the header when present, the requested digest when asked.
         for expected in (header_digest, ref.digest):
-            if expected and _digest_of(body, expected) != expected:
-                raise self._mismatch(ref, "manifest", expected, _digest_of(body, expected))
+            if expected and _digest_of(body, expected, self._where(ref)) != expected:
+                raise self._mismatch(ref, "manifest", expected, _digest_of(body, expected, self._where(ref)))
         if ref.digest:
             digest = ref.digest
         document = _parse_json(body)
@@ -175,6 +183,19 @@ class RegistryClient:
             raise RegistryError(f"the manifest of {ref} from {self.host_for(ref)} is not valid JSON",
                                 fix="the registry sent a broken manifest; try again or report it to its operators")
         return body, media_type, digest
+
+    def _raise_if_no_repository(self, ref: ImageRef) -> None:
+        """After a tag 404: raise RepositoryNotFoundError when the whole repository is missing.
+
+        distribution answers a manifest GET in an unknown repository with MANIFEST_UNKNOWN, which reads as a
+        wrong tag; its tag list answers NAME_UNKNOWN. One request, on the error path only.
+        """
+        try:
+            self._request("GET", ref, "/tags/list?n=1", headers={}).close()
+        except RepositoryNotFoundError:
+            raise
+        except PinreproError:
+            pass  # the tag list may be denied or unsupported (some registries): the tag's own error stands
 
     def describe(self, ref: ImageRef) -> ImageDescription:
         """What ``ref`` points to and the manifest per platform (one GET; a config GET for single-platform)."""
@@ -233,7 +254,7 @@ class RegistryClient:
         if len(body) > max_size:
             raise self._blob_too_big(ref, digest, len(body), max_size)
         self._count_blob(len(body))
-        actual = _digest_of(body, digest)
+        actual = _digest_of(body, digest, self._where(ref))
         if actual != digest:
             raise self._mismatch(ref, "blob", digest, actual)
         return body
@@ -245,8 +266,8 @@ class RegistryClient:
             raise RegistryError(f"unsupported digest algorithm in {digest} for {ref}",
                                 fix="pinrepro verifies sha256 and sha512 digests")
         response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True)
-        raw = _VerifiedStream(response, digest, lambda: self._mismatch(ref, "blob", digest, raw.actual()),
-                              self._count_blob)
+        raw = _VerifiedStream(response, digest, self._where(ref),
+                              lambda: self._mismatch(ref, "blob", digest, raw.actual()), self._count_blob)
         return io.BufferedReader(raw, buffer_size=_CHUNK)
 
     # -- many at once ------------------------------------------------------------------------------
@@ -326,11 +347,12 @@ class RegistryClient:
 class _VerifiedStream(io.RawIOBase):
     """Reads a response body, hashing as it goes; at EOF the hash must equal the digest."""
 
-    def __init__(self, response: requests.Response, digest: str, mismatch: Callable[[], RegistryError],
+    def __init__(self, response: requests.Response, digest: str, where: str, mismatch: Callable[[], RegistryError],
                  count: Callable[[int], None]) -> None:
         super().__init__()
         self._response = response
         self._digest = digest
+        self._where = where
         self._hash = hashlib.new(digest.partition(":")[0])
         self._mismatch = mismatch
         self._count = count
@@ -347,7 +369,8 @@ class _VerifiedStream(io.RawIOBase):
         try:
             data = self._response.raw.read(len(view), decode_content=True)
         except Exception as exc:
-            raise RegistryError(f"the download of blob {self._digest} broke off ({type(exc).__name__})",
+            raise RegistryError(f"the download of blob {self._digest} of {self._where} broke off "
+                                f"({type(exc).__name__})",
                                 fix="try again; check the network or proxy") from None
         if not data:
             if not self._checked:
@@ -377,10 +400,10 @@ def _read_capped(response: requests.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _digest_of(body: bytes, like: str) -> str:
+def _digest_of(body: bytes, like: str, where: str) -> str:
     algorithm = like.partition(":")[0]
     if algorithm not in ("sha256", "sha384", "sha512"):
-        raise RegistryError(f"unsupported digest algorithm '{algorithm}'",
+        raise RegistryError(f"unsupported digest algorithm '{algorithm}' in {like} for {where}",
                             fix="pinrepro verifies sha256 and sha512 digests")
     return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
 

@@ -27,7 +27,7 @@ import requests
 import urllib3
 
 from pinrepro import __version__
-from pinrepro.errors import AuthError, NotFoundError, RegistryError
+from pinrepro.errors import AuthError, NotFoundError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, is_loopback_host
 from pinrepro.registry.authn import Credential, Keychain
 
@@ -332,8 +332,8 @@ class Transport:
         credential = self._credential(api_host)
         realm = challenge.realm
         if not realm.startswith(("https://", "http://")):
-            raise RegistryError(f"{api_host} asked for a token from '{realm}', which is not an http(s) URL",
-                                fix="check the registry's auth configuration")
+            raise RegistryError(f"{api_host} asked for a token from '{realm}', which is not an http(s) URL"
+                                f"{_for(repository)}", fix="check the registry's auth configuration")
         headers: dict[str, str] = {}
         if credential is not None and credential.identity_token:
             # An identity token is an OAuth2 refresh token (distribution docs/spec/auth/oauth.md).
@@ -361,15 +361,16 @@ class Transport:
                                   token_endpoint=urlsplit(realm).netloc)
             if response.status_code >= 300:
                 raise self._error_for(response, "GET", api_host, repository, "", None, sent=credential is not None,
-                                      what=f"token request to {urlsplit(realm).netloc} failed")
+                                      what=f"token request to {urlsplit(realm).netloc}{_for(repository)} failed "
+                                           f"(token service of {api_host})")
             try:
                 body = response.json()
             except ValueError:
                 body = None
         value = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
-            raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} answered without a token",
-                                fix="check the registry's auth configuration")
+            raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} answered without a token"
+                                f"{_for(repository)}", fix="check the registry's auth configuration")
         assert isinstance(body, dict)
         lifetime = body.get("expires_in")
         try:
@@ -540,7 +541,7 @@ def _not_found(api_host: str, repository: str, path: str, codes: list[str], upst
     reference = path.rsplit("/manifests/", 1)[1] if "/manifests/" in path else None
     blob = path.rsplit("/blobs/", 1)[1] if "/blobs/" in path else None
     if "NAME_UNKNOWN" in codes:
-        return NotFoundError(f"repository {name} not found{suffix}",
+        return RepositoryNotFoundError(f"repository {name} not found{suffix}",
                              fix="check the image name (and log in if it is private)")
     if blob is not None:
         return NotFoundError(f"blob {blob} not found in {name}{suffix}",
@@ -597,11 +598,15 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _for(repository: str) -> str:
+    return f" (for {repository})" if repository else ""
+
+
 def _for_repository(error: RegistryError, repository: str) -> RegistryError:
     """The same failure, saying which repository was being looked up (the user must learn which image failed)."""
     if not repository or not error.what.startswith("cannot reach "):
         return error
-    return RegistryError(f"{error.what} (for {repository})", where=error.where, fix=error.fix)
+    return RegistryError(f"{error.what}{_for(repository)}", where=error.where, fix=error.fix)
 
 
 def _unreachable(netloc: str, exc: requests.exceptions.RequestException, timeout: float) -> RegistryError:
