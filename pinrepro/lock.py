@@ -22,6 +22,7 @@ from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
+from pinrepro.inventory.cache import Cache
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 from pinrepro.reference import ImageRef
 from pinrepro.requirements import LayerOutcome, compile_layers, parse_lock
@@ -193,6 +194,7 @@ class _ImageResolver:
         self._client = client
         self._client_factory = client_factory
         self._progress = progress
+        self._cache: Cache | None = None
         self.resolved: tuple[str, ...] = ()
 
     def client(self) -> RegistryClient:
@@ -207,8 +209,15 @@ class _ImageResolver:
                 self._client = RegistryClient(
                     DefaultKeychain(), mirrors=self._config.mirrors,
                     insecure_registries=self._config.insecure_registries, progress=self._progress,
+                    blob_cache=self.cache(),
                 )
         return self._client
+
+    def cache(self) -> Cache:
+        # One content-addressed cache for the configs describe() reads and the layers the scan reads.
+        if self._cache is None:
+            self._cache = Cache()
+        return self._cache
 
     def pin_all(self, by_key: Mapping[str, list[ImageSite]], previous: Mapping[str, ImageLock],
                 *, upgrade: bool) -> dict[str, ImageLock]:
@@ -274,11 +283,10 @@ class _ImageResolver:
         return {key: replace(image, platforms=platforms[key]) for key, image in images.items()}
 
     def _registry_scanner(self) -> Scanner:
-        from pinrepro.inventory.cache import Cache
         from pinrepro.inventory.scan import scan_platform
         from pinrepro.registry.client import PlatformManifest
 
-        client, cache = self.client(), Cache()
+        client, cache = self.client(), self.cache()
 
         def scan(ref: ImageRef, digest: str) -> Mapping[str, Any]:
             return scan_platform(client, ref, PlatformManifest(digest, "", None), cache=cache).to_toml()

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import requests
 
@@ -67,12 +67,21 @@ class ImageDescription:
     platforms: Mapping[str, PlatformManifest]  # platform_key -> manifest; attestations ("unknown/unknown") skipped
 
 
+class BlobCache(Protocol):
+    """Content-addressed storage of small blobs (pinrepro.inventory.cache.Cache is one)."""
+
+    def blob(self, digest: str) -> bytes | None: ...
+
+    def put_blob(self, digest: str, data: bytes) -> None: ...
+
+
 class RegistryClient:
     """Talks to registries over the distribution API; no Docker daemon involved."""
 
     def __init__(self, keychain: Keychain | None = None, *, mirrors: Mapping[str, str] | None = None,
                  insecure_registries: Iterable[str] = (), max_workers: int = 8, transport: Transport | None = None,
-                 progress: Callable[[int, int], None] | None = None, **transport_options: Any) -> None:
+                 progress: Callable[[int, int], None] | None = None, blob_cache: BlobCache | None = None,
+                 **transport_options: Any) -> None:
         self.mirrors: dict[str, str] = {}
         insecure = set(insecure_registries)
         for upstream, mirror in (mirrors or {}).items():
@@ -88,6 +97,7 @@ class RegistryClient:
                                   insecure_registries=sorted(insecure),
                                   pool_size=max(16, self.max_workers), **transport_options)
         self.transport = transport
+        self.blob_cache = blob_cache
         self._lock = threading.Lock()
         self._blob_bytes = 0
 
@@ -244,7 +254,15 @@ class RegistryClient:
     # -- blobs -------------------------------------------------------------------------------------
 
     def get_blob(self, ref: ImageRef, digest: str, *, max_size: int = 4 << 20) -> bytes:
-        """A small blob (an image config), read whole and verified against ``digest``."""
+        """A small blob (an image config), read whole and verified against ``digest``.
+
+        Blobs are content addressed, so one found in ``blob_cache`` is never downloaded again: describing a
+        single-platform image and scanning its contents then fetch its config once between them, and never
+        again on a later lock.
+        """
+        cached = self.blob_cache.blob(digest) if self.blob_cache else None
+        if cached is not None:
+            return cached
         response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True)
         with response:
             length = response.headers.get("Content-Length")
@@ -257,6 +275,8 @@ class RegistryClient:
         actual = _digest_of(body, digest, self._where(ref))
         if actual != digest:
             raise self._mismatch(ref, "blob", digest, actual)
+        if self.blob_cache:
+            self.blob_cache.put_blob(digest, body)
         return body
 
     def open_blob(self, ref: ImageRef, digest: str) -> BinaryIO:
