@@ -24,8 +24,9 @@ RESOLVERS = ("pip-compile", "uv")
 class IndexOptions:
     """Where packages come from. None means "pip's own default", never the machine's pip.conf."""
 
-    index_url: str | None = None
-    extra_index_urls: tuple[str, ...] = ()
+    # An index URL may carry a password (https://user:token@host/simple): keep it out of reprs and tracebacks.
+    index_url: str | None = field(default=None, repr=False)
+    extra_index_urls: tuple[str, ...] = field(default=(), repr=False)
     find_links: tuple[str, ...] = ()
 
 

@@ -69,9 +69,17 @@ class LockEntry:
 # -- what a layer was compiled from ---------------------------------------------------------------
 
 
-def target_python(layer: Layer, config: Config) -> str:
-    """The layer's target Python (major.minor[.patch]); the running interpreter's major.minor when unset."""
-    python = layer.python or f"{sys.version_info.major}.{sys.version_info.minor}"
+def target_python(layer: Layer, config: Config, recorded: str | None = None) -> str:
+    """The layer's target Python (major.minor[.patch]).
+
+    The configured one; when none is configured, the one the layer was last locked for (``recorded``, from
+    pinrepro.lock), and only for a layer never locked the running interpreter's major.minor. Without the
+    recorded fallback, ``pinrepro lock`` run from another Python would silently re-target every layer, while
+    ``verify`` still called the old locks good.
+    """
+    if recorded and not _PYTHON_VERSION.match(recorded):
+        recorded = None  # a hand-edited pinrepro.lock; the options hash no longer matches either, so it recompiles
+    python = layer.python or recorded or f"{sys.version_info.major}.{sys.version_info.minor}"
     if not _PYTHON_VERSION.match(python):
         raise ConfigError(f"python '{python}' of layer '{layer.name}' is not a version like 3.11",
                           where=config.source, fix='write e.g. python = "3.11"')
@@ -308,7 +316,8 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
     wanted = {canonicalize_name(name) for name in upgrade_packages}
     done: dict[str, LayerOutcome] = {}
     for layer in _ordered(config.layers):
-        python = target_python(layer, config)
+        before = previous.get(layer.name)
+        python = target_python(layer, config, before.python if before else None)
         files = _input_files(config, layer)
         inputs = input_sha256(config, layer)
         lower = _lower(config, layer)
@@ -316,7 +325,6 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
         options = options_sha256(layer, python, platform)
         lock_path = config.root / layer.lock
         current = _read(lock_path)
-        before = previous.get(layer.name)
         keep = (
             before is not None and current is not None and not upgrade
             and (before.requirements, before.lock) == (layer.requirements, layer.lock)
@@ -440,7 +448,7 @@ def _check_record(config: Config, layer: Layer, record: LayerLock | None, data: 
     if inputs != record.input_sha256:
         yield Finding(layer.requirements, None, "error", "input-changed",
                       f"{layer.requirements} changed since {layer.lock} was compiled - run `pinrepro lock`")
-    python = layer.python or record.python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = target_python(layer, config, record.python)
     if options_sha256(layer, python, platform) != record.options_sha256:
         yield Finding(layer.lock, None, "error", "options-changed",
                       f"the resolver options of layer '{layer.name}' (resolver, python, platform, hashes, indexes) "
@@ -536,7 +544,8 @@ def _run_scripts(text: str) -> Iterator[tuple[int, str]]:
         if not match:
             continue
         body = match.group(1)
-        first_line = start + 1
+        # "RUN \" alone on its line: the script starts on a later line, and findings name the command's line.
+        first_line = start + 1 + instruction[:match.start(1)].count("\n")
         while True:  # RUN flags: --mount=..., --network=..., --security=...
             flag = re.match(r"^\s*--[a-z-]+=\S+\s*", body)
             if not flag:

@@ -29,9 +29,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
@@ -95,7 +94,9 @@ class CompileRequest:
     python: str
     platform: str
     hashes: bool
-    index: IndexOptions  # find_links already absolute (they are not emitted, so they cannot leak)
+    # find_links already absolute (they are not emitted, so they cannot leak); out of the repr, since an
+    # index URL may carry a password.
+    index: IndexOptions = field(repr=False)
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     reuse_hashes: bool = False  # True only when the existing output is byte for byte the lock pinrepro wrote
@@ -289,18 +290,25 @@ def compile_layer(runner: ResolverRunner, resolver: str, request: CompileRequest
         argv = _pip_compile_argv(interpreter.path, request)
     done = runner.resolve(argv, cwd=workdir)
     if done.returncode != 0 or not (workdir / request.output).is_file():
-        raise failure(resolver, request, done.stdout)
+        raise failure(resolver, request, done.stdout, program=argv[0])
     return version
 
 
-def _index_args(index: IndexOptions) -> list[str]:
+def _resolution_args(request: CompileRequest) -> list[str]:
+    """Index, constraint and upgrade options: pip-compile and uv spell them alike, so both get the same list."""
     args: list[str] = []
-    if index.index_url:
-        args += ["--index-url", index.index_url]
-    for url in index.extra_index_urls:
+    if request.index.index_url:
+        args += ["--index-url", request.index.index_url]
+    for url in request.index.extra_index_urls:
         args += ["--extra-index-url", url]
-    for link in index.find_links:
+    for link in request.index.find_links:
         args += ["--find-links", link]
+    for constraint in request.constraints:
+        args += ["--constraint", constraint]
+    if request.upgrade:
+        args.append("--upgrade")
+    for name in request.upgrade_packages:
+        args += ["--upgrade-package", name]
     return args
 
 
@@ -318,14 +326,7 @@ def _pip_compile_argv(python: str, request: CompileRequest) -> list[str]:
         # Reusing the existing lock's hashes saves pip-tools most of its time (it fetches every file's hash
         # anew otherwise), but only a lock that pinrepro wrote is trusted: a hand-edited hash must not survive.
         argv += ["--generate-hashes", "--reuse-hashes" if request.reuse_hashes else "--no-reuse-hashes"]
-    argv += _index_args(request.index)
-    for constraint in request.constraints:
-        argv += ["--constraint", constraint]
-    if request.upgrade:
-        argv.append("--upgrade")
-    for name in request.upgrade_packages:
-        argv += ["--upgrade-package", name]
-    return [*argv, "--", request.requirements]
+    return [*argv, *_resolution_args(request), "--", request.requirements]
 
 
 def _uv_argv(uv: str, request: CompileRequest) -> list[str]:
@@ -347,28 +348,18 @@ def _uv_argv(uv: str, request: CompileRequest) -> list[str]:
     ]
     if request.hashes:
         argv.append("--generate-hashes")
-    argv += _index_args(request.index)
-    for constraint in request.constraints:
-        argv += ["--constraint", constraint]
-    if request.upgrade:
-        argv.append("--upgrade")
-    for name in request.upgrade_packages:
-        argv += ["--upgrade-package", name]
-    return [*argv, request.requirements]
+    return [*argv, *_resolution_args(request), request.requirements]
 
 
-def redact(url: str) -> str:
-    """An index URL without the user:password it may carry."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+def redact(text: str) -> str:
+    """``text`` (an index URL, a resolver's message) with the ``user:password@`` of every URL in it masked.
+
+    pip and uv mask most credentials in what they print, not all; an index URL from the configuration is not.
+    """
+    return re.sub(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text, flags=re.IGNORECASE)
 
 
-def failure(resolver: str, request: CompileRequest, output: str) -> ResolverError:
+def failure(resolver: str, request: CompileRequest, output: str, *, program: str) -> ResolverError:
     """Turn a failed resolver run into one actionable line that keeps the resolver's own explanation."""
     where = f"layer '{request.layer}' ({request.requirements})"
     if any(sign in output for sign in _NETWORK_SIGNS):
@@ -377,10 +368,16 @@ def failure(resolver: str, request: CompileRequest, output: str) -> ResolverErro
             f"cannot reach the package index ({', '.join(redact(u) for u in indexes)})", where=where,
             fix="check the network or proxy, and index_url / extra_index_urls in the configuration",
         )
-    explanation = _uv_explanation(output) if resolver == "uv" else _pip_explanation(output)
-    what = f"{resolver} cannot resolve the requirements"
-    if explanation:
-        what = f"{what}: {explanation}"
+    explanation = redact(_uv_explanation(output) if resolver == "uv" else _pip_explanation(output))
+    if not explanation:
+        # No verdict from the resolver at all: the tool itself broke (a pip-tools too old for the pip beside it,
+        # a crashed uv), and "loosen the versions" would send the user the wrong way.
+        last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "no output")
+        fix = (f"upgrade pip-tools there (`{program} -m pip install -U pip-tools`), or set resolver = \"uv\""
+               if resolver == "pip-compile" else "pip install -U 'pinrepro[uv]', or set resolver = \"pip-compile\"")
+        return ResolverError(f"{resolver} ({program}) failed without resolving: {redact(last)}", where=where,
+                             fix=fix)
+    what = f"{resolver} cannot resolve the requirements: {explanation}"
     if any(sign in explanation for sign in ("(from versions: none)", "was not found in the package registry",
                                              "No matching distribution")):
         fix = (f"check the package name in {request.requirements} and the index options "

@@ -86,3 +86,11 @@ def test_bad_configuration_names_the_key(tmp_path: Path, text: str, message: str
 def test_missing_root_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load(tmp_path / "nope")
+
+
+def test_index_credentials_stay_out_of_reprs(tmp_path: Path) -> None:
+    write(tmp_path, "pinrepro.toml", 'index_url = "https://bot:hunter2@pypi.corp/simple"\n'
+          'extra_index_urls = ["https://bot:hunter2@other/simple"]\n')
+    config = load(tmp_path)
+    assert config.index.index_url == "https://bot:hunter2@pypi.corp/simple"
+    assert "hunter2" not in repr(config)

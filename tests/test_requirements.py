@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pinrepro import config as config_module
-from pinrepro.config import Config
+from pinrepro.config import Config, IndexOptions
 from pinrepro.errors import ConfigError, ResolverError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
@@ -35,8 +35,8 @@ from pinrepro.requirements import (
     options_sha256,
     parse_lock,
 )
-from pinrepro.resolvers import redact
-from tests.wheelhouse import Wheelhouse
+from pinrepro.resolvers import CompileRequest, redact
+from tests.wheelhouse import Dist, Wheelhouse, build_wheel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "requirements"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -169,8 +169,11 @@ def test_conflict_between_layers_names_layer_and_input_and_writes_nothing(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_hashes_are_accepted_by_pip_install_require_hashes(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    config = make_project(tmp_path / "p", wheelhouse.index_url, {"base": "alpha==1.0\n", "app": "gamma-pkg\n"})
+@BOTH
+def test_hashes_are_accepted_by_pip_install_require_hashes(tmp_path: Path, wheelhouse: Wheelhouse,
+                                                          resolver: str) -> None:
+    config = make_project(tmp_path / "p", wheelhouse.index_url, {"base": "alpha==1.0\n", "app": "gamma-pkg\n"},
+                          resolver=resolver)
     write(compile_layers(config, {}))
     target = tmp_path / "site"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
@@ -313,6 +316,10 @@ def test_ambient_pip_and_uv_configuration_does_not_leak(tmp_path: Path, wheelhou
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     leak = tmp_path / "leak"
     leak.mkdir()
+    # pip skips an index it cannot reach and takes no constraint from its configuration, so only a find-links
+    # with a newer alpha makes every leaked pip setting show in the pins
+    for folder in ("wheels", "env-wheels", "uv-wheels"):
+        build_wheel(leak / folder, Dist("alpha", "1.5"))
     (leak / "constraints.txt").write_text("alpha==1.0\n")
     (leak / "pip.conf").write_text(
         "[global]\n"
@@ -345,6 +352,28 @@ def test_ambient_pip_and_uv_configuration_does_not_leak(tmp_path: Path, wheelhou
         + entry(wheelhouse, "epsilon", "1.0", "-r requirements-base.in")
     for needle in ("leak", "invalid", "index-url", "find-links", "trusted-host", str(tmp_path), "/opt/"):
         assert needle not in outcome.content.decode()
+
+
+@BOTH
+def test_user_level_pip_conf_and_uv_toml_do_not_leak(tmp_path: Path, wheelhouse: Wheelhouse, resolver: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config files people really have: ~/.config/pip/pip.conf and ~/.config/uv/uv.toml, no PIP_CONFIG_FILE."""
+    xdg = tmp_path / "xdg"
+    (xdg / "pip").mkdir(parents=True)
+    (xdg / "uv").mkdir()
+    (tmp_path / "constraints.txt").write_text("alpha==1.0\n")
+    build_wheel(tmp_path / "wheels", Dist("alpha", "1.5"))
+    (xdg / "pip" / "pip.conf").write_text(f"[global]\nfind-links = {tmp_path}/wheels\n")
+    (xdg / "uv" / "uv.toml").write_text(
+        'constraint-dependencies = ["alpha==1.0"]\n\n[pip]\nemit-index-url = true\nno-annotate = true\n')
+    monkeypatch.delenv("PIP_CONFIG_FILE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    config = make_project(tmp_path / "p", wheelhouse.index_url, {"base": "alpha\n"}, resolver=resolver)
+
+    (outcome,) = compile_layers(config, {})
+
+    # pip.conf, if read, would pin alpha 1.5; uv.toml would pin 1.0 and drop the "# via" lines
+    assert outcome.content.decode() == header() + entry(wheelhouse, "alpha", "1.1", "-r requirements-base.in")
 
 
 def test_runner_environment_keeps_only_transport_settings() -> None:
@@ -427,6 +456,36 @@ def test_interpreter_without_pip_tools_says_how_to_install_it(tmp_path: Path, wh
         f"pip-tools is not installed for {fake} (Python 3.7.17), which pinrepro needs to compile for Python 3.7 - "
         f'run `{fake} -m pip install pip-tools`, or set resolver = "uv"'
     )
+
+
+def test_a_layer_without_python_keeps_the_python_it_was_locked_for(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """No python configured: a lock run from another interpreter must not silently re-target the layer."""
+    _require_uv()
+    house = wheelhouse.copy(tmp_path / "house")
+    house.add("zeta", "1.0")
+    house.add("zeta", "2.0", requires_python=">=3.99")
+    config = make_project(tmp_path / "p", house.index_url, {"base": "zeta\n"}, resolver="uv")
+    records = write(compile_layers(config, {}))
+    assert records["base"].python == PY
+    # as if it had been locked by a pinrepro running on Python 3.99
+    elsewhere = {"base": dataclasses.replace(records["base"], python="3.99",
+                                             options_sha256=options_sha256(config.layers[0], "3.99", "linux/amd64"))}
+    runner = ResolverRunner()
+    (kept,) = compile_layers(config, elsewhere, runner=runner)
+    assert runner.invocations == 0 and kept.record == elsewhere["base"]
+    assert check_layers(config, Lock(layers=elsewhere)) == []
+    (upgraded,) = compile_layers(config, elsewhere, upgrade=True)
+    assert upgraded.record.python == "3.99"
+    assert upgraded.content.decode() == header("3.99") + entry(house, "zeta", "2.0", "-r requirements-base.in")
+
+    # pip-compile cannot run for the recorded Python here: an error, never a lock for this interpreter instead
+    pip_config = make_project(tmp_path / "q", house.index_url, {"base": "zeta\n"})
+    recorded = {"base": dataclasses.replace(records["base"], python="3.7")}
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    with pytest.raises(ResolverError) as caught:
+        compile_layers(pip_config, recorded, upgrade=True, runner=ResolverRunner(search_path=str(empty)))
+    assert caught.value.what.startswith("no Python 3.7 interpreter found to run pip-compile for the target Python 3.7")
 
 
 def test_patch_level_target_needs_that_exact_interpreter(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
@@ -525,6 +584,33 @@ def test_unknown_package_keeps_the_resolver_explanation(tmp_path: Path, wheelhou
 def test_redact_hides_credentials() -> None:
     assert redact("https://u:p@idx.example:8443/simple") == "https://***@idx.example:8443/simple"
     assert redact("https://idx.example/simple") == "https://idx.example/simple"
+    assert redact("from https://__token__:pypi-AgE@idx.example/s and git+https://tok@github.com/x/y.git, a@b") == (
+        "from https://***@idx.example/s and git+https://***@github.com/x/y.git, a@b")
+    request = CompileRequest(layer="base", requirements="r.in", output="r.lock", constraints=(), python="3.11",
+                             platform="linux/amd64", hashes=True,
+                             index=IndexOptions(index_url="https://u:s3cret@idx.example/simple"))
+    assert "s3cret" not in repr(request)
+
+
+def test_a_crashing_pip_compile_is_not_reported_as_a_conflict(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    config = make_project(tmp_path, wheelhouse.index_url, {"base": "alpha\n"}, extra='python = "3.7"')
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "python3.7"  # answers the probe with pip-tools present, then crashes as an old pip-tools does
+    fake.write_text(
+        '#!/bin/sh\nif [ "$1" = "-c" ]; then echo \'{"python": "3.7.17", "pip_tools": "6.0.0"}\'; exit 0; fi\n'
+        "echo 'Traceback (most recent call last):'\necho '  File \"compile.py\", line 1, in <module>'\n"
+        "echo \"ImportError: cannot import name 'Wheel' (https://u:s3cret@idx.example/simple)\"\necho\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    runner = ResolverRunner(search_path=str(bindir))
+    with pytest.raises(ResolverError) as caught:
+        compile_layers(config, {}, runner=runner)
+    assert runner.invocations == 1
+    assert caught.value.line() == (
+        f"layer 'base' (requirements-base.in): pip-compile ({fake}) failed without resolving: ImportError: cannot "
+        "import name 'Wheel' (https://***@idx.example/simple) - "
+        f'upgrade pip-tools there (`{fake} -m pip install -U pip-tools`), or set resolver = "uv"'
+    )
 
 
 def test_bad_python_version_is_a_config_error(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
@@ -674,28 +760,35 @@ def test_dockerfile_install_lines(tmp_path: Path) -> None:
     config = make_project(tmp_path, "file:///nowhere/simple", {"base": "alpha\n", "app": "beta\n"})
     text = (FIXTURES / "Dockerfile.installs").read_text()
     findings = check_dockerfile_installs(text, "docker/Dockerfile", config)
+
+    def loose(line: int, package: str) -> tuple[int, str, str, str]:
+        return (line, "warning", "install-loose", f"installs '{package}' without a pinned version, outside the "
+                "locked layers - add it to a layer's requirements and install the lock")
+
+    def layer_input(line: int, value: str, layer: str) -> tuple[int, str, str, str]:
+        lock = f"requirements-{layer}.lock"
+        return (line, "warning", "install-input", f"installs {value}, the input of layer '{layer}', instead of its "
+                f"lock {lock} - use `pip install --require-hashes --no-deps -r {lock}`")
+
     assert [(f.line, f.level, f.code, f.message) for f in findings] == [
-        (5, "warning", "install-input",
-         "installs requirements-base.in, the input of layer 'base', instead of its lock requirements-base.lock - "
-         "use `pip install --require-hashes --no-deps -r requirements-base.lock`"),
-        (8, "warning", "install-loose", "installs 'numpy' without a pinned version, outside the locked layers - "
-                                        "add it to a layer's requirements and install the lock"),
-        (8, "warning", "install-loose", "installs 'fastapi>=0.100' without a pinned version, outside the locked "
-                                        "layers - add it to a layer's requirements and install the lock"),
-        (12, "warning", "install-input",
-         "installs /src/requirements-app.in, the input of layer 'app', instead of its lock requirements-app.lock - "
-         "use `pip install --require-hashes --no-deps -r requirements-app.lock`"),
-        (15, "warning", "install-loose", "installs 'uvicorn' without a pinned version, outside the locked layers - "
-                                         "add it to a layer's requirements and install the lock"),
+        layer_input(5, "requirements-base.in", "base"),
+        loose(8, "numpy"),
+        loose(8, "fastapi>=0.100"),
+        layer_input(12, "/src/requirements-app.in", "app"),
+        loose(15, "uvicorn"),
         (16, "warning", "install-input", "installs extra.in, an unlocked requirements input - add it as a layer and "
                                          "install its lock"),
-        (20, "warning", "install-loose", "installs 'pandas' without a pinned version, outside the locked layers - "
-                                         "add it to a layer's requirements and install the lock"),
-        (22, "warning", "install-loose", "installs 'torch' without a pinned version, outside the locked layers - "
-                                         "add it to a layer's requirements and install the lock"),
-        (25, "warning", "install-loose", "installs 'scipy' without a pinned version, outside the locked layers - "
-                                         "add it to a layer's requirements and install the lock"),
+        loose(20, "pandas"),
+        loose(22, "torch"),
+        loose(25, "scipy"),
+        loose(27, "rich"),
     ]
+    # the helpers spell the messages exactly as before
+    assert findings[0].message == (
+        "installs requirements-base.in, the input of layer 'base', instead of its lock requirements-base.lock - "
+        "use `pip install --require-hashes --no-deps -r requirements-base.lock`")
+    assert findings[1].message == ("installs 'numpy' without a pinned version, outside the locked layers - "
+                                   "add it to a layer's requirements and install the lock")
     assert {f.path for f in findings} == {"docker/Dockerfile"}
 
 
@@ -717,4 +810,35 @@ def test_cli_lock_verify_and_upgrade_package_typo(tmp_path: Path, wheelhouse: Wh
     (tmp_path / "requirements-app.lock").write_text("beta==9\n")
     edited = runner.invoke(cli, ["verify", "-C", str(tmp_path)])
     assert edited.exit_code == 1
-    assert "requirements-app.lock" in edited.stdout
+    assert edited.stdout == (
+        "requirements-app.lock: error: requirements-app.lock differs from the lock pinrepro wrote (edited by hand?) - "
+        "run `pinrepro lock` to recompile it, or restore it [lock-edited]\n"
+        "requirements-app.lock:1: error: 'beta==9' has no --hash although layer 'app' uses hashes - "
+        "run `pinrepro lock` [unhashed]\n"
+    )
+
+
+def test_cli_verify_warns_about_dockerfile_installs_and_strict_fails(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """Dockerfile install warnings through the command: exit 0, or 1 with --strict; the line is the command's."""
+    from click.testing import CliRunner
+
+    from pinrepro.cli import cli
+
+    make_project(tmp_path, wheelhouse.index_url, {"base": "alpha==1.0\n", "app": "beta\n"})
+    (tmp_path / "Dockerfile").write_text(
+        "FROM scratch\n"
+        "RUN pip install --require-hashes --no-deps -r requirements-base.lock \\\n"
+        "    && pip install -r requirements-app.in numpy\n"
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli, ["lock", "-C", str(tmp_path)]).exit_code == 0
+    expected = (
+        "Dockerfile:3: warning: installs requirements-app.in, the input of layer 'app', instead of its lock "
+        "requirements-app.lock - use `pip install --require-hashes --no-deps -r requirements-app.lock` "
+        "[install-input]\n"
+        "Dockerfile:3: warning: installs 'numpy' without a pinned version, outside the locked layers - add it to a "
+        "layer's requirements and install the lock [install-loose]\n"
+    )
+    for args, code in (([], 0), (["--strict"], 1)):
+        result = runner.invoke(cli, ["verify", "-C", str(tmp_path), *args])
+        assert (result.exit_code, result.stdout) == (code, expected)
