@@ -1,7 +1,10 @@
 """Command line: parse options, call one function, render its result, map errors to exit codes.
 
-Nothing else in pinrepro prints or exits. Exit codes: 0 ok, 1 verify found drift/violations (and
-``lock --check`` found something to change), 2 an error - printed as one line, the traceback only with -v.
+Nothing else in pinrepro prints or exits. Each command imports its module when it runs, so ``--help`` and
+``--version`` do not pay for requests, the resolvers and the inventory.
+
+Exit codes: 0 ok, 1 verify found drift/violations (and ``lock --check`` found something to change), 2 an
+error - printed as one line, the traceback only with -v.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -23,12 +23,13 @@ from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.cache import Cache
+from pinrepro.inventory.scan import scan_platform
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 from pinrepro.reference import ImageRef
+from pinrepro.registry.authn import DefaultKeychain
+from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
+from pinrepro.registry.platform import match_platform
 from pinrepro.requirements import LayerOutcome, compile_layers, parse_lock
-
-if TYPE_CHECKING:
-    from pinrepro.registry.client import ImageDescription, RegistryClient
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
@@ -203,9 +204,6 @@ class _ImageResolver:
             if self._client_factory is not None:
                 self._client = self._client_factory()
             else:
-                from pinrepro.registry.authn import DefaultKeychain
-                from pinrepro.registry.client import RegistryClient
-
                 self._client = RegistryClient(
                     DefaultKeychain(), mirrors=self._config.mirrors,
                     insecure_registries=self._config.insecure_registries, progress=self._progress,
@@ -283,9 +281,6 @@ class _ImageResolver:
         return {key: replace(image, platforms=platforms[key]) for key, image in images.items()}
 
     def _registry_scanner(self) -> Scanner:
-        from pinrepro.inventory.scan import scan_platform
-        from pinrepro.registry.client import PlatformManifest
-
         client, cache = self.client(), self.cache()
 
         def scan(ref: ImageRef, digest: str) -> Mapping[str, Any]:
@@ -319,8 +314,6 @@ class _ImageResolver:
 
     def _image_lock(self, description: ImageDescription, group: list[ImageSite],
                     prev: ImageLock | None) -> ImageLock:
-        from pinrepro.registry.platform import match_platform
-
         platforms: dict[str, PlatformLock] = {}
         for wanted in self._config.platforms:
             found = match_platform(wanted, description.platforms)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pinrepro import lockfile
 from pinrepro.config import Config
@@ -20,10 +19,9 @@ from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_sites
 from pinrepro.lockfile import Lock
 from pinrepro.reference import ImageRef
+from pinrepro.registry.authn import DefaultKeychain
+from pinrepro.registry.client import RegistryClient
 from pinrepro.requirements import check_dockerfile_installs, check_layers
-
-if TYPE_CHECKING:
-    from pinrepro.registry.client import RegistryClient
 
 
 @dataclass(frozen=True)
@@ -153,9 +151,6 @@ def _short(digest: str) -> str:
 
 def _default_client(config: Config) -> Callable[[], RegistryClient]:
     def make() -> RegistryClient:
-        from pinrepro.registry.authn import DefaultKeychain
-        from pinrepro.registry.client import RegistryClient
-
         return RegistryClient(DefaultKeychain(), mirrors=config.mirrors,
                               insecure_registries=config.insecure_registries)
 
