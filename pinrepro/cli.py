@@ -44,11 +44,14 @@ class Output:
         if not self.quiet:
             click.echo(text, err=True)
 
-    def progress(self, done: int, total: int) -> None:
-        # Only on a terminal: a CI log should not fill with carriage returns.
-        if self.quiet or not sys.stderr.isatty():
-            return
-        click.echo(f"\rresolving images {done}/{total}", err=True, nl=done >= total)
+    def progress(self, label: str) -> Callable[[int, int], None]:
+        """A progress line ``label done/total``, redrawn in place - only on a terminal, so CI logs stay clean."""
+
+        def show(done: int, total: int) -> None:
+            if not self.quiet and sys.stderr.isatty():
+                click.echo(f"\r{label} {done}/{total}", err=True, nl=done >= total)
+
+        return show
 
 
 def common_options(func: F) -> F:
@@ -115,7 +118,8 @@ def lock(root: Path, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages
     out = Output(verbose, quiet)
     config = load_config(root)
     outcome = run_lock(config, upgrade=upgrade, upgrade_packages=upgrade_packages,
-                       dry_run=dry_run or check, progress=out.progress)
+                       dry_run=dry_run or check, progress=out.progress("resolving images"),
+                       scan_progress=out.progress("reading image contents"))
     for finding in outcome.findings:
         out.info(f"{finding.location()}: {finding.level}: {finding.message}")
     names = sorted(p.relative_to(config.root).as_posix() for p in outcome.files)

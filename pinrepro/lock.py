@@ -93,6 +93,7 @@ def run_lock(
     client: RegistryClient | None = None,
     client_factory: Callable[[], RegistryClient] | None = None,
     progress: Progress | None = None,
+    scan_progress: Progress | None = None,
     scanner: Scanner | None = None,
 ) -> LockOutcome:
     """Pin images and requirement layers; write the files unless ``dry_run``."""
@@ -104,7 +105,7 @@ def run_lock(
         by_key.setdefault(image_site.key, []).append(image_site)
 
     previous = old.images if old else {}
-    resolver = _ImageResolver(config, client, client_factory, progress, scanner)
+    resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress)
     images = resolver.pin_all(by_key, previous, upgrade=upgrade)
     findings.extend(_absent_platform_findings(config, images, by_key))
 
@@ -189,8 +190,9 @@ class _ImageResolver:
 
     def __init__(self, config: Config, client: RegistryClient | None,
                  client_factory: Callable[[], RegistryClient] | None, progress: Progress | None,
-                 scanner: Scanner | None) -> None:
+                 scanner: Scanner | None, scan_progress: Progress | None = None) -> None:
         self._config = config
+        self._scan_progress = scan_progress
         self._scanner = scanner
         self._client = client
         self._client_factory = client_factory
@@ -273,8 +275,12 @@ class _ImageResolver:
             return key, name, PlatformLock(digest=platform.digest, contents=contents)
 
         # Layers stream concurrently; each scan holds one layer stream at a time, so memory stays flat.
+        scanned = []
         with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
-            scanned = list(pool.map(scan, missing))
+            for done, result in enumerate(pool.map(scan, missing), start=1):
+                scanned.append(result)
+                if self._scan_progress:
+                    self._scan_progress(done, len(missing))
         platforms = {key: dict(image.platforms) for key, image in images.items()}
         for key, name, platform in scanned:
             platforms[key][name] = platform

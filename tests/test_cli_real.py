@@ -409,6 +409,8 @@ def test_progress_line_only_on_a_terminal(tmp_path: Path, registry: RegistryServ
     # One line, redrawn in place as each image resolves, ended once all are done.
     assert terminal.startswith("\rresolving images 1/3\rresolving images 2/3\rresolving images 3/3\n"), terminal
     assert terminal.count("resolving images") == 3
+    # Then the contents of each image's platform, the same way.
+    assert "\rreading image contents 1/3\rreading image contents 2/3\rreading image contents 3/3\n" in terminal
     assert terminal.endswith("3 image(s), 0 requirement layer(s) locked; resolved 3 through the registry\n"
                              "wrote Dockerfile, pinrepro.lock\n")
 
