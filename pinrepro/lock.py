@@ -125,8 +125,10 @@ def run_lock(
         findings.append(Finding(config.source, None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
+    # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
+    pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
     for dockerfile in dockerfiles:
-        new_text = rewrite(dockerfile, _digest_lookup(images))
+        new_text = rewrite(dockerfile, pins.get)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
 
@@ -151,19 +153,6 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
                 f"--upgrade-package {name}: no requirement layer pins a package of that name")
         for name in sorted(names) if canonicalize_name(name) not in pinned
     ]
-
-
-def _digest_lookup(images: Mapping[str, ImageLock]) -> Callable[[FromSite], str | None]:
-    def digest_for(site: FromSite) -> str | None:
-        if site.image is None:
-            return None
-        ref = ImageRef.parse(site.image)
-        if not ref.tag:  # digest-only reference: pinned by the user, nothing to move
-            return None
-        image = images.get(ref.without_digest().tagged)
-        return image.digest if image else None
-
-    return digest_for
 
 
 def _read_or_none(path: Path) -> bytes | None:
