@@ -182,9 +182,12 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
 @click.option("--branch", default=None, help="Bot branch (default: [refresh] branch, or pinrepro/refresh).")
 @click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("--allow-uncommitted", is_flag=True,
+              help="With --open-pr: also publish uncommitted edits in the files pinrepro changes (refused otherwise).")
 @handles_errors
 def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packages: tuple[str, ...],
-            dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str) -> None:
+            dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str,
+            allow_uncommitted: bool) -> None:
     """Move every pin forward and summarise what changed; with --open-pr, as one pull request."""
     from pinrepro import summary as summary_module
     from pinrepro.refresh import load_settings, override
@@ -194,7 +197,7 @@ def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packa
     config = load_config(root)
     settings = override(load_settings(config), branch=branch, base=base)
     result = run_refresh(config, open_pr=open_pr, settings=settings, upgrade_packages=upgrade_packages,
-                         dry_run=dry_run, token_env=token_env)
+                         dry_run=dry_run, token_env=token_env, allow_uncommitted=allow_uncommitted)
     for finding in result.findings:
         out.info(render.finding_line(finding))
     out.result(summary_module.render_json(result.summary) if fmt == "json" else result.markdown)
