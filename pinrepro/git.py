@@ -237,11 +237,11 @@ class Git:
     def _config_overrides(self, env: Mapping[str, str]) -> tuple[str, ...]:
         """``-c`` options that switch off every program the configuration names (see the module's docstring)."""
         if self._overrides is None:
-            overrides = [f"{key}" for key in _NEUTRAL_CONFIG]
+            overrides = list(_NEUTRAL_CONFIG)
             try:
                 # Reading the configuration runs nothing; its include files are read as git would.
                 listed = subprocess.run(
-                    [self._executable, *(f"-c{item}" for item in _NEUTRAL_CONFIG), "config", "-z",
+                    [self._executable, *(arg for item in _NEUTRAL_CONFIG for arg in ("-c", item)), "config", "-z",
                      "--get-regexp", r"^(filter|diff)\."],
                     cwd=self.cwd, capture_output=True, env=dict(env), check=False,
                 ).stdout.decode("utf-8", "replace")

@@ -60,7 +60,8 @@ def test_branch_equal_to_the_base_is_refused_before_locking(project: Repos, monk
     before = sh(project.bare, "rev-parse", "main")
     result = cli_refresh(project, "--open-pr", "--branch", "main")  # checked out on main: the base is main
     assert_refused(result, r"error: refresh --open-pr: the bot branch 'main' is also the pull request's base "
-                           r"branch: pinrepro would overwrite it - give the bot a branch of its own .*", project, pushes)
+                           r"branch: pinrepro would overwrite it - give the bot a branch of its own .*",
+                   project, pushes)
     assert fake.calls == []
     assert sh(project.bare, "rev-parse", "main") == before
     assert sh(project.work, "status", "--porcelain") == ""
@@ -354,3 +355,94 @@ def test_the_bot_identity_default_is_what_it_checks(project: Repos, api: respons
     again = cli_refresh(project, "--open-pr")
     assert again.exit_code == 0, again.stderr
     assert ENV["GITHUB_REPOSITORY"] == "octo-org/octo-repo"
+
+
+# -- 6. the repository's own configuration runs nothing --------------------------------------------------------
+
+HOOKS = ("applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
+         "prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout", "post-merge", "pre-push",
+         "pre-receive", "update", "proc-receive", "post-receive", "post-update", "reference-transaction",
+         "push-to-checkout", "pre-auto-gc", "post-rewrite", "sendemail-validate", "fsmonitor-watchman",
+         "post-index-change")
+
+
+def _tripwire(directory: Path, name: str, log: Path, *, passthrough: str = "") -> Path:
+    """An executable that records that it ran (and, for drivers git needs an answer from, still answers)."""
+    script = directory / name
+    script.write_text(f"#!/bin/sh\necho {name} >> '{log}'\n{passthrough}")
+    script.chmod(0o755)
+    return script
+
+
+def _hostile_repository(repos: Repos) -> Path:
+    """Every way a repository's configuration can make git run a program, each one logging to ``ran.log``."""
+    log = repos.work.parent / "ran.log"
+    log.write_text("")
+    bin_dir = repos.work.parent / "tripwires"
+    bin_dir.mkdir()
+    hooks = repos.work.parent / "hooks-path"
+    hooks.mkdir()
+    for hook in HOOKS:
+        _tripwire(hooks, hook, log)
+        _tripwire(repos.work / ".git" / "hooks", hook, log)
+    settings = {
+        "core.fsmonitor": str(_tripwire(bin_dir, "fsmonitor", log)),
+        "core.hooksPath": str(hooks),
+        "core.askPass": str(_tripwire(bin_dir, "askpass", log)),
+        "filter.evil.clean": str(_tripwire(bin_dir, "filter-clean", log, passthrough="cat\n")),
+        "filter.evil.smudge": str(_tripwire(bin_dir, "filter-smudge", log, passthrough="cat\n")),
+        "filter.evil.process": str(_tripwire(bin_dir, "filter-process", log)),
+        "filter.evil.required": "true",
+        "diff.external": str(_tripwire(bin_dir, "diff-external", log)),
+        "diff.evil.textconv": str(_tripwire(bin_dir, "diff-textconv", log, passthrough="cat \"$1\"\n")),
+        "diff.evil.command": str(_tripwire(bin_dir, "diff-command", log)),
+        "commit.gpgSign": "true",
+        "gpg.program": str(_tripwire(bin_dir, "gpg", log)),
+        "remote.origin.receivepack": f"{_tripwire(bin_dir, 'receive-pack', log)}; git-receive-pack",
+        "remote.origin.uploadpack": f"{_tripwire(bin_dir, 'upload-pack', log)}; git-upload-pack",
+        "protocol.ext.allow": "always",
+    }
+    for key, value in settings.items():
+        sh(repos.work, "config", key, value)
+    (repos.work / ".git" / "info").mkdir(exist_ok=True)
+    (repos.work / ".git" / "info" / "attributes").write_text("* filter=evil diff=evil\n")
+    return log
+
+
+def test_the_repository_configuration_runs_nothing(project: Repos, api: responses.RequestsMock,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _hostile_repository(project)
+    committed = {path: path.read_bytes() for path in project.work.rglob("*") if path.is_file()
+                 and ".git" not in path.relative_to(project.work).parts}
+    target, old, new = upstream(1)
+    use_fake_lock(monkeypatch, FakeLock(target, old, new))
+    list_open(api, [])
+    api.post(PULLS, status=201, json=pull_json(12))
+    result = cli_refresh(project, "--open-pr")
+    assert result.exit_code == 0, result.stderr
+    assert log.read_text() == ""
+    tip = remote_branch(project)
+    for name, data in target.items():
+        assert sh(project.bare, "show", f"{tip}:{name}") == data.decode().rstrip("\n")
+    # The next run reads the branch back (ls-remote, fetch, cat-file) and pushes again: still nothing runs.
+    for path, data in committed.items():  # a fresh checkout of main, without running git's own checkout here
+        path.write_bytes(data)
+    use_fake_lock(monkeypatch, FakeLock(*upstream(2)))
+    api.calls.reset()
+    list_open(api, [pull_json(12)])
+    api.patch(f"{PULLS}/12", json=pull_json(12))
+    again = cli_refresh(project, "--open-pr")
+    assert again.exit_code == 0, again.stderr
+    assert log.read_text() == ""
+
+
+def test_an_ext_remote_is_refused_even_when_the_repository_allows_it(project: Repos,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = project.work.parent / "ext-ran"
+    sh(project.work, "config", "protocol.ext.allow", "always")
+    sh(project.work, "remote", "set-url", "origin", f"ext::sh -c touch% {marker}")
+    use_fake_lock(monkeypatch, FakeLock(*upstream(1)))
+    result = cli_refresh(project, "--open-pr")
+    assert result.exit_code == 2
+    assert "`git ls-remote` failed" in result.stderr
+    assert not marker.exists()
