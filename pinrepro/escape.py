@@ -41,8 +41,9 @@ def _visible(match: re.Match[str]) -> str:
 
 
 def terminal(text: str) -> str:
-    """``text`` as one line a terminal shows as it is: every control character written as ``\\xNN``/``\\n``."""
-    return _UNSAFE.sub(_visible, text)
+    """``text`` as one line a terminal shows as it is: every control character written as ``\\xNN``/``\\n``, and
+    no ``##[`` (the runner's older command form, which it finds anywhere in a line)."""
+    return _UNSAFE.sub(_visible, text).replace(_OLD_WORKFLOW_COMMAND, "#\\#[")
 
 
 def terminal_block(text: str, *, workflow_commands: bool = False) -> str:

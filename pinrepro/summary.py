@@ -223,7 +223,7 @@ def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
         for platform, change in system:
             new = f"**{_cell(change.new)}**" if change.name == "min_driver" else _cell(change.new)
             label = _LABELS.get(change.name, change.name)
-            out.append(f"| {_code(platform.image)} | {_cell(platform.platform)} | {_cell(label)} | {_cell(change.old)} "
+            out.append(f"| {_code(platform.image)} | {_cell(platform.platform)} | {label} | {_cell(change.old)} "
                        f"| {new} |")
         out.append("")
     apt = [p for p in summary.platforms if p.apt]

@@ -27,7 +27,6 @@ from tests.test_refresh import (
     FakeLock,
     assert_token_hidden,
     cli_refresh,
-    list_open,
     pushed_refs,
     record_pushes,
     remote_branch,
@@ -37,6 +36,11 @@ from tests.test_refresh import api as api  # fixture
 from tests.test_refresh import project as project  # fixture
 
 BOT = "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>"
+
+
+def list_open(api: responses.RequestsMock, answer: list[dict[str, Any]]) -> None:
+    # Any query: what matters here is what the bot does with the answer (the query is tested in test_github.py).
+    api.get(PULLS, json=answer, match=[matchers.header_matcher({"Authorization": f"Bearer {TOKEN}"})])
 
 
 def use_fake_lock(monkeypatch: pytest.MonkeyPatch, fake: FakeLock) -> FakeLock:
