@@ -163,7 +163,7 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
     else:
         out.result(render.findings_text(report.findings))
         errors, warnings = len(report.errors), len(report.warnings)
-        out.info("verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)")
+        out.info("verify: ok" if not errors and not warnings else f"verify: {errors} error(s), {warnings} warning(s)")
     sys.exit(report.exit_code)
 
 

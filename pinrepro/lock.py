@@ -17,6 +17,8 @@ from packaging.utils import canonicalize_name
 
 from pinrepro import lockfile
 from pinrepro.config import Config
+from pinrepro.deploy.model import DeploySite
+from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
 from pinrepro.errors import PinreproError
@@ -38,9 +40,9 @@ Scanner = Callable[[ImageRef, str], Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class ImageSite:
-    """One FROM (or ARG default) that names an image, parsed into a reference."""
+    """One FROM (or ARG default) that names an image, parsed into a reference; or a deployment file's image."""
 
-    dockerfile: Dockerfile
+    dockerfile: Dockerfile | None  # None for a deployment file (compose, Kubernetes, ...)
     site: FromSite
     ref: ImageRef  # with the digest written in the Dockerfile, if any
 
@@ -84,6 +86,15 @@ def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[
     return sites, findings
 
 
+def collect_deploy_sites(scan: DeployScan) -> list[tuple[DeploySite, ImageSite]]:
+    """The deployment files' references as image sites, so they share the lock, the resolver and verify."""
+    return [
+        (site, ImageSite(None, FromSite(site.path, site.line, site.written, site.image, "image"),
+                         ImageRef.parse(site.image)))
+        for site in scan.sites if site.image is not None
+    ]
+
+
 def run_lock(
     config: Config,
     *,
@@ -100,6 +111,10 @@ def run_lock(
     old = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
     sites, findings = collect_sites(dockerfiles)
+    deploy = scan_project(config.root, config.deploy_files)
+    deploy_sites = collect_deploy_sites(deploy)
+    findings.extend(deploy.findings)
+    sites.extend(image_site for _, image_site in deploy_sites)
     by_key: dict[str, list[ImageSite]] = {}
     for image_site in sites:
         by_key.setdefault(image_site.key, []).append(image_site)
@@ -131,6 +146,9 @@ def run_lock(
         new_text = rewrite(dockerfile, pins.get)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
+    deploy_pins = {id(site): pins.get(image_site.site) for site, image_site in deploy_sites}
+    for name, new_text in pin_files(deploy, lambda site: deploy_pins.get(id(site))).items():
+        files[config.root / name] = new_text.encode("utf-8")
 
     new = Lock(images=images, layers=layers)
     new_lock_text = lockfile.dumps(new).encode("utf-8")

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 from pinrepro import lockfile
 from pinrepro.config import Config
+from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import check_cuda_coherence
-from pinrepro.lock import ImageSite, collect_sites
+from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites
 from pinrepro.lockfile import Lock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
@@ -55,6 +56,9 @@ def run_verify(
     lock = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
     sites, findings = collect_sites(dockerfiles)
+    deploy = scan_project(config.root, config.deploy_files)
+    findings.extend(deploy.findings)
+    sites.extend(image_site for _, image_site in collect_deploy_sites(deploy))
     if lock is None:
         findings.append(Finding(lock_name, None, "error", "no-lock",
                                 f"{lock_name} does not exist: run `pinrepro lock` and commit it"))
@@ -96,7 +100,8 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Fin
                                         f"{ref.without_digest().familiar()} has no {platform} image"))
     for key in sorted(set(lock.images) - seen):
         findings.append(Finding(lock_name, None, "error", "stale-lock-entry",
-                                f"{key} is in {lock_name} but no Dockerfile uses it: run `pinrepro lock`"))
+                                f"{key} is in {lock_name} but no Dockerfile or deployment file uses it: "
+                                "run `pinrepro lock`"))
     return findings
 
 
