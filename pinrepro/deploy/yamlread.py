@@ -151,13 +151,23 @@ def verbatim_span(text: str, node: yaml.Node) -> tuple[int, int] | None:
     """
     if not isinstance(node, yaml.ScalarNode):
         return None
-    start, end = int(node.start_mark.index), int(node.end_mark.index)
+    # An anchored or tagged scalar (``&img redis:7``) starts at its properties; the value is at the end.
+    first, end = int(node.start_mark.index), int(node.end_mark.index)
     style = node.style
     if style in ("'", '"'):
-        start, end = start + 1, end - 1
-    elif style is not None:
+        end -= 1
+        opening = end - len(node.value) - 1
+        if opening < first or text[opening] != style:
+            return None
+    elif style is None:
+        opening = end - len(node.value)
+    else:
         return None  # a block scalar (| or >)
-    if start > end or text[start:end] != node.value:
+    start = end - len(node.value)
+    properties = text[first:opening]
+    if properties and (properties[0] not in "&!" or properties[-1] not in " \t\r\n"):
+        return None
+    if start < first or text[start:end] != node.value:
         return None
     return start, end
 
