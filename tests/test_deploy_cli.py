@@ -159,6 +159,10 @@ def test_deployment_files_lock_verify_upgrade(tmp_path: Path, fresh_registry: Re
     moved = push(layout, fresh_registry, "lib/redis", "7-alpine", b"r2")
     online = run(project, "verify", "--online")
     assert f"{h}/lib/redis:7-alpine now points to {moved[:19]}" in online.stdout
+    summary = run(project, "refresh", "--dry-run")
+    assert summary.exit_code == 0, summary.stderr
+    deployment = summary.stdout.split("### Deployment images")[1]
+    assert f"| `{h}/lib/redis:7-alpine` |" in deployment and "### Base images" not in summary.stdout
     assert run(project, "lock", "--upgrade").exit_code == 0
     for name in expected:
         if "redis" in expected[name] and "templates" not in name:

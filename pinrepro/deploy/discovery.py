@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from pinrepro.config import DEFAULT_DEPLOY_GLOBS
 from pinrepro.deploy.model import FileKind
 
-__all__ = ["DEFAULT_DEPLOY_GLOBS", "file_kind", "find_deploy_files", "is_templated"]
+__all__ = ["DEFAULT_DEPLOY_GLOBS", "file_kind", "find_deploy_files", "is_deploy_path", "is_templated"]
 
 
 # Folders that never hold the project's own files but can be huge or vendored (same list as for Dockerfiles).
@@ -50,6 +50,11 @@ def file_kind(name: str) -> FileKind | None:
     if fnmatch.fnmatch(base, "values*.y*ml"):
         return "helm"
     return None
+
+
+def is_deploy_path(name: str) -> bool:
+    """True for a deployment file's name (YAML or JSON); Dockerfiles never end that way."""
+    return name.lower().endswith((".yaml", ".yml", ".json"))
 
 
 def is_templated(text: str) -> bool:
