@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import lockfile
+from pinrepro import lockfile, policy
 from pinrepro.config import Config
 from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
@@ -142,7 +142,8 @@ def run_lock(
 
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
-    for dockerfile in dockerfiles:
+    # pin = "policy": the digests go into the BuildKit source policy only, the Dockerfiles stay as written.
+    for dockerfile in dockerfiles if config.pin != "policy" else []:
         new_text = rewrite(dockerfile, pins.get)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
@@ -151,6 +152,8 @@ def run_lock(
         files[config.root / name] = new_text.encode("utf-8")
 
     new = Lock(images=images, layers=layers)
+    if config.pin != "dockerfile":
+        files.update(_policy_file(config, new))
     new_lock_text = lockfile.dumps(new).encode("utf-8")
     old_lock_bytes = _read_or_none(config.lock_path)
     if new_lock_text != old_lock_bytes:
@@ -160,6 +163,13 @@ def run_lock(
         write_atomically(files)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
+
+
+def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:
+    settings = policy.load_settings(config)
+    text = policy.render(policy.build_policy(new, deny_unlocked=settings.deny_unlocked)).encode("utf-8")
+    path = config.root / settings.file
+    return {} if _read_or_none(path) == text else {path: text}
 
 
 def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],
