@@ -25,6 +25,7 @@ DEFAULT_DEPLOY_GLOBS = (
 )
 # Where the image digests go: into the Dockerfiles, into a BuildKit source policy, or both.
 PIN_MODES = ("dockerfile", "policy", "both")
+DEFAULT_ADD_MAX_BYTES = 1 << 30  # ADD <url> downloads larger than this are refused (1 GiB)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class Config:
     pin: str = "dockerfile"
     # The source policy's table ([tool.pinrepro.policy]), validated by pinrepro.policy (which owns its keys).
     policy: Mapping[str, Any] = field(default_factory=dict)
+    add_max_bytes: int = DEFAULT_ADD_MAX_BYTES
+    # Whether lock may add "# syntax=docker/dockerfile:1" to a Dockerfile that needs it for ADD --checksum.
+    syntax_directive: bool = False
 
     @property
     def lock_path(self) -> Path:
@@ -81,7 +85,7 @@ class Config:
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
-    "deploy_files", "pin", "policy",
+    "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
 }
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
@@ -160,6 +164,8 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
         pin=pin,
         policy=policy,
+        add_max_bytes=_positive_int(data, "add_max_bytes", source, DEFAULT_ADD_MAX_BYTES),
+        syntax_directive=_bool(data, "syntax_directive", source, False),
     )
 
 
@@ -280,6 +286,13 @@ def _bool(data: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"'{key}' must be true or false", where=where)
+    return value
+
+
+def _positive_int(data: dict[str, Any], key: str, where: str, default: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"'{key}' must be a positive integer", where=where)
     return value
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import lockfile, policy
+from pinrepro import addurl, lockfile, policy
 from pinrepro.config import Config
 from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
@@ -142,16 +142,23 @@ def run_lock(
 
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
+    urls, url_findings = addurl.lock_urls(dockerfiles, old.urls if old else {}, upgrade=upgrade,
+                                          fetch=addurl.fetcher(config.add_max_bytes))
+    findings.extend(url_findings)
     # pin = "policy": the digests go into the BuildKit source policy only, the Dockerfiles stay as written.
     for dockerfile in dockerfiles if config.pin != "policy" else []:
         new_text = rewrite(dockerfile, pins.get)
+        pinned = replace(dockerfile, text=new_text)
+        new_text, add_findings = addurl.pin_text(pinned, lambda site: urls[site.url].checksum,
+                                                 add_syntax=config.syntax_directive)
+        findings.extend(add_findings)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
     deploy_pins = {id(site): pins.get(image_site.site) for site, image_site in deploy_sites}
     for name, new_text in pin_files(deploy, lambda site: deploy_pins.get(id(site))).items():
         files[config.root / name] = new_text.encode("utf-8")
 
-    new = Lock(images=images, layers=layers)
+    new = Lock(images=images, layers=layers, urls=urls)
     if config.pin != "dockerfile":
         files.update(_policy_file(config, new))
     new_lock_text = lockfile.dumps(new).encode("utf-8")

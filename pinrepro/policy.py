@@ -75,16 +75,11 @@ def build_policy(lock: Lock, *, deny_unlocked: bool = False) -> dict[str, Any]:
                           "updates": {"identifier": pinned}})
         if deny_unlocked:
             rules.append({"action": "ALLOW", "selector": {"identifier": pinned}})
-    for url, checksum in sorted(_url_checksums(lock).items()):
+    # ``ADD <url>``: BuildKit checks the download against ``http.checksum`` (docs/build-repro.md).
+    for url, entry in sorted(lock.urls.items()):
         rules.append({"action": "CONVERT", "selector": {"identifier": url},
-                      "updates": {"attrs": {"http.checksum": checksum}}})
+                      "updates": {"attrs": {"http.checksum": entry.checksum}}})
     return {"rules": rules}
-
-
-def _url_checksums(lock: Lock) -> Mapping[str, str]:
-    """Locked ``ADD <url>`` downloads (url -> sha256 checksum), when the lock has them."""
-    urls: Mapping[str, Any] = getattr(lock, "urls", {}) or {}
-    return {url: entry.checksum for url, entry in urls.items()}
 
 
 def render(policy: Mapping[str, Any]) -> str:

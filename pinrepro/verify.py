@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pinrepro import lockfile
+from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import load_dockerfiles
@@ -65,6 +66,7 @@ def run_verify(
                                 f"{lock_name} does not exist: run `pinrepro lock` and commit it"))
         lock = Lock()
     findings.extend(check_images(sites, lock, lock_name, digests_in_dockerfiles=config.pin != "policy"))
+    findings.extend(check_urls(dockerfiles, lock, lock_name, in_dockerfiles=config.pin != "policy"))
     if config.pin != "dockerfile":
         findings.extend(check_policy(config, lock, load_settings(config)))
     findings.extend(check_platforms(config, lock))
@@ -74,6 +76,8 @@ def run_verify(
     if online and lock.images:
         factory = client_factory or _default_client(config)
         findings.extend(check_online(lock, factory(), lock_name))
+    if online and lock.urls:
+        findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
     return VerifyReport(findings=tuple(sorted(set(findings), key=Finding.sort_key)), strict=strict)
 
 
