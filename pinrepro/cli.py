@@ -157,13 +157,16 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
     config = load_config(root)
     report = run_verify(config, online=online, strict=strict)
     if fmt == "json":
-        out.result(render.findings_json(report.findings, report.exit_code))
+        out.result(render.findings_json(report.findings, report.exit_code, report.suppressed))
     elif fmt == "github":
         out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)))
     else:
         out.result(render.findings_text(report.findings))
         errors, warnings = len(report.errors), len(report.warnings)
-        out.info("verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)")
+        line = "verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)"
+        if report.suppressed:
+            line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
+        out.info(line)
     sys.exit(report.exit_code)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pinrepro.errors import ConfigError
+from pinrepro.suppress import check_rule_ids
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
 DEFAULT_PLATFORMS = ("linux/amd64",)
@@ -45,6 +46,13 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class VerifyOptions:
+    """``[tool.pinrepro.verify]``: rule ids silenced everywhere (see pinrepro.suppress)."""
+
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     dockerfiles: tuple[str, ...] = DEFAULT_DOCKERFILE_GLOBS
@@ -59,6 +67,7 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
     # Where the file came from, for error messages.
     source: str = "defaults"
 
@@ -70,7 +79,9 @@ class Config:
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
+    "verify",
 }
+_VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links",
@@ -137,8 +148,23 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        verify=_verify_options(data.get("verify", {}), source),
         source=source,
     )
+
+
+def _verify_options(raw: Any, source: str) -> VerifyOptions:
+    where = f"{source} verify"
+    if not isinstance(raw, dict):
+        raise ConfigError("'verify' must be a table", where=source,
+                          fix="write it as [verify] / [tool.pinrepro.verify]")
+    _reject_unknown(raw, _VERIFY_KEYS, where)
+    ignore = _str_list(raw, "ignore", where, ())
+    bad = check_rule_ids(ignore)
+    if bad is not None:
+        raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=where,
+                          fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
+    return VerifyOptions(ignore=ignore)
 
 
 def _normal_host(host: str) -> str:

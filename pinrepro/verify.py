@@ -22,12 +22,15 @@ from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
 from pinrepro.requirements import check_dockerfile_installs, check_layers
+from pinrepro.suppress import Suppressed, apply_ignores
 
 
 @dataclass(frozen=True)
 class VerifyReport:
     findings: tuple[Finding, ...]
     strict: bool = False
+    # Findings a rule id silenced ([tool.pinrepro.verify] ignore, or an inline comment): shown, never counted.
+    suppressed: tuple[Suppressed, ...] = ()
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -67,7 +70,10 @@ def run_verify(
     if online and lock.images:
         factory = client_factory or _default_client(config)
         findings.extend(check_online(lock, factory(), lock_name))
-    return VerifyReport(findings=tuple(sorted(set(findings), key=Finding.sort_key)), strict=strict)
+    texts = {dockerfile.path: dockerfile.text for dockerfile in dockerfiles}
+    kept, suppressed = apply_ignores(sorted(set(findings), key=Finding.sort_key), ignore=config.verify.ignore,
+                                     texts=texts, config_source=config.source)
+    return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))
 
 
 def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Finding]:
