@@ -848,6 +848,16 @@ def _pin_slot(site: FromSite, referenced: bool, word_offsets: list[int], env: Ma
     if whole is not None:
         name = whole.group(2) or whole.group(3)
         decl = decls.get(name)
+        # ARG B=${A}: the image lives in A's default, so the digest goes there - once, for every FROM that
+        # reaches A, instead of once more in B's default (which would read "image@digest@digest").
+        seen = {name}
+        while decl is not None and decl.raw is not None and (inner := _WHOLE_ARG.fullmatch(decl.raw)):
+            source = inner.group(2) or inner.group(3)
+            source_decl = decls.get(source)
+            if source in seen or source_decl is None or decl.env.get(source) != env.get(name):
+                break
+            seen.add(source)
+            name, decl = source, source_decl
         if decl is not None and decl.raw is not None:
             slot = _make_slot(decl.raw, decl.offsets, decl.env, escape, base)
             if slot is not None:

@@ -107,6 +107,7 @@ def run_lock(
     previous = old.images if old else {}
     resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress)
     images = resolver.pin_all(by_key, previous, upgrade=upgrade)
+    findings.extend(resolver.notes)
     findings.extend(_absent_platform_findings(config, images, by_key))
 
     layers: dict[str, LayerLock] = {}
@@ -188,6 +189,7 @@ class _ImageResolver:
         self._progress = progress
         self._cache: Cache | None = None
         self.resolved: tuple[str, ...] = ()
+        self.notes: list[Finding] = []
 
     def client(self) -> RegistryClient:
         # Created only when something must be resolved: a lock where nothing changed makes no request.
@@ -213,6 +215,7 @@ class _ImageResolver:
         images: dict[str, ImageLock] = {}
         to_describe: dict[str, ImageRef] = {}
         to_check: dict[str, ImageRef] = {}
+        replaced: dict[str, str] = {}
         for key, group in by_key.items():
             prev = previous.get(key)
             written = {s.ref.digest for s in group if s.ref.digest}
@@ -228,12 +231,16 @@ class _ImageResolver:
                 if upgrade and ref.tag:
                     to_check[key] = ref
                 images[key] = self._with_sites(prev, group)
-            elif user_digest and (not upgrade or not ref.tag):
-                # Pinned by hand (or the lock is new): keep the user's digest, learn its platforms.
-                # A digest-only reference has no tag to upgrade to, even with --upgrade.
+            elif user_digest and (not ref.tag or (prev is not None and not upgrade)):
+                # A digest is kept only under the reference it was locked with (same registry, repository
+                # and tag: the lock key), or when there is no tag to ask about (a digest-only reference).
                 to_describe[key] = ref.with_digest(user_digest)
             else:
+                # A new reference - a changed ARG, an edited tag, a digest written by hand - gets the digest
+                # its tag serves now: the digest written next to it may belong to another tag.
                 to_describe[key] = ref
+                if user_digest:
+                    replaced[key] = user_digest
         if to_check:
             moved = self._moved(to_check, previous)
             for key in moved:
@@ -242,6 +249,8 @@ class _ImageResolver:
             descriptions = self.client().describe_many(list(to_describe.values()))
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
+                if key in replaced and replaced[key] != images[key].digest:
+                    self.notes.append(_replaced_note(by_key[key][0], replaced[key], images[key].digest))
         self.resolved = tuple(sorted(to_describe))
         images = self._with_contents(images, by_key)
         return dict(sorted(images.items()))
@@ -323,6 +332,14 @@ class _ImageResolver:
             digest=description.digest, media_type=description.media_type, sites=_sites(group),
             platforms=platforms, implicit_tag=group[0].ref.implicit_tag or bool(prev and prev.implicit_tag),
         )
+
+
+def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:
+    ref = first.ref.without_digest().familiar()
+    return Finding(first.site.path, first.site.line, "note", "digest-replaced",
+                   f"{ref} was written with {written[:19]}, which is not locked for this reference; pinned "
+                   f"{served[:19]}, the digest its tag serves now (to keep a digest on purpose, write it "
+                   "without the tag)")
 
 
 def _sites(group: list[ImageSite]) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ def findings_json(findings: Iterable[Finding], exit_code: int, suppressed: Itera
         {"path": f.path, "line": f.line, "level": f.level, "code": f.code, "message": f.message}
         for f in findings
     ]
-    counts = {"error": 0, "warning": 0}
+    counts = {"error": 0, "warning": 0, "note": 0}
     for item in items:
         counts[str(item["level"])] += 1
     silenced = [s.to_json() for s in suppressed]
@@ -43,7 +43,8 @@ def findings_github(findings: Iterable[Finding], *, prefix: str = "") -> str:
         if f.line:
             props.append(f"line={f.line}")
         props.append(f"title={_escape_property(f'pinrepro {f.code}')}")
-        lines.append(f"::{f.level} {','.join(props)}::{_escape_data(f.message)}")
+        command = "notice" if f.level == "note" else f.level  # GitHub's three levels: error, warning, notice
+        lines.append(f"::{command} {','.join(props)}::{_escape_data(f.message)}")
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ def test_config_and_inline_ignores_silence_only_what_they_name(tmp_path: Path) -
     result = run(tmp_path, "verify", "--format", "json")
     data = json.loads(result.stdout)
     assert [(f["line"], f["code"]) for f in data["findings"]] == [(7, "not-locked")]
-    assert data["counts"] == {"error": 1, "warning": 0, "suppressed": 2}
+    assert data["counts"] == {"error": 1, "warning": 0, "note": 0, "suppressed": 2}
     assert result.exit_code == 1
     silenced = [(s["path"], s["line"], s["code"], s["source"], s["reason"]) for s in data["suppressed"]]
     assert sorted(silenced, key=str) == sorted([
