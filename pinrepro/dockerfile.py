@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 
@@ -84,9 +84,13 @@ def strip_digest(image: str) -> tuple[str, str | None]:
     return name, (digest if sep else None)
 
 
-def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
-    """Find every FROM site of ``text``; raise DockerfileError (with ``path:line``) for a malformed FROM."""
-    sites, _ = _analyse(text, path)
+def parse(text: str, path: str = "Dockerfile", platforms: Sequence[str] = ()) -> Dockerfile:
+    """Find every FROM site of ``text``; raise DockerfileError (with ``path:line``) for a malformed FROM.
+
+    ``platforms`` are the target platforms the project builds for: a FROM that depends on TARGETARCH (or
+    another TARGET* ARG) and names an earlier stage for each of them is a stage, not an unknown image.
+    """
+    sites, _ = _analyse(text, path, tuple(platforms))
     return Dockerfile(path=path, text=text, sites=sites)
 
 
@@ -246,7 +250,8 @@ class _ArgDecl:
     env: dict[str, _Value]  # what was visible when it was declared
 
 
-def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
+def _analyse(text: str, path: str,
+             platforms: tuple[str, ...] = ()) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
     lines = _lines(text)
     directives = _Directives()
     sites: list[FromSite] = []
@@ -254,6 +259,8 @@ def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | N
     stages: dict[str, int] = {}
     env: dict[str, _Value] = {}
     decls: dict[str, _ArgDecl] = {}
+    # The global ARGs once more per target platform, with BuildKit's TARGET* values filled in.
+    platform_envs = [_target_args(platform) for platform in platforms]
     seen_from = False
     index = 0
     while index < len(lines):
@@ -280,13 +287,34 @@ def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | N
         where = f"{path}:{logical.line}"
         if command == "from":
             seen_from = True
+            earlier_stages = set(stages)
             site, slot = _from_site(logical, args_at, path, env, decls, stages, directives.escape)
+            if site.kind == "unresolved" and platform_envs and all(
+                _expand_or_none(site.written, penv, directives.escape) in earlier_stages for penv in platform_envs
+            ):
+                site = replace(site, kind="stage", reason=None)
             sites.append(site)
             slots.append(slot)
         elif command == "arg" and not seen_from:
             _declare_args(logical, args_at, env, decls, directives.escape)
+            for penv in platform_envs:
+                _declare_args(logical, args_at, penv, {}, directives.escape)
         index = _skip_heredocs(lines, index, logical, command, args_at, where)
     return tuple(sites), slots
+
+
+def _target_args(platform: str) -> dict[str, _Value]:
+    os_name, _, rest = platform.partition("/")
+    arch, _, variant = rest.partition("/")
+    return {"TARGETPLATFORM": platform, "TARGETOS": os_name, "TARGETARCH": arch, "TARGETVARIANT": variant}
+
+
+def _expand_or_none(word: str, env: Mapping[str, _Value], escape: str) -> str | None:
+    try:
+        value = _expand(word, env, escape).value
+    except _SyntaxProblem:
+        return None
+    return value.lower() if value else None
 
 
 def _split_command(text: str) -> tuple[str, int]:

@@ -7,7 +7,7 @@ All new file contents are computed first; files are written only once everything
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,6 +66,19 @@ class LockOutcome:
     @property
     def changed(self) -> bool:
         return bool(self.files)
+
+
+def wanted_platforms(config: Config, group: Sequence[ImageSite]) -> tuple[str, ...]:
+    """The platforms a build pulls of one image: ``FROM --platform=linux/arm64`` pulls only that one, whatever
+    the configuration lists; ``--platform=$BUILDPLATFORM`` (any ARG) and no flag pull each configured one."""
+    wanted: dict[str, None] = {}
+    for image_site in group:
+        platform = image_site.site.platform
+        if platform and "$" not in platform:
+            wanted[platform.lower()] = None
+        else:
+            wanted.update(dict.fromkeys(config.platforms))
+    return tuple(wanted)
 
 
 def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[Finding]]:
@@ -227,10 +240,10 @@ class _ImageResolver:
             user_digest = next(iter(written), None)
             if not ref.tag:  # digest-only reference: nothing can move, only describe it once
                 user_digest = group[0].ref.digest
-            if prev and self._covers(prev) and user_digest in (None, prev.digest):
+            if prev and self._covers(prev, group) and user_digest in (None, prev.digest):
                 if upgrade and ref.tag:
                     to_check[key] = ref
-                images[key] = self._with_sites(prev, group)
+                images[key] = self._with_sites(prev, group, wanted_platforms(self._config, group))
             elif user_digest and (not ref.tag or (prev is not None and not upgrade)):
                 # A digest is kept only under the reference it was locked with (same registry, repository
                 # and tag: the lock key), or when there is no tag to ask about (a digest-only reference).
@@ -292,8 +305,8 @@ class _ImageResolver:
 
         return scan
 
-    def _covers(self, prev: ImageLock) -> bool:
-        return set(self._config.platforms) <= set(prev.platforms)
+    def _covers(self, prev: ImageLock, group: list[ImageSite]) -> bool:
+        return set(wanted_platforms(self._config, group)) <= set(prev.platforms)
 
     def _moved(self, refs: Mapping[str, ImageRef], previous: Mapping[str, ImageLock]) -> list[str]:
         # HEAD requests first: they do not count against Docker Hub's pull limit, and an unmoved tag
@@ -309,17 +322,18 @@ class _ImageResolver:
         return moved
 
     @staticmethod
-    def _with_sites(image: ImageLock, group: list[ImageSite]) -> ImageLock:
+    def _with_sites(image: ImageLock, group: list[ImageSite], platforms: tuple[str, ...]) -> ImageLock:
         # Once pinned, ``FROM ubuntu`` reads ``ubuntu:latest@sha256:...``: the lock remembers it was implied.
         return ImageLock(
             digest=image.digest, media_type=image.media_type, sites=_sites(group),
-            platforms=image.platforms, implicit_tag=image.implicit_tag or group[0].ref.implicit_tag,
+            platforms={name: p for name, p in image.platforms.items() if name in platforms},
+            implicit_tag=image.implicit_tag or group[0].ref.implicit_tag,
         )
 
     def _image_lock(self, description: ImageDescription, group: list[ImageSite],
                     prev: ImageLock | None) -> ImageLock:
         platforms: dict[str, PlatformLock] = {}
-        for wanted in self._config.platforms:
+        for wanted in wanted_platforms(self._config, group):
             found = match_platform(wanted, description.platforms)
             if found is None:
                 platforms[wanted] = PlatformLock(absent=True)

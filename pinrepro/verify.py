@@ -16,7 +16,7 @@ from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import check_cuda_coherence
-from pinrepro.lock import ImageSite, collect_sites
+from pinrepro.lock import ImageSite, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
@@ -63,7 +63,7 @@ def run_verify(
                                 f"{lock_name} does not exist: run `pinrepro lock` and commit it"))
         lock = Lock()
     findings.extend(check_images(sites, lock, lock_name))
-    findings.extend(check_platforms(config, lock))
+    findings.extend(check_platforms(config, lock, sites))
     if config.layers or lock.layers:
         findings.extend(_layer_findings(config, lock, dockerfiles))
     findings.extend(_cuda_findings(config, lock, dockerfiles))
@@ -106,11 +106,15 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Fin
     return findings
 
 
-def check_platforms(config: Config, lock: Lock) -> list[Finding]:
-    """A platform added to the configuration is an input change that `lock` has not seen yet."""
+def check_platforms(config: Config, lock: Lock, sites: list[ImageSite]) -> list[Finding]:
+    """A platform added to the configuration (or to a FROM --platform) is an input change `lock` has not seen."""
     findings = []
+    by_key: dict[str, list[ImageSite]] = {}
+    for image_site in sites:
+        by_key.setdefault(image_site.key, []).append(image_site)
     for key, entry in sorted(lock.images.items()):
-        missing = [p for p in config.platforms if p not in entry.platforms]
+        wanted = wanted_platforms(config, by_key[key]) if key in by_key else config.platforms
+        missing = [p for p in wanted if p not in entry.platforms]
         if missing:
             findings.append(Finding(config.lockfile, None, "error", "platforms-changed",
                                     f"{key} is not locked for {', '.join(missing)} (configured in {config.source}): "

@@ -177,3 +177,55 @@ def test_a_digest_that_is_not_sha256_is_a_corrupt_lock(tmp_path: Path, registry:
         assert result.stderr.startswith("error: pinrepro.lock: corrupted lock file")
         assert f"'{bad}', not sha256:<64 lower-case hex digits>" in result.stderr
         assert snapshot(project) == before
+
+
+def test_from_platform_literal_records_what_the_build_pulls(tmp_path: Path, registry: RegistryServer,
+                                                            project: Path) -> None:
+    """ollama's shape: per-arch base stages with a literal --platform, chosen by base-${TARGETARCH}."""
+    host, ns = registry.host, unique(tmp_path)
+    layout = tmp_path / "layout"
+    rocm = push(registry, layout, f"{ns}/rocm/dev-almalinux-8", "6.3.3-complete", "rocm", arch="amd64")
+    alma = push(registry, layout, f"{ns}/almalinux", "8", "alma", arch="arm64")
+    built = im.build_two_platform(layout, f"{ns}-golang", [{"etc/os-release": b"ID=debian\n"}])
+    golang = im.push_http(layout, f"{ns}-golang", registry.url, f"{ns}/golang", "1.24")
+    assert golang == built.digest
+    (project / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
+    dockerfile = project / "Dockerfile"
+    dockerfile.write_text(
+        "ARG FLAVOR=${TARGETARCH}\n"
+        "ARG ROCMVERSION=6.3.3\n"
+        f"FROM --platform=linux/amd64 {host}/{ns}/rocm/dev-almalinux-8:${{ROCMVERSION}}-complete AS base-amd64\n"
+        f"FROM --platform=linux/arm64 {host}/{ns}/almalinux:8 AS base-arm64\n"
+        "FROM base-${TARGETARCH} AS base\n"
+        f"FROM --platform=$BUILDPLATFORM {host}/{ns}/golang:1.24 AS build\n"
+        "FROM --platform=linux/amd64 scratch AS amd64\n"
+        "FROM --platform=linux/arm64 scratch AS arm64\n"
+        "FROM ${FLAVOR} AS archive\n"
+    )
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.output
+    assert "has no" not in result.stderr and "cannot pin" not in result.stderr, result.stderr
+    lock = lockfile.read(project / "pinrepro.lock")
+    assert lock is not None
+    platforms = {key.rsplit("/", 1)[-1]: sorted(image.platforms) for key, image in lock.images.items()}
+    assert platforms == {"dev-almalinux-8:6.3.3-complete": ["linux/amd64"], "almalinux:8": ["linux/arm64"],
+                         "golang:1.24": ["linux/amd64", "linux/arm64"]}
+    assert locked(project)[f"{host}/{ns}/almalinux:8"] == alma
+    assert locked(project)[f"{host}/{ns}/rocm/dev-almalinux-8:6.3.3-complete"] == rocm
+    verify = run(project, "verify", "--strict")
+    assert (verify.exit_code, verify.stdout) == (0, ""), verify.output
+    before = snapshot(project)
+    assert run(project, "lock").exit_code == 0
+    assert snapshot(project) == before
+    # An arm64-only image (l4t-jetpack) in an amd64 project: its own platform, no warning about amd64.
+    (project / "pinrepro.toml").unlink()
+    jetpack = push(registry, layout, f"{ns}/nvidia/l4t-jetpack", "r36.4.0", "jetpack", arch="arm64")
+    dockerfile.write_text(f"FROM --platform=linux/arm64 {host}/{ns}/nvidia/l4t-jetpack:r36.4.0\n")
+    result = run(project, "lock")
+    assert result.exit_code == 0 and "has no" not in result.stderr, result.output
+    lock = lockfile.read(project / "pinrepro.lock")
+    assert lock is not None
+    assert {k: sorted(v.platforms) for k, v in lock.images.items()} == {
+        f"{host}/{ns}/nvidia/l4t-jetpack:r36.4.0": ["linux/arm64"]}
+    assert locked(project) == {f"{host}/{ns}/nvidia/l4t-jetpack:r36.4.0": jetpack}
+    assert run(project, "verify", "--strict").exit_code == 0
