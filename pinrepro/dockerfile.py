@@ -16,6 +16,7 @@ Pure: no I/O. ``parse`` takes text, ``rewrite`` returns text; every byte that is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,9 @@ class FromSite:
     # exists (its digest comes from part of an ARG); rewrite then accepts only the digest it already has.
     pin_target: PinTarget | None = None
     arg_name: str | None = None
+    # ARGs that ``docker build --build-arg`` could set to name another tag while the digest written for this
+    # FROM stays - and wins. Empty when the digest goes into an ARG that holds the whole reference.
+    build_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -650,6 +654,7 @@ class _Lexer:
         self.escape = escape
         self.position = 0
         self.referenced = False
+        self.names: list[str] = []  # every ARG the word reads, in order
 
     def _peek(self) -> str | None:
         return self.text[self.position] if self.position < len(self.text) else None
@@ -753,6 +758,7 @@ class _Lexer:
             if not name:
                 return "$", None
             self.referenced = True
+            self.names.append(name)
             return _bare(self._lookup(name))
         self.position += 1
         char = self._peek()
@@ -762,6 +768,7 @@ class _Lexer:
             raise _SyntaxProblem("bad substitution")
         name = self._name()
         self.referenced = True
+        self.names.append(name)
         value = self._lookup(name)
         operator = self._next()
         if operator == "}":
@@ -868,8 +875,26 @@ def _make_slot(raw: str, offsets: list[int], env: Mapping[str, _Value], escape: 
     return _Slot(tuple(offsets[span_start:span_end]), insert_at)
 
 
+def _read_args(word: str, env: Mapping[str, _Value], escape: str) -> tuple[str, ...]:
+    lexer = _Lexer(word, env, escape)
+    with contextlib.suppress(_SyntaxProblem):  # parse() already reported a word that cannot be expanded
+        lexer.word(None)
+    return tuple(dict.fromkeys(name for name in lexer.names if name not in _PLATFORM_ARGS))
+
+
 def _pin_slot(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, _Value],
               decls: Mapping[str, _ArgDecl], escape: str) -> tuple[FromSite, _Slot | None]:
+    site, slot = _place_pin(site, referenced, word_offsets, env, decls, escape)
+    if site.pin_target == "arg" and site.arg_name is not None and site.arg_name in decls:
+        decl = decls[site.arg_name]
+        names = _read_args(decl.raw or "", decl.env, escape)
+    else:
+        names = _read_args(site.written, env, escape)
+    return replace(site, build_args=names), slot
+
+
+def _place_pin(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, _Value],
+               decls: Mapping[str, _ArgDecl], escape: str) -> tuple[FromSite, _Slot | None]:
     assert site.image is not None
     base, _ = strip_digest(site.image)
     whole = _WHOLE_ARG.fullmatch(site.written)

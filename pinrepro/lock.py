@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from pinrepro import lockfile
 from pinrepro.config import Config
 from pinrepro.discovery import load_dockerfiles
-from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
+from pinrepro.dockerfile import Dockerfile, FromSite, rewrite, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
@@ -141,6 +141,7 @@ def run_lock(
 
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
+    findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
     for dockerfile in dockerfiles:
         new_text = rewrite(dockerfile, pins.get)
         if new_text != dockerfile.text:
@@ -346,6 +347,16 @@ class _ImageResolver:
             digest=description.digest, media_type=description.media_type, sites=_sites(group),
             platforms=platforms, implicit_tag=group[0].ref.implicit_tag or bool(prev and prev.implicit_tag),
         )
+
+
+def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
+    site = image_site.site
+    names = ", ".join(site.build_args)
+    example, written = site.build_args[0], strip_digest(site.written)[0]
+    return Finding(site.path, site.line, "note", "build-arg-ignored",
+                   f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
+                   f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
+                   f"change the default of {names} here and run `pinrepro lock`")
 
 
 def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:

@@ -229,3 +229,24 @@ def test_from_platform_literal_records_what_the_build_pulls(tmp_path: Path, regi
         f"{host}/{ns}/nvidia/l4t-jetpack:r36.4.0": ["linux/arm64"]}
     assert locked(project) == {f"{host}/{ns}/nvidia/l4t-jetpack:r36.4.0": jetpack}
     assert run(project, "verify", "--strict").exit_code == 0
+
+
+def test_one_note_per_from_whose_digest_beats_a_build_arg(tmp_path: Path, registry: RegistryServer,
+                                                           project: Path) -> None:
+    host, ns = registry.host, unique(tmp_path)
+    layout = tmp_path / "layout"
+    app = push(registry, layout, f"{ns}/app", "1", "app")
+    push(registry, layout, f"{ns}/tool", "2", "tool")
+    (project / "Dockerfile").write_text(
+        f"ARG VER=1\nARG TOOL={host}/{ns}/tool:2\nFROM {host}/{ns}/app:${{VER}} AS a\nFROM ${{TOOL}}\n"
+        f"FROM {host}/{ns}/app:${{VER}}\n")
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if ": note: " in line]
+    assert notes == [
+        f"Dockerfile:{line}: note: '{host}/{ns}/app:${{VER}}' is pinned to {app[:19]}: `docker build --build-arg "
+        "VER=...` still pulls that digest, whatever tag the ARG names (the digest wins); to build another "
+        "version, change the default of VER here and run `pinrepro lock`"
+        for line in (3, 5)
+    ]
+    assert run(project, "verify", "--strict").exit_code == 0
