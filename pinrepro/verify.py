@@ -65,7 +65,10 @@ def run_verify(
     findings.extend(check_images(sites, lock, lock_name))
     findings.extend(check_platforms(config, lock, sites))
     if config.layers or lock.layers:
-        findings.extend(_layer_findings(config, lock, dockerfiles))
+        findings.extend(check_layers(config, lock))
+    # Installs around the locks count with or without layers: `pip install requests` is unpinned either way.
+    for dockerfile in dockerfiles:
+        findings.extend(check_dockerfile_installs(dockerfile.text, dockerfile.path, config))
     findings.extend(_cuda_findings(config, lock, dockerfiles))
     if online and lock.images:
         factory = client_factory or _default_client(config)
@@ -165,13 +168,6 @@ def _default_client(config: Config) -> Callable[[], RegistryClient]:
                               insecure_registries=config.insecure_registries)
 
     return make
-
-
-def _layer_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
-    findings = list(check_layers(config, lock))
-    for dockerfile in dockerfiles:
-        findings.extend(check_dockerfile_installs(dockerfile.text, dockerfile.path, config))
-    return findings
 
 
 def _cuda_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
