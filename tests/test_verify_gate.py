@@ -66,3 +66,32 @@ def test_a_lock_installed_without_hashes_or_without_no_deps(tmp_path: Path) -> N
     data = json.loads(run(tmp_path, "verify", "--format", "json").stdout)
     found = [(f["line"], f["code"]) for f in data["findings"] if f["path"] == "Dockerfile"]
     assert found == [(3, "install-no-hashes"), (4, "install-with-deps")]
+
+
+def test_one_cuda_warning_per_cause(tmp_path: Path) -> None:
+    """Four cu12 packages against three CUDA 11 images (and two platforms each): one warning, not twelve."""
+    from pinrepro import lockfile
+    from pinrepro.inventory.contents import CudaInfo, PlatformContents
+    from pinrepro.lockfile import ImageLock, Lock, PlatformLock
+
+    digest = "sha256:" + "c" * 64
+    contents = PlatformContents(python="3.10.12", cuda=CudaInfo(version="11.8.0", min_driver="520.61.05"),
+                                apt={}).to_toml()
+    tags = ["11.8.0-runtime-ubuntu22.04", "11.8.0-devel-ubuntu22.04", "11.8.0-base-ubuntu22.04"]
+    images = {f"nvcr.io/nvidia/cuda:{tag}": ImageLock(digest=digest, media_type="m", platforms={
+        "linux/amd64": PlatformLock(digest=digest, contents=contents),
+        "linux/arm64": PlatformLock(digest=digest, contents=contents)}) for tag in tags}
+    (tmp_path / "pinrepro.lock").write_text(lockfile.dumps(Lock(images=images)))
+    (tmp_path / "pinrepro.toml").write_text(
+        'platforms = ["linux/amd64", "linux/arm64"]\n[[layers]]\nname = "app"\nrequirements = "app.in"\n')
+    (tmp_path / "app.in").write_text("torch\n")
+    (tmp_path / "app.lock").write_text("".join(
+        f"nvidia-{name}-cu12==1.0\n" for name in ("cublas", "cudnn", "nccl", "cufft")))
+    (tmp_path / "Dockerfile").write_text("".join(
+        f"FROM nvcr.io/nvidia/cuda:{tag}@{digest} AS s{n}\n" for n, tag in enumerate(tags)))
+    result = run(tmp_path, "verify", "--format", "json")
+    cuda = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "cuda-wheel-newer"]
+    assert [(f["path"], f["line"]) for f in cuda] == [("app.lock", 1)]
+    assert cuda[0]["message"].startswith(
+        "nvidia-cublas-cu12==1.0, nvidia-cudnn-cu12==1.0, nvidia-nccl-cu12==1.0, nvidia-cufft-cu12==1.0 are built "
+        "for CUDA 12.x, newer than CUDA 11.8.0 of nvcr.io/nvidia/cuda:11.8.0-runtime-ubuntu22.04")
