@@ -136,7 +136,7 @@ def run_lock(
                 files[outcome.lock_path] = outcome.content
         findings.extend(_unknown_upgrade_packages(upgrade_packages, outcomes, config))
     elif upgrade_packages:
-        findings.append(Finding(config.source, None, "warning", "upgrade-package-unknown",
+        findings.append(Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
@@ -164,10 +164,15 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
     """A typo in --upgrade-package would otherwise do nothing, silently."""
     pinned = {entry.name for outcome in outcomes for entry in parse_lock(outcome.content.decode("utf-8"))}
     return [
-        Finding(config.source, None, "warning", "upgrade-package-unknown",
+        Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                 f"--upgrade-package {name}: no requirement layer pins a package of that name")
         for name in sorted(names) if canonicalize_name(name) not in pinned
     ]
+
+
+def _config_file(config: Config) -> str:
+    """The file a finding about the configuration belongs to ("pyproject.toml [tool.pinrepro]" names a table)."""
+    return config.lockfile if config.source == "defaults" else config.source.split(" ", 1)[0]
 
 
 def _read_or_none(path: Path) -> bytes | None:

@@ -227,5 +227,22 @@ def _layer_from_toml(data: Any) -> LayerLock:
     )
 
 
+_HEADER_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9_-]+))\s*(?:\.|$)')
+
+
+def table_lines(text: str, table: str) -> dict[str, int]:
+    """The line of each ``[<table>.<key>]`` header (e.g. ``[images."docker.io/library/ubuntu:22.04"]``), so a
+    finding about one entry of the lock can point at it."""
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not (stripped.startswith("[") and stripped.endswith("]")) or stripped.startswith("[["):
+            continue
+        parts = [m[1] if m[1] or not m[2] else m[2] for m in _HEADER_PART.finditer(stripped[1:-1])]
+        if len(parts) == 2 and parts[0] == table:
+            lines.setdefault(parts[1], number)
+    return lines
+
+
 def generator() -> str:
     return f"pinrepro {__version__}"

@@ -39,9 +39,9 @@ def findings_github(findings: Iterable[Finding], *, prefix: str = "") -> str:
     lines = []
     for f in findings:
         path = posixpath.normpath(posixpath.join(prefix, f.path)) if prefix else f.path
-        props = [f"file={_escape_property(path)}"]
-        if f.line:
-            props.append(f"line={f.line}")
+        # A whole-file finding (an edited lock, a stale entry) still needs a line, or GitHub shows it nowhere
+        # in the diff: its first line.
+        props = [f"file={_escape_property(path)}", f"line={f.line or 1}"]
         props.append(f"title={_escape_property(f'pinrepro {f.code}')}")
         command = "notice" if f.level == "note" else f.level  # GitHub's three levels: error, warning, notice
         lines.append(f"::{command} {','.join(props)}::{_escape_data(f.message)}")

@@ -268,7 +268,7 @@ def test_verify_findings(tmp_path: Path, registry: FakeRegistry) -> None:
     report = run_verify(load(tmp_path))
     assert [(f.location(), f.code) for f in report.findings] == [
         ("Dockerfile:1", "drift"), ("Dockerfile:2", "not-locked"), ("Dockerfile:3", "not-locked"),
-        ("c.Dockerfile:2", "unresolved"), ("pinrepro.lock", "stale-lock-entry"),
+        ("c.Dockerfile:2", "unresolved"), ("pinrepro.lock:7", "stale-lock-entry"),
     ]
     assert report.exit_code == 1
     assert f"pinned to sha256:{'0' * 12} but pinrepro.lock has {a[:19]}" in report.findings[0].message

@@ -95,3 +95,29 @@ def test_one_cuda_warning_per_cause(tmp_path: Path) -> None:
     assert cuda[0]["message"].startswith(
         "nvidia-cublas-cu12==1.0, nvidia-cudnn-cu12==1.0, nvidia-nccl-cu12==1.0, nvidia-cufft-cu12==1.0 are built "
         "for CUDA 12.x, newer than CUDA 11.8.0 of nvcr.io/nvidia/cuda:11.8.0-runtime-ubuntu22.04")
+
+
+def test_every_finding_has_a_file_and_a_line_for_github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pinrepro import lockfile
+    from pinrepro.lockfile import ImageLock, Lock, PlatformLock
+
+    digest = "sha256:" + "d" * 64
+    entry = ImageLock(digest=digest, media_type="m", platforms={"linux/amd64": PlatformLock(digest=digest)})
+    (tmp_path / "pinrepro.lock").write_text(lockfile.dumps(Lock(images={
+        "docker.io/library/ubuntu:22.04": entry, "docker.io/library/gone:1": entry})))
+    (tmp_path / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
+    (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{digest}\nFROM alpine:3\nRUN pip install requests\n")
+    data = json.loads(run(tmp_path, "verify", "--format", "json").stdout)
+    lock_text = (tmp_path / "pinrepro.lock").read_text().splitlines()
+    places = sorted((f["path"], f["line"], f["code"]) for f in data["findings"])
+    assert places == [
+        ("Dockerfile", 2, "not-locked"), ("Dockerfile", 3, "install-unlocked"),
+        ("pinrepro.lock", lock_text.index('[images."docker.io/library/gone:1"]') + 1, "platforms-changed"),
+        ("pinrepro.lock", lock_text.index('[images."docker.io/library/gone:1"]') + 1, "stale-lock-entry"),
+        ("pinrepro.lock", lock_text.index('[images."docker.io/library/ubuntu:22.04"]') + 1, "platforms-changed"),
+    ]
+    assert data["counts"] == {"error": 5, "warning": 0, "note": 0, "suppressed": 0}
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    github = run(tmp_path, "verify", "--format", "github").stdout.splitlines()
+    assert len(github) == 5
+    assert all(",line=" in line for line in github), github
