@@ -106,6 +106,24 @@ def load(root: Path) -> Config:
     return Config(root=root)
 
 
+def find_project_root(start: Path) -> Path:
+    """The nearest directory from ``start`` upward that holds pinrepro.toml, a pyproject.toml with
+    [tool.pinrepro], or pinrepro.lock - as git and uv find theirs; ``start`` itself when none does."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "pinrepro.toml").is_file() or (directory / DEFAULT_LOCKFILE).is_file():
+            return directory
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                with pyproject.open("rb") as handle:
+                    if "pinrepro" in tomllib.load(handle).get("tool", {}):
+                        return directory
+            except (OSError, tomllib.TOMLDecodeError, AttributeError):
+                continue  # not ours to judge: a broken pyproject.toml elsewhere is not this project
+    return start
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:

@@ -118,7 +118,7 @@ def run_lock(
         by_key.setdefault(image_site.key, []).append(image_site)
 
     previous = old.images if old else {}
-    resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress)
+    resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress, dry_run=dry_run)
     images = resolver.pin_all(by_key, previous, upgrade=upgrade)
     findings.extend(resolver.notes)
     findings.extend(_absent_platform_findings(config, images, by_key))
@@ -199,8 +199,9 @@ class _ImageResolver:
 
     def __init__(self, config: Config, client: RegistryClient | None,
                  client_factory: Callable[[], RegistryClient] | None, progress: Progress | None,
-                 scanner: Scanner | None, scan_progress: Progress | None = None) -> None:
+                 scanner: Scanner | None, scan_progress: Progress | None = None, *, dry_run: bool = False) -> None:
         self._config = config
+        self._dry_run = dry_run
         self._scan_progress = scan_progress
         self._scanner = scanner
         self._client = client
@@ -226,7 +227,7 @@ class _ImageResolver:
     def cache(self) -> Cache:
         # One content-addressed cache for the configs describe() reads and the layers the scan reads.
         if self._cache is None:
-            self._cache = Cache()
+            self._cache = Cache(read_only=self._dry_run)
         return self._cache
 
     def pin_all(self, by_key: Mapping[str, list[ImageSite]], previous: Mapping[str, ImageLock],
