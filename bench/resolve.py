@@ -1,58 +1,76 @@
-"""Bench: resolve 50 tags through a 20 ms (each way) link - pinrepro's RegistryClient vs a skopeo loop.
+"""Bench: `pinrepro lock` as a command against the fastest peer, on one Dockerfile with N FROM lines over a slow link.
 
-Starts Debian's docker-registry on loopback, pushes N small two-platform images (distinct tags, shared
-layer) straight through the registry API, puts a latency proxy in front, then times in the same run:
+Starts Debian's docker-registry on loopback, pushes N small two-platform images (distinct tags and configs,
+shared layers) through the registry API, puts a latency proxy in front (+20 ms each way, a new connection pays a
+handshake round trip), writes one Dockerfile with N ``FROM`` lines, and times in the same run, for each N:
 
-  (a) RegistryClient.describe_many over the N refs (through the proxy);
-  (b) ``skopeo inspect --raw`` once per tag (through the proxy), as a shell loop would.
+  (a) ``pinrepro lock`` - a new process, a cold cache (first run): resolve every tag, scan each image's
+      linux/amd64 contents, write the lock and the pinned Dockerfile;
+  (b) container-source-policy ``pin`` (Go, containers/image; installed from PyPI into .bench/peers) on the same
+      Dockerfile, with a registries.conf marking the loopback registry insecure (CONTAINERS_REGISTRIES_CONF);
+  (c) ``skopeo inspect --raw`` once per tag, as a shell loop would;
+  (d) in process, ``RegistryClient.describe_many`` alone (a separate row: no interpreter start, no scan).
 
-Targets: (a) is at least 10x faster than (b), and (a) is within 3x of the bound
-3 round trips x ceil(N / concurrency) x RTT. Exits 1 when a target is missed, 2 when a tool is missing.
+Targets (exit 1 when one is missed, 2 when a tool is missing):
+  - (a) no slower than (b) at every N;
+  - (a) within 1.5x of the floor: interpreter start + connect + ping + ceil(N / C) tag round trips + the
+    scan's round trips (platform manifest and config per image, ceil(N / C) waves of each, plus one round
+    trip per distinct layer), C being pinrepro's per-registry concurrency;
+  - every tool reports the digests that were pushed.
 
-    .venv/bin/python bench/resolve.py [--images 50] [--delay-ms 20] [--workers 8]
+    .venv/bin/python bench/resolve.py [--sizes 50,200] [--delay-ms 20] [--skip-skopeo]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import ROOT, Target, isolate, pinrepro_command, report, table, timed
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
-from pinrepro.registry.client import RegistryClient
+from pinrepro.registry.client import DEFAULT_PER_REGISTRY, RegistryClient
 from tests.support import images as im
 from tests.support.latency_proxy import LatencyProxy
 from tests.support.registry import RegistryServer
 from tests.support.tools import find_tool
 
 REPO = "bench/resolve"
+PEER = "container-source-policy"
+PEER_VERSION = "0.6.0"
+PEERS_ENV = ROOT / ".bench" / "peers"
 
 
-def isolate(scratch: Path) -> None:
-    """Neither pinrepro nor skopeo may read this machine's login files."""
-    home = scratch / "home"
-    (home / "run").mkdir(parents=True)
-    os.environ.update({
-        "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"), "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"), "DOCKER_CONFIG": str(home / ".docker"),
-        "REGISTRY_AUTH_FILE": str(home / "auth.json"),
-    })
+def peer_tool() -> str | None:
+    """container-source-policy from PyPI (its wheel ships the Go binary), in a bench-only environment."""
+    binary = PEERS_ENV / "bin" / PEER
+    if not binary.exists():
+        print(f"installing {PEER}=={PEER_VERSION} into {PEERS_ENV.relative_to(ROOT)} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_ENV)], check=True)
+        done = subprocess.run([str(PEERS_ENV / "bin" / "python"), "-m", "pip", "install", "-q",
+                               f"{PEER}=={PEER_VERSION}"], check=False)
+        if done.returncode != 0:
+            return None
+    return str(binary) if binary.exists() else None
 
 
 def publish(layout: Path, server: RegistryServer, count: int) -> dict[str, str]:
-    """N distinct two-platform indexes sharing one layer; pushed over HTTP (seconds, not minutes)."""
-    shared: im.LayerSpec = {"etc/os-release": b"ID=debian\nVERSION_ID=12\n", "srv/data": b"x" * 4096}
-    digests: dict[str, str] = {}
+    """N distinct two-platform indexes sharing their layers; pushed over HTTP (seconds, not minutes)."""
     import requests
 
+    shared: im.LayerSpec = {"etc/os-release": b"ID=debian\nVERSION_ID=12\n", "srv/data": b"x" * 4096}
+    digests: dict[str, str] = {}
     with requests.Session() as session:
         for n in range(count):
             tag = f"t{n:03d}"
@@ -62,21 +80,38 @@ def publish(layout: Path, server: RegistryServer, count: int) -> dict[str, str]:
     return digests
 
 
-def time_pinrepro(proxy_host: str, tags: list[str], workers: int) -> tuple[float, int, dict[str, str]]:
-    refs = [ImageRef.parse(f"{proxy_host}/{REPO}:{tag}") for tag in tags]
-    client = RegistryClient(DefaultKeychain(env=os.environ), mirrors=None, insecure_registries=(),
-                            max_workers=workers)
-    try:
-        start = time.perf_counter()
-        described = client.describe_many(refs)
-        elapsed = time.perf_counter() - start
-        count = client.transport.request_count
-    finally:
-        client.close()
-    return elapsed, count, {ref.tag or "": d.digest for ref, d in described.items()}
+def write_project(directory: Path, host: str, tags: list[str]) -> Path:
+    directory.mkdir(parents=True)
+    lines = [f"FROM {host}/{REPO}:{tag} AS s{tag}\nRUN true\n" for tag in tags]
+    (directory / "Dockerfile").write_text("".join(lines))
+    (directory / "pinrepro.toml").write_text(f'insecure_registries = ["{host}"]\n')
+    return directory
 
 
-def time_skopeo(skopeo: str, proxy_host: str, tags: list[str], scratch: Path) -> tuple[float, dict[str, str]]:
+def time_lock(project: Path, env: dict[str, str]) -> tuple[float, dict[str, str]]:
+    cache = project.parent / f"{project.name}-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    run = timed([*pinrepro_command(), "-C", str(project), "lock", "-q"], env={**env, "XDG_CACHE_HOME": str(cache)})
+    lock = tomllib.loads((project / "pinrepro.lock").read_text())
+    images = lock.get("images", {})
+    return run.seconds, {key.rpartition(":")[2]: value["digest"] for key, value in images.items()}
+
+
+def time_peer(peer: str, project: Path, scratch: Path, host: str, env: dict[str, str]) -> tuple[float, dict[str, str]]:
+    conf = scratch / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n')
+    run = timed([peer, "pin", "--stdout", "Dockerfile"], cwd=project, env={**env, "CONTAINERS_REGISTRIES_CONF":
+                                                                          str(conf)})
+    digests: dict[str, str] = {}
+    for rule in json.loads(run.stdout).get("rules", []):
+        selector = rule.get("selector", {}).get("identifier", "")
+        target = rule.get("updates", {}).get("identifier", "")
+        if selector.startswith("docker-image://") and "@" in target:
+            digests[selector.rpartition(":")[2]] = target.rpartition("@")[2]
+    return run.seconds, digests
+
+
+def time_skopeo(skopeo: str, host: str, tags: list[str], scratch: Path) -> tuple[float, dict[str, str]]:
     authfile = scratch / "skopeo-auth.json"
     authfile.write_text('{"auths": {}}')
     digests: dict[str, str] = {}
@@ -84,66 +119,86 @@ def time_skopeo(skopeo: str, proxy_host: str, tags: list[str], scratch: Path) ->
     for tag in tags:
         raw = subprocess.run(
             [skopeo, "inspect", "--raw", "--tls-verify=false", "--no-creds", "--authfile", str(authfile),
-             f"docker://{proxy_host}/{REPO}:{tag}"],
+             f"docker://{host}/{REPO}:{tag}"],
             check=True, capture_output=True, timeout=120,
         ).stdout
         digests[tag] = im.sha256_digest(raw)
     return time.perf_counter() - start, digests
 
 
+def time_in_process(host: str, tags: list[str]) -> tuple[float, int]:
+    refs = [ImageRef.parse(f"{host}/{REPO}:{tag}") for tag in tags]
+    client = RegistryClient(DefaultKeychain(env=os.environ), insecure_registries=(host,))
+    try:
+        start = time.perf_counter()
+        client.describe_many(refs)
+        return time.perf_counter() - start, client.transport.request_count
+    finally:
+        client.close()
+
+
+def interpreter_start(rounds: int = 5) -> float:
+    return min(timed([sys.executable, "-c", "pass"]).seconds for _ in range(rounds))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--sizes", default="50,200", help="numbers of FROM lines (default: 50,200)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="added latency each way (ms)")
-    parser.add_argument("--workers", type=int, default=8, help="RegistryClient max_workers")
+    parser.add_argument("--skip-skopeo", action="store_true", help="leave out the skopeo loop (slow)")
     args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
 
-    registry_bin, skopeo = find_tool("docker-registry"), find_tool("skopeo")
-    if registry_bin is None or skopeo is None:
-        print("bench/resolve.py needs Debian's docker-registry and skopeo (apt install docker-registry skopeo)")
+    registry_bin, skopeo, peer = find_tool("docker-registry"), find_tool("skopeo"), peer_tool()
+    if registry_bin is None or skopeo is None or peer is None:
+        print(f"bench/resolve.py needs Debian's docker-registry and skopeo, and {PEER} from PyPI")
         return 2
 
+    rtt = 2 * args.delay_ms / 1000
+    concurrency = DEFAULT_PER_REGISTRY
+    start = interpreter_start()
+    rows = [["N", "pinrepro lock", f"{PEER} pin", "skopeo loop", "describe_many (in process)", "floor"]]
+    targets: list[Target] = []
     with tempfile.TemporaryDirectory(prefix="pinrepro-bench-") as tmp:
         scratch = Path(tmp)
-        isolate(scratch)
+        env = {**os.environ, **isolate(scratch)}
         with RegistryServer(scratch / "registry", "anonymous") as server:
-            print(f"registry {server.host}; pushing {args.images} two-platform images ...", flush=True)
-            pushed = publish(scratch / "layout", server, args.images)
-            tags = sorted(pushed)
+            print(f"registry {server.host}; pushing {max(sizes)} two-platform images ...", flush=True)
+            pushed = publish(scratch / "layout", server, max(sizes))
             assert server.port is not None
             with LatencyProxy("127.0.0.1", server.port, delay=args.delay_ms / 1000) as proxy:
-                print(f"latency proxy {proxy.host}: +{args.delay_ms:g} ms each way (RTT {proxy.rtt * 1000:g} ms)")
-                ours, requests_sent, our_digests = time_pinrepro(proxy.host, tags, args.workers)
-                theirs, skopeo_digests = time_skopeo(skopeo, proxy.host, tags, scratch)
-
-    rtt = 2 * args.delay_ms / 1000
-    bound = 3 * math.ceil(args.images / args.workers) * rtt
-    ratio = theirs / ours if ours > 0 else math.inf
-    correct = our_digests == pushed == skopeo_digests
-    ratio_ok = ratio >= 10
-    bound_ok = ours <= 3 * bound
-
-    rows = [
-        ("images", f"{args.images}", ""),
-        ("pinrepro describe_many", f"{ours:8.3f} s", f"{requests_sent} HTTP requests, {args.workers} workers"),
-        ("skopeo inspect loop", f"{theirs:8.3f} s", f"{args.images} processes"),
-        ("speed-up (skopeo / pinrepro)", f"{ratio:8.1f} x", "target >= 10x: " + ("met" if ratio_ok else "MISSED")),
-        ("bound 3 x ceil(N/conc) x RTT", f"{bound:8.3f} s",
-         f"3 x {math.ceil(args.images / args.workers)} x {rtt * 1000:g} ms"),
-        ("pinrepro / bound", f"{ours / bound:8.2f} x", "target <= 3x: " + ("met" if bound_ok else "MISSED")),
-        ("digests agree (built/pinrepro/skopeo)", "yes" if correct else "NO", ""),
-    ]
-    width = max(len(r[0]) for r in rows)
+                print(f"latency proxy {proxy.host}: +{args.delay_ms:g} ms each way (RTT {rtt * 1000:g} ms); "
+                      f"interpreter start {start * 1000:.0f} ms", flush=True)
+                for n in sizes:
+                    tags = sorted(pushed)[:n]
+                    expected = {tag: pushed[tag] for tag in tags}
+                    ours, our_digests = time_lock(write_project(scratch / f"lock-{n}", proxy.host, tags), env)
+                    theirs, their_digests = time_peer(peer, write_project(scratch / f"peer-{n}", proxy.host, tags),
+                                                      scratch, proxy.host, env)
+                    if args.skip_skopeo:
+                        loop, loop_digests = math.nan, expected
+                    else:
+                        loop, loop_digests = time_skopeo(skopeo, proxy.host, tags, scratch)
+                    inside, requests_sent = time_in_process(proxy.host, tags)
+                    waves = math.ceil(n / concurrency)
+                    # connect + ping, the tag wave, then per image its platform manifest and config, and the
+                    # two distinct layers once.
+                    floor = start + (2 + waves + 2 * waves + 2) * rtt
+                    rows.append([str(n), f"{ours:.2f} s", f"{theirs:.2f} s",
+                                 "skipped" if args.skip_skopeo else f"{loop:.2f} s",
+                                 f"{inside:.2f} s ({requests_sent} requests)", f"{floor:.2f} s"])
+                    targets.append(Target(f"N={n}: lock / {PEER} pin", f"{ours / theirs:.2f}x", "<= 1.00x",
+                                          ours <= theirs))
+                    targets.append(Target(f"N={n}: lock / floor", f"{ours / floor:.2f}x", "<= 1.50x",
+                                          ours <= 1.5 * floor))
+                    agree = our_digests == their_digests == loop_digests == expected
+                    targets.append(Target(f"N={n}: digests agree (pushed/lock/pin/skopeo)", "yes" if agree else "NO",
+                                          "all equal", agree))
     print()
-    for name, value, note in rows:
-        print(f"  {name:<{width}}  {value:>12}  {note}")
-    print()
-    missed = [name for name, ok in (("speed-up", ratio_ok), ("bound", bound_ok), ("digests", correct)) if not ok]
-    if missed:
-        print("FAIL: missed " + ", ".join(missed))
-        return 1
-    print("OK: all targets met")
-    return 0
+    print(f"whole commands, one Dockerfile with N FROM lines, +{args.delay_ms:g} ms each way, "
+          f"pinrepro per-registry concurrency {concurrency}:")
+    table(rows)
+    return report(targets)
 
 
 if __name__ == "__main__":

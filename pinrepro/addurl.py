@@ -16,14 +16,16 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
 
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock, UrlLock
+
+if TYPE_CHECKING:
+    import requests
 
 SYNTAX_LINE = "# syntax=docker/dockerfile:1"
 _CHUNK = 1 << 20
@@ -99,6 +101,8 @@ def syntax_supports_checksum(directives: dict[str, str]) -> bool:
 def fetch_checksum(url: str, *, max_bytes: int, where: str, session: requests.Session | None = None,
                    timeout: float = 60.0) -> tuple[str, int]:
     """Download ``url`` once, streaming, and return (sha256 checksum, size); more than ``max_bytes`` is an error."""
+    import requests  # only when an ADD is downloaded: start-up stays fast (issue #15)
+
     http = session or requests.Session()
     digest = hashlib.sha256()
     size = 0
@@ -256,9 +260,13 @@ def check_urls_online(lock: Lock, lock_name: str, fetch: Fetch) -> list[Finding]
 
 
 def fetcher(max_bytes: int) -> Fetch:
-    session = requests.Session()
+    sessions: list[requests.Session] = []  # made by the first download: most runs download nothing
 
     def fetch(url: str, where: str) -> tuple[str, int]:
-        return fetch_checksum(url, max_bytes=max_bytes, where=where, session=session)
+        if not sessions:
+            import requests
+
+            sessions.append(requests.Session())
+        return fetch_checksum(url, max_bytes=max_bytes, where=where, session=sessions[0])
 
     return fetch

@@ -11,9 +11,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING, Any
 
 from pinrepro import addurl, lockfile, policy
 from pinrepro.config import Config
@@ -24,14 +22,16 @@ from pinrepro.dockerfile import Dockerfile, FromSite, rewrite, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
-from pinrepro.inventory.cache import Cache
-from pinrepro.inventory.scan import scan_platform
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 from pinrepro.reference import ImageRef
-from pinrepro.registry.authn import DefaultKeychain
-from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
 from pinrepro.registry.platform import match_platform
-from pinrepro.requirements import LayerOutcome, compile_layers, parse_lock
+
+if TYPE_CHECKING:
+    # At run time these load when needed: the registry client (requests) when something must be resolved,
+    # the resolvers (packaging) when layers are configured - a lock with nothing to do starts fast (issue #15).
+    from pinrepro.inventory.cache import Cache
+    from pinrepro.registry.client import ImageDescription, RegistryClient
+    from pinrepro.requirements import LayerOutcome
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
@@ -141,6 +141,8 @@ def run_lock(
     layers: dict[str, LayerLock] = {}
     files: dict[Path, bytes] = {}
     if config.layers:
+        from pinrepro.requirements import compile_layers
+
         outcomes = compile_layers(
             config, old.layers if old else {}, upgrade=upgrade, upgrade_packages=upgrade_packages,
             platform=config.platforms[0],
@@ -210,6 +212,10 @@ def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:
 def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],
                               config: Config) -> list[Finding]:
     """A typo in --upgrade-package would otherwise do nothing, silently."""
+    from packaging.utils import canonicalize_name
+
+    from pinrepro.requirements import parse_lock
+
     pinned = {entry.name for outcome in outcomes for entry in parse_lock(outcome.content.decode("utf-8"))}
     return [
         Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
@@ -262,6 +268,9 @@ class _ImageResolver:
     def client(self) -> RegistryClient:
         # Created only when something must be resolved: a lock where nothing changed makes no request.
         if self._client is None:
+            from pinrepro.registry.authn import DefaultKeychain
+            from pinrepro.registry.client import RegistryClient
+
             if self._client_factory is not None:
                 self._client = self._client_factory()
             else:
@@ -275,6 +284,8 @@ class _ImageResolver:
     def cache(self) -> Cache:
         # One content-addressed cache for the configs describe() reads and the layers the scan reads.
         if self._cache is None:
+            from pinrepro.inventory.cache import Cache
+
             self._cache = Cache(read_only=self._dry_run)
         return self._cache
 
@@ -311,8 +322,9 @@ class _ImageResolver:
                     replaced[key] = user_digest
         if to_check:
             moved = self._moved(to_check, previous)
-            for key in moved:
-                to_describe[key] = to_check[key]
+            for key, digest in moved.items():
+                # By the digest the HEAD answered: its manifest may be cached, and is never fetched by tag again.
+                to_describe[key] = to_check[key].with_digest(digest)
         if to_describe:
             descriptions = self.client().describe_many(list(to_describe.values()))
             for key, ref in to_describe.items():
@@ -333,6 +345,9 @@ class _ImageResolver:
         if not missing:
             return images
         scanner = self._scanner or self._registry_scanner()
+        # Manifests and configs are small: as many scans as the registry takes requests at once; the layer
+        # streams among them are bounded by LayerFlights, so memory does not grow with this number.
+        workers = self.client().per_registry if self._scanner is None else 4
 
         def scan(item: tuple[str, str, PlatformLock]) -> tuple[str, str, PlatformLock]:
             key, name, platform = item
@@ -342,7 +357,7 @@ class _ImageResolver:
 
         # Layers stream concurrently; each scan holds one layer stream at a time, so memory stays flat.
         scanned = []
-        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+        with ThreadPoolExecutor(max_workers=min(workers, len(missing))) as pool:
             for done, result in enumerate(pool.map(scan, missing), start=1):
                 scanned.append(result)
                 if self._scan_progress:
@@ -353,27 +368,34 @@ class _ImageResolver:
         return {key: replace(image, platforms=platforms[key]) for key, image in images.items()}
 
     def _registry_scanner(self) -> Scanner:
-        client, cache = self.client(), self.cache()
+        from pinrepro.inventory.flights import LayerFlights
+        from pinrepro.inventory.scan import scan_platform
+        from pinrepro.registry.client import PlatformManifest
+
+        client, cache, flights = self.client(), self.cache(), LayerFlights()
 
         def scan(ref: ImageRef, digest: str) -> Mapping[str, Any]:
-            return scan_platform(client, ref, PlatformManifest(digest, "", None), cache=cache).to_toml()
+            return scan_platform(client, ref, PlatformManifest(digest, "", None), cache=cache,
+                                 flights=flights).to_toml()
 
         return scan
 
     def _covers(self, prev: ImageLock, group: list[ImageSite]) -> bool:
         return set(wanted_platforms(self._config, group)) <= set(prev.platforms)
 
-    def _moved(self, refs: Mapping[str, ImageRef], previous: Mapping[str, ImageLock]) -> list[str]:
-        # HEAD requests first: they do not count against Docker Hub's pull limit, and an unmoved tag
-        # needs nothing more.
+    def _moved(self, refs: Mapping[str, ImageRef], previous: Mapping[str, ImageLock]) -> dict[str, str]:
+        """Lock key -> the digest its tag serves now, for the tags that moved.
+
+        HEAD requests first: they do not count against Docker Hub's pull limit, and an unmoved tag needs
+        nothing more."""
         heads = self.client().head_many(list(refs.values()))
-        moved = []
+        moved = {}
         for key, ref in refs.items():
             answer = heads[ref]
             if isinstance(answer, PinreproError):
                 raise answer
             if answer.digest != previous[key].digest:
-                moved.append(key)
+                moved[key] = answer.digest
         return moved
 
     @staticmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pinrepro import lockfile
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
@@ -22,10 +23,11 @@ from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
 from pinrepro.reference import ImageRef
-from pinrepro.registry.authn import DefaultKeychain
-from pinrepro.registry.client import RegistryClient
 from pinrepro.requirements import check_dockerfile_installs, check_layers
 from pinrepro.suppress import Suppressed, apply_ignores
+
+if TYPE_CHECKING:
+    from pinrepro.registry.client import RegistryClient  # requests: imported by --online only (issue #15)
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,9 @@ def _short(digest: str) -> str:
 
 def _default_client(config: Config) -> Callable[[], RegistryClient]:
     def make() -> RegistryClient:
+        from pinrepro.registry.authn import DefaultKeychain
+        from pinrepro.registry.client import RegistryClient
+
         return RegistryClient(DefaultKeychain(), mirrors=config.mirrors,
                               insecure_registries=config.insecure_registries)
 

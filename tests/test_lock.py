@@ -110,7 +110,8 @@ def test_moved_tag_kept_until_upgrade(tmp_path: Path, registry: FakeRegistry) ->
     registry.described.clear()
     outcome = lock(tmp_path, registry, upgrade=True)
     assert registry.headed == ["docker.io/library/ubuntu:22.04"]
-    assert registry.described == ["docker.io/library/ubuntu:22.04"]
+    # Described by the digest the HEAD answered, never by the tag again (issue #15).
+    assert registry.described == [f"docker.io/library/ubuntu:22.04@{new}"]
     assert (tmp_path / "Dockerfile").read_text() == f"FROM ubuntu:22.04@{new}\n"
     assert outcome.changed
 

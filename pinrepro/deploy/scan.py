@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pinrepro.deploy.discovery import find_deploy_files, is_templated
-from pinrepro.deploy.extract import extract
 from pinrepro.deploy.model import DeploySite
-from pinrepro.deploy.rewrite import pin_text
-from pinrepro.deploy.yamlread import parse_documents, read_text
 from pinrepro.findings import Finding
 
 
@@ -30,6 +27,10 @@ def scan_project(root: Path, globs: tuple[str, ...]) -> DeployScan:
     findings: list[Finding] = []
     texts: dict[str, str] = {}
     for name in find_deploy_files(root, globs):
+        # PyYAML is imported only for a project that has deployment files (start-up time, issue #15).
+        from pinrepro.deploy.extract import extract
+        from pinrepro.deploy.yamlread import parse_documents, read_text
+
         text = read_text(root, name)
         if not name.lower().endswith(".json") and is_templated(text):
             findings.append(Finding(name, None, "note", "templated",
@@ -58,6 +59,8 @@ def pin_files(scan: DeployScan, digest_for: Callable[[DeploySite], str | None]) 
         if digest is not None and site.image is not None and (site.edit is not None or "@" in site.image):
             by_file.setdefault(site.path, []).append((site, digest))
     changed = {}
+    from pinrepro.deploy.rewrite import pin_text
+
     for name, pins in sorted(by_file.items()):
         new_text = pin_text(scan.texts[name], name, pins)
         if new_text != scan.texts[name]:

@@ -9,9 +9,24 @@ NVIDIA_REQUIRE_CUDA), ``driver_table`` (toolkit -> driver), ``dpkg``, ``osreleas
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pinrepro.errors import InventoryError
 from pinrepro.inventory.cache import Cache, default_cache_dir
 from pinrepro.inventory.contents import CudaInfo, PlatformContents
-from pinrepro.inventory.scan import scan_platform
+
+if TYPE_CHECKING:
+    from pinrepro.inventory.scan import scan_platform
+
+
+def __getattr__(name: str) -> Any:
+    # scan brings the registry client (requests) with it: loaded on first use, so that importing the cache or
+    # verify's CUDA checks does not cost start-up time (issue #15).
+    if name == "scan_platform":
+        from pinrepro.inventory.scan import scan_platform
+
+        return scan_platform
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Cache", "CudaInfo", "InventoryError", "PlatformContents", "default_cache_dir", "scan_platform"]

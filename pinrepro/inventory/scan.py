@@ -19,8 +19,9 @@ from pinrepro.inventory.contents import CudaInfo, PlatformContents
 from pinrepro.inventory.cuda import upstream_version
 from pinrepro.inventory.dpkg import Package, dpkg_architecture
 from pinrepro.inventory.driver_table import driver_floor
+from pinrepro.inventory.flights import LayerFlights
 from pinrepro.inventory.imageconfig import ImageConfig
-from pinrepro.inventory.layers import read_layer
+from pinrepro.inventory.layers import LayerFacts, read_layer
 from pinrepro.inventory.overlay import Overlay, python_from_dpkg
 from pinrepro.reference import ImageRef
 from pinrepro.registry.client import Descriptor
@@ -82,6 +83,7 @@ def parse_manifest(data: bytes, *, where: str, digest: str) -> Manifest:
 
 def scan_platform(
     client: BlobSource, ref: ImageRef, platform_manifest: PlatformManifestLike, *, cache: Cache | None,
+    flights: LayerFlights | None = None,
 ) -> PlatformContents:
     """What is inside the platform whose manifest is ``platform_manifest.digest``, fetched from ``ref``'s repository.
 
@@ -111,13 +113,17 @@ def scan_platform(
             break
         facts = cache.layer(layer.digest) if cache else None
         if facts is None:
-            stream = client.open_blob(ref, layer.digest)
-            try:
-                facts = read_layer(stream, digest=layer.digest, media_type=layer.media_type, where=where)
-            finally:
-                stream.close()
-            if cache:
-                cache.put_layer(layer.digest, facts)
+            def read(layer: Descriptor = layer) -> LayerFacts:
+                stream = client.open_blob(ref, layer.digest)
+                try:
+                    read_facts = read_layer(stream, digest=layer.digest, media_type=layer.media_type, where=where)
+                finally:
+                    stream.close()
+                if cache:
+                    cache.put_layer(layer.digest, read_facts)
+                return read_facts
+
+            facts = flights.facts(layer.digest, read) if flights is not None else read()
         overlay.add(facts)
     else:
         overlay.reached_bottom()

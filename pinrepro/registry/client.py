@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -18,7 +19,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 import requests
 
-from pinrepro.errors import NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
+from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
 from pinrepro.registry.platform import platform_key
@@ -44,6 +45,12 @@ _BLOB_HEADERS = {"Accept-Encoding": "identity"}
 _GENERIC_TYPES = {"", "application/json", "text/plain", "application/octet-stream"}
 _CHUNK = 1 << 16
 _T = TypeVar("_T")
+# Requests in flight per registry host. Over a WAN each request waits a round trip, so lookups overlap them: 32
+# keep-alive connections turn 200 tags into 7 waves of round trips instead of 25. Registries throttle per client
+# rather than per connection, and a 429 is retried after its Retry-After (transport.py). The environment variable
+# lowers it for a registry that refuses many connections (or raises it).
+DEFAULT_PER_REGISTRY = 32
+PER_REGISTRY_ENV = "PINREPRO_REGISTRY_CONNECTIONS"
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,9 @@ class RegistryClient:
     """Talks to registries over the distribution API; no Docker daemon involved."""
 
     def __init__(self, keychain: Keychain | None = None, *, mirrors: Mapping[str, str] | None = None,
-                 insecure_registries: Iterable[str] = (), max_workers: int = 8, transport: Transport | None = None,
-                 progress: Callable[[int, int], None] | None = None, blob_cache: BlobCache | None = None,
+                 insecure_registries: Iterable[str] = (), max_workers: int | None = None,
+                 transport: Transport | None = None, progress: Callable[[int, int], None] | None = None,
+                 blob_cache: BlobCache | None = None, per_registry: int | None = None,
                  **transport_options: Any) -> None:
         self.mirrors: dict[str, str] = {}
         insecure = set(insecure_registries)
@@ -90,16 +98,20 @@ class RegistryClient:
                 insecure.add(host.removeprefix("http://"))  # the user said plain HTTP for this mirror
             host = host.removeprefix("http://").removeprefix("https://")
             self.mirrors[upstream] = host
-        self.max_workers = max(1, max_workers)
+        self.per_registry = max(1, per_registry if per_registry is not None else _per_registry_from_env())
+        # Threads for describe_many/head_many; each host admits ``per_registry`` of them at a time.
+        self.max_workers = max(1, max_workers if max_workers is not None else 2 * self.per_registry)
         self.progress = progress
         if transport is None:
+            # One keep-alive connection per request a host admits, so no wave pays a new handshake.
             transport = Transport(keychain if keychain is not None else DefaultKeychain(),
                                   insecure_registries=sorted(insecure),
-                                  pool_size=max(16, self.max_workers), **transport_options)
+                                  pool_size=max(16, self.per_registry), **transport_options)
         self.transport = transport
         self.blob_cache = blob_cache
         self._lock = threading.Lock()
         self._blob_bytes = 0
+        self._gates: dict[str, threading.BoundedSemaphore] = {}
 
     @property
     def blob_bytes(self) -> int:
@@ -129,9 +141,18 @@ class RegistryClient:
                  stream: bool = False, allow_status: Iterable[int] = ()) -> requests.Response:
         host = self.host_for(ref)
         upstream = ref.registry if host != ref.api_host else None
-        return self.transport.request(method, host, ref.repository, f"/v2/{ref.repository}{path}",
-                                      headers=headers, stream=stream, allow_status=tuple(allow_status),
-                                      upstream=upstream)
+        # The per-registry cap covers sending and the answer's headers; a streamed body is read after it.
+        with self._gate(host):
+            return self.transport.request(method, host, ref.repository, f"/v2/{ref.repository}{path}",
+                                          headers=headers, stream=stream, allow_status=tuple(allow_status),
+                                          upstream=upstream)
+
+    def _gate(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            gate = self._gates.get(host)
+            if gate is None:
+                gate = self._gates[host] = threading.BoundedSemaphore(self.per_registry)
+            return gate
 
     # -- manifests ---------------------------------------------------------------------------------
 
@@ -208,8 +229,12 @@ class RegistryClient:
             pass  # the tag list may be denied or unsupported (some registries): the tag's own error stands
 
     def describe(self, ref: ImageRef) -> ImageDescription:
-        """What ``ref`` points to and the manifest per platform (one GET; a config GET for single-platform)."""
-        body, media_type, digest = self.get_manifest(ref)
+        """What ``ref`` points to and the manifest per platform (one GET; a config GET for single-platform).
+
+        With a digest (a tag a HEAD found moved, a digest-only reference) the manifest comes from
+        ``blob_cache`` when an earlier run read it: no GET at all, which is what Docker Hub counts as a pull.
+        """
+        body, media_type, digest = self._manifest(ref)
         document = _parse_json(body)
         assert isinstance(document, dict)  # get_manifest checked it parses and has a known type
         if media_type in INDEX_TYPES:
@@ -227,6 +252,17 @@ class RegistryClient:
                                                                          "unknown"),
                            _optional_str(image_config.get("variant")))
         return ImageDescription(digest, media_type, {key: PlatformManifest(digest, media_type, config_digest)})
+
+    def _manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
+        cached = self.blob_cache.blob(ref.digest) if self.blob_cache is not None and ref.digest else None
+        if cached is not None and ref.digest:
+            media_type = _body_media_type(_parse_json(cached))
+            if media_type in INDEX_TYPES | MANIFEST_TYPES:
+                return cached, media_type, ref.digest
+        body, media_type, digest = self.get_manifest(ref)
+        if self.blob_cache is not None:
+            self.blob_cache.put_blob(digest, body)  # verified against its digest by get_manifest
+        return body, media_type, digest
 
     def _platforms_of_index(self, ref: ImageRef, index: dict[str, Any]) -> dict[str, PlatformManifest]:
         platforms: dict[str, PlatformManifest] = {}
@@ -407,6 +443,16 @@ class _VerifiedStream(io.RawIOBase):
         if not self.closed:
             self._response.close()
         super().close()
+
+
+def _per_registry_from_env() -> int:
+    value = os.environ.get(PER_REGISTRY_ENV, "").strip()
+    if not value:
+        return DEFAULT_PER_REGISTRY
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{value!r} is not a positive whole number", where=PER_REGISTRY_ENV,
+                          fix=f"unset it, or set e.g. {PER_REGISTRY_ENV}=8")
+    return int(value)
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
