@@ -25,7 +25,14 @@ def pinrepro_command() -> list[str]:
 
 
 def isolate(scratch: Path) -> dict[str, str]:
-    """An environment in which no tool reads this machine's logins, caches or pip configuration."""
+    """An environment in which no tool reads this machine's logins, caches or pip configuration.
+
+    Also what a user's install has: compiled bytecode. A development shell may set PYTHONDONTWRITEBYTECODE,
+    and then every start compiles every module again - a cost no installed pinrepro pays.
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "pinrepro")], check=False,
+                   capture_output=True)
     home = scratch / "home"
     (home / "run").mkdir(parents=True, exist_ok=True)
     values = {

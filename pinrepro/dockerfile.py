@@ -100,6 +100,7 @@ _PLATFORM_ARGS = frozenset({
     "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT",
 })
 _PROBE_DIGEST = "sha256:" + "0" * 64
+_SHELL_SPECIAL = ("$", "'", '"')  # what makes the word lexer do more than copy a word
 _SHARED_ARG_FIX = "use the ARG that holds the image only as the whole reference in FROM lines"
 
 
@@ -176,7 +177,8 @@ def rewrite(dockerfile: Dockerfile, digest_for: Callable[[FromSite], str | None]
             base = strip_digest(site.image)[0]
             expected[index] = f"{base}{_implicit_tag(base)}@{arg_choice[site.arg_name][0]}"
     new_text = _apply(dockerfile.text, edits)
-    _check_only_pins_changed(path, sites, expected, new_text)
+    if new_text != dockerfile.text:  # an unchanged text names what it named (a lock with nothing to do)
+        _check_only_pins_changed(path, sites, expected, new_text)
     return new_text
 
 
@@ -704,6 +706,13 @@ class _Lexer:
         return char
 
     def word(self, stop: str | None) -> tuple[str, str | None]:
+        if stop is None:
+            # Most words are plain (an image, a tag): nothing to expand, so no walk character by character
+            # (the lexer was most of lock's CPU time on a Dockerfile with hundreds of FROM lines, issue #15).
+            rest = self.text[self.position:]
+            if self.escape not in rest and not any(char in rest for char in _SHELL_SPECIAL):
+                self.position = len(self.text)
+                return rest, None
         out: list[str] = []
         reason: str | None = None
         while (char := self._peek()) is not None:
