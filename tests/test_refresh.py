@@ -752,7 +752,7 @@ def _run_step(script: str, env: dict[str, str], tmp_path: Path) -> tuple[int, li
 
 def test_action_inputs_and_steps() -> None:
     action = _yaml("action.yml")
-    assert set(action["inputs"]) == {"command", "args", "python-version", "pinrepro-version", "token"}
+    assert set(action["inputs"]) == {"command", "args", "python-version", "pinrepro-version", "token", "cache"}
     assert action["inputs"]["command"]["default"] == "verify"
     assert action["runs"]["using"] == "composite"
     steps = action["runs"]["steps"]
@@ -792,7 +792,7 @@ def test_refresh_workflow() -> None:
     assert triggers["schedule"][0]["cron"] == "23 5 * * 1"
     assert workflow["permissions"] == {"contents": "write", "pull-requests": "write"}
     steps = workflow["jobs"]["refresh"]["steps"]
-    assert steps[0]["uses"] == "actions/checkout@v4"
+    assert steps[0]["uses"] == "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"  # v4.2.2
     assert steps[-1]["with"] == {"command": "refresh"}
 
 
