@@ -9,24 +9,29 @@ NVIDIA_REQUIRE_CUDA), ``driver_table`` (toolkit -> driver), ``dpkg``, ``osreleas
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from pinrepro.errors import InventoryError
-from pinrepro.inventory.cache import Cache, default_cache_dir
-from pinrepro.inventory.contents import CudaInfo, PlatformContents
-
 if TYPE_CHECKING:
+    from pinrepro.errors import InventoryError
+    from pinrepro.inventory.cache import Cache, default_cache_dir
+    from pinrepro.inventory.contents import CudaInfo, PlatformContents
     from pinrepro.inventory.scan import scan_platform
+
+# Loaded on first use: verify's CUDA checks (coherence) need neither the layer reader nor the registry client
+# (requests) that cache and scan bring with them - start-up time, issue #15.
+_WHERE = {
+    "InventoryError": "pinrepro.errors", "Cache": "pinrepro.inventory.cache",
+    "default_cache_dir": "pinrepro.inventory.cache", "CudaInfo": "pinrepro.inventory.contents",
+    "PlatformContents": "pinrepro.inventory.contents", "scan_platform": "pinrepro.inventory.scan",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # scan brings the registry client (requests) with it: loaded on first use, so that importing the cache or
-    # verify's CUDA checks does not cost start-up time (issue #15).
-    if name == "scan_platform":
-        from pinrepro.inventory.scan import scan_platform
-
-        return scan_platform
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = ["Cache", "CudaInfo", "InventoryError", "PlatformContents", "default_cache_dir", "scan_platform"]
