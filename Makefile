@@ -44,9 +44,13 @@ test: setup lint typecheck
 demo: setup
 	$(PY) examples/demo.py
 
-# The benches print side-by-side comparisons; compile.py needs PyPI, scan.py takes about 5 minutes.
+# The benches print side-by-side comparisons and their targets; resolve.py and compile.py need PyPI (a peer
+# tool, the resolvers), scan.py and scan_many.py take minutes each.
 bench: setup
 	$(PY) bench/resolve.py
+	$(PY) bench/startup.py
+	$(PY) bench/monorepo.py
+	$(PY) bench/scan_many.py
 	$(PY) bench/compile.py
 	$(PY) bench/scan.py
 
