@@ -167,7 +167,7 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
     else:
         out.result(render.findings_text(report.findings))
         errors, warnings = len(report.errors), len(report.warnings)
-        out.info("verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)")
+        out.info("verify: ok" if not errors and not warnings else f"verify: {errors} error(s), {warnings} warning(s)")
     sys.exit(report.exit_code)
 
 
@@ -268,6 +268,31 @@ def doctor(root: Path, verbose: bool, quiet: bool, fmt: str) -> None:
     else:
         out.result(report.render_text())
     sys.exit(1 if report.cannot_run else 0)
+
+
+@cli.command()
+@common_options
+@click.option("-o", "--output", default=None, metavar="FILE",
+              help="Where to write it ('-' for stdout; default: [policy] file, or pinrepro.policy.json).")
+@click.option("--deny-unlocked/--no-deny-unlocked", default=None,
+              help="Also deny every image the lock does not pin, so an unlocked --build-arg fails the build.")
+@handles_errors
+def policy(root: Path, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None) -> None:
+    """Write a BuildKit source policy from the lock: every locked image converted to its digest."""
+    from pinrepro import policy as policy_module
+    from pinrepro.fsutil import write_atomically
+
+    out = Output(verbose, quiet)
+    config = load_config(root)
+    settings = policy_module.load_settings(config)
+    deny = settings.deny_unlocked if deny_unlocked is None else deny_unlocked
+    text = policy_module.render(policy_module.build_policy(read_lock(config), deny_unlocked=deny))
+    if output == "-":
+        out.result(text.rstrip("\n"))
+        return
+    target = config.root / (output or settings.file)
+    write_atomically({target: text.encode("utf-8")})
+    out.info(f"wrote {output or settings.file}")
 
 
 def main() -> None:

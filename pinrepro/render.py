@@ -43,7 +43,8 @@ def findings_github(findings: Iterable[Finding], *, prefix: str = "") -> str:
         if f.line:
             props.append(f"line={f.line}")
         props.append(f"title={_escape_property(f'pinrepro {f.code}')}")
-        lines.append(f"::{f.level} {','.join(props)}::{_escape_data(f.message)}")
+        level = "notice" if f.level == "note" else f.level  # GitHub's name for an annotation that is no problem
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(f.message)}")
     return "\n".join(lines)
 
 

@@ -18,12 +18,14 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pinrepro import escape, manifest
+from pinrepro.deploy.discovery import is_deploy_path
 from pinrepro.lockfile import Lock
 from pinrepro.manifest import Change
 
 # Section headings, in the order they appear; tests check each one is rendered.
 HEADING_DRIVER = "Minimum NVIDIA driver"
 HEADING_IMAGES = "### Base images"
+HEADING_DEPLOY_IMAGES = "### Deployment images"  # used only by compose / Kubernetes / Helm / workflow files
 HEADING_SYSTEM = "### CUDA, drivers and Python"
 HEADING_APT = "### apt packages"
 HEADING_PYTHON = "### Python packages"
@@ -75,6 +77,7 @@ class Summary:
     platforms: tuple[PlatformChange, ...] = ()
     layers: tuple[LayerChange, ...] = ()
     files: tuple[str, ...] = ()  # every file that changes, relative to the project root
+    deployment: frozenset[str] = frozenset()  # image refs that only deployment files use (no Dockerfile)
 
     @property
     def changed(self) -> bool:
@@ -106,6 +109,10 @@ def summarize(old: Lock | None, new: Lock, *, root: Path, files: Mapping[Path, b
         platforms=platforms,
         layers=tuple(_layer_changes(previous, new, root, files, old_files)),
         files=tuple(sorted(_display_path(path, root) for path in files)),
+        deployment=frozenset(
+            ref for lock in (previous, new) for ref, image in lock.images.items()
+            if image.sites and all(is_deploy_path(site.rpartition(":")[0]) for site in image.sites)
+        ),
     )
 
 
@@ -215,8 +222,12 @@ def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
     if summary.driver_changes:
         out += _driver_callout(summary.driver_changes)
     out += [_headline(summary), ""]
-    if summary.images:
-        out += _images_section(summary.images)
+    base = tuple(i for i in summary.images if i.ref not in summary.deployment)
+    if base:
+        out += _images_section(base)
+    deployed = tuple(i for i in summary.images if i.ref in summary.deployment)
+    if deployed:
+        out += _images_section(deployed, HEADING_DEPLOY_IMAGES)
     system = [(p, c) for p in summary.platforms for c in (*p.components, *([p.min_driver] if p.min_driver else []))]
     if system:
         out += [HEADING_SYSTEM, "", "| image | platform | component | old | new |", "| --- | --- | --- | --- | --- |"]
@@ -300,8 +311,8 @@ def _headline(summary: Summary) -> str:
     return "**" + parts[0][0].upper() + parts[0][1:] + "**" + "".join(f", {part}" for part in parts[1:]) + "."
 
 
-def _images_section(images: tuple[ImageChange, ...]) -> list[str]:
-    lines = [HEADING_IMAGES, "", "| image | old | new | created |", "| --- | --- | --- | --- |"]
+def _images_section(images: tuple[ImageChange, ...], heading: str = HEADING_IMAGES) -> list[str]:
+    lines = [heading, "", "| image | old | new | created |", "| --- | --- | --- | --- |"]
     for image in images:
         lines.append(f"| {_code(image.ref)} | {_digest(image.old_digest)} | {_digest(image.new_digest)} | "
                      f"{_date(image.old_created)} → {_date(image.new_created)} |")
@@ -382,7 +393,7 @@ def to_json(summary: Summary) -> dict[str, Any]:
         "changed": summary.changed,
         "images": [
             {"ref": i.ref, "kind": i.kind, "old_digest": i.old_digest, "new_digest": i.new_digest,
-             "old_created": i.old_created, "new_created": i.new_created}
+             "old_created": i.old_created, "new_created": i.new_created, "deployment": i.ref in summary.deployment}
             for i in summary.images
         ],
         "platforms": [
