@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import addurl, lockfile, policy
+from pinrepro import addgit, addurl, lockfile, policy
 from pinrepro.config import Config
 from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
@@ -145,6 +145,10 @@ def run_lock(
     urls, url_findings = addurl.lock_urls(dockerfiles, old.urls if old else {}, upgrade=upgrade,
                                           fetch=addurl.fetcher(config.add_max_bytes))
     findings.extend(url_findings)
+    git_urls, commits, git_findings = addgit.lock_git(dockerfiles, old.urls if old else {}, upgrade=upgrade,
+                                                      resolve=addgit.resolver(config.root))
+    urls.update(git_urls)
+    findings.extend(git_findings)
     # pin = "policy": the digests go into the BuildKit source policy only, the Dockerfiles stay as written.
     for dockerfile in dockerfiles if config.pin != "policy" else []:
         new_text = rewrite(dockerfile, pins.get)
@@ -152,6 +156,8 @@ def run_lock(
         new_text, add_findings = addurl.pin_text(pinned, lambda site: urls[site.url].checksum,
                                                  add_syntax=config.syntax_directive)
         findings.extend(add_findings)
+        new_text = addgit.pin_text(replace(dockerfile, text=new_text),
+                                   lambda site: commits.get((site.path, site.line)))
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
     deploy_pins = {id(site): pins.get(image_site.site) for site, image_site in deploy_sites}

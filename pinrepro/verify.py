@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pinrepro import lockfile
+from pinrepro.addgit import check_git, check_git_online, resolver
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
@@ -67,6 +68,7 @@ def run_verify(
         lock = Lock()
     findings.extend(check_images(sites, lock, lock_name, digests_in_dockerfiles=config.pin != "policy"))
     findings.extend(check_urls(dockerfiles, lock, lock_name, in_dockerfiles=config.pin != "policy"))
+    findings.extend(check_git(dockerfiles, lock, lock_name))
     if config.pin != "dockerfile":
         findings.extend(check_policy(config, lock, load_settings(config)))
     findings.extend(check_platforms(config, lock))
@@ -78,6 +80,7 @@ def run_verify(
         findings.extend(check_online(lock, factory(), lock_name))
     if online and lock.urls:
         findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
+        findings.extend(check_git_online(lock, lock_name, resolver(config.root)))
     return VerifyReport(findings=tuple(sorted(set(findings), key=Finding.sort_key)), strict=strict)
 
 
