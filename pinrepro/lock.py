@@ -171,11 +171,24 @@ def run_lock(
     old_lock_bytes = _read_or_none(config.lock_path)
     if new_lock_text != old_lock_bytes:
         files[config.lock_path] = new_lock_text
+    files = {inside_project(config, path): data for path, data in files.items()}
     old_files = {path: _read_or_none(path) for path in files}
     if not dry_run and files:
         write_atomically(files)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
+
+
+def inside_project(config: Config, path: Path) -> Path:
+    """The file ``path`` really is (through symbolic links), under the project root; an error when a link leads
+    out of the project: lock writes through links (they stay links, issue #16), never outside what it was given."""
+    root = config.root.resolve()
+    try:
+        return config.root / path.resolve().relative_to(root)
+    except ValueError:
+        name = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else str(path)
+        raise PinreproError(f"{name} is a symbolic link to {path.resolve()}, outside the project", where=name,
+                            fix="point the link at a file inside the project, or replace it with the file") from None
 
 
 def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import manifest
+from pinrepro import escape, manifest
 from pinrepro.deploy.discovery import is_deploy_path
 from pinrepro.lockfile import Lock
 from pinrepro.manifest import Change
@@ -234,7 +234,8 @@ def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
         for platform, change in system:
             new = f"**{_cell(change.new)}**" if change.name == "min_driver" else _cell(change.new)
             label = _LABELS.get(change.name, change.name)
-            out.append(f"| `{platform.image}` | {platform.platform} | {label} | {_cell(change.old)} | {new} |")
+            out.append(f"| {_code(platform.image)} | {_cell(platform.platform)} | {label} | {_cell(change.old)} "
+                       f"| {new} |")
         out.append("")
     apt = [p for p in summary.platforms if p.apt]
     if apt:
@@ -242,7 +243,7 @@ def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
     if summary.layers:
         out += _python_section(summary.layers)
     if summary.files:
-        out += [HEADING_FILES, ""] + [f"- `{path}`" for path in summary.files] + [""]
+        out += [HEADING_FILES, ""] + [f"- {_code(path)}" for path in summary.files] + [""]
     out += ["---", "<sub>Written by <code>pinrepro refresh</code>. The next scheduled run updates this pull request "
                    "instead of opening another; merge it to move the pins.</sub>"]
     return "\n".join(out) + "\n"
@@ -261,7 +262,7 @@ def _driver_callout(platforms: tuple[PlatformChange, ...]) -> list[str]:
     for platform in platforms:
         change = platform.min_driver
         assert change is not None
-        lines.append(f"> - `{platform.image}` ({platform.platform}): {_cell(change.old)} → "
+        lines.append(f"> - {_code(platform.image)} ({_cell(platform.platform)}): {_cell(change.old)} → "
                      f"**{_cell(change.new)}** ({_direction(change)})")
     return [*lines, ""]
 
@@ -313,7 +314,7 @@ def _headline(summary: Summary) -> str:
 def _images_section(images: tuple[ImageChange, ...], heading: str = HEADING_IMAGES) -> list[str]:
     lines = [heading, "", "| image | old | new | created |", "| --- | --- | --- | --- |"]
     for image in images:
-        lines.append(f"| `{image.ref}` | {_digest(image.old_digest)} | {_digest(image.new_digest)} | "
+        lines.append(f"| {_code(image.ref)} | {_digest(image.old_digest)} | {_digest(image.new_digest)} | "
                      f"{_date(image.old_created)} → {_date(image.new_created)} |")
     return [*lines, ""]
 
@@ -321,13 +322,14 @@ def _images_section(images: tuple[ImageChange, ...], heading: str = HEADING_IMAG
 def _apt_section(platforms: list[PlatformChange], *, full_list: bool) -> list[str]:
     lines = [HEADING_APT, ""]
     for platform in platforms:
-        lines.append(f"- `{platform.image}` ({platform.platform}): {_kind_counts(platform.apt)}")
+        lines.append(f"- {_code(platform.image)} ({_cell(platform.platform)}): {_kind_counts(platform.apt)}")
     if not full_list:
         return [*lines, "", APT_LIST_OMITTED, ""]
     total = sum(len(p.apt) for p in platforms)
     lines += ["", "<details>", f"<summary>All apt package changes ({total})</summary>", ""]
     for platform in platforms:
-        lines += [f"`{platform.image}` ({platform.platform})", "", "| package | old | new |", "| --- | --- | --- |"]
+        lines += [f"{_code(platform.image)} ({_cell(platform.platform)})", "", "| package | old | new |",
+                  "| --- | --- | --- |"]
         lines += [_change_row(change) for change in platform.apt]
         lines.append("")
     return [*lines, "</details>", ""]
@@ -336,7 +338,7 @@ def _apt_section(platforms: list[PlatformChange], *, full_list: bool) -> list[st
 def _python_section(layers: tuple[LayerChange, ...]) -> list[str]:
     lines = [HEADING_PYTHON, ""]
     for layer in layers:
-        lines += [f"**`{layer.layer}`** (`{layer.lock}`): {_kind_counts(layer.packages)}", "",
+        lines += [f"**{_code(layer.layer)}** ({_code(layer.lock)}): {_kind_counts(layer.packages)}", "",
                   "| package | old | new |", "| --- | --- | --- |"]
         lines += [_change_row(change) for change in layer.packages]
         lines.append("")
@@ -364,16 +366,22 @@ def _digest(digest: str | None) -> str:
     if digest is None:
         return "-"
     algorithm, _, hex_part = digest.partition(":")
-    return f"`{algorithm}:{hex_part[:_SHORT_DIGEST]}`"
+    return _code(f"{algorithm}:{hex_part[:_SHORT_DIGEST]}")
 
 
 def _date(created: str | None) -> str:
     # Image configs carry RFC 3339 timestamps; the day is what a reviewer compares.
-    return created[:10] if created else "?"
+    return _cell(created[:10]) if created else "?"
 
 
+# Every value in the body came from outside (image labels and ENV, dpkg, the package index, file names): each is
+# written through pinrepro.escape, as plain text or as a code span, so it renders as what it is (issue #16).
 def _cell(text: str | None) -> str:
-    return "-" if text is None else text.replace("|", "\\|").replace("\n", " ")
+    return "-" if text is None else escape.markdown_text(text)
+
+
+def _code(text: str) -> str:
+    return escape.markdown_code(text)
 
 
 # -- JSON -----------------------------------------------------------------------------------------------------
