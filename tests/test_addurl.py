@@ -133,6 +133,12 @@ def test_without_a_new_enough_syntax_line_the_add_is_reported(tmp_path: Path, se
     assert run(root, "lock").exit_code == 0
     assert (root / "Dockerfile").read_text() == (
         f"# syntax=docker/dockerfile:1\nFROM scratch\nADD --checksum={sha(b'a')} {server.url}/a.bin /a\n")
+    # The lock's sites already count the added line: locking again changes nothing.
+    lock = lockfile.read(root / "pinrepro.lock")
+    assert lock is not None and lock.urls[f"{server.url}/a.bin"].sites == ("Dockerfile:3",)
+    before = (root / "pinrepro.lock").read_bytes()
+    assert run(root, "lock").exit_code == 0
+    assert (root / "pinrepro.lock").read_bytes() == before
 
 
 def test_policy_mode_puts_the_checksum_in_the_policy(tmp_path: Path, server: FileServer) -> None:
