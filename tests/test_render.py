@@ -53,4 +53,4 @@ def test_github_annotations_are_relative_to_the_repository() -> None:
 def test_a_note_is_a_github_notice() -> None:
     note = Finding("deploy/chart/templates/a.yaml", None, "note", "templated", "skipped: a template")
     assert render.findings_github([note]) == (
-        "::notice file=deploy/chart/templates/a.yaml,title=pinrepro templated::skipped: a template")
+        "::notice file=deploy/chart/templates/a.yaml,line=1,title=pinrepro templated::skipped: a template")
