@@ -246,6 +246,20 @@ class Git:
         self._run("push", "--quiet", "--no-verify", "--receive-pack=git-receive-pack", lease, remote,
                   f"{commit}:refs/heads/{branch}")
 
+    def ls_remote(self, url: str, ref: str) -> dict[str, str]:
+        """Ref name -> object that ``url`` advertises for ``ref`` (``HEAD``, a branch or a tag, with the peeled
+        ``refs/tags/<ref>^{}`` entry - the commit - for an annotated tag)."""
+        if url.startswith("-"):
+            raise GitError(f"'{url}' is not a repository URL", fix="write the URL in full")
+        # A remote that accepts the connection and then says nothing must not stall `pinrepro lock`.
+        out = self._run("ls-remote", "--upload-pack=git-upload-pack", url, ref, f"{ref}^{{}}",
+                        timeout=120).stdout.decode().strip()
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition("\t")
+            refs[name] = sha
+        return refs
+
     def has_object(self, sha: str) -> bool:
         return self._run("cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
 
@@ -260,7 +274,7 @@ class Git:
         return self._run(*args, stdin=stdin, env=env).stdout.decode().strip()
 
     def _run(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None,
-             check: bool = True) -> subprocess.CompletedProcess[bytes]:
+             check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
         full_env = dict(os.environ)
         # Never wait for a password prompt in CI; the C locale keeps git's messages stable for the error line.
         full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": ""})
@@ -270,8 +284,11 @@ class Git:
         try:
             result = subprocess.run(
                 [self._executable, *self._config_overrides(full_env), *args], cwd=self.cwd, input=stdin,
-                capture_output=True, env=full_env, check=False,
+                capture_output=True, env=full_env, check=False, timeout=timeout,
             )
+        except subprocess.TimeoutExpired:
+            raise GitError(f"`git {args[0]}` did not finish in {timeout:.0f} seconds", where=str(self.cwd),
+                           fix=_fix_for(args[0])) from None
         except FileNotFoundError:
             raise GitError("git is not installed", fix="install git (Debian: apt-get install git)") from None
         except NotADirectoryError:

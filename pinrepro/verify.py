@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pinrepro import lockfile
+from pinrepro.addgit import check_git, check_git_online, resolver
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
@@ -71,6 +72,7 @@ def run_verify(
     lines = _lock_lines(config)
     findings.extend(check_images(sites, lock, lock_name, lines, digests_in_dockerfiles=config.pin != "policy"))
     findings.extend(check_urls(dockerfiles, lock, lock_name, in_dockerfiles=config.pin != "policy"))
+    findings.extend(check_git(dockerfiles, lock, lock_name))
     if config.pin != "dockerfile":
         findings.extend(check_policy(config, lock, load_settings(config)))
     findings.extend(check_platforms(config, lock, sites, lines))
@@ -85,7 +87,9 @@ def run_verify(
         findings.extend(check_online(lock, factory(), lock_name, lines))
     if online and lock.urls:
         findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
+        findings.extend(check_git_online(lock, lock_name, resolver(config.root)))
     texts = {dockerfile.path: dockerfile.text for dockerfile in dockerfiles}
+    texts.update(deploy.texts)  # YAML comments are '#' too: an inline ignore works next to an image line
     kept, suppressed = apply_ignores(sorted(set(findings), key=Finding.sort_key), ignore=config.verify.ignore,
                                      texts=texts, config_source=config.source)
     return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))
