@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
@@ -59,6 +60,7 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    apt: AptSettings = field(default_factory=AptSettings)
     # Where the file came from, for error messages.
     source: str = "defaults"
 
@@ -69,7 +71,7 @@ class Config:
 
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
-    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
+    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh", "apt",
 }
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
@@ -137,6 +139,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        apt=parse_settings(data.get("apt"), where=source),
         source=source,
     )
 

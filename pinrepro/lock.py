@@ -16,12 +16,16 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pinrepro import lockfile
+from pinrepro.apt.find import find_installs
+from pinrepro.apt.pinning import AptOutcome, lock_apt
+from pinrepro.apt.resolve import has_apt_get
 from pinrepro.config import Config
 from pinrepro.discovery import load_dockerfiles
-from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
+from pinrepro.dockerfile import Dockerfile, FromSite, apply_edits, parse, rewrite
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
+from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.scan import scan_platform
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
@@ -125,14 +129,24 @@ def run_lock(
         findings.append(Finding(config.source, None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
+    apt = _lock_apt(config, dockerfiles, sites, images, old, resolver, upgrade=upgrade)
+    findings.extend(apt.findings)
+    for relative, content in apt.files.items():
+        if _read_or_none(config.root / relative) != content:
+            files[config.root / relative] = content
+
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
     for dockerfile in dockerfiles:
-        new_text = rewrite(dockerfile, pins.get)
+        current = dockerfile
+        if apt.edits.get(dockerfile.path):
+            # apt pins first: their offsets are the original text's; FROM sites stay equal (same lines).
+            current = parse(apply_edits(dockerfile.text, apt.edits[dockerfile.path]), dockerfile.path)
+        new_text = rewrite(current, pins.get)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
 
-    new = Lock(images=images, layers=layers)
+    new = Lock(images=images, layers=layers, apt=apt.records)
     new_lock_text = lockfile.dumps(new).encode("utf-8")
     old_lock_bytes = _read_or_none(config.lock_path)
     if new_lock_text != old_lock_bytes:
@@ -142,6 +156,29 @@ def run_lock(
         write_atomically(files)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
+
+
+def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSite],
+              images: Mapping[str, ImageLock], old: Lock | None, resolver: _ImageResolver, *,
+              upgrade: bool) -> AptOutcome:
+    """apt pins, when enabled: explicitly, or by default when a stage installs apt packages and apt-get exists."""
+    settings = config.apt
+    previous = old.apt if old else {}
+    if settings.enabled is False or not any(find_installs(d).installs for d in dockerfiles):
+        return AptOutcome()
+    if settings.enabled is None and not has_apt_get():
+        note = Finding(config.source, None, "warning", "apt-unavailable",
+                       "apt installs are not re-pinned: this host has no apt-get (run `pinrepro lock` on a Debian "
+                       "or Ubuntu machine, or set [tool.pinrepro.apt] enabled = false)")
+        return AptOutcome(records=dict(previous), findings=[note])
+    keys = {(s.site.path, s.site.line): s.key for s in sites}
+    refs = {s.key: s.ref.without_digest() for s in sites}
+
+    def files_for(key: str, digest: str) -> Mapping[str, bytes]:
+        return image_apt_files(resolver.client(), refs[key], digest)
+
+    return lock_apt(dockerfiles, settings, config.platforms, images,
+                    lambda d, index: keys.get((d.path, d.sites[index].line)), previous, files_for, upgrade=upgrade)
 
 
 def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],

@@ -69,6 +69,8 @@ class LayerLock:
 class Lock:
     images: Mapping[str, ImageLock] = field(default_factory=dict)
     layers: Mapping[str, LayerLock] = field(default_factory=dict)
+    # apt pins per Dockerfile stage and platform, as plain TOML data; pinrepro.apt.record owns its shape.
+    apt: Mapping[str, Any] = field(default_factory=dict)
 
 
 def dumps(lock: Lock) -> str:
@@ -78,6 +80,8 @@ def dumps(lock: Lock) -> str:
         data["images"] = {key: _image_to_toml(image) for key, image in sorted(lock.images.items())}
     if lock.layers:
         data["layers"] = {name: _layer_to_toml(layer) for name, layer in sorted(lock.layers.items())}
+    if lock.apt:
+        data["apt"] = dict(lock.apt)
     return HEADER + "\n" + tomli_w.dumps(_sorted(data))
 
 
@@ -153,9 +157,10 @@ def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
     try:
         images = {key: _image_from_toml(value) for key, value in _table(data, "images").items()}
         layers = {key: _layer_from_toml(value) for key, value in _table(data, "layers").items()}
+        apt = _table(data, "apt")
     except (KeyError, TypeError, ValueError) as exc:
         raise LockfileError(f"corrupted lock file ({exc})", where=where, fix=fix) from None
-    return Lock(images=images, layers=layers)
+    return Lock(images=images, layers=layers, apt=apt)
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -65,6 +65,10 @@ class Resolution:
     releases: Mapping[str, str]  # "uri suite" -> the Release file's Date
 
 
+def has_apt_get() -> bool:
+    return shutil.which("apt-get") is not None
+
+
 def apt_get() -> str:
     """The host's apt-get, or an AptError that says how to run pinrepro where there is one."""
     found = shutil.which("apt-get")

@@ -1,0 +1,114 @@
+"""`pinrepro lock` pins apt installs: a pure-Python Debian-like image in the real registry, the signed loopback
+apt repository with its snapshot service, and the host's apt-get."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pinrepro import lockfile
+from pinrepro.cli import cli
+from tests.support import images as im
+from tests.support.aptrepo import AptRepo
+from tests.support.registry import RegistryServer
+from tests.support.tools import require_tool
+
+pytestmark = pytest.mark.realregistry
+
+KEY = "/usr/share/keyrings/pinrepro-test.gpg"
+STATUS = b"Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n"
+
+
+def run(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo) -> Path:
+    require_tool("apt-get")
+    layout = tmp_path / "layout"
+    layers: list[im.LayerSpec] = [
+        {"etc/os-release": b"ID=debian\nVERSION_CODENAME=bookworm\n", "var/lib/dpkg/status": STATUS,
+         "etc/apt/sources.list": b"deb http://deb.debian.org/debian bookworm main\n"},
+        # The image's own repository replaces the archive (as an image built for a private mirror does), and
+        # its key arrives through a link, as Debian's keyring package installs it.
+        {"etc/apt/sources.list": apt_repo.sources_line(KEY).encode(), KEY.lstrip("/"): apt_repo.keyring.read_bytes(),
+         "etc/apt/trusted.gpg.d/pinrepro-test.gpg": im.Symlink(KEY)},
+    ]
+    im.build_image(layout, "deb", layers)
+    im.push(layout, "deb", registry.host, "debian", "bookworm")
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pinrepro.toml").write_text(f'[apt.snapshot_url]\ndebian = "{apt_repo.snapshot_template}"\n')
+    (root / "Dockerfile").write_text(
+        f"FROM {registry.host}/debian:bookworm AS base\n"
+        "RUN apt-get update && apt-get install -y --no-install-recommends \\\n    pr-tool\n"
+        "FROM base AS app\n"
+        "RUN apt-get install -y pr-extra && rm -rf /var/lib/apt/lists/*\n"
+    )
+    return root
+
+
+def test_lock_pins_records_and_keeps(project: Path, apt_repo: AptRepo) -> None:
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.output
+    text = (project / "Dockerfile").read_text()
+    assert "install -y --no-install-recommends \\\n    pr-tool=1.0\n" in text
+    assert "RUN apt-get install -y pr-extra=1.0 && rm -rf" in text
+    lock = lockfile.read(project / "pinrepro.lock")
+    assert lock is not None
+    snapshot = lock.apt["snapshot"]
+    base = lock.apt["stages"]["Dockerfile:base"]["linux/amd64"]
+    assert base["pins"] == {"pr-tool": "1.0"}
+    assert base["closure"] == {"pr-lib": "1.0 all pinrepro", "pr-tool": "1.0 all pinrepro"}
+    app = lock.apt["stages"]["Dockerfile:app"]["linux/amd64"]
+    assert app["base"] == "stage Dockerfile:base"
+    assert app["closure"] == {"pr-doc": "1.0 all pinrepro", "pr-extra": "1.0 all pinrepro"}
+    sources = (project / "pinrepro.apt/base/sources.list").read_text()
+    assert f"/archive/debian/{snapshot}/ pinrepro main" in sources and "check-valid-until=no" in sources
+    assert "APT_CONFIG=/run/pinrepro.apt/app/apt.conf" in (project / "pinrepro.apt/app/apt.conf").read_text()
+
+    # Nothing changed: no apt at all (the repository sees no request), and not a byte moves.
+    served = len(apt_repo.requests())
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    again = run(project, "lock")
+    assert again.exit_code == 0, again.output
+    assert len(apt_repo.requests()) == served
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
+
+    # A new package in the app stage: only that stage is resolved again, at the locked snapshot.
+    (project / "Dockerfile").write_text(text.replace("pr-extra=1.0 &&", "pr-extra=1.0 pr-lib &&"))
+    third = run(project, "lock")
+    assert third.exit_code == 0, third.output
+    assert "pr-extra=1.0 pr-lib=1.0 &&" in (project / "Dockerfile").read_text()
+    after = lockfile.read(project / "pinrepro.lock")
+    assert after is not None and after.apt["snapshot"] == snapshot
+    assert after.apt["stages"]["Dockerfile:base"] == lock.apt["stages"]["Dockerfile:base"]
+    new_requests = apt_repo.requests()[served:]
+    assert new_requests and all(f"/archive/debian/{snapshot}/" in line for line in new_requests)
+
+
+def test_unknown_package_fails_and_writes_nothing(project: Path) -> None:
+    (project / "Dockerfile").write_text((project / "Dockerfile").read_text().replace("pr-extra", "pr-nope"))
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    result = run(project, "lock")
+    assert result.exit_code == 2
+    assert "Dockerfile:5: apt-get install failed: Unable to locate package pr-nope" in result.output
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
+
+
+def test_apt_disabled(project: Path) -> None:
+    (project / "pinrepro.toml").write_text("[apt]\nenabled = false\n")
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.output
+    assert "pr-tool\n" in (project / "Dockerfile").read_text()
+    assert not (project / "pinrepro.apt").exists()
+
+
+def test_unknown_apt_key_is_an_error(project: Path) -> None:
+    (project / "pinrepro.toml").write_text("[apt]\nsnapshots = 'auto'\n")
+    result = run(project, "lock")
+    assert result.exit_code == 2
+    assert "unknown key 'snapshots' in the apt table" in result.output
