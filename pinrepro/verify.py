@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pinrepro import lockfile
+from pinrepro.apt.check import check_apt, check_apt_online
 from pinrepro.config import Config
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
+from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_sites
 from pinrepro.lockfile import Lock
@@ -64,9 +66,14 @@ def run_verify(
     if config.layers or lock.layers:
         findings.extend(_layer_findings(config, lock, dockerfiles))
     findings.extend(_cuda_findings(config, lock, dockerfiles))
+    findings.extend(check_apt(config.root, config.apt, lock, lock_name, dockerfiles))
     if online and lock.images:
         factory = client_factory or _default_client(config)
-        findings.extend(check_online(lock, factory(), lock_name))
+        client = factory()
+        findings.extend(check_online(lock, client, lock_name))
+        if lock.apt.get("stages") and config.apt.enabled is not False:
+            findings.extend(check_apt_online(
+                lock, lock_name, lambda key, digest: image_apt_files(client, ImageRef.parse(key), digest)))
     return VerifyReport(findings=tuple(sorted(set(findings), key=Finding.sort_key)), strict=strict)
 
 

@@ -3,6 +3,7 @@ apt repository with its snapshot service, and the host's apt-get."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from click.testing import CliRunner, Result
 from pinrepro import lockfile
 from pinrepro.cli import cli
 from tests.support import images as im
-from tests.support.aptrepo import AptRepo
+from tests.support.aptrepo import AptRepo, Deb
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
 
@@ -27,6 +28,10 @@ def run(root: Path, *args: str) -> Result:
 
 @pytest.fixture
 def project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo) -> Path:
+    return make_project(tmp_path, registry, apt_repo)
+
+
+def make_project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo, repo: str = "debian") -> Path:
     require_tool("apt-get")
     layout = tmp_path / "layout"
     layers: list[im.LayerSpec] = [
@@ -38,12 +43,12 @@ def project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo) -> Path
          "etc/apt/trusted.gpg.d/pinrepro-test.gpg": im.Symlink(KEY)},
     ]
     im.build_image(layout, "deb", layers)
-    im.push(layout, "deb", registry.host, "debian", "bookworm")
+    im.push(layout, "deb", registry.host, repo, "bookworm")
     root = tmp_path / "project"
     root.mkdir()
     (root / "pinrepro.toml").write_text(f'[apt.snapshot_url]\ndebian = "{apt_repo.snapshot_template}"\n')
     (root / "Dockerfile").write_text(
-        f"FROM {registry.host}/debian:bookworm AS base\n"
+        f"FROM {registry.host}/{repo}:bookworm AS base\n"
         "RUN apt-get update && apt-get install -y --no-install-recommends \\\n    pr-tool\n"
         "FROM base AS app\n"
         "RUN apt-get install -y pr-extra && rm -rf /var/lib/apt/lists/*\n"
@@ -112,3 +117,57 @@ def test_unknown_apt_key_is_an_error(project: Path) -> None:
     result = run(project, "lock")
     assert result.exit_code == 2
     assert "unknown key 'snapshots' in the apt table" in result.output
+
+
+MOUNT = "RUN --mount=type=bind,source=pinrepro.apt,target=/run/pinrepro.apt "
+
+
+def test_verify_offline(project: Path) -> None:
+    assert run(project, "lock").exit_code == 0
+    result = run(project, "verify")
+    assert result.exit_code == 0, result.output
+    # Pinned, but the RUN lines would install from the live archive: a warning with its rule id and line.
+    assert "Dockerfile:2: warning: this RUN installs apt packages from the live archive" in result.output
+    text = (project / "Dockerfile").read_text()
+    text = text.replace("RUN apt-get update && apt-get install", MOUNT
+                        + "export APT_CONFIG=/run/pinrepro.apt/base/apt.conf && apt-get update && apt-get install")
+    text = text.replace("RUN apt-get install -y pr-extra",
+                        MOUNT + "APT_CONFIG=/run/pinrepro.apt/app/apt.conf apt-get install -y pr-extra")
+    (project / "Dockerfile").write_text(text)
+    clean = run(project, "verify", "--strict")
+    assert clean.exit_code == 0, clean.output
+
+    (project / "Dockerfile").write_text(text.replace("pr-tool=1.0", "pr-tool=0.9").replace("pr-extra=1.0", "pr-extra"))
+    drift = run(project, "verify", "--format", "json")
+    assert drift.exit_code == 1
+    codes = {(f["code"], f["line"]) for f in json.loads(drift.output)["findings"]}
+    assert codes == {("apt-drift", 2), ("apt-unpinned", 5)}
+
+    (project / "Dockerfile").write_text(text)
+    (project / "pinrepro.apt/base/sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
+    moved = run(project, "verify")
+    assert moved.exit_code == 1
+    assert "pinrepro.apt/base/sources.list: error: the snapshot sources of Dockerfile:base differ" in moved.output
+
+
+def test_verify_online_reports_versions_gone_from_the_index(tmp_path: Path, registry: RegistryServer) -> None:
+    repo = AptRepo(tmp_path / "own-repo")
+    for deb in (Deb("pr-lib", "1.0"), Deb("pr-tool", "1.0", depends="pr-lib"), Deb("pr-doc", "1.0"),
+                Deb("pr-extra", "1.0", recommends="pr-doc")):
+        repo.add(deb)
+    repo.publish()
+    repo.start()
+    try:
+        project = make_project(tmp_path, registry, repo, repo="debian-online")
+        (project / "pinrepro.toml").write_text('[apt]\nsnapshot = "off"\n')
+        assert run(project, "lock").exit_code == 0
+        assert run(project, "verify", "--online").exit_code == 0
+        repo.add(Deb("pr-tool", "2.0", depends="pr-lib"))
+        repo.remove("pr-tool", "1.0")
+        repo.publish()
+        result = run(project, "verify", "--online")
+        assert result.exit_code == 1
+        assert "Dockerfile:base linux/amd64: apt-get install failed: Version '1.0' for 'pr-tool' was not found" in (
+            result.output)
+    finally:
+        repo.stop()

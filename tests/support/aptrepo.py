@@ -157,6 +157,12 @@ class AptRepo:
         repo = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
+            def send_head(self) -> Any:
+                # File times have one-second resolution: a publish in the same second as apt's last fetch
+                # would be answered 304. A real archive's index names change with their content; here, always 200.
+                del self.headers["If-Modified-Since"]
+                return super().send_head()
+
             def translate_path(self, path: str) -> str:
                 return str(repo.local_path(path.split("?", 1)[0]))
 
