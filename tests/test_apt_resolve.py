@@ -95,6 +95,7 @@ def test_unknown_package_names_the_line(apt_repo: AptRepo, tmp_path: Path) -> No
 
 def test_signature_is_checked_with_the_image_keys(apt_repo: AptRepo, tmp_path: Path) -> None:
     other = AptRepo(tmp_path / "other-key")  # a different throwaway key
+    other.stop()
     files = _files(apt_repo)
     files[KEY.lstrip("/")] = other.keyring.read_bytes()
     with pytest.raises(AptError, match="NO_PUBKEY"):

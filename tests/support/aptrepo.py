@@ -19,6 +19,7 @@ import http.server
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,8 @@ class AptRepo:
         self.snapshots = root / "snapshots"
         for directory in (self.build_dir, self.debs_dir, self.current, self.snapshots):
             directory.mkdir(parents=True, exist_ok=True)
-        self.gnupg = root / "gnupg"
-        self.gnupg.mkdir(mode=0o700, exist_ok=True)
+        # gpg-agent's socket lives in GNUPGHOME: pytest's tmp paths are too long for a unix socket name.
+        self.gnupg = Path(tempfile.mkdtemp(prefix="pr-gpg-", dir="/tmp"))
         self._run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key",
                    "pinrepro test archive <archive@test.invalid>", "ed25519", "sign", "never"])
         self.keyring = root / "archive-keyring.gpg"
@@ -175,10 +176,14 @@ class AptRepo:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
+        """Stop serving, and the gpg-agent that signing started."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(self.gnupg)},
+                       capture_output=True, timeout=_TIMEOUT_S, check=False)
+        shutil.rmtree(self.gnupg, ignore_errors=True)
 
     def local_path(self, url_path: str) -> Path:
         parts = [part for part in url_path.split("/") if part and part not in (".", "..")]
