@@ -166,10 +166,10 @@ def _resolve_stage(chain: list[Stage], records: Mapping[str, Any], image: str, d
     stage = chain[-1]
     files = files_for(image, digest)
     sources = read_sources(files)
-    template, configured = settings.template_for(os_id(files))
     uri_for: dict[str, str] = {}
     if snapshot is not None:
         for source in sources:
+            template, configured = settings.template_for(os_id(files), source.uri)
             if template and (configured or source.official):
                 uri_for[source.uri] = snapshot_uri(source, template, snapshot)
             else:

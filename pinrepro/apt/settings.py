@@ -4,9 +4,12 @@
 [tool.pinrepro.apt]
 enabled = true            # default: on when a stage installs apt packages and this host has apt-get
 snapshot = "auto"         # "auto": lock an archive snapshot where the distribution has a snapshot service; "off"
-[tool.pinrepro.apt.snapshot_url]   # per os-release ID; {archive} is the source's archive name (debian,
-debian = "https://snapshot.debian.org/archive/{archive}/{timestamp}/"   # debian-security), {timestamp} the date
+[tool.pinrepro.apt.snapshot_url]   # per os-release ID or per source URI; {archive} is the source's archive
+debian = "https://snapshot.debian.org/archive/{archive}/{timestamp}/"   # name (debian, debian-security)
+"http://mirror.internal/debian" = "http://mirror.internal/snapshots/{timestamp}/"
+"http://deb.example.com/repo" = "off"            # this source keeps no snapshots: do not try
 ```
+A source URI key wins over the distribution's; ``"off"`` means the source is resolved and built live.
 """
 
 from __future__ import annotations
@@ -31,14 +34,17 @@ class AptSettings:
     snapshot: Literal["auto", "off"] = "auto"
     snapshot_url: Mapping[str, str] = field(default_factory=dict)  # configured by the user only
 
-    def template_for(self, distribution: str | None) -> tuple[str | None, bool]:
-        """The snapshot URL template for an os-release ID, and whether the user configured it (then it is
-        trusted to serve every source of the image, e.g. an internal mirror)."""
-        if self.snapshot == "off" or distribution is None:
+    def template_for(self, distribution: str | None, uri: str = "") -> tuple[str | None, bool]:
+        """The snapshot URL template for a source (by its URI, else the image's os-release ID), and whether
+        the user configured it (then it is trusted to serve every source it applies to, e.g. a mirror)."""
+        if self.snapshot == "off":
             return None, False
-        if distribution in self.snapshot_url:
-            return self.snapshot_url[distribution], True
-        return DEFAULT_SNAPSHOT_URLS.get(distribution), False
+        configured = self.snapshot_url.get(uri.rstrip("/")) or self.snapshot_url.get(uri)
+        if configured is None and distribution is not None:
+            configured = self.snapshot_url.get(distribution)
+        if configured is not None:
+            return (None, True) if configured == "off" else (configured, True)
+        return DEFAULT_SNAPSHOT_URLS.get(distribution or ""), False
 
 
 def parse_settings(raw: Any, *, where: str) -> AptSettings:
@@ -61,6 +67,8 @@ def parse_settings(raw: Any, *, where: str) -> AptSettings:
         raise ConfigError("'apt.snapshot_url' must map distributions to URL templates", where=where,
                           fix='write e.g. snapshot_url = { debian = "https://mirror.internal/{archive}/{timestamp}/" }')
     for name, url in urls.items():
+        if url == "off":
+            continue
         if "{timestamp}" not in url or not url.startswith(("http://", "https://")):
             raise ConfigError(f"apt.snapshot_url.{name} must be an http(s) URL with {{timestamp}} in it",
                               where=where, fix="e.g. https://snapshot.debian.org/archive/{archive}/{timestamp}/")
