@@ -4,12 +4,13 @@ apt repository with its snapshot service, and the host's apt-get."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from pinrepro import lockfile
+from pinrepro import lockfile, manifest
 from pinrepro.cli import cli
 from tests.support import images as im
 from tests.support.aptrepo import AptRepo, Deb
@@ -171,3 +172,24 @@ def test_verify_online_reports_versions_gone_from_the_index(tmp_path: Path, regi
             result.output)
     finally:
         repo.stop()
+
+
+def test_manifest_shows_each_stage_and_its_diff(project: Path) -> None:
+    assert run(project, "lock").exit_code == 0
+    shown = run(project, "manifest", "--packages")
+    assert shown.exit_code == 0, shown.output
+    assert "stage Dockerfile:app  linux/amd64\n    apt  5 packages, 2 from RUN lines\n" in shown.output
+    assert "      pr-extra  1.0\n" in shown.output
+
+    old = lockfile.read(project / "pinrepro.lock")
+    assert old is not None
+    stages = json.loads(json.dumps(old.apt))
+    stages["stages"]["Dockerfile:base"]["linux/amd64"]["closure"]["pr-tool"] = "2.0 all pinrepro"
+    moved = manifest.diff(old, replace(old, apt=stages))
+    # The app stage builds on base: its final set moved too.
+    assert [(p.ref, [(c.name, c.old, c.new) for c in p.apt]) for p in moved.platforms] == [
+        ("stage Dockerfile:app", [("pr-tool", "1.0", "2.0")]),
+        ("stage Dockerfile:base", [("pr-tool", "1.0", "2.0")]),
+    ]
+    assert "stage Dockerfile:base  linux/amd64\n  apt: 0 added, 0 removed, 1 changed\n    ~ pr-tool 1.0 -> 2.0" in (
+        moved.render_text())

@@ -77,6 +77,7 @@ class Buildah:
         self.root = root
         (root / "storage").mkdir(parents=True, exist_ok=True)
         (root / "run").mkdir(parents=True, exist_ok=True)
+        (root / "auth.json").write_text("{}\n")  # no logins: the tests' registry is anonymous
         self.env = {**os.environ, "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot",
                     "REGISTRY_AUTH_FILE": str(root / "auth.json")}
 
