@@ -50,6 +50,7 @@ bench: setup
 	$(PY) bench/resolve.py
 	$(PY) bench/compile.py
 	$(PY) bench/scan.py
+	$(PY) bench/apt.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .demo
