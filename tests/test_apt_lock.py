@@ -193,3 +193,22 @@ def test_manifest_shows_each_stage_and_its_diff(project: Path) -> None:
     ]
     assert "stage Dockerfile:base  linux/amd64\n  apt: 0 added, 0 removed, 1 changed\n    ~ pr-tool 1.0 -> 2.0" in (
         moved.render_text())
+
+
+def test_host_without_apt_get(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run(project, "lock").exit_code == 0
+    text = (project / "Dockerfile").read_text()
+    (project / "Dockerfile").write_text(text.replace("pr-extra=1.0", "pr-extra=1.0 pr-lib"))
+    monkeypatch.setattr("pinrepro.apt.resolve.shutil.which", lambda name: None)
+    # By default: one line saying so, the existing pins kept, nothing resolved.
+    kept = run(project, "lock")
+    assert kept.exit_code == 0, kept.output
+    assert "this host has no apt-get" in kept.output
+    assert "pr-extra=1.0 pr-lib && rm" in (project / "Dockerfile").read_text()
+    # Enabled explicitly, a stage that must be resolved is an error (exit 2), and nothing is written.
+    (project / "pinrepro.toml").write_text("[apt]\nenabled = true\n" + (project / "pinrepro.toml").read_text())
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    failed = run(project, "lock")
+    assert failed.exit_code == 2
+    assert "apt pinning needs apt-get, and this host has none" in failed.output
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
