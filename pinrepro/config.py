@@ -14,11 +14,20 @@ from typing import Any
 
 from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
+from pinrepro.suppress import check_rule_ids
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
 DEFAULT_PLATFORMS = ("linux/amd64",)
 DEFAULT_LOCKFILE = "pinrepro.lock"
 RESOLVERS = ("pip-compile", "uv")
+# Where deployment files (compose, Kubernetes, Helm values, workflows, devcontainer) usually live.
+DEFAULT_DEPLOY_GLOBS = (
+    "compose*.y*ml", "docker-compose*.y*ml", "**/k8s/**/*.y*ml", "**/deploy/**/*.y*ml",
+    "charts/*/values*.yaml", ".github/workflows/*.y*ml", ".devcontainer/devcontainer.json",
+)
+# Where the image digests go: into the Dockerfiles, into a BuildKit source policy, or both.
+PIN_MODES = ("dockerfile", "policy", "both")
+DEFAULT_ADD_MAX_BYTES = 1 << 30  # ADD <url> downloads larger than this are refused (1 GiB)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,13 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class VerifyOptions:
+    """``[tool.pinrepro.verify]``: rule ids silenced everywhere (see pinrepro.suppress)."""
+
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     dockerfiles: tuple[str, ...] = DEFAULT_DOCKERFILE_GLOBS
@@ -61,8 +77,16 @@ class Config:
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
     apt: AptSettings = field(default_factory=AptSettings)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
     # Where the file came from, for error messages.
     source: str = "defaults"
+    deploy_files: tuple[str, ...] = DEFAULT_DEPLOY_GLOBS
+    pin: str = "dockerfile"
+    # The source policy's table ([tool.pinrepro.policy]), validated by pinrepro.policy (which owns its keys).
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    add_max_bytes: int = DEFAULT_ADD_MAX_BYTES
+    # Whether lock may add "# syntax=docker/dockerfile:1" to a Dockerfile that needs it for ADD --checksum.
+    syntax_directive: bool = False
 
     @property
     def lock_path(self) -> Path:
@@ -71,8 +95,11 @@ class Config:
 
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
-    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh", "apt",
+    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
+    "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
+    "verify", "apt",
 }
+_VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links",
@@ -95,6 +122,24 @@ def load(root: Path) -> Config:
             raise ConfigError("[tool.pinrepro] must be a table", where="pyproject.toml")
         return parse(section, root=root, source="pyproject.toml [tool.pinrepro]")
     return Config(root=root)
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory from ``start`` upward that holds pinrepro.toml, a pyproject.toml with
+    [tool.pinrepro], or pinrepro.lock - as git and uv find theirs; ``start`` itself when none does."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "pinrepro.toml").is_file() or (directory / DEFAULT_LOCKFILE).is_file():
+            return directory
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                with pyproject.open("rb") as handle:
+                    if "pinrepro" in tomllib.load(handle).get("tool", {}):
+                        return directory
+            except (OSError, tomllib.TOMLDecodeError, AttributeError):
+                continue  # not ours to judge: a broken pyproject.toml elsewhere is not this project
+    return start
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -126,6 +171,13 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
     if not isinstance(refresh, dict):
         raise ConfigError("'refresh' must be a table", where=source,
                           fix="write it as [refresh] / [tool.pinrepro.refresh]")
+    pin = _opt_str(data, "pin", source) or "dockerfile"
+    if pin not in PIN_MODES:
+        raise ConfigError(f"pin '{pin}' is not known", where=source, fix=f"use one of: {', '.join(PIN_MODES)}")
+    policy = data.get("policy", {})
+    if not isinstance(policy, dict):
+        raise ConfigError("'policy' must be a table", where=source,
+                          fix="write it as [policy] / [tool.pinrepro.policy]")
     return Config(
         root=root,
         dockerfiles=_str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS),
@@ -140,8 +192,28 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         layers=layers,
         refresh=refresh,
         apt=parse_settings(data.get("apt"), where=source),
+        verify=_verify_options(data.get("verify", {}), source),
         source=source,
+        deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
+        pin=pin,
+        policy=policy,
+        add_max_bytes=_positive_int(data, "add_max_bytes", source, DEFAULT_ADD_MAX_BYTES),
+        syntax_directive=_bool(data, "syntax_directive", source, False),
     )
+
+
+def _verify_options(raw: Any, source: str) -> VerifyOptions:
+    where = f"{source} verify"
+    if not isinstance(raw, dict):
+        raise ConfigError("'verify' must be a table", where=source,
+                          fix="write it as [verify] / [tool.pinrepro.verify]")
+    _reject_unknown(raw, _VERIFY_KEYS, where)
+    ignore = _str_list(raw, "ignore", where, ())
+    bad = check_rule_ids(ignore)
+    if bad is not None:
+        raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=where,
+                          fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
+    return VerifyOptions(ignore=ignore)
 
 
 def _normal_host(host: str) -> str:
@@ -261,6 +333,13 @@ def _bool(data: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"'{key}' must be true or false", where=where)
+    return value
+
+
+def _positive_int(data: dict[str, Any], key: str, where: str, default: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"'{key}' must be a positive integer", where=where)
     return value
 
 

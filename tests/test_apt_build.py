@@ -163,7 +163,8 @@ def test_dockerfile_is_pinned_and_verifies(built: Built) -> None:
 
 def test_installed_packages_equal_the_locked_closure(built: Built) -> None:
     assert built.dpkg_first == _expected(built)
-    assert {"pr-lib", "pr-tool", "pr-extra", "pr-doc", "curl", "libcurl4"} <= set(built.dpkg_first)
+    assert {"pr-lib", "pr-tool", "pr-extra", "curl", "libcurl4"} <= set(built.dpkg_first)
+    assert "pr-doc" not in built.dpkg_first  # only recommended, and the RUN line says --no-install-recommends
 
 
 def test_pip_freeze_equals_the_requirement_lock(built: Built) -> None:
