@@ -212,3 +212,19 @@ def test_host_without_apt_get(project: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert failed.exit_code == 2
     assert "apt pinning needs apt-get, and this host has none" in failed.output
     assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
+
+
+def test_apt_findings_are_ignored_by_rule_id(project: Path, apt_repo: AptRepo) -> None:
+    assert run(project, "lock").exit_code == 0
+    text = (project / "Dockerfile").read_text()
+    # One RUN line unpinned on purpose, with the reason above it; the snapshot-mount warning silenced project-wide.
+    (project / "Dockerfile").write_text(text.replace(
+        "RUN apt-get install -y pr-extra=1.0", "# pinrepro: ignore=apt-unpinned the app stage follows the archive\n"
+        "RUN apt-get install -y pr-extra"))
+    (project / "pinrepro.toml").write_text(
+        f'[verify]\nignore = ["apt-no-snapshot-mount"]\n[apt.snapshot_url]\ndebian = "{apt_repo.snapshot_template}"\n')
+    result = run(project, "verify", "--strict", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["findings"] == []
+    assert {s["code"] for s in report["suppressed"]} == {"apt-unpinned", "apt-no-snapshot-mount"}
