@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from pinrepro import lockfile, manifest
 from pinrepro.cli import cli
+from pinrepro.summary import render_markdown, summarize
 from tests.support import images as im
 from tests.support.aptrepo import AptRepo, Deb
 from tests.support.registry import RegistryServer
@@ -228,3 +229,15 @@ def test_apt_findings_are_ignored_by_rule_id(project: Path, apt_repo: AptRepo) -
     report = json.loads(result.output)
     assert report["findings"] == []
     assert {s["code"] for s in report["suppressed"]} == {"apt-unpinned", "apt-no-snapshot-mount"}
+
+
+def test_refresh_summary_shows_apt_changes_of_run_lines(tmp_path: Path) -> None:
+    def lock_with(version: str) -> lockfile.Lock:
+        record = {"base": "stage Dockerfile:base", "pins": {"curl": version},
+                  "closure": {"curl": f"{version} amd64 bookworm"}}
+        return lockfile.Lock(apt={"stages": {"Dockerfile:app": {"linux/amd64": record}}})
+
+    summary = summarize(lock_with("7.88.1-10+deb12u7"), lock_with("7.88.1-10+deb12u8"), root=tmp_path)
+    text = render_markdown(summary)
+    assert "`stage Dockerfile:app` (linux/amd64): 1 changed" in text
+    assert "| curl | 7.88.1-10+deb12u7 | 7.88.1-10+deb12u8 |" in text
