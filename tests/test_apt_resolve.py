@@ -162,3 +162,10 @@ def test_unreadable_source_line() -> None:
     with pytest.raises(PinreproError) as caught:
         read_sources({"etc/apt/sources.list.d/x.list": b"\ndeb http://x\n"})
     assert caught.value.line().startswith("etc/apt/sources.list.d/x.list:2: cannot read the apt source")
+
+
+def test_credentials_in_a_source_uri_are_never_rendered_for_the_lock() -> None:
+    [source] = read_sources({"etc/apt/sources.list": b"deb https://bot:s3cret-token@apt.example.invalid/repo x main\n"})
+    assert source.public_uri == "https://apt.example.invalid/repo"
+    assert "s3cret" not in render([source], public=True)
+    assert "s3cret" in render([source])  # the private apt on this host still needs them

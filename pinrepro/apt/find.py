@@ -121,7 +121,6 @@ def _adds_repository(command: list[ShellToken]) -> bool:
 
 
 def _read_install(run: RunScript, command: list[ShellToken]) -> tuple[AptInstall | None, list[Finding]]:
-    words = [token.text for token in command]
     findings: list[Finding] = []
     subcommand: str | None = None
     no_recommends = suggests = False
@@ -161,7 +160,6 @@ def _read_install(run: RunScript, command: list[ShellToken]) -> tuple[AptInstall
         findings.extend(_add_names(run, token, names))
     if subcommand != "install":
         return None, []
-    del words
     return AptInstall(run.path, run.line, run.stage, tuple(names), no_recommends, suggests, target), findings
 
 

@@ -175,7 +175,7 @@ def _resolve_stage(chain: list[Stage], records: Mapping[str, Any], image: str, d
             else:
                 outcome.findings.append(Finding(
                     stage.dockerfile.path, stage.installs[0].line, "warning", "apt-no-snapshot",
-                    f"{source.uri} ({source.where} in {image}) has no known snapshot service: its versions may "
+                    f"{source.public_uri} ({source.where} in {image}) has no known snapshot service: its versions may "
                     "vanish from the index; set [tool.pinrepro.apt.snapshot_url], and run `verify --online`"))
     requests: list[Request] = []
     for earlier in chain[:-1]:
@@ -196,7 +196,8 @@ def _resolve_stage(chain: list[Stage], records: Mapping[str, Any], image: str, d
         "pins": dict(sorted(pins.items())),
         "closure": {name: f"{p.version} {p.architecture} {p.suite}" for name, p in sorted(closure.items())},
         "releases": dict(sorted(result.releases.items())),
-        "sources": render(sources, uri_for=lambda s: uri_for.get(s.uri, s.uri), snapshot=bool(uri_for)).splitlines(),
+        "sources": render(sources, uri_for=lambda s: uri_for.get(s.uri, s.uri), snapshot=bool(uri_for),
+                          public=True).splitlines(),
     }
     return record
 

@@ -43,6 +43,15 @@ class Source:
     def official(self) -> bool:
         return bool(OFFICIAL_HOSTS.fullmatch(urlsplit(self.uri).hostname or ""))
 
+    @property
+    def public_uri(self) -> str:
+        """The URI without ``user:password@``: what may be written to the lock, the build files and messages
+        (credentials belong in apt's auth.conf, which the image keeps to itself)."""
+        parts = urlsplit(self.uri)
+        if "@" not in parts.netloc:
+            return self.uri
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
     def option(self, key: str) -> str | None:
         return next((value for name, value in self.options if name == key), None)
 
@@ -143,7 +152,8 @@ def snapshot_uri(source: Source, template: str, timestamp: str) -> str:
 
 
 def render(sources: list[Source], *, uri_for: Callable[[Source], str] | None = None,
-           key_path: Callable[[Source], str | None] | None = None, snapshot: bool = False) -> str:
+           key_path: Callable[[Source], str | None] | None = None, snapshot: bool = False,
+           public: bool = False) -> str:
     """One-line entries for ``sources``; ``uri_for`` moves a source (to its snapshot), ``key_path`` says where
     its key is (or None to keep the written signed-by)."""
     lines = []
@@ -158,5 +168,7 @@ def render(sources: list[Source], *, uri_for: Callable[[Source], str] | None = N
             options = [(k, v) for k, v in options if k != "check-valid-until"] + [("check-valid-until", "no")]
         rendered = f"[{' '.join(f'{k}={v}' for k, v in options)}] " if options else ""
         uri = uri_for(source) if uri_for else source.uri
+        if public:
+            uri = Source(uri, source.suite, source.components).public_uri
         lines.append(f"deb {rendered}{uri} {source.suite} {' '.join(source.components)}".rstrip() + "\n")
     return "".join(lines)
