@@ -241,3 +241,17 @@ def test_refresh_summary_shows_apt_changes_of_run_lines(tmp_path: Path) -> None:
     text = render_markdown(summary)
     assert "`stage Dockerfile:app` (linux/amd64): 1 changed" in text
     assert "| curl | 7.88.1-10+deb12u7 | 7.88.1-10+deb12u8 |" in text
+
+
+def test_a_name_from_an_arg_is_resolved_and_pinned_in_the_lock(project: Path) -> None:
+    text = (project / "Dockerfile").read_text()
+    (project / "Dockerfile").write_text(text.replace("FROM base AS app\n", 'FROM base AS app\nARG TOOL=pr-doc\n')
+                                        .replace("install -y pr-extra", 'install -y pr-extra "$TOOL"'))
+    assert run(project, "lock").exit_code == 0
+    assert 'pr-extra=1.0 "$TOOL" &&' in (project / "Dockerfile").read_text()
+    lock = lockfile.read(project / "pinrepro.lock")
+    assert lock is not None and lock.apt["stages"]["Dockerfile:app"]["linux/amd64"]["pins"]["pr-doc"] == "1.0"
+    result = run(project, "verify", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [finding] = [f for f in json.loads(result.output)["findings"] if f["code"] == "apt-unpinned"]
+    assert (finding["level"], finding["line"]) == ("warning", 6)

@@ -43,7 +43,13 @@ def check_apt(root: Path, settings: AptSettings, lock: Lock, lock_name: str,
             records = stages_locked.get(stage.key)
             for install in stage.installs:
                 for name in install.names:
-                    if name.version is None:
+                    if name.version is None and name.span is None:
+                        # Quoted or from an ARG: lock cannot write the version there; the snapshot still holds it.
+                        findings.append(Finding(install.path, install.line, "warning", "apt-unpinned",
+                                                f"apt package {name.name} is named through quotes or an ARG, so "
+                                                f"its version is in {lock_name} only: write {name.name}=<version> "
+                                                "in the RUN line (or the ARG) to pin it in the Dockerfile too"))
+                    elif name.version is None:
                         findings.append(Finding(install.path, install.line, "error", "apt-unpinned",
                                                 f"apt package {name.name} is installed without a version: "
                                                 "run `pinrepro lock`"))
