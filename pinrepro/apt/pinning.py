@@ -173,10 +173,12 @@ def _resolve_stage(chain: list[Stage], records: Mapping[str, Any], image: str, d
             if template and (configured or source.official):
                 uri_for[source.uri] = snapshot_uri(source, template, snapshot)
             else:
+                why = "snapshots are off for it" if configured else "it has no known snapshot service"
                 outcome.findings.append(Finding(
                     stage.dockerfile.path, stage.installs[0].line, "warning", "apt-no-snapshot",
-                    f"{source.public_uri} ({source.where} in {image}) has no known snapshot service: its versions may "
-                    "vanish from the index; set [tool.pinrepro.apt.snapshot_url], and run `verify --online`"))
+                    f"{source.public_uri} ({source.where} in {image}) is used live, {why}: its versions may vanish "
+                    "from the index; set [tool.pinrepro.apt.snapshot_url] if a snapshot exists, and run "
+                    "`verify --online`"))
     requests: list[Request] = []
     for earlier in chain[:-1]:
         pins = records.get(earlier.key, {}).get(platform, {}).get("pins")
