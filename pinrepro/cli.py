@@ -321,8 +321,10 @@ def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
               help="Where to write it ('-' for stdout; default: [policy] file, or pinrepro.policy.json).")
 @click.option("--deny-unlocked/--no-deny-unlocked", default=None,
               help="Also deny every image the lock does not pin, so an unlocked --build-arg fails the build.")
+@click.option("--dry-run", is_flag=True, help="Show the diff of the policy file; write nothing.")
 @handles_errors
-def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None) -> None:
+def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None,
+           dry_run: bool) -> None:
     """Write a BuildKit source policy from the lock: every locked image converted to its digest."""
     from pinrepro import policy as policy_module
     from pinrepro.fsutil import write_atomically
@@ -336,6 +338,11 @@ def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, de
         out.result(text.rstrip("\n"))
         return
     target = config.root / (output or settings.file)
+    old = target.read_bytes() if target.is_file() else None
+    if dry_run:
+        diff = render.file_diff(config.root, {target: text.encode("utf-8")}, {target: old})
+        out.result(diff.rstrip("\n"))
+        return
     write_atomically({target: text.encode("utf-8")})
     out.info(f"wrote {output or settings.file}")
 
