@@ -68,6 +68,11 @@ def common_options(func: F) -> F:
     return func
 
 
+def _print_traceback() -> None:
+    # The exception's text can quote a registry's or GitHub's error body: escaped like every other line.
+    click.echo(escape.terminal_block(traceback.format_exc().rstrip("\n")), err=True)
+
+
 def handles_errors(func: F) -> F:
     """Map PinreproError to its one line and exit code 2; unexpected errors too, without a traceback unless -v."""
 
@@ -78,7 +83,7 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except PinreproError as exc:
             if verbose:
-                traceback.print_exc()
+                _print_traceback()
             terminal.echo(f"{terminal.paint('error', 'error')}: {escape.terminal(exc.line())}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -88,7 +93,7 @@ def handles_errors(func: F) -> F:
             raise
         except Exception as exc:
             if verbose:
-                traceback.print_exc()
+                _print_traceback()
             terminal.echo(f"{terminal.paint('error', 'error')}: internal error {type(exc).__name__}: "
                           f"{escape.terminal(str(exc))} - rerun with -v and report it", err=True)
             sys.exit(2)
