@@ -15,15 +15,19 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol, TypeVar
-
-import requests
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
 from pinrepro.registry.platform import platform_key
-from pinrepro.registry.transport import Transport
+
+if TYPE_CHECKING:
+    # requests loads with the transport, when a client is made: the descriptors and media types here serve the
+    # scan, apt and verify modules without it (start-up time, issue #15).
+    import requests
+
+    from pinrepro.registry.transport import Transport
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -103,6 +107,8 @@ class RegistryClient:
         self.max_workers = max(1, max_workers if max_workers is not None else 2 * self.per_registry)
         self.progress = progress
         if transport is None:
+            from pinrepro.registry.transport import Transport
+
             # One keep-alive connection per request a host admits, so no wave pays a new handshake.
             transport = Transport(keychain if keychain is not None else DefaultKeychain(),
                                   insecure_registries=sorted(insecure),
