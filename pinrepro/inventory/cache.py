@@ -86,5 +86,7 @@ class Cache:
         if self.read_only:
             return
         # A cache that cannot be written (read-only home, full disk) costs speed, never correctness.
+        # No fsync: every entry is checked when read (blobs against their digest, layer facts by schema and
+        # digest), so one a crash truncated is read again, never trusted.
         with contextlib.suppress(OSError):
-            write_atomically({path: data})
+            write_atomically({path: data}, sync=False)
