@@ -20,7 +20,6 @@ from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
-from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
@@ -92,6 +91,8 @@ def run_verify(
         client = factory()
         findings.extend(check_online(lock, client, lock_name, lines))
         if lock.apt.get("stages") and config.apt.enabled is not False:
+            from pinrepro.inventory.aptfiles import image_apt_files  # the layer reader: --online only
+
             findings.extend(check_apt_online(
                 lock, lock_name, lambda key, digest: image_apt_files(client, ImageRef.parse(key), digest)))
     if online and lock.urls:
