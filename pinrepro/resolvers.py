@@ -28,12 +28,16 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
+from pinrepro.pyindex import Secrets, redact
+
+__all__ = ["COMPILE_COMMAND", "CompileRequest", "ResolverRunner", "compile_layer", "redact"]
 
 COMPILE_COMMAND = "pinrepro lock"
 
@@ -100,6 +104,8 @@ class CompileRequest:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     reuse_hashes: bool = False  # True only when the existing output is byte for byte the lock pinrepro wrote
+    # Turns the expanded ${VAR} credentials in ``index`` and the resolver's output back into their written form.
+    secrets: Secrets = field(default_factory=lambda: Secrets({}), repr=False)
 
 
 class ResolverRunner:
@@ -109,7 +115,10 @@ class ResolverRunner:
     """
 
     def __init__(self, *, environ: Mapping[str, str] | None = None, search_path: str | None = None,
-                 timeout: float = 1800.0) -> None:
+                 timeout: float = 1800.0, echo: Callable[[str], None] | None = None) -> None:
+        self.echo = echo  # gets each line of the resolver's output as it comes (``-v``), credentials scrubbed
+        # Index URLs (expanded) already found answering this run; None skips the check altogether.
+        self.probed: set[str] | None = set()
         self.invocations = 0
         self.calls: list[tuple[str, ...]] = []
         self._environ = environ
@@ -119,6 +128,10 @@ class ResolverRunner:
         self._uv: tuple[str, str] | None = None
 
     # -- environment -------------------------------------------------------------------------------
+
+    def variables(self) -> Mapping[str, str]:
+        """The environment ``${VAR}`` references in index URLs and requirement files are expanded from."""
+        return os.environ if self._environ is None else self._environ
 
     def environment(self) -> dict[str, str]:
         """The ambient environment minus everything that could steer resolution."""
@@ -234,14 +247,42 @@ class ResolverRunner:
 
     # -- running -----------------------------------------------------------------------------------
 
-    def resolve(self, argv: Sequence[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    def resolve(self, argv: Sequence[str], *, cwd: Path, index_timeout: float = 60.0,
+                secrets: Secrets | None = None) -> subprocess.CompletedProcess[str]:
         """Run one resolver command; the only place a resolver process starts."""
         self.invocations += 1
-        self.calls.append(tuple(argv))
+        self.calls.append(tuple((secrets or Secrets({})).scrub(arg) for arg in argv))
+        env = self.environment()
+        # Each request to an index is bounded: an index that hangs fails the lock instead of stalling it.
+        if not any(name in env for name in ("PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT")):
+            env["PIP_DEFAULT_TIMEOUT"] = f"{index_timeout:g}"
+        env.setdefault("PIP_RETRIES", "2")
+        env.setdefault("UV_HTTP_TIMEOUT", f"{max(1, round(index_timeout))}")
         try:
             # One stream: pip's explanation (stdout) and its errors (stderr) stay in the order they were written.
-            return subprocess.run(list(argv), cwd=cwd, env=self.environment(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, timeout=self._timeout, check=False)
+            with subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True) as process:
+                killed = threading.Event()
+
+                def stop() -> None:
+                    killed.set()
+                    process.kill()
+
+                timer = threading.Timer(self._timeout, stop)
+                timer.start()
+                try:
+                    assert process.stdout is not None
+                    lines: list[str] = []
+                    for line in process.stdout:
+                        lines.append(line)
+                        if self.echo is not None:
+                            self.echo((secrets or Secrets({})).scrub(line.rstrip("\n")))
+                    returncode = process.wait()
+                finally:
+                    timer.cancel()
+                if killed.is_set():
+                    raise subprocess.TimeoutExpired(argv, self._timeout)
+            return subprocess.CompletedProcess(list(argv), returncode, "".join(lines), None)
         except OSError as exc:
             raise ResolverError(f"cannot run {argv[0]}: {exc.strerror}") from None
         except subprocess.TimeoutExpired:
@@ -271,27 +312,59 @@ def _same_platform(a: str, b: str) -> bool:
     return strip.get(a, a) == strip.get(b, b)
 
 
+def check_target(resolver: str, platform: str, layer: str, platforms: Sequence[str] = ()) -> None:
+    """Refuse, before anything runs, a platform this resolver cannot resolve for from this machine."""
+    if resolver == "uv":
+        if platform not in UV_PLATFORMS:
+            raise ResolverError(
+                f"uv cannot target the platform {platform}", where=f"layer '{layer}'",
+                fix=f"use one of {', '.join(sorted(UV_PLATFORMS))}, or resolver = \"pip-compile\" on a "
+                    f"{platform} machine",
+            )
+        return
+    host = host_platform_name()
+    if host is None or not _same_platform(host, platform):
+        also = len(platforms) > 1
+        raise ResolverError(
+            f"pip-compile resolves for the machine it runs on ({host or sys.platform}), "
+            f"not for the image's platform {platform}",
+            where=f"layer '{layer}'",
+            fix='set resolver = "uv", which resolves for every configured platform' if also else
+                f'set resolver = "uv" (it can target {platform}), or lock on a {platform} machine',
+        )
+
+
 def compile_layer(runner: ResolverRunner, resolver: str, request: CompileRequest, workdir: Path) -> str:
     """Compile ``request`` inside ``workdir`` (writing ``request.output`` there); return the resolver version."""
+    check_target(resolver, request.platform, request.layer)
     if resolver == "uv":
         uv_path, version = runner.find_uv()
         argv = _uv_argv(uv_path, request)
     else:
-        host = host_platform_name()
-        if host is None or not _same_platform(host, request.platform):
-            raise ResolverError(
-                f"pip-compile resolves for the machine it runs on ({host or sys.platform}), "
-                f"not for the image's platform {request.platform}",
-                where=f"layer '{request.layer}'",
-                fix=f'set resolver = "uv" (it can target {request.platform}), or lock on a {request.platform} machine',
-            )
         interpreter = runner.find_python(request.python)
         version = interpreter.pip_tools or "unknown"
         argv = _pip_compile_argv(interpreter.path, request)
-    done = runner.resolve(argv, cwd=workdir)
+    done = runner.resolve(argv, cwd=workdir, index_timeout=request.index.timeout, secrets=request.secrets)
     if done.returncode != 0 or not (workdir / request.output).is_file():
         raise failure(resolver, request, done.stdout, program=argv[0])
+    skipped = _skipped_index(done.stdout)
+    if skipped is not None:
+        # pip skips a page it cannot fetch and resolves from the rest: the lock would not be what was asked.
+        raise ResolverError(
+            f"the package index failed during resolution ({request.secrets.scrub(skipped)})",
+            where=f"layer '{request.layer}' ({request.requirements})",
+            fix="check the network and the index; the layer was not locked from the other indexes alone",
+        )
     return version
+
+
+def _skipped_index(output: str) -> str | None:
+    """The first index page a successful pip run could not fetch for another reason than 404."""
+    for line in output.splitlines():
+        match = re.search(r"Could not fetch URL (\S+?):? (.*)$", line)
+        if match and not re.search(r"\b40[4]\b", match.group(2)):
+            return f"{match.group(1)}: {match.group(2).removesuffix(' - skipping').strip()}"[:300]
+    return None
 
 
 def _resolution_args(request: CompileRequest) -> list[str]:
@@ -330,13 +403,7 @@ def _pip_compile_argv(python: str, request: CompileRequest) -> list[str]:
 
 
 def _uv_argv(uv: str, request: CompileRequest) -> list[str]:
-    target = UV_PLATFORMS.get(request.platform)
-    if target is None:
-        raise ResolverError(
-            f"uv cannot target the platform {request.platform}", where=f"layer '{request.layer}'",
-            fix=f"use one of {', '.join(sorted(UV_PLATFORMS))}, or resolver = \"pip-compile\" on a "
-                f"{request.platform} machine",
-        )
+    target = UV_PLATFORMS[request.platform]
     argv = [
         uv, "pip", "compile", "--no-config", "--no-progress", "--color", "never",
         "--python", sys.executable, "--python-version", request.python, "--python-platform", target,
@@ -351,16 +418,15 @@ def _uv_argv(uv: str, request: CompileRequest) -> list[str]:
     return [*argv, *_resolution_args(request), request.requirements]
 
 
-def redact(text: str) -> str:
-    """``text`` (an index URL, a resolver's message) with the ``user:password@`` of every URL in it masked.
-
-    pip and uv mask most credentials in what they print, not all; an index URL from the configuration is not.
-    """
-    return re.sub(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text, flags=re.IGNORECASE)
-
-
 def failure(resolver: str, request: CompileRequest, output: str, *, program: str) -> ResolverError:
     """Turn a failed resolver run into one actionable line that keeps the resolver's own explanation."""
+    error = _failure(resolver, request, output, program=program)
+    # Credentials: the index URLs and the output hold the expanded ${VAR} values.
+    return ResolverError(request.secrets.scrub(error.what), where=error.where,
+                         fix=request.secrets.scrub(error.fix) if error.fix else None)
+
+
+def _failure(resolver: str, request: CompileRequest, output: str, *, program: str) -> ResolverError:
     where = f"layer '{request.layer}' ({request.requirements})"
     if any(sign in output for sign in _NETWORK_SIGNS):
         indexes = [request.index.index_url or "https://pypi.org/simple", *request.index.extra_index_urls]
