@@ -765,10 +765,24 @@ def _check_install(argv: list[str], line: int, path: str, config: Config) -> Ite
                     position += 1
                 if value:
                     yield from _check_requirement_file(value, line, path, by_input)
+                    yield from _check_arch_lock(value, line, path, config)
             elif option in _VALUE_OPTIONS and not inline:
                 position += 1
             continue
         yield from _check_package(arg, line, path)
+
+
+def _check_arch_lock(value: str, line: int, path: str, config: Config) -> Iterator[Finding]:
+    """A layer with one lock per architecture has no single lock to install: the Dockerfile must pick its own."""
+    if "$" in value:
+        return
+    for layer in config.layers:
+        pattern = pyplatforms.targetarch_pattern(layer.lock, config.platforms)
+        if pattern is not None and PurePosixPath(value).name == PurePosixPath(layer.lock).name:
+            yield Finding(path, line, "warning", "install-one-platform",
+                          f"installs {value}, but layer '{layer.name}' is locked per platform "
+                          f"({', '.join(config.platforms)}) - after `ARG TARGETARCH`, use "
+                          f"`pip install --require-hashes --no-deps -r {pattern}`")
 
 
 def _check_requirement_file(value: str, line: int, path: str, by_input: Mapping[str, Layer]) -> Iterator[Finding]:

@@ -364,3 +364,88 @@ def test_a_password_written_into_an_index_url_is_refused(tmp_path: Path, private
     assert PASSWORD not in done.stdout + done.stderr
     assert "has its credentials written out" in done.stderr and "${INDEX_TOKEN}" in done.stderr
     assert snapshot(root) == before
+
+
+# -- 7-8: recompile when it matters, and say so ------------------------------------------------------------------
+
+
+def test_every_option_that_changes_the_resolution_recompiles(tmp_path: Path, index: str) -> None:
+    _require_uv()
+    extra = tmp_path / "extra"
+    Wheelhouse(extra).add("gpu-only", "1.0")
+    root = project(tmp_path / "p", f'python = "3.11"\nindex_url = "{index}"\n',
+                   {"base": "helper\n", "app": "webapp\n"})
+    config = root / "pinrepro.toml"
+
+    def edit(old: str, new: str) -> None:
+        text = config.read_text()
+        assert old in text
+        config.write_text(text.replace(old, new, 1))
+
+    def lock(*args: str) -> str:
+        done = pinrepro(root, "lock", *args)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "recompiled: base, app; unchanged: none" in lock()
+    assert "recompiled: none; unchanged: base, app" in lock()
+    # switching the resolver runs the other resolver (its own output shows with -v), not a relabel
+    edit('python = "3.11"', 'python = "3.11"\nresolver = "uv"')
+    switched = lock("-v")
+    assert "recompiled: base, app; unchanged: none" in switched
+    assert "Resolved 1 package" in switched  # uv's own words, streamed
+    assert tomllib.loads((root / "pinrepro.lock").read_text())["layers"]["base"]["resolver"] == "uv"
+    for old, new, expected in [
+        ('python = "3.11"', 'python = "3.12"', "recompiled: base, app; unchanged: none"),
+        ('resolver = "uv"', 'resolver = "uv"\nhashes = false', "recompiled: base, app; unchanged: none"),
+        (f'index_url = "{index}"', f'index_url = "{index}"\nextra_index_urls = ["{extra.as_uri()}/simple"]',
+         "recompiled: base, app; unchanged: none"),
+        ('constraints = ["base"]', "constraints = []", "recompiled: app; unchanged: base"),
+        ('python = "3.12"', 'python = "3.12"\nplatforms = ["linux/amd64", "linux/arm64"]',
+         "recompiled: base, app; unchanged: none"),
+    ]:
+        edit(old, new)
+        assert expected in lock(), new
+        assert "recompiled: none; unchanged: base, app" in lock(), new
+    assert "Python 3.12 on linux/arm64" in (root / "requirements-app.arm64.lock").read_text()
+
+
+def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path, index: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _require_uv()
+    from click.testing import CliRunner
+
+    from pinrepro import cli
+
+    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
+        monkeypatch.delenv(key)
+    root = project(tmp_path / "p", f'resolver = "uv"\nindex_url = "{index}"\n', {"base": "helper\n"})
+    monkeypatch.setattr(cli, "_terminal", lambda: True)
+    done = CliRunner().invoke(cli.cli, ["lock", "-C", str(root)])
+    assert done.exit_code == 0, done.stderr
+    first, second = done.stderr.split("\n")[:2]
+    assert first.startswith("compiling layer 'base' for linux/amd64 with uv ...\rcompiling layer 'base' for "
+                            "linux/amd64 with uv: "), first
+    assert first.endswith(" s")
+    assert second.startswith("0 image(s), 1 requirement layer(s) locked; recompiled: base; unchanged: none")
+    # not on a terminal (a CI log): no progress line
+    monkeypatch.setattr(cli, "_terminal", lambda: False)
+    (root / "requirements-base.in").write_text("helper\nwebapp\n")
+    quiet = CliRunner().invoke(cli.cli, ["lock", "-C", str(root)])
+    assert quiet.exit_code == 0 and "compiling" not in quiet.stderr
+
+
+def test_verify_points_a_dockerfile_at_the_lock_of_its_target_arch(tmp_path: Path, index: str) -> None:
+    _require_uv()
+    root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{index}"\n',
+                   {"base": "torchy\n"}, dockerfile=(
+                       "FROM scratch\n"
+                       "RUN pip install --require-hashes --no-deps -r requirements-base.lock\n"
+                       "ARG TARGETARCH\n"
+                       "RUN pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock\n"))
+    assert pinrepro(root, "lock").returncode == 0
+    done = pinrepro(root, "verify")
+    assert (done.returncode, done.stdout) == (0, (
+        "Dockerfile:2: warning: installs requirements-base.lock, but layer 'base' is locked per platform "
+        "(linux/amd64, linux/arm64) - after `ARG TARGETARCH`, use "
+        "`pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock` [install-one-platform]\n"))
