@@ -281,9 +281,11 @@ def manifest(root: Path, verbose: bool, quiet: bool, fmt: str, packages: bool, o
 def doctor(root: Path, verbose: bool, quiet: bool, fmt: str) -> None:
     """Check this host against the lock: NVIDIA driver vs the images' CUDA needs, container toolkit."""
     from pinrepro.doctor import doctor as run_doctor
+    from pinrepro.doctor import requirement_locks
 
     out = Output(verbose, quiet)
-    report = run_doctor(read_lock(load_config(root)))
+    config = load_config(root)
+    report = run_doctor(read_lock(config), requirement_locks=requirement_locks(config))
     if fmt == "json":
         out.result(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:

@@ -18,6 +18,7 @@ from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_sites
 from pinrepro.lockfile import Lock
+from pinrepro.pyplatforms import targets
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
@@ -167,8 +168,9 @@ def _layer_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -
 def _cuda_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
     texts: dict[str, str] = {}
     for layer in config.layers:
-        try:
-            texts[layer.lock] = (config.root / layer.lock).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # a missing or unreadable lock is reported by the layer checks
+        for target in targets(layer.lock, config.platforms):  # one lock per architecture, or the layer's one
+            try:
+                texts[target.lock] = (config.root / target.lock).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # a missing or unreadable lock is reported by the layer checks
     return check_cuda_coherence(config, lock, dockerfiles, texts)

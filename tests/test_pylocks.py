@@ -449,3 +449,82 @@ def test_verify_points_a_dockerfile_at_the_lock_of_its_target_arch(tmp_path: Pat
         "Dockerfile:2: warning: installs requirements-base.lock, but layer 'base' is locked per platform "
         "(linux/amd64, linux/arm64) - after `ARG TARGETARCH`, use "
         "`pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock` [install-one-platform]\n"))
+
+
+# -- 9-10: CUDA wheels against the images and the host ----------------------------------------------------------
+
+CUDA_IMAGE = "nvcr.io/nvidia/cuda:11.8.0-runtime-ubuntu22.04"
+IMAGE_DIGEST = "sha256:" + "c" * 64
+
+
+@pytest.fixture(scope="session")
+def cuda_house(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
+    wheels = Wheelhouse(tmp_path_factory.mktemp("cuda-wheelhouse"))
+    wheels.add("torch", "2.9.0+cu130", "nvidia-cublas-cu12")
+    wheels.add("nvidia-cublas-cu12", "12.4.5.8")
+    wheels.add("onnxruntime-gpu", "1.20.1")
+    wheels.add("cupy-cuda11x", "13.3.0")
+    return wheels
+
+
+def test_verify_names_every_cuda_wheel_too_new_for_the_image_once(tmp_path: Path, cuda_house: Wheelhouse) -> None:
+    from pinrepro import lockfile
+    from pinrepro.inventory.contents import CudaInfo, PlatformContents
+    from pinrepro.lockfile import ImageLock, PlatformLock
+
+    root = project(tmp_path / "p", f'index_url = "{cuda_house.index_url}"\n',
+                   {"base": "torch\nonnxruntime-gpu\ncupy-cuda11x\n"})
+    assert pinrepro(root, "lock").returncode == 0
+    # the image pinned and its contents recorded as `lock` would have (verify needs no registry for them)
+    (root / "Dockerfile").write_text(f"FROM {CUDA_IMAGE}@{IMAGE_DIGEST}\n")
+    contents = PlatformContents(python="3.10.12", apt={}, cuda=CudaInfo(version="11.8.0", min_driver="520.61.05"))
+    old = lockfile.read(root / "pinrepro.lock")
+    assert old is not None
+    image = ImageLock(digest=IMAGE_DIGEST, media_type="application/vnd.oci.image.index.v1+json",
+                      sites=("Dockerfile:1",),
+                      platforms={"linux/amd64": PlatformLock(digest=IMAGE_DIGEST, contents=contents.to_toml())})
+    (root / "pinrepro.lock").write_text(lockfile.dumps(lockfile.Lock(images={CUDA_IMAGE: image},
+                                                                      layers=old.layers)))
+
+    done = pinrepro(root, "verify")
+
+    warnings = [line for line in done.stdout.splitlines() if "[cuda-wheel-newer]" in line]
+    assert warnings == [
+        "requirements-base.lock:11: warning: pins wheels built for a newer CUDA than CUDA 11.8.0 of "
+        f"{CUDA_IMAGE} (driver floor 520.61.05): nvidia-cublas-cu12==12.4.5.8 (CUDA 12.x), "
+        "onnxruntime-gpu==1.20.1 (CUDA 12.x), torch==2.9.0+cu130 (CUDA 13.0); they need driver >= 580.65.06: "
+        "hosts sized for the image may be unable to run them - use wheels for CUDA 11.8 "
+        '(extra_index_urls = [".../whl/cu118"]; PyTorch publishes one index per CUDA version) or a newer image '
+        "[cuda-wheel-newer]"], done.stdout
+
+
+def _fake_smi(bin_dir: Path, driver: str, cuda: str) -> None:
+    bin_dir.mkdir()
+    script = bin_dir / "nvidia-smi"
+    header = f"| NVIDIA-SMI {driver}    Driver Version: {driver}    CUDA Version: {cuda}     |"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"if [ \"$1\" = \"--query-gpu=driver_version,name\" ]; then echo '{driver}, NVIDIA H100'; "
+        f"else echo '{header}'; fi\n")
+    script.chmod(0o755)
+
+
+def test_doctor_checks_the_requirement_locks_cuda_wheels_against_the_driver(tmp_path: Path,
+                                                                           cuda_house: Wheelhouse) -> None:
+    root = project(tmp_path / "p", f'index_url = "{cuda_house.index_url}"\n', {"base": "torch\n"})
+    assert pinrepro(root, "lock").returncode == 0
+    _fake_smi(tmp_path / "bin", "550.54.14", "12.4")
+    env = clean_env(PATH=f"{tmp_path / 'bin'}:/usr/bin:/bin")
+
+    done = pinrepro(root, "doctor", env=env)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ("no       requirements-base.lock  linux/amd64: torch==2.9.0+cu130 need CUDA 13.0, driver >= 580; "
+            "driver 550.54.14 is older - install a newer driver, or lock wheels for the CUDA this driver supports"
+            ) in done.stdout, done.stdout
+    # CUDA 12 wheels on the same driver are fine
+    (root / "requirements-base.in").write_text("nvidia-cublas-cu12\n")
+    assert pinrepro(root, "lock").returncode == 0
+    fine = pinrepro(root, "doctor", env=env)
+    assert fine.returncode == 0, fine.stdout
+    assert "ok       requirements-base.lock  linux/amd64: nvidia-cublas-cu12==12.4.5.8 need CUDA 12.x" in fine.stdout
