@@ -25,6 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,7 +168,32 @@ def probe(urls: Iterable[tuple[str, str]], *, timeout: float, layer: str) -> Non
             )
 
 
-def _probe_one(url: str, timeout: float) -> str | None:
+def probe_pages(urls: Iterable[tuple[str, str]], projects: Iterable[str], *, timeout: float, layer: str) -> None:
+    """After a pip-compile run: each index must have answered for every resolved project (a 404 is an answer).
+
+    pip skips a project page it cannot fetch (a 500, a reset connection) without a word, even with --verbose,
+    and resolves from the other indexes; fetching each page of each index again finds what it skipped.
+    """
+    pages = [(expanded, written, name) for expanded, written in urls
+             if urllib.parse.urlsplit(expanded).scheme in ("http", "https") for name in sorted(set(projects))]
+    if not pages:
+        return
+
+    def check(page: tuple[str, str, str]) -> str | None:
+        expanded, _, name = page
+        problem = _probe_one(f"{expanded.rstrip('/')}/{name}/", timeout, missing_ok=True)
+        return None if problem is None else f"{problem} for {name}"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for (_, written, _), problem in zip(pages, pool.map(check, pages), strict=True):
+            if problem is not None:
+                raise ResolverError(
+                    f"the package index {redact(written)} {problem}", where=f"layer '{layer}'",
+                    fix="check the index; the layer was not locked from the other indexes alone",
+                )
+
+
+def _probe_one(url: str, timeout: float, *, missing_ok: bool = False) -> str | None:
     """Why ``url`` cannot serve as an index, or None when it answers."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme == "file":
@@ -177,7 +203,7 @@ def _probe_one(url: str, timeout: float) -> str | None:
         return None  # not ours to judge; the resolver will say
     result: list[str | None] = []
     # getaddrinfo ignores socket timeouts, so the whole request runs in a thread we stop waiting for.
-    worker = threading.Thread(target=lambda: result.append(_head(parsed, timeout)), daemon=True,
+    worker = threading.Thread(target=lambda: result.append(_head(parsed, timeout, missing_ok)), daemon=True,
                               name="pinrepro-index-probe")
     worker.start()
     worker.join(timeout + 1)
@@ -186,20 +212,24 @@ def _probe_one(url: str, timeout: float) -> str | None:
     return result[0]
 
 
-def _head(parsed: urllib.parse.SplitResult, timeout: float) -> str | None:
+def _head(parsed: urllib.parse.SplitResult, timeout: float, missing_ok: bool) -> str | None:
     netloc = parsed.netloc.rsplit("@", 1)[-1]
     path = parsed.path if parsed.path.endswith("/") else parsed.path + "/"
     target = urllib.parse.urlunsplit((parsed.scheme, netloc, path, parsed.query, ""))
-    request = urllib.request.Request(target, method="HEAD", headers={"User-Agent": "pinrepro"})
+    # A project page is fetched as pip fetches it (GET; only its first bytes are read), the index root with HEAD
+    # (PyPI's root lists every project).
+    request = urllib.request.Request(target, method="GET" if missing_ok else "HEAD",
+                                     headers={"User-Agent": "pinrepro"})
     if "@" in parsed.netloc:
         userinfo = urllib.parse.unquote(parsed.netloc.rsplit("@", 1)[0])
         request.add_header("Authorization", "Basic " + base64.b64encode(userinfo.encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=timeout):
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(1)
             return None
     except urllib.error.HTTPError as exc:
-        if exc.code in (405, 501):
-            return None  # an index that does not do HEAD still answered
+        if exc.code in (405, 501) or (missing_ok and exc.code in (404, 410)):
+            return None  # an index that does not do HEAD (or has no such project) still answered
         if exc.code in (401, 403):
             return f"refused access (HTTP {exc.code})"
         return f"answered HTTP {exc.code}"

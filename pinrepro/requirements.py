@@ -459,6 +459,11 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
         )
         version = compile_layer(runner, layer.resolver, request, workdir)
         text = secrets.scrub((workdir / output).read_text(encoding="utf-8"))
+    if layer.resolver == "pip-compile" and runner.probed is not None:
+        # uv fails on an index page it cannot read; pip skips it silently, so its pages are checked here
+        pyindex.probe_pages([(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)],
+                            [e.name for e in parse_lock(text) if e.name], timeout=layer.index.timeout,
+                            layer=layer.name)
     secrets.check_lock(text, where=f"layer '{layer.name}' ({layer.requirements})")
     lines = pyindex.index_lines(layer.index)
     return normalize_output(text, python, platform, index_lines=lines).encode("utf-8"), version

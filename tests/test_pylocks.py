@@ -232,9 +232,11 @@ def test_configured_indexes_are_written_into_the_lock(tmp_path: Path, house: Whe
 
 
 class _Broken:
-    """A loopback server that answers every request with ``status``, or (status 0) accepts and never answers."""
+    """A loopback server that answers every request with ``status``, or (status 0) accepts and never answers;
+    with ``pages_only``, only the project pages fail (the index root answers HEAD)."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, *, pages_only: bool = False) -> None:
+        self.pages_only = pages_only
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -257,9 +259,10 @@ class _Broken:
                 continue
             try:
                 conn.settimeout(5)
-                conn.recv(65536)
+                request = conn.recv(65536)
+                status = 200 if self.pages_only and request.startswith(b"HEAD ") else self.status
                 body = b"broken"
-                conn.sendall(f"HTTP/1.1 {self.status} Broken\r\nContent-Length: {len(body)}\r\n"
+                conn.sendall(f"HTTP/1.1 {status} Broken\r\nContent-Length: {len(body)}\r\n"
                              "Connection: close\r\n\r\n".encode() + body)
             except OSError:
                 pass
@@ -284,11 +287,13 @@ def _free_port() -> int:
 def broken_index(request: pytest.FixtureRequest, index: str) -> Iterator[tuple[str, str]]:
     """(URL of a failing extra index, what the error says about it)."""
     kind = request.param
-    if kind in ("500", "hang"):
-        server = _Broken(500 if kind == "500" else 0)
+    if kind in ("500", "hang", "pages"):
+        server = _Broken(0 if kind == "hang" else 500, pages_only=kind == "pages")
         try:
-            yield (f"http://127.0.0.1:{server.port}/simple",
-                   "answered HTTP 500" if kind == "500" else "did not answer within 2 s")
+            yield (f"http://127.0.0.1:{server.port}/simple", {
+                "500": "answered HTTP 500", "hang": "did not answer within 2 s",
+                "pages": "",  # the root answers; the page of the package fails during resolution
+            }[kind])
         finally:
             server.close()
     elif kind == "refused":
@@ -300,7 +305,7 @@ def broken_index(request: pytest.FixtureRequest, index: str) -> Iterator[tuple[s
 
 
 @BOTH
-@pytest.mark.parametrize("broken_index", ["refused", "404", "500", "hang", "tls"], indirect=True)
+@pytest.mark.parametrize("broken_index", ["refused", "404", "500", "hang", "tls", "pages"], indirect=True)
 def test_a_failing_configured_index_is_exit_2_naming_it(tmp_path: Path, index: str, resolver: str,
                                                         broken_index: tuple[str, str]) -> None:
     url, problem = broken_index
@@ -311,7 +316,10 @@ def test_a_failing_configured_index_is_exit_2_naming_it(tmp_path: Path, index: s
     done = pinrepro(root, "lock", timeout=60)
 
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"error: layer 'base': the package index {url} {problem}"), done.stderr
+    if problem:
+        assert done.stderr.startswith(f"error: layer 'base': the package index {url} {problem}"), done.stderr
+    else:
+        assert f"the package index {url} " in done.stderr and "500" in done.stderr, done.stderr
     assert snapshot(root) == before
 
 
