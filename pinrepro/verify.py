@@ -19,10 +19,11 @@ from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_sites
 from pinrepro.lockfile import Lock
 from pinrepro.pyplatforms import targets
+from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
-from pinrepro.requirements import check_dockerfile_installs, check_layers
+from pinrepro.requirements import check_dockerfile_installs
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from pinrepro.errors import ConfigError, ResolverError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
 from pinrepro.lockfile import LayerLock, Lock
+from pinrepro.pyverify import check_layers
 from pinrepro.requirements import (
     LayerOutcome,
     ResolverRunner,
     check_dockerfile_installs,
-    check_layers,
     compile_layers,
     input_sha256,
     normalize_output,
