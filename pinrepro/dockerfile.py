@@ -55,6 +55,27 @@ class Dockerfile:
     sites: tuple[FromSite, ...]
 
 
+@dataclass(frozen=True)
+class Instruction:
+    """One logical instruction (continuations joined), for readers of instructions other than FROM (ADD, ...)."""
+
+    line: int  # 1-based line where it starts
+    command: str  # lower-cased, e.g. "add"
+    text: str  # the logical text, continuations joined
+    args_at: int  # where the arguments start in ``text``
+    offsets: tuple[int, ...]  # for each character of ``text``, its offset in the file
+    escape: str  # the escape character in effect
+
+
+def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
+    """Every instruction of ``text`` (heredoc bodies skipped, as BuildKit reads them) and the parser directives
+    (lower-cased name -> value, e.g. ``{"syntax": "docker/dockerfile:1"}``)."""
+    found: list[Instruction] = []
+    directives: dict[str, str] = {}
+    _analyse(text, path, found, directives)
+    return tuple(found), directives
+
+
 _FROM_USAGE = "write FROM [--platform=<platform>] <image>[:<tag>] [AS <name>]"
 _BOM = "\ufeff"
 # Go's regexp \s is ASCII only; BuildKit's directive regexp relies on that.
@@ -76,6 +97,16 @@ _PLATFORM_ARGS = frozenset({
 })
 _PROBE_DIGEST = "sha256:" + "0" * 64
 _SHARED_ARG_FIX = "use the ARG that holds the image only as the whole reference in FROM lines"
+
+
+def add_arguments(instruction: Instruction, where: str) -> tuple[list[str], int, list[str]]:
+    """ADD / COPY: the leading ``--flags`` (unquoted), where the rest starts in ``instruction.text``, and the
+    rest's words - sources then destination - unquoted (JSON form decoded), not ARG-expanded."""
+    flags, rest_at = _builder_flags(instruction.text, instruction.args_at, where)
+    rest = instruction.text[rest_at:]
+    if _is_json_form(rest):
+        return flags, rest_at, [str(word) for word in json.loads(rest.strip())]
+    return flags, rest_at, [_unquote(word) for word in _raw_words(rest)]
 
 
 def strip_digest(image: str) -> tuple[str, str | None]:
@@ -204,6 +235,7 @@ class _Directives:
     escape: str = "\\"
     done: bool = False
     seen: set[str] = field(default_factory=set)
+    values: dict[str, str] = field(default_factory=dict)
 
     def look(self, token: str, where: str) -> None:
         if self.done:
@@ -217,6 +249,7 @@ class _Directives:
             raise DockerfileError(f"the '{key}' parser directive appears twice", where=where,
                                   fix=f"keep one '# {key}=' line at the top of the file")
         self.seen.add(key)
+        self.values[key] = value
         if key == "escape":
             if value not in ("\\", "`"):
                 raise DockerfileError(f"invalid escape directive '{value}'", where=where,
@@ -246,7 +279,8 @@ class _ArgDecl:
     env: dict[str, _Value]  # what was visible when it was declared
 
 
-def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
+def _analyse(text: str, path: str, found: list[Instruction] | None = None,
+             directive_values: dict[str, str] | None = None) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
     lines = _lines(text)
     directives = _Directives()
     sites: list[FromSite] = []
@@ -278,6 +312,9 @@ def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | N
             logical.add(line.content if cut is None else line.content[:cut], line.start)
         command, args_at = _split_command(logical.text)
         where = f"{path}:{logical.line}"
+        if found is not None:
+            found.append(Instruction(logical.line, command, logical.text, args_at, tuple(logical.offsets),
+                                     directives.escape))
         if command == "from":
             seen_from = True
             site, slot = _from_site(logical, args_at, path, env, decls, stages, directives.escape)
@@ -286,6 +323,8 @@ def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | N
         elif command == "arg" and not seen_from:
             _declare_args(logical, args_at, env, decls, directives.escape)
         index = _skip_heredocs(lines, index, logical, command, args_at, where)
+    if directive_values is not None:
+        directive_values.update(directives.values)
     return tuple(sites), slots
 
 
