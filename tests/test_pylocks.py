@@ -536,3 +536,19 @@ def test_doctor_checks_the_requirement_locks_cuda_wheels_against_the_driver(tmp_
     fine = pinrepro(root, "doctor", env=env)
     assert fine.returncode == 0, fine.stdout
     assert "ok       requirements-base.lock  linux/amd64: nvidia-cublas-cu12==12.4.5.8 need CUDA 12.x" in fine.stdout
+
+
+def test_refresh_summary_names_each_platforms_lock_and_no_credential(tmp_path: Path, private_index: str) -> None:
+    _require_uv()
+    port = private_index.rsplit(":", 1)[1]
+    templated = f"http://${{INDEX_USER}}:${{INDEX_TOKEN}}@127.0.0.1:{port}"
+    root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{templated}/simple"\n',
+                   {"base": "torchy\n"})
+    env = clean_env(INDEX_USER=USER, INDEX_TOKEN=PASSWORD)
+
+    done = pinrepro(root, "refresh", "--dry-run", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "requirements-base.amd64.lock" in done.stdout and "requirements-base.arm64.lock" in done.stdout
+    assert "nvlib-cu12" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr
