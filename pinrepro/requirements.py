@@ -371,7 +371,8 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
                 progress(layer.name, target.platform, layer.resolver, None)
             outputs[target.lock], version = _compile(
                 config, layer, files, lower, done, current[target.platform], runner, python=python,
-                target=target, upgrade=upgrade, upgrade_packages=tuple(sorted(wanted)), reuse_hashes=trusted)
+                target=target, platforms=platforms, upgrade=upgrade, upgrade_packages=tuple(sorted(wanted)),
+                reuse_hashes=trusted)
             if progress is not None:
                 progress(layer.name, target.platform, layer.resolver, time.monotonic() - started)
         new_shas = {t.platform: _sha256(outputs[t.lock]) for t in targets}
@@ -410,7 +411,8 @@ def _outcome(config: Config, layer: Layer, targets: list[pyplatforms.Target], ou
 
 def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer], done: Mapping[str, LayerOutcome],
              current: bytes | None, runner: ResolverRunner, *, python: str, target: pyplatforms.Target,
-             upgrade: bool, upgrade_packages: tuple[str, ...], reuse_hashes: bool) -> tuple[bytes, str]:
+             platforms: tuple[str, ...], upgrade: bool, upgrade_packages: tuple[str, ...],
+             reuse_hashes: bool) -> tuple[bytes, str]:
     platform = target.platform
     secrets = Secrets(runner.variables())
     # Files the compile reads, at their project-relative paths, with ${VAR} in their URLs expanded for the
@@ -425,8 +427,10 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
             staged[lock_of[name]] = outcome.by_platform.get(platform, outcome.content)
     lower_locks = []
     for dep in lower:
-        dep_target = next(t for t in pyplatforms.targets(dep.lock, config.platforms)
-                          if pyplatforms.arch(t.platform) == pyplatforms.arch(platform))
+        # the lower layer's lock for the same architecture (its only lock when it has one)
+        dep_targets = pyplatforms.targets(dep.lock, platforms)
+        dep_target = next((t for t in dep_targets if pyplatforms.arch(t.platform) == pyplatforms.arch(platform)),
+                          dep_targets[0])
         lower_locks.append(dep_target.lock)
         staged[dep_target.lock] = _without_options(done[dep.name].by_platform.get(platform, done[dep.name].content))
     output = target.lock

@@ -552,3 +552,11 @@ def test_refresh_summary_names_each_platforms_lock_and_no_credential(tmp_path: P
     assert "requirements-base.amd64.lock" in done.stdout and "requirements-base.arm64.lock" in done.stdout
     assert "nvlib-cu12" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
+
+
+def test_index_timeout_must_be_seconds(tmp_path: Path) -> None:
+    root = project(tmp_path / "p", 'index_timeout = "fast"\n', {"base": "helper\n"})
+    done = pinrepro(root, "lock")
+    assert (done.returncode, done.stderr) == (2, (
+        "error: pinrepro.toml: 'index_timeout' must be a number of seconds between 0 and 3600 - "
+        "write e.g. index_timeout = 60\n"))
