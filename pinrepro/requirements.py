@@ -365,12 +365,13 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
         trusted = before is not None and before.output_sha256 == _combined(targets, shas)
         outputs = {}
         version = ""
+        seed = _previous_pins(config, layer, before, targets)
         for target in targets:
             started = time.monotonic()
             if progress is not None:
                 progress(layer.name, target.platform, layer.resolver, None)
             outputs[target.lock], version = _compile(
-                config, layer, files, lower, done, current[target.platform], runner, python=python,
+                config, layer, files, lower, done, current[target.platform] or seed, runner, python=python,
                 target=target, platforms=platforms, upgrade=upgrade, upgrade_packages=tuple(sorted(wanted)),
                 reuse_hashes=trusted)
             if progress is not None:
@@ -384,6 +385,20 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
         )
         done[layer.name] = _outcome(config, layer, targets, outputs, record, compiled=True, current=current)
     return list(done.values())
+
+
+def _previous_pins(config: Config, layer: Layer, before: LayerLock | None,
+                   targets: list[pyplatforms.Target]) -> bytes | None:
+    """When the layer's lock files change shape (a platform of another architecture added or removed), the
+    pins of the files it had, so that adding linux/arm64 does not move a single linux/amd64 pin."""
+    if before is None:
+        return None
+    had = pyplatforms.targets(before.lock, list(before.platforms)) if before.platforms else \
+        [pyplatforms.Target("", posixpath.normpath(before.lock))]
+    if {t.lock for t in had} == {t.lock for t in targets}:
+        return None
+    found = [data for t in had if (data := _read(config.root / t.lock)) is not None]
+    return _pins_only(found[0]) if found else None
 
 
 def _platform_key(targets: list[pyplatforms.Target]) -> str | list[str]:

@@ -560,3 +560,22 @@ def test_index_timeout_must_be_seconds(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (2, (
         "error: pinrepro.toml: 'index_timeout' must be a number of seconds between 0 and 3600 - "
         "write e.g. index_timeout = 60\n"))
+
+
+def test_adding_a_platform_keeps_the_pins_the_lock_had(tmp_path: Path) -> None:
+    _require_uv()
+    wheels = Wheelhouse(tmp_path / "house")
+    wheels.add("helper", "1.0")
+    root = project(tmp_path / "p", f'python = "3.11"\nresolver = "uv"\nindex_url = "{wheels.index_url}"\n',
+                   {"base": "helper\n"})
+    assert pinrepro(root, "lock").returncode == 0
+    wheels.add("helper", "1.1")  # published after the lock: adding a platform is no upgrade
+    (root / "pinrepro.toml").write_text(
+        (root / "pinrepro.toml").read_text().replace('python = "3.11"', TWO_PLATFORMS.rstrip()))
+
+    assert pinrepro(root, "lock").returncode == 0
+
+    for arch in ("amd64", "arm64"):
+        assert "helper==1.0 " in (root / f"requirements-base.{arch}.lock").read_text()
+    assert pinrepro(root, "lock", "--upgrade").returncode == 0
+    assert "helper==1.1 " in (root / "requirements-base.arm64.lock").read_text()
