@@ -92,7 +92,8 @@ class Secrets:
         """A requirements file with ``${VAR}`` expanded in its URLs (what pip would do, but from our environment)."""
         lines = []
         for number, line in enumerate(text.splitlines(keepends=True), start=1):
-            lines.append(_URL.sub(lambda m, n=number: self.expand(m.group(0), where=f"{where}:{n}"), line))  # type: ignore[misc]
+            place = f"{where}:{number}"
+            lines.append(_URL.sub(lambda match: self.expand(match.group(0), where=place), line))  # noqa: B023
         return "".join(lines)
 
     def values(self) -> dict[str, str]:

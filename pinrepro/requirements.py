@@ -10,6 +10,9 @@ path of this machine leaks in), and returns every lock's new text for the caller
 A layer is recompiled only when something recorded in ``pinrepro.lock`` no longer matches: its input, the locks
 it was compiled under, the options that affect resolution, or its own lock file (deleted or edited by hand).
 Existing pins are kept, as pip-compile keeps them: the current lock goes in as the output file.
+A layer has one lock per target architecture when the platforms span several (pinrepro.pyplatforms), each
+compiled under the same architecture's locks of the layers below; the configured index is written into every
+lock and checked to answer first, with ``${VAR}`` credentials kept as written (pinrepro.pyindex).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def skipped_index(output: str) -> str | None:
     """The first index page a successful pip run could not fetch for another reason than 404."""
     for line in output.splitlines():
         match = re.search(r"Could not fetch URL (\S+?):? (.*)$", line)
-        if match and not re.search(r"\b40[4]\b", match.group(2)):
+        if match and not re.search(r"\b404\b", match.group(2)):
             return f"{match.group(1)}: {match.group(2).removesuffix(' - skipping').strip()}"[:300]
     return None
 

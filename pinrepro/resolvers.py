@@ -10,8 +10,9 @@ the resolver never sees:
 * pip-tools' own ``[tool.pip-tools]`` / ``.pip-tools.toml`` (``--no-config``), uv's ``uv.toml`` / ``[tool.uv]``
   (``--no-config``) and ``UV_*`` variables other than transport/cache ones;
 * the paths of this machine: the compile runs in a scratch copy of the project's relevant files, with relative
-  paths, and ``--no-emit-index-url`` / ``--no-emit-find-links`` / ``--no-emit-trusted-host`` keep index options
-  out of the output.
+  paths, and ``--no-emit-index-url`` / ``--no-emit-find-links`` / ``--no-emit-trusted-host`` keep the
+  resolver's index options out of the output (pinrepro writes the configured ones itself, as configured:
+  pinrepro.pyindex, which also keeps ``${VAR}`` credentials from being expanded into a lock).
 
 pip-compile resolves for the interpreter and machine it runs on (markers such as ``python_version`` and
 ``platform_machine`` are evaluated there), so it is run under an interpreter of the target Python, on a host
@@ -70,7 +71,6 @@ _PROBE = (
     "        v = 'unknown'\n"
     "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'pip_tools': v}))\n"
 )
-
 
 
 @dataclass(frozen=True)
