@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pinrepro.errors import ConfigError
+from pinrepro.suppress import check_rule_ids
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
 DEFAULT_PLATFORMS = ("linux/amd64",)
@@ -56,6 +57,13 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class VerifyOptions:
+    """``[tool.pinrepro.verify]``: rule ids silenced everywhere (see pinrepro.suppress)."""
+
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     dockerfiles: tuple[str, ...] = DEFAULT_DOCKERFILE_GLOBS
@@ -70,6 +78,7 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
     # Where the file came from, for error messages.
     source: str = "defaults"
     deploy_files: tuple[str, ...] = DEFAULT_DEPLOY_GLOBS
@@ -89,7 +98,9 @@ _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
     "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive", "index_timeout",
+    "verify",
 }
+_VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "index_timeout",
@@ -112,6 +123,24 @@ def load(root: Path) -> Config:
             raise ConfigError("[tool.pinrepro] must be a table", where="pyproject.toml")
         return parse(section, root=root, source="pyproject.toml [tool.pinrepro]")
     return Config(root=root)
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory from ``start`` upward that holds pinrepro.toml, a pyproject.toml with
+    [tool.pinrepro], or pinrepro.lock - as git and uv find theirs; ``start`` itself when none does."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "pinrepro.toml").is_file() or (directory / DEFAULT_LOCKFILE).is_file():
+            return directory
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                with pyproject.open("rb") as handle:
+                    if "pinrepro" in tomllib.load(handle).get("tool", {}):
+                        return directory
+            except (OSError, tomllib.TOMLDecodeError, AttributeError):
+                continue  # not ours to judge: a broken pyproject.toml elsewhere is not this project
+    return start
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -163,6 +192,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        verify=_verify_options(data.get("verify", {}), source),
         source=source,
         deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
         pin=pin,
@@ -170,6 +200,20 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         add_max_bytes=_positive_int(data, "add_max_bytes", source, DEFAULT_ADD_MAX_BYTES),
         syntax_directive=_bool(data, "syntax_directive", source, False),
     )
+
+
+def _verify_options(raw: Any, source: str) -> VerifyOptions:
+    where = f"{source} verify"
+    if not isinstance(raw, dict):
+        raise ConfigError("'verify' must be a table", where=source,
+                          fix="write it as [verify] / [tool.pinrepro.verify]")
+    _reject_unknown(raw, _VERIFY_KEYS, where)
+    ignore = _str_list(raw, "ignore", where, ())
+    bad = check_rule_ids(ignore)
+    if bad is not None:
+        raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=where,
+                          fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
+    return VerifyOptions(ignore=ignore)
 
 
 def _normal_host(host: str) -> str:

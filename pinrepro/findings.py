@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+# "note": something lock did that the user should know about; never fails a command.
 Level = Literal["error", "warning", "note"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pinrepro.config import Config
+from pinrepro.cudawheels import cuda_wheels
 from pinrepro.dockerfile import parse
 from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import check_cuda_coherence
@@ -75,15 +76,15 @@ def test_wheels_newer_than_the_image() -> None:
         "numpy==1.26.4\n"
     )
     findings = check_cuda_coherence(config(), LOCK, [dockerfile], {"requirements-app.lock": requirements})
-    # one warning for the lock and the image, naming every wheel that is too new, the driver they need and the
-    # index line that gives wheels for the image's CUDA
+    # one warning for the lock, naming every wheel that is too new, the driver they need and the index line that
+    # gives wheels for the image's CUDA
     assert findings == [Finding(
         "requirements-app.lock", 2, "warning", "cuda-wheel-newer",
-        f"pins wheels built for a newer CUDA than CUDA 12.1.0 of {CUDA_121} (driver floor 530.30.02): the index "
-        "https://download.pytorch.org/whl/cu124 (CUDA 12.4), torch==2.3.1+cu124 (CUDA 12.4), "
-        "nvidia-nccl-cu13==2.27.3 (CUDA 13.x); they need driver >= 580: hosts sized for the image may be unable to "
-        'run them - use wheels for CUDA 12.1 (extra_index_urls = ["https://download.pytorch.org/whl/cu121"]; '
-        "PyTorch publishes one index per CUDA version) or a newer image",
+        "the index https://download.pytorch.org/whl/cu124 (CUDA 12.4), torch==2.3.1+cu124 (CUDA 12.4), "
+        f"nvidia-nccl-cu13==2.27.3 (CUDA 13.x) are built for a newer CUDA than CUDA 12.1.0 of {CUDA_121} "
+        "(driver floor 530.30.02; they need driver >= 580): hosts sized for the image may be unable to run them - "
+        'use wheels for CUDA 12.1 (extra_index_urls = ["https://download.pytorch.org/whl/cu121"]; PyTorch '
+        "publishes one index per CUDA version) or a newer image",
     )]
 
 
@@ -92,8 +93,8 @@ def test_major_only_wheels_on_an_older_major() -> None:
     findings = check_cuda_coherence(config(), LOCK, [dockerfile], {"r.lock": "nvidia-cudnn-cu12==9.1.0.70\n"})
     assert [(f.line, f.code) for f in findings] == [(1, "cuda-wheel-newer")]
     assert findings[0].message.startswith(
-        f"pins wheels built for a newer CUDA than CUDA 11.8.0 of {CUDA_118} (driver floor 520.61.05): "
-        "nvidia-cudnn-cu12==9.1.0.70 (CUDA 12.x); they need driver >= 525"
+        f"nvidia-cudnn-cu12==9.1.0.70 (CUDA 12.x) is built for a newer CUDA than CUDA 11.8.0 of {CUDA_118} "
+        "(driver floor 520.61.05; they need driver >= 525): hosts sized for the image may be unable to run it"
     )
 
 
@@ -110,16 +111,21 @@ def test_every_kind_of_cuda_wheel_counts() -> None:
             "cupy-cuda12x==13.3.0", "jax-cuda12-plugin==0.4.35", "jaxlib==0.4.23+cuda12.cudnn89",
             "onnxruntime-gpu==1.20.1", "tensorrt-cu12==10.6.0", "paddlepaddle-gpu==2.6.2.post120",
             "onnxruntime-gpu==1.17.0", "nvidia-nccl-cu11==2.21.5", "numpy==2.1.0", "paddlepaddle-gpu==3.0.0"]
-    findings = check_cuda_coherence(config(), LOCK, [dockerfile], {"r.lock": "\n".join(pins) + "\n"})
-    assert len(findings) == 1
-    listed = findings[0].message.split("): ", 1)[1].split("; they need")[0]
-    assert listed == (
-        "nvidia-cublas-cu12==12.4.5.8 (CUDA 12.x), nvidia-cuda-runtime==13.0.96 (CUDA 13.x), "
-        "cuda-toolkit==12.4.1 (CUDA 12.4), cuda-python==12.6.0 (CUDA 12.x), torch==2.5.1+cu124 (CUDA 12.4), "
-        "torchvision==0.20.1+cu124 (CUDA 12.4), torchaudio==2.5.1+cu124 (CUDA 12.4), cupy-cuda12x==13.3.0 "
-        "(CUDA 12.x), jax-cuda12-plugin==0.4.35 (CUDA 12.x), jaxlib==0.4.23+cuda12.cudnn89 (CUDA 12.x), "
-        "onnxruntime-gpu==1.20.1 (CUDA 12.x), tensorrt-cu12==10.6.0 (CUDA 12.x), "
-        "paddlepaddle-gpu==2.6.2.post120 (CUDA 12.0)")
+    text = "\n".join(pins) + "\n"
+    assert [(w.what, w.cuda) for w in cuda_wheels(text)] == [
+        ("nvidia-cublas-cu12==12.4.5.8", "12"), ("nvidia-cuda-runtime==13.0.96", "13"),
+        ("cuda-toolkit==12.4.1", "12.4"), ("cuda-python==12.6.0", "12"), ("torch==2.5.1+cu124", "12.4"),
+        ("torchvision==0.20.1+cu124", "12.4"), ("torchaudio==2.5.1+cu124", "12.4"), ("cupy-cuda12x==13.3.0", "12"),
+        ("jax-cuda12-plugin==0.4.35", "12"), ("jaxlib==0.4.23+cuda12.cudnn89", "12"),
+        ("onnxruntime-gpu==1.20.1", "12"), ("tensorrt-cu12==10.6.0", "12"), ("paddlepaddle-gpu==2.6.2.post120", "12.0"),
+        ("onnxruntime-gpu==1.17.0", "11.8"), ("nvidia-nccl-cu11==2.21.5", "11"),
+    ]
+    findings = check_cuda_coherence(config(), LOCK, [dockerfile], {"r.lock": text})
+    assert len(findings) == 1  # one warning for the lock and the image, naming the first six and a count
+    assert findings[0].message.startswith(
+        "nvidia-cublas-cu12==12.4.5.8 (CUDA 12.x), nvidia-cuda-runtime==13.0.96 (CUDA 13.x), cuda-toolkit==12.4.1 "
+        "(CUDA 12.4), cuda-python==12.6.0 (CUDA 12.x), torch==2.5.1+cu124 (CUDA 12.4), torchvision==0.20.1+cu124 "
+        "(CUDA 12.4) and 7 more are built for a newer CUDA than CUDA 11.8.0")
     assert 'extra_index_urls = [".../whl/cu118"]' in findings[0].message
 
 

@@ -450,13 +450,18 @@ def test_verify_points_a_dockerfile_at_the_lock_of_its_target_arch(tmp_path: Pat
                        "FROM scratch\n"
                        "RUN pip install --require-hashes --no-deps -r requirements-base.lock\n"
                        "ARG TARGETARCH\n"
-                       "RUN pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock\n"))
+                       "RUN pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock\n"
+                       "RUN pip install --no-deps -r requirements-base.amd64.lock\n"))
     assert pinrepro(root, "lock").returncode == 0
     done = pinrepro(root, "verify")
-    assert (done.returncode, done.stdout) == (0, (
-        "Dockerfile:2: warning: installs requirements-base.lock, but layer 'base' is locked per platform "
+    # the single lock is an error; the ${TARGETARCH} lock is what pinrepro writes, installed as it should be
+    assert (done.returncode, done.stdout) == (1, (
+        "Dockerfile:2: error: installs requirements-base.lock, but layer 'base' is locked per platform "
         "(linux/amd64, linux/arm64) - after `ARG TARGETARCH`, use "
-        "`pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock` [install-one-platform]\n"))
+        "`pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock` [install-one-platform]\n"
+        "Dockerfile:5: error: installs the lock requirements-base.amd64.lock without --require-hashes, so a "
+        "requirement without a hash would be installed unchecked - use "
+        "`pip install --require-hashes --no-deps -r requirements-base.amd64.lock` [install-no-hashes]\n"))
 
 
 # -- 9-10: CUDA wheels against the images and the host ----------------------------------------------------------
@@ -498,11 +503,11 @@ def test_verify_names_every_cuda_wheel_too_new_for_the_image_once(tmp_path: Path
 
     warnings = [line for line in done.stdout.splitlines() if "[cuda-wheel-newer]" in line]
     assert warnings == [
-        "requirements-base.lock:11: warning: pins wheels built for a newer CUDA than CUDA 11.8.0 of "
-        f"{CUDA_IMAGE} (driver floor 520.61.05): nvidia-cublas-cu12==12.4.5.8 (CUDA 12.x), "
-        "onnxruntime-gpu==1.20.1 (CUDA 12.x), torch==2.9.0+cu130 (CUDA 13.0); they need driver >= 580.65.06: "
-        "hosts sized for the image may be unable to run them - use wheels for CUDA 11.8 "
-        '(extra_index_urls = [".../whl/cu118"]; PyTorch publishes one index per CUDA version) or a newer image '
+        "requirements-base.lock:11: warning: nvidia-cublas-cu12==12.4.5.8 (CUDA 12.x), onnxruntime-gpu==1.20.1 "
+        "(CUDA 12.x), torch==2.9.0+cu130 (CUDA 13.0) are built for a newer CUDA than CUDA 11.8.0 of "
+        f"{CUDA_IMAGE} (driver floor 520.61.05; they need driver >= 580.65.06): hosts sized for the image may be "
+        'unable to run them - use wheels for CUDA 11.8 (extra_index_urls = [".../whl/cu118"]; PyTorch publishes '
+        "one index per CUDA version) or a newer image "
         "[cuda-wheel-newer]"], done.stdout
 
 

@@ -142,25 +142,30 @@ def _python_findings(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str
 
 
 def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[Finding]:
-    """One warning per (lock, image): every wheel built for a newer CUDA than the image's, in one line."""
+    """One warning per lock: every wheel built for a newer CUDA than an image the Dockerfiles use, the images,
+    the driver the wheels need and the index line that gives wheels for the image's CUDA."""
     wheels = cuda_wheels(text)
-    findings: list[Finding] = []
-    for image in images:
-        newer = [wheel for wheel in wheels if _is_newer(wheel.cuda, image)]
-        if not newer:
-            continue
-        items = ", ".join(f"{w.what} (CUDA {w.cuda}{'.x' if '.' not in w.cuda else ''})" for w in newer)
-        needs = sorted({need for w in newer if (need := _driver_needed(w.cuda))}, key=_driver_key)
-        image_floor = f"driver floor {image.min_driver}" if image.min_driver else "driver floor unknown"
-        needed = f"; they need driver >= {needs[-1]}" if needs else ""
-        cuda = major_minor(image.version) or image.version
-        findings.append(Finding(
-            path, newer[0].line, "warning", "cuda-wheel-newer",
-            f"pins wheels built for a newer CUDA than CUDA {image.version} of {image.key} ({image_floor}): "
-            f"{items}{needed}: hosts sized for the image may be unable to run them - use wheels for CUDA {cuda} "
-            f"({index_for(wheels, cuda)}; PyTorch publishes one index per CUDA version) or a newer image",
-        ))
-    return findings
+    reasons = [(image, newer) for image in images if (newer := [w for w in wheels if _is_newer(w.cuda, image)])]
+    if not reasons:
+        return []
+    # the image most wheels are too new for speaks for all; the others are named after it
+    image, _ = max(reasons, key=lambda item: len(item[1]))
+    newer = [w for w in wheels if any(w in found for _, found in reasons)]
+    items = [f"{w.what} (CUDA {w.cuda}{'.x' if '.' not in w.cuda else ''})" for w in newer]
+    shown = ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
+    needs = sorted({need for w in newer if (need := _driver_needed(w.cuda))}, key=_driver_key)
+    image_floor = f"driver floor {image.min_driver}" if image.min_driver else "driver floor unknown"
+    needed = f"; they need driver >= {needs[-1]}" if needs else ""
+    others = [f"CUDA {other.version} of {other.key}" for other, _ in reasons if other is not image]
+    also = f" (also newer than {', '.join(others)})" if others else ""
+    cuda = major_minor(image.version) or image.version
+    verb = "is" if len(newer) == 1 else "are"
+    return [Finding(
+        path, newer[0].line, "warning", "cuda-wheel-newer",
+        f"{shown} {verb} built for a newer CUDA than CUDA {image.version} of {image.key} ({image_floor}{needed})"
+        f"{also}: hosts sized for the image may be unable to run {'it' if verb == 'is' else 'them'} - use wheels "
+        f"for CUDA {cuda} ({index_for(wheels, cuda)}; PyTorch publishes one index per CUDA version) or a newer image",
+    )]
 
 
 def _driver_key(driver: str) -> tuple[int, ...]:
