@@ -2,8 +2,9 @@
 
 Three warnings, each at the file and line to fix:
 - ``cuda-wheel-newer``: a requirement lock pins wheels built for a newer CUDA than an image the Dockerfiles
-  use (``torch==2.3.1+cu124``, ``nvidia-*-cu12`` / ``cupy-cuda12x`` packages, ``--extra-index-url
-  .../whl/cu124``); a host sized for the image's driver floor may be too old for them;
+  use (``torch==2.3.1+cu124``, ``nvidia-*-cu12``, ``onnxruntime-gpu``, ``--extra-index-url .../whl/cu124``:
+  the table is pinrepro.cudawheels); a host sized for the image's driver floor may be too old for them. One
+  warning per lock, naming the wheels, the driver they need, the images and the index line for the image's CUDA;
 - ``cuda-stage-mismatch``: two stages of one Dockerfile use images with different CUDA major.minor (libraries
   built or copied in one stage may not load in the other);
 - ``python-mismatch``: the requirement locks target a Python that the image does not have.
