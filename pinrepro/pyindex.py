@@ -101,11 +101,16 @@ class Secrets:
         names = {name for text in self.written.values() for name in VARIABLE.findall(text)}
         return {name: self.environ[name] for name in names if len(self.environ.get(name, "")) >= _MIN_SECRET}
 
-    def scrub(self, text: str) -> str:
-        """``text`` with expanded URLs back in their written form, any leftover secret as ``${VAR}``,
-        and written-out URL credentials masked."""
+    def restore(self, text: str) -> str:
+        """``text`` (a lock) with every expanded URL back in its written form; nothing else is touched."""
         for expanded in sorted(self.written, key=len, reverse=True):
             text = text.replace(expanded, self.written[expanded])
+        return text
+
+    def scrub(self, text: str) -> str:
+        """``text`` for display: expanded URLs back in their written form, any leftover secret as ``${VAR}``
+        (even inside other words: a message may be garbled, never leak), written-out URL credentials masked."""
+        text = self.restore(text)
         for name, value in sorted(self.values().items(), key=lambda item: -len(item[1])):
             text = text.replace(value, f"${{{name}}}")
             quoted = urllib.parse.quote(value, safe="")
@@ -114,11 +119,13 @@ class Secrets:
         return redact(text)
 
     def check_lock(self, text: str, *, where: str) -> None:
-        """Refuse a lock text that would carry a credential (``text`` is already scrubbed)."""
+        """Refuse a lock text (already ``restore``d) that would carry a credential in one of its URLs."""
+        secrets = self.values().values()
         for match in _URL.finditer(text):
-            if literal_credentials(match.group(0)):
+            url = match.group(0)
+            if literal_credentials(url) or any(value in url for value in secrets):
                 raise ConfigError(
-                    f"a URL with a user or password written out would go into the lock ({redact(match.group(0))})",
+                    f"a URL with a user or password written out would go into the lock ({self.scrub(url)})",
                     where=where,
                     fix="write the credentials as ${VAR} (e.g. https://${INDEX_USER}:${INDEX_TOKEN}@host/simple); "
                         "pip expands them at install time",

@@ -481,7 +481,7 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
             reuse_hashes=reuse_hashes and current is not None and not upgrade, secrets=secrets,
         )
         version = compile_layer(runner, layer.resolver, request, workdir)
-        text = secrets.scrub((workdir / output).read_text(encoding="utf-8"))
+        text = secrets.restore((workdir / output).read_text(encoding="utf-8"))
     if layer.resolver == "pip-compile" and runner.probed is not None:
         # uv fails on an index page it cannot read; pip skips it silently, so its pages are checked here
         pyindex.probe_pages([(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)],

@@ -584,3 +584,23 @@ def test_adding_a_platform_keeps_the_pins_the_lock_had(tmp_path: Path) -> None:
         assert "helper==1.0 " in (root / f"requirements-base.{arch}.lock").read_text()
     assert pinrepro(root, "lock", "--upgrade").returncode == 0
     assert "helper==1.1 " in (root / "requirements-base.arm64.lock").read_text()
+
+
+def test_secrets_restore_only_the_urls_they_expanded() -> None:
+    from pinrepro.errors import ConfigError
+    from pinrepro.pyindex import Secrets
+
+    secrets = Secrets({"INDEX_USER": "admin", "INDEX_TOKEN": "tok3n-secret"})
+    written = "https://${INDEX_USER}:${INDEX_TOKEN}@idx.test/simple"
+    expanded = secrets.expand(written, where="pinrepro.toml")
+    assert expanded == "https://admin:tok3n-secret@idx.test/simple"
+    lock = f"--index-url {expanded}\ndjango-admin-tools==1.0\n"
+    # a package whose name holds the user name is left alone; the URL goes back to its ${VAR} form
+    assert secrets.restore(lock) == f"--index-url {written}\ndjango-admin-tools==1.0\n"
+    secrets.check_lock(secrets.restore(lock), where="r.lock")
+    # a credential the resolver wrote in another shape is refused, and the message does not show it
+    with pytest.raises(ConfigError) as caught:
+        secrets.check_lock("pkg @ https://idx.test/tok3n-secret/pkg.whl\n", where="r.lock")
+    assert "tok3n-secret" not in caught.value.line() and "${INDEX_TOKEN}" in caught.value.line()
+    # display text is scrubbed harder: any leftover value becomes its variable
+    assert secrets.scrub("failed: https://idx.test/tok3n-secret/x") == "failed: https://idx.test/${INDEX_TOKEN}/x"
