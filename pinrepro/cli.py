@@ -172,6 +172,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
         out.result(json.dumps({
             "changed": outcome.changed, "files": names, "resolved": list(outcome.resolved),
             "images": {k: v.digest for k, v in outcome.new.images.items()},
+            "layers": {"recompiled": list(outcome.layers_compiled), "unchanged": list(outcome.layers_unchanged)},
             "written": outcome.changed and not (dry_run or check),
         }, indent=2, sort_keys=True))
     elif dry_run or check:

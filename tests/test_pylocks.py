@@ -10,6 +10,7 @@ Every command runs under a timeout, so a regression that hangs fails instead.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -397,6 +398,8 @@ def test_every_option_that_changes_the_resolution_recompiles(tmp_path: Path, ind
 
     assert "recompiled: base, app; unchanged: none" in lock()
     assert "recompiled: none; unchanged: base, app" in lock()
+    as_json = pinrepro(root, "lock", "--format", "json")
+    assert json.loads(as_json.stdout)["layers"] == {"recompiled": [], "unchanged": ["base", "app"]}
     # switching the resolver runs the other resolver (its own output shows with -v), not a relabel
     edit('python = "3.11"', 'python = "3.11"\nresolver = "uv"')
     switched = lock("-v")
