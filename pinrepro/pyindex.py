@@ -110,20 +110,26 @@ class Secrets:
     def scrub(self, text: str) -> str:
         """``text`` for display: expanded URLs back in their written form, any leftover secret as ``${VAR}``
         (even inside other words: a message may be garbled, never leak), written-out URL credentials masked."""
-        text = self.restore(text)
-        for name, value in sorted(self.values().items(), key=lambda item: -len(item[1])):
-            text = text.replace(value, f"${{{name}}}")
-            quoted = urllib.parse.quote(value, safe="")
-            if quoted != value:
-                text = text.replace(quoted, f"${{{name}}}")
-        return redact(text)
+        secrets = sorted(self.values().items(), key=lambda item: -len(item[1]))
+
+        def hide(part: str) -> str:
+            for name, value in secrets:
+                part = part.replace(value, f"${{{name}}}")
+                quoted = urllib.parse.quote(value, safe="")
+                if quoted != value:
+                    part = part.replace(quoted, f"${{{name}}}")
+            return part
+
+        # the ${VAR} forms already there are left whole (a value may be part of a variable's name)
+        pieces = re.split(r"(\$\{[A-Z0-9_]+\})", self.restore(text))
+        return redact("".join(piece if VARIABLE.fullmatch(piece) else hide(piece) for piece in pieces))
 
     def check_lock(self, text: str, *, where: str) -> None:
         """Refuse a lock text (already ``restore``d) that would carry a credential in one of its URLs."""
         secrets = self.values().values()
         for match in _URL.finditer(text):
             url = match.group(0)
-            if literal_credentials(url) or any(value in url for value in secrets):
+            if literal_credentials(url) or any(value in VARIABLE.sub("", url) for value in secrets):
                 raise ConfigError(
                     f"a URL with a user or password written out would go into the lock ({self.scrub(url)})",
                     where=where,
