@@ -131,7 +131,7 @@ def _check_pip_install(tool: str, args: list[str], line: int, path: str, config:
             continue
         layer = by_lock.get(name)
         if layer is None:
-            yield _not_a_lock(value, line, path, by_input.get(name))
+            yield _not_a_lock(value, line, path, by_input.get(name), config.platforms)
             continue
         if layer.hashes and "--require-hashes" not in flags:
             yield Finding(path, line, "error", "install-no-hashes",
@@ -143,11 +143,12 @@ def _check_pip_install(tool: str, args: list[str], line: int, path: str, config:
                           f"pins may be resolved again - use `{tool} {_INSTALL_LOCK.format(lock=value)[4:]}`")
 
 
-def _not_a_lock(value: str, line: int, path: str, layer: Layer | None) -> Finding:
+def _not_a_lock(value: str, line: int, path: str, layer: Layer | None, platforms: tuple[str, ...]) -> Finding:
     if layer is not None:
+        lock = targetarch_pattern(layer.lock, platforms) or layer.lock  # a lock per platform: the build's own
         return Finding(path, line, "error", "install-input",
-                       f"installs {value}, the input of layer '{layer.name}', instead of its lock {layer.lock} - "
-                       f"use `{_INSTALL_LOCK.format(lock=layer.lock)}`")
+                       f"installs {value}, the input of layer '{layer.name}', instead of its lock {lock} - "
+                       f"use `{_INSTALL_LOCK.format(lock=lock)}`")
     return Finding(path, line, "error", "install-not-a-lock",
                    f"installs {value}, which is not a lock pinrepro writes - add it as a requirement layer "
                    "([[tool.pinrepro.layers]]) and install its lock")

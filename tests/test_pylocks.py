@@ -454,7 +454,8 @@ def test_verify_points_a_dockerfile_at_the_lock_of_its_target_arch(tmp_path: Pat
                        "RUN pip install --require-hashes --no-deps -r requirements-base.lock\n"
                        "ARG TARGETARCH\n"
                        "RUN pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock\n"
-                       "RUN pip install --no-deps -r requirements-base.amd64.lock\n"))
+                       "RUN pip install --no-deps -r requirements-base.amd64.lock\n"
+                       "RUN pip install -r requirements-base.in\n"))
     assert pinrepro(root, "lock").returncode == 0
     done = pinrepro(root, "verify")
     # the single lock is an error; the ${TARGETARCH} lock is what pinrepro writes, installed as it should be
@@ -464,7 +465,10 @@ def test_verify_points_a_dockerfile_at_the_lock_of_its_target_arch(tmp_path: Pat
         "`pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock` [install-one-platform]\n"
         "Dockerfile:5: error: installs the lock requirements-base.amd64.lock without --require-hashes, so a "
         "requirement without a hash would be installed unchecked - use "
-        "`pip install --require-hashes --no-deps -r requirements-base.amd64.lock` [install-no-hashes]\n"))
+        "`pip install --require-hashes --no-deps -r requirements-base.amd64.lock` [install-no-hashes]\n"
+        "Dockerfile:6: error: installs requirements-base.in, the input of layer 'base', instead of its lock "
+        "requirements-base.${TARGETARCH}.lock - use "
+        "`pip install --require-hashes --no-deps -r requirements-base.${TARGETARCH}.lock` [install-input]\n"))
 
 
 # -- 9-10: CUDA wheels against the images and the host ----------------------------------------------------------
