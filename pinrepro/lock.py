@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import addurl, lockfile, policy
+from pinrepro import addgit, addurl, lockfile, policy
 from pinrepro.apt.find import find_installs
 from pinrepro.apt.pinning import AptOutcome, lock_apt
 from pinrepro.apt.resolve import has_apt_get
@@ -30,7 +30,7 @@ from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.scan import scan_platform
-from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
+from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock, UrlLock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
@@ -169,6 +169,11 @@ def run_lock(
     urls, url_findings = addurl.lock_urls(dockerfiles, old.urls if old else {}, upgrade=upgrade,
                                           fetch=addurl.fetcher(config.add_max_bytes))
     findings.extend(url_findings)
+    git_urls, commits, git_findings = addgit.lock_git(dockerfiles, old.urls if old else {}, upgrade=upgrade,
+                                                      resolve=addgit.resolver(config.root))
+    urls.update(git_urls)
+    findings.extend(git_findings)
+    checksums = {url: entry.checksum for url, entry in urls.items()}
     findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
     for dockerfile in dockerfiles:
         current = dockerfile
@@ -180,10 +185,16 @@ def run_lock(
         # pin = "policy": the digests go into the BuildKit source policy only, the FROM lines stay as written.
         if config.pin != "policy":
             new_text = rewrite(current, pins.get)
-            pinned = replace(current, text=new_text)
-            new_text, add_findings = addurl.pin_text(pinned, lambda site: urls[site.url].checksum,
+            new_text = addgit.pin_text(replace(current, text=new_text),
+                                       lambda site: commits.get((site.path, site.line)))
+            new_text, add_findings = addurl.pin_text(replace(current, text=new_text),
+                                                     lambda site: checksums.get(site.url),
                                                      add_syntax=config.syntax_directive)
             findings.extend(add_findings)
+            if new_text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE) and \
+                    not dockerfile.text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE):
+                # The added syntax line moves every line down: the lock records where things are now.
+                images, urls = _shift_sites(images, urls, dockerfile.path)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
     deploy_pins = {id(site): pins.get(image_site.site) for site, image_site in deploy_sites}
@@ -238,6 +249,17 @@ def inside_project(config: Config, path: Path) -> Path:
         name = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else str(path)
         raise PinreproError(f"{name} is a symbolic link to {path.resolve()}, outside the project", where=name,
                             fix="point the link at a file inside the project, or replace it with the file") from None
+
+
+def _shift_sites(images: dict[str, ImageLock], urls: dict[str, UrlLock],
+                 path: str) -> tuple[dict[str, ImageLock], dict[str, UrlLock]]:
+    def shifted(sites: tuple[str, ...]) -> tuple[str, ...]:
+        moved = {f"{path}:{int(site.rpartition(':')[2]) + 1}" if site.rpartition(":")[0] == path else site
+                 for site in sites}
+        return tuple(sorted(moved))
+
+    return ({key: replace(image, sites=shifted(image.sites)) for key, image in images.items()},
+            {key: replace(entry, sites=shifted(entry.sites)) for key, entry in urls.items()})
 
 
 def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pinrepro import lockfile
+from pinrepro.addgit import check_git, check_git_online, resolver
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.apt.check import check_apt, check_apt_online
 from pinrepro.config import Config
@@ -73,6 +74,7 @@ def run_verify(
     lines = _lock_lines(config)
     findings.extend(check_images(sites, lock, lock_name, lines, digests_in_dockerfiles=config.pin != "policy"))
     findings.extend(check_urls(dockerfiles, lock, lock_name, in_dockerfiles=config.pin != "policy"))
+    findings.extend(check_git(dockerfiles, lock, lock_name))
     if config.pin != "dockerfile":
         findings.extend(check_policy(config, lock, load_settings(config)))
     findings.extend(check_platforms(config, lock, sites, lines))
@@ -92,7 +94,9 @@ def run_verify(
                 lock, lock_name, lambda key, digest: image_apt_files(client, ImageRef.parse(key), digest)))
     if online and lock.urls:
         findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
+        findings.extend(check_git_online(lock, lock_name, resolver(config.root)))
     texts = {dockerfile.path: dockerfile.text for dockerfile in dockerfiles}
+    texts.update(deploy.texts)  # YAML comments are '#' too: an inline ignore works next to an image line
     kept, suppressed = apply_ignores(sorted(set(findings), key=Finding.sort_key), ignore=config.verify.ignore,
                                      texts=texts, config_source=config.source)
     return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))

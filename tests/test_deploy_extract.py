@@ -174,3 +174,8 @@ def test_rewrite_changes_only_reference_bytes(services: list[dict[str, object]],
         image = service["image"]
         expected = f"{image}{'' if ':' in image.rsplit('/', 1)[-1] else ':latest'}@{D}"
         assert new_data["services"][name] == {**service, "image": expected}
+
+
+def test_application_tags_do_not_stop_the_rewrite_check() -> None:
+    text = "apiVersion: v1\nkind: Pod\nmetadata: {name: !Sub '${A}-x'}\nspec:\n  containers:\n  - image: app:1\n"
+    assert pin_all("k8s/pod.yaml", text) == text.replace("app:1", f"app:1@{D}")
