@@ -59,6 +59,8 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    # `pinrepro check`'s table, validated by pinrepro.check.settings (which owns its keys).
+    check: Mapping[str, Any] = field(default_factory=dict)
     # Where the file came from, for error messages.
     source: str = "defaults"
 
@@ -69,7 +71,7 @@ class Config:
 
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
-    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
+    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh", "check",
 }
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
@@ -137,6 +139,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        check=data.get("check", {}),
         source=source,
     )
 

@@ -16,9 +16,10 @@ Pure: no I/O. ``parse`` takes text, ``rewrite`` returns text; every byte that is
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 
@@ -46,6 +47,7 @@ class FromSite:
     # exists (its digest comes from part of an ARG); rewrite then accepts only the digest it already has.
     pin_target: PinTarget | None = None
     arg_name: str | None = None
+    base_stage: str | None = None  # kind == "stage": the (lower-cased) name of the stage it builds on
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,136 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
     """Find every FROM site of ``text``; raise DockerfileError (with ``path:line``) for a malformed FROM."""
     sites, _ = _analyse(text, path)
     return Dockerfile(path=path, text=text, sites=sites)
+
+
+@dataclass(frozen=True)
+class Heredoc:
+    """The body of one ``<<NAME`` heredoc (leading tabs removed for ``<<-``)."""
+
+    name: str
+    line: int  # the first body line
+    body: str  # the body lines joined with "\n", without the terminator
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One logical instruction, as BuildKit reads it: continuations joined, heredoc bodies attached.
+
+    ``text`` keeps the characters as written (quotes, escapes); ``line_at`` maps a position in it back to
+    the physical line, so a finding inside a long ``RUN`` names the line the user has to edit.
+    """
+
+    path: str
+    line: int  # where the instruction starts
+    end_line: int  # its last physical line, heredoc bodies included
+    command: str  # lower-cased: "run", "copy", ...
+    text: str
+    args_at: int  # where the arguments start in text
+    flags: tuple[str, ...]  # leading --name=value words, unquoted (RUN --mount=..., COPY --from=...)
+    rest_at: int  # where the arguments after the flags start in text
+    heredocs: tuple[Heredoc, ...]
+    stage: int  # index of the build stage it belongs to; -1 before the first FROM
+    escape: str = "\\"
+    _offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def rest(self) -> str:
+        return self.text[self.rest_at:]
+
+    def flag(self, name: str) -> str | None:
+        """The value of ``--name=value`` (the last one wins, as in BuildKit); "" for a bare ``--name``."""
+        values = self.flag_values(name)
+        return values[-1] if values else None
+
+    def flag_values(self, name: str) -> list[str]:
+        found = []
+        for flag in self.flags:
+            key, has_value, value = flag[2:].partition("=")
+            if key == name:
+                found.append(value if has_value else "")
+        return found
+
+    def line_at(self, position: int) -> int:
+        """The physical line of ``text[position]``."""
+        if not self._offsets or not self._starts:
+            return self.line
+        offset = self._offsets[max(0, min(position, len(self._offsets) - 1))]
+        return bisect.bisect_right(self._starts, offset)
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON-array (exec) form of the arguments after the flags, or None for the shell form."""
+        rest = self.rest.strip()
+        if not _is_json_form(rest):
+            return None
+        value: list[str] = json.loads(rest)
+        return value
+
+    def pairs(self) -> list[tuple[str, str | None]]:
+        """``ENV``/``ARG``/``LABEL`` arguments as (name, value as written or None): ``A=1 B="x y"``, ``ENV A 1``."""
+        words = [self.text[a:b] for a, b in _arg_words(self.text, self.rest_at, self.escape)]
+        if self.command == "env" and words and "=" not in words[0]:
+            # The legacy form ``ENV NAME value with spaces``.
+            return [(words[0], self.text[self.rest_at:].strip()[len(words[0]):].strip())]
+        result: list[tuple[str, str | None]] = []
+        for word in words:
+            name, has_value, value = word.partition("=")
+            result.append((name, value if has_value else None))
+        return result
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A build stage: its FROM and every instruction up to the next FROM (the FROM itself first)."""
+
+    index: int
+    site: FromSite
+    instructions: tuple[Instruction, ...]
+
+    @property
+    def name(self) -> str | None:
+        return self.site.stage_name
+
+    def label(self) -> str:
+        """How findings name the stage: its AS name, else its index (what ``COPY --from=0`` uses)."""
+        return self.name if self.name else str(self.index)
+
+
+def instructions(text: str, path: str = "Dockerfile") -> tuple[Instruction, ...]:
+    """Every logical instruction of ``text``, in order, with its stage index and line span."""
+    starts = [1 if text.startswith(_BOM) else 0]
+    position = text.find("\n")
+    while position >= 0:
+        starts.append(position + 1)
+        position = text.find("\n", position + 1)
+    shared = tuple(starts)
+    found: list[Instruction] = []
+    stage = -1
+    for step in _walk(text, path):
+        logical = step.logical
+        if step.command == "from":
+            stage += 1
+        flags, rest_at = _builder_flags(logical.text, step.args_at, f"{path}:{logical.line}")
+        heredocs = tuple(Heredoc(name, start, "\n".join(body)) for name, start, body in step.bodies)
+        found.append(Instruction(
+            path=path, line=logical.line, end_line=step.end_line, command=step.command, text=logical.text,
+            args_at=step.args_at, flags=tuple(flags), rest_at=rest_at, heredocs=heredocs, stage=stage,
+            escape=step.escape, _offsets=tuple(logical.offsets), _starts=shared,
+        ))
+    return tuple(found)
+
+
+def stages(dockerfile: Dockerfile, read: tuple[Instruction, ...] | None = None) -> tuple[Stage, ...]:
+    """The build stages of a parsed Dockerfile, in order (the last one is what ``docker build`` builds).
+
+    ``read`` is ``instructions()`` of the same file, when the caller has it already.
+    """
+    grouped: dict[int, list[Instruction]] = {}
+    for instruction in read if read is not None else instructions(dockerfile.text, dockerfile.path):
+        if instruction.stage >= 0:
+            grouped.setdefault(instruction.stage, []).append(instruction)
+    return tuple(Stage(index, site, tuple(grouped.get(index, ())))
+                 for index, site in enumerate(dockerfile.sites))
 
 
 def rewrite(dockerfile: Dockerfile, digest_for: Callable[[FromSite], str | None]) -> str:
@@ -247,14 +379,40 @@ class _ArgDecl:
 
 
 def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
-    lines = _lines(text)
-    directives = _Directives()
     sites: list[FromSite] = []
     slots: list[_Slot | None] = []
     stages: dict[str, int] = {}
     env: dict[str, _Value] = {}
     decls: dict[str, _ArgDecl] = {}
     seen_from = False
+    for step in _walk(text, path):
+        logical, command, args_at, escape = step.logical, step.command, step.args_at, step.escape
+        if command == "from":
+            seen_from = True
+            site, slot = _from_site(logical, args_at, path, env, decls, stages, escape)
+            sites.append(site)
+            slots.append(slot)
+        elif command == "arg" and not seen_from:
+            _declare_args(logical, args_at, env, decls, escape)
+    return tuple(sites), slots
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One logical instruction as the walk found it, with the raw lines of the heredocs it opened."""
+
+    logical: _Logical
+    command: str
+    args_at: int
+    escape: str
+    end_line: int  # the last physical line, heredoc bodies included
+    bodies: tuple[tuple[str, int, tuple[str, ...]], ...]  # (name, first body line, body lines)
+
+
+def _walk(text: str, path: str) -> Iterator[_Step]:
+    """Physical lines -> logical instructions (parser.go), heredoc bodies consumed and kept."""
+    lines = _lines(text)
+    directives = _Directives()
     index = 0
     while index < len(lines):
         first = lines[index]
@@ -269,24 +427,23 @@ def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | N
         logical.add(token if cut is None else token[:cut], first.start + skip)
         if cut is None and not logical.text:
             continue
+        last = first.number
         while cut is not None and index < len(lines):
             line = lines[index]
             index += 1
             if _is_comment(line.content) or not line.content[_lstrip_count(line.content):]:
                 continue
+            last = line.number
             cut = directives.continuation_cut(line.content)
             logical.add(line.content if cut is None else line.content[:cut], line.start)
         command, args_at = _split_command(logical.text)
         where = f"{path}:{logical.line}"
-        if command == "from":
-            seen_from = True
-            site, slot = _from_site(logical, args_at, path, env, decls, stages, directives.escape)
-            sites.append(site)
-            slots.append(slot)
-        elif command == "arg" and not seen_from:
-            _declare_args(logical, args_at, env, decls, directives.escape)
-        index = _skip_heredocs(lines, index, logical, command, args_at, where)
-    return tuple(sites), slots
+        bodies: list[tuple[str, int, tuple[str, ...]]] = []
+        index = _skip_heredocs(lines, index, logical, command, args_at, where, bodies)
+        if bodies:
+            _, start, body = bodies[-1]
+            last = start + len(body)  # the terminator line
+        yield _Step(logical, command, args_at, directives.escape, last, tuple(bodies))
 
 
 def _split_command(text: str) -> tuple[str, int]:
@@ -302,8 +459,11 @@ def _split_command(text: str) -> tuple[str, int]:
 
 
 def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: str, args_at: int,
-                   where: str) -> int:
-    """Consume the bodies of the heredocs this instruction opens; return the index of the next line."""
+                   where: str, bodies: list[tuple[str, int, tuple[str, ...]]] | None = None) -> int:
+    """Consume the bodies of the heredocs this instruction opens; return the index of the next line.
+
+    ``bodies`` receives (name, first body line, body lines) of each heredoc, for readers of RUN scripts.
+    """
     if command == "onbuild":
         sub, sub_at = _split_command(logical.text[args_at:])
         command, args_at = sub, args_at + sub_at
@@ -313,6 +473,8 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: s
     if _is_json_form(logical.text[rest_at:]):
         return index
     for name, chomp in _heredocs(logical.text):
+        start = lines[index].number if index < len(lines) else 0
+        content: list[str] = []
         while True:
             if index >= len(lines):
                 raise DockerfileError(f"heredoc <<{name} is never closed", where=where,
@@ -321,6 +483,9 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: s
             index += 1
             if (body.lstrip("\t") if chomp else body) == name:
                 break
+            content.append(body.lstrip("\t") if chomp else body)
+        if bodies is not None:
+            bodies.append((name, start, tuple(content)))
     return index
 
 
@@ -513,7 +678,7 @@ def _from_site(logical: _Logical, args_at: int, path: str, env: Mapping[str, _Va
     elif value == "":
         site = replace(site, reason=f"'{written}' expands to an empty image name")
     elif value.lower() in stages:
-        site = replace(site, kind="stage")
+        site = replace(site, kind="stage", base_stage=value.lower())
     elif value.lower() == "scratch":
         site = replace(site, kind="scratch")
     else:

@@ -157,6 +157,20 @@ def _python_findings(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str
 
 def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[Finding]:
     findings: list[Finding] = []
+    for number, what, built_for in cuda_wheels(text):
+        for image in images:
+            message = _newer(built_for, image)
+            if message:
+                findings.append(Finding(path, number, "warning", "cuda-wheel-newer", f"{what} {message}"))
+    return findings
+
+
+def cuda_wheels(text: str) -> Iterator[tuple[int, str, str]]:
+    """(line, what, CUDA it is built for) of each CUDA-specific pin or index of a requirement lock.
+
+    The CUDA is ``"12.4"`` for ``torch==2.3.1+cu124`` or a ``.../whl/cu124`` index, ``"12"`` for a package
+    built for a CUDA major (``nvidia-cublas-cu12``, ``cupy-cuda12x``).
+    """
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.split(" #", 1)[0].strip()
         if not stripped or stripped.startswith("#"):
@@ -178,13 +192,8 @@ def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[
                 elif package:
                     built_for = str(int(next(group for group in package.groups() if group)))
                 what = f"{pin[1]}=={pin[2]}"
-        if built_for is None:
-            continue
-        for image in images:
-            message = _newer(built_for, image)
-            if message:
-                findings.append(Finding(path, number, "warning", "cuda-wheel-newer", f"{what} {message}"))
-    return findings
+        if built_for is not None:
+            yield number, what, built_for
 
 
 def _newer(built_for: str, image: _ImageCuda) -> str | None:
