@@ -58,8 +58,8 @@ def common_options(func: F) -> F:
     """-C, -v and -q on every command, so they can follow the command name."""
     func = click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")(func)
     func = click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")(func)
-    func = click.option("-C", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-                        show_default=True, help="Project root.")(func)
+    func = click.option("-C", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help=_ROOT_HELP)(func)
     return func
 
 
@@ -91,13 +91,28 @@ def handles_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_config(root: Path) -> Config:
-    return config_module.load(root)
+def load_config(root: Path | None) -> Config:
+    return config_module.load(project_root(root))
+
+
+def project_root(root: Path | None) -> Path:
+    """-C after the command, else -C before it (``pinrepro -C svc verify``), else found upward from the cwd."""
+    if root is None:
+        context = click.get_current_context(silent=True)
+        root = context.find_root().params.get("root") if context is not None else None
+    if root is not None:
+        return Path(root)
+    return config_module.find_project_root(Path.cwd())
+
+
+_ROOT_HELP = ("Project root (before or after the command). Default: the nearest directory upward holding "
+              "pinrepro.toml, a pyproject.toml with [tool.pinrepro], or pinrepro.lock; else the current one.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pinrepro")
-def cli() -> None:
+@click.option("-C", "root", type=click.Path(file_okay=False, path_type=Path), default=None, help=_ROOT_HELP)
+def cli(root: Path | None) -> None:
     """Pin base images by digest, lock layered Python requirements, record what is inside each image."""
 
 
@@ -110,7 +125,7 @@ def cli() -> None:
 @click.option("--check", is_flag=True, help="Exit 1 if lock would change anything; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handles_errors
-def lock(root: Path, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages: tuple[str, ...],
+def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages: tuple[str, ...],
          dry_run: bool, check: bool, fmt: str) -> None:
     """Pin what is not pinned yet or whose input changed; keep every other pin."""
     from pinrepro.lock import run_lock
@@ -149,7 +164,7 @@ def lock(root: Path, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
 @handles_errors
-def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, fmt: str) -> None:
+def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: bool, fmt: str) -> None:
     """Check that Dockerfiles, requirement locks and pinrepro.lock agree and everything is pinned."""
     from pinrepro.verify import run_verify
 
@@ -157,13 +172,16 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
     config = load_config(root)
     report = run_verify(config, online=online, strict=strict)
     if fmt == "json":
-        out.result(render.findings_json(report.findings, report.exit_code))
+        out.result(render.findings_json(report.findings, report.exit_code, report.suppressed))
     elif fmt == "github":
         out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)))
     else:
         out.result(render.findings_text(report.findings))
         errors, warnings = len(report.errors), len(report.warnings)
-        out.info("verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)")
+        line = "verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)"
+        if report.suppressed:
+            line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
+        out.info(line)
     sys.exit(report.exit_code)
 
 
@@ -215,7 +233,7 @@ def check(root: Path, verbose: bool, quiet: bool, strict: bool, fmt: str, paths:
 @click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @handles_errors
-def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packages: tuple[str, ...],
+def refresh(root: Path | None, verbose: bool, quiet: bool, open_pr: bool, upgrade_packages: tuple[str, ...],
             dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str) -> None:
     """Move every pin forward and summarise what changed; with --open-pr, as one pull request."""
     from pinrepro import summary as summary_module
@@ -259,7 +277,7 @@ def read_lock(config: Config) -> Lock:
 @click.option("--diff", "old_lock", type=click.Path(dir_okay=False, path_type=Path),
               help="Show what changed between OLD_LOCK and the project's lock.")
 @handles_errors
-def manifest(root: Path, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: Path | None) -> None:
+def manifest(root: Path | None, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: Path | None) -> None:
     """Print what is inside each pinned image: OS, Python, CUDA, cuDNN, NCCL, minimum driver, apt packages."""
     from pinrepro import manifest as manifest_module
 
@@ -286,7 +304,7 @@ def manifest(root: Path, verbose: bool, quiet: bool, fmt: str, packages: bool, o
 @common_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handles_errors
-def doctor(root: Path, verbose: bool, quiet: bool, fmt: str) -> None:
+def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
     """Check this host against the lock: NVIDIA driver vs the images' CUDA needs, container toolkit."""
     from pinrepro.doctor import doctor as run_doctor
 

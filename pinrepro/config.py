@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pinrepro.errors import ConfigError
+from pinrepro.suppress import check_rule_ids
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
 DEFAULT_PLATFORMS = ("linux/amd64",)
@@ -45,6 +46,13 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class VerifyOptions:
+    """``[tool.pinrepro.verify]``: rule ids silenced everywhere (see pinrepro.suppress)."""
+
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     dockerfiles: tuple[str, ...] = DEFAULT_DOCKERFILE_GLOBS
@@ -59,6 +67,7 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
     # `pinrepro check`'s table, validated by pinrepro.check.settings (which owns its keys).
     check: Mapping[str, Any] = field(default_factory=dict)
     # Where the file came from, for error messages.
@@ -71,8 +80,10 @@ class Config:
 
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
-    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh", "check",
+    "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
+    "verify", "check",
 }
+_VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links",
@@ -95,6 +106,24 @@ def load(root: Path) -> Config:
             raise ConfigError("[tool.pinrepro] must be a table", where="pyproject.toml")
         return parse(section, root=root, source="pyproject.toml [tool.pinrepro]")
     return Config(root=root)
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory from ``start`` upward that holds pinrepro.toml, a pyproject.toml with
+    [tool.pinrepro], or pinrepro.lock - as git and uv find theirs; ``start`` itself when none does."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "pinrepro.toml").is_file() or (directory / DEFAULT_LOCKFILE).is_file():
+            return directory
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                with pyproject.open("rb") as handle:
+                    if "pinrepro" in tomllib.load(handle).get("tool", {}):
+                        return directory
+            except (OSError, tomllib.TOMLDecodeError, AttributeError):
+                continue  # not ours to judge: a broken pyproject.toml elsewhere is not this project
+    return start
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -139,9 +168,24 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        verify=_verify_options(data.get("verify", {}), source),
         check=data.get("check", {}),
         source=source,
     )
+
+
+def _verify_options(raw: Any, source: str) -> VerifyOptions:
+    where = f"{source} verify"
+    if not isinstance(raw, dict):
+        raise ConfigError("'verify' must be a table", where=source,
+                          fix="write it as [verify] / [tool.pinrepro.verify]")
+    _reject_unknown(raw, _VERIFY_KEYS, where)
+    ignore = _str_list(raw, "ignore", where, ())
+    bad = check_rule_ids(ignore)
+    if bad is not None:
+        raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=where,
+                          fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
+    return VerifyOptions(ignore=ignore)
 
 
 def _normal_host(host: str) -> str:

@@ -17,9 +17,10 @@ Pure: no I/O. ``parse`` takes text, ``rewrite`` returns text; every byte that is
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 
@@ -47,6 +48,9 @@ class FromSite:
     # exists (its digest comes from part of an ARG); rewrite then accepts only the digest it already has.
     pin_target: PinTarget | None = None
     arg_name: str | None = None
+    # ARGs that ``docker build --build-arg`` could set to name another tag while the digest written for this
+    # FROM stays - and wins. Empty when the digest goes into an ARG that holds the whole reference.
+    build_args: tuple[str, ...] = ()
     base_stage: str | None = None  # kind == "stage": the (lower-cased) name of the stage it builds on
 
 
@@ -86,9 +90,13 @@ def strip_digest(image: str) -> tuple[str, str | None]:
     return name, (digest if sep else None)
 
 
-def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
-    """Find every FROM site of ``text``; raise DockerfileError (with ``path:line``) for a malformed FROM."""
-    sites, _ = _analyse(text, path)
+def parse(text: str, path: str = "Dockerfile", platforms: Sequence[str] = ()) -> Dockerfile:
+    """Find every FROM site of ``text``; raise DockerfileError (with ``path:line``) for a malformed FROM.
+
+    ``platforms`` are the target platforms the project builds for: a FROM that depends on TARGETARCH (or
+    another TARGET* ARG) and names an earlier stage for each of them is a stage, not an unknown image.
+    """
+    sites, _ = _analyse(text, path, tuple(platforms))
     return Dockerfile(path=path, text=text, sites=sites)
 
 
@@ -378,22 +386,32 @@ class _ArgDecl:
     env: dict[str, _Value]  # what was visible when it was declared
 
 
-def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
+def _analyse(text: str, path: str,
+             platforms: tuple[str, ...] = ()) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
     sites: list[FromSite] = []
     slots: list[_Slot | None] = []
     stages: dict[str, int] = {}
     env: dict[str, _Value] = {}
     decls: dict[str, _ArgDecl] = {}
+    # The global ARGs once more per target platform, with BuildKit's TARGET* values filled in.
+    platform_envs = [_target_args(platform) for platform in platforms]
     seen_from = False
     for step in _walk(text, path):
         logical, command, args_at, escape = step.logical, step.command, step.args_at, step.escape
         if command == "from":
             seen_from = True
+            earlier_stages = set(stages)
             site, slot = _from_site(logical, args_at, path, env, decls, stages, escape)
+            if site.kind == "unresolved" and platform_envs and all(
+                _expand_or_none(site.written, penv, escape) in earlier_stages for penv in platform_envs
+            ):
+                site = replace(site, kind="stage", reason=None)
             sites.append(site)
             slots.append(slot)
         elif command == "arg" and not seen_from:
             _declare_args(logical, args_at, env, decls, escape)
+            for penv in platform_envs:
+                _declare_args(logical, args_at, penv, {}, escape)
     return tuple(sites), slots
 
 
@@ -444,6 +462,20 @@ def _walk(text: str, path: str) -> Iterator[_Step]:
             _, start, body = bodies[-1]
             last = start + len(body)  # the terminator line
         yield _Step(logical, command, args_at, directives.escape, last, tuple(bodies))
+
+
+def _target_args(platform: str) -> dict[str, _Value]:
+    os_name, _, rest = platform.partition("/")
+    arch, _, variant = rest.partition("/")
+    return {"TARGETPLATFORM": platform, "TARGETOS": os_name, "TARGETARCH": arch, "TARGETVARIANT": variant}
+
+
+def _expand_or_none(word: str, env: Mapping[str, _Value], escape: str) -> str | None:
+    try:
+        value = _expand(word, env, escape).value
+    except _SyntaxProblem:
+        return None
+    return value.lower() if value else None
 
 
 def _split_command(text: str) -> tuple[str, int]:
@@ -787,6 +819,7 @@ class _Lexer:
         self.escape = escape
         self.position = 0
         self.referenced = False
+        self.names: list[str] = []  # every ARG the word reads, in order
 
     def _peek(self) -> str | None:
         return self.text[self.position] if self.position < len(self.text) else None
@@ -890,6 +923,7 @@ class _Lexer:
             if not name:
                 return "$", None
             self.referenced = True
+            self.names.append(name)
             return _bare(self._lookup(name))
         self.position += 1
         char = self._peek()
@@ -899,6 +933,7 @@ class _Lexer:
             raise _SyntaxProblem("bad substitution")
         name = self._name()
         self.referenced = True
+        self.names.append(name)
         value = self._lookup(name)
         operator = self._next()
         if operator == "}":
@@ -1005,14 +1040,42 @@ def _make_slot(raw: str, offsets: list[int], env: Mapping[str, _Value], escape: 
     return _Slot(tuple(offsets[span_start:span_end]), insert_at)
 
 
+def _read_args(word: str, env: Mapping[str, _Value], escape: str) -> tuple[str, ...]:
+    lexer = _Lexer(word, env, escape)
+    with contextlib.suppress(_SyntaxProblem):  # parse() already reported a word that cannot be expanded
+        lexer.word(None)
+    return tuple(dict.fromkeys(name for name in lexer.names if name not in _PLATFORM_ARGS))
+
+
 def _pin_slot(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, _Value],
               decls: Mapping[str, _ArgDecl], escape: str) -> tuple[FromSite, _Slot | None]:
+    site, slot = _place_pin(site, referenced, word_offsets, env, decls, escape)
+    if site.pin_target == "arg" and site.arg_name is not None and site.arg_name in decls:
+        decl = decls[site.arg_name]
+        names = _read_args(decl.raw or "", decl.env, escape)
+    else:
+        names = _read_args(site.written, env, escape)
+    return replace(site, build_args=names), slot
+
+
+def _place_pin(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, _Value],
+               decls: Mapping[str, _ArgDecl], escape: str) -> tuple[FromSite, _Slot | None]:
     assert site.image is not None
     base, _ = strip_digest(site.image)
     whole = _WHOLE_ARG.fullmatch(site.written)
     if whole is not None:
         name = whole.group(2) or whole.group(3)
         decl = decls.get(name)
+        # ARG B=${A}: the image lives in A's default, so the digest goes there - once, for every FROM that
+        # reaches A, instead of once more in B's default (which would read "image@digest@digest").
+        seen = {name}
+        while decl is not None and decl.raw is not None and (inner := _WHOLE_ARG.fullmatch(decl.raw)):
+            source = inner.group(2) or inner.group(3)
+            source_decl = decls.get(source)
+            if source in seen or source_decl is None or decl.env.get(source) != env.get(name):
+                break
+            seen.add(source)
+            name, decl = source, source_decl
         if decl is not None and decl.raw is not None:
             slot = _make_slot(decl.raw, decl.offsets, decl.env, escape, base)
             if slot is not None:

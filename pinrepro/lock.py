@@ -7,7 +7,7 @@ All new file contents are computed first; files are written only once everything
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from pinrepro import lockfile
 from pinrepro.config import Config
 from pinrepro.discovery import load_dockerfiles
-from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
+from pinrepro.dockerfile import Dockerfile, FromSite, rewrite, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
@@ -68,6 +68,19 @@ class LockOutcome:
         return bool(self.files)
 
 
+def wanted_platforms(config: Config, group: Sequence[ImageSite]) -> tuple[str, ...]:
+    """The platforms a build pulls of one image: ``FROM --platform=linux/arm64`` pulls only that one, whatever
+    the configuration lists; ``--platform=$BUILDPLATFORM`` (any ARG) and no flag pull each configured one."""
+    wanted: dict[str, None] = {}
+    for image_site in group:
+        platform = image_site.site.platform
+        if platform and "$" not in platform:
+            wanted[platform.lower()] = None
+        else:
+            wanted.update(dict.fromkeys(config.platforms))
+    return tuple(wanted)
+
+
 def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[Finding]]:
     """Image sites with parsed references, and findings for sites that cannot be pinned."""
     sites: list[ImageSite] = []
@@ -105,8 +118,9 @@ def run_lock(
         by_key.setdefault(image_site.key, []).append(image_site)
 
     previous = old.images if old else {}
-    resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress)
+    resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress, dry_run=dry_run)
     images = resolver.pin_all(by_key, previous, upgrade=upgrade)
+    findings.extend(resolver.notes)
     findings.extend(_absent_platform_findings(config, images, by_key))
 
     layers: dict[str, LayerLock] = {}
@@ -122,11 +136,12 @@ def run_lock(
                 files[outcome.lock_path] = outcome.content
         findings.extend(_unknown_upgrade_packages(upgrade_packages, outcomes, config))
     elif upgrade_packages:
-        findings.append(Finding(config.source, None, "warning", "upgrade-package-unknown",
+        findings.append(Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
+    findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
     for dockerfile in dockerfiles:
         new_text = rewrite(dockerfile, pins.get)
         if new_text != dockerfile.text:
@@ -149,10 +164,15 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
     """A typo in --upgrade-package would otherwise do nothing, silently."""
     pinned = {entry.name for outcome in outcomes for entry in parse_lock(outcome.content.decode("utf-8"))}
     return [
-        Finding(config.source, None, "warning", "upgrade-package-unknown",
+        Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                 f"--upgrade-package {name}: no requirement layer pins a package of that name")
         for name in sorted(names) if canonicalize_name(name) not in pinned
     ]
+
+
+def _config_file(config: Config) -> str:
+    """The file a finding about the configuration belongs to ("pyproject.toml [tool.pinrepro]" names a table)."""
+    return config.lockfile if config.source == "defaults" else config.source.split(" ", 1)[0]
 
 
 def _read_or_none(path: Path) -> bytes | None:
@@ -179,8 +199,9 @@ class _ImageResolver:
 
     def __init__(self, config: Config, client: RegistryClient | None,
                  client_factory: Callable[[], RegistryClient] | None, progress: Progress | None,
-                 scanner: Scanner | None, scan_progress: Progress | None = None) -> None:
+                 scanner: Scanner | None, scan_progress: Progress | None = None, *, dry_run: bool = False) -> None:
         self._config = config
+        self._dry_run = dry_run
         self._scan_progress = scan_progress
         self._scanner = scanner
         self._client = client
@@ -188,6 +209,7 @@ class _ImageResolver:
         self._progress = progress
         self._cache: Cache | None = None
         self.resolved: tuple[str, ...] = ()
+        self.notes: list[Finding] = []
 
     def client(self) -> RegistryClient:
         # Created only when something must be resolved: a lock where nothing changed makes no request.
@@ -205,7 +227,7 @@ class _ImageResolver:
     def cache(self) -> Cache:
         # One content-addressed cache for the configs describe() reads and the layers the scan reads.
         if self._cache is None:
-            self._cache = Cache()
+            self._cache = Cache(read_only=self._dry_run)
         return self._cache
 
     def pin_all(self, by_key: Mapping[str, list[ImageSite]], previous: Mapping[str, ImageLock],
@@ -213,6 +235,7 @@ class _ImageResolver:
         images: dict[str, ImageLock] = {}
         to_describe: dict[str, ImageRef] = {}
         to_check: dict[str, ImageRef] = {}
+        replaced: dict[str, str] = {}
         for key, group in by_key.items():
             prev = previous.get(key)
             written = {s.ref.digest for s in group if s.ref.digest}
@@ -224,16 +247,20 @@ class _ImageResolver:
             user_digest = next(iter(written), None)
             if not ref.tag:  # digest-only reference: nothing can move, only describe it once
                 user_digest = group[0].ref.digest
-            if prev and self._covers(prev) and user_digest in (None, prev.digest):
+            if prev and self._covers(prev, group) and user_digest in (None, prev.digest):
                 if upgrade and ref.tag:
                     to_check[key] = ref
-                images[key] = self._with_sites(prev, group)
-            elif user_digest and (not upgrade or not ref.tag):
-                # Pinned by hand (or the lock is new): keep the user's digest, learn its platforms.
-                # A digest-only reference has no tag to upgrade to, even with --upgrade.
+                images[key] = self._with_sites(prev, group, wanted_platforms(self._config, group))
+            elif user_digest and (not ref.tag or (prev is not None and not upgrade)):
+                # A digest is kept only under the reference it was locked with (same registry, repository
+                # and tag: the lock key), or when there is no tag to ask about (a digest-only reference).
                 to_describe[key] = ref.with_digest(user_digest)
             else:
+                # A new reference - a changed ARG, an edited tag, a digest written by hand - gets the digest
+                # its tag serves now: the digest written next to it may belong to another tag.
                 to_describe[key] = ref
+                if user_digest:
+                    replaced[key] = user_digest
         if to_check:
             moved = self._moved(to_check, previous)
             for key in moved:
@@ -242,6 +269,8 @@ class _ImageResolver:
             descriptions = self.client().describe_many(list(to_describe.values()))
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
+                if key in replaced and replaced[key] != images[key].digest:
+                    self.notes.append(_replaced_note(by_key[key][0], replaced[key], images[key].digest))
         self.resolved = tuple(sorted(to_describe))
         images = self._with_contents(images, by_key)
         return dict(sorted(images.items()))
@@ -283,8 +312,8 @@ class _ImageResolver:
 
         return scan
 
-    def _covers(self, prev: ImageLock) -> bool:
-        return set(self._config.platforms) <= set(prev.platforms)
+    def _covers(self, prev: ImageLock, group: list[ImageSite]) -> bool:
+        return set(wanted_platforms(self._config, group)) <= set(prev.platforms)
 
     def _moved(self, refs: Mapping[str, ImageRef], previous: Mapping[str, ImageLock]) -> list[str]:
         # HEAD requests first: they do not count against Docker Hub's pull limit, and an unmoved tag
@@ -300,17 +329,18 @@ class _ImageResolver:
         return moved
 
     @staticmethod
-    def _with_sites(image: ImageLock, group: list[ImageSite]) -> ImageLock:
+    def _with_sites(image: ImageLock, group: list[ImageSite], platforms: tuple[str, ...]) -> ImageLock:
         # Once pinned, ``FROM ubuntu`` reads ``ubuntu:latest@sha256:...``: the lock remembers it was implied.
         return ImageLock(
             digest=image.digest, media_type=image.media_type, sites=_sites(group),
-            platforms=image.platforms, implicit_tag=image.implicit_tag or group[0].ref.implicit_tag,
+            platforms={name: p for name, p in image.platforms.items() if name in platforms},
+            implicit_tag=image.implicit_tag or group[0].ref.implicit_tag,
         )
 
     def _image_lock(self, description: ImageDescription, group: list[ImageSite],
                     prev: ImageLock | None) -> ImageLock:
         platforms: dict[str, PlatformLock] = {}
-        for wanted in self._config.platforms:
+        for wanted in wanted_platforms(self._config, group):
             found = match_platform(wanted, description.platforms)
             if found is None:
                 platforms[wanted] = PlatformLock(absent=True)
@@ -323,6 +353,24 @@ class _ImageResolver:
             digest=description.digest, media_type=description.media_type, sites=_sites(group),
             platforms=platforms, implicit_tag=group[0].ref.implicit_tag or bool(prev and prev.implicit_tag),
         )
+
+
+def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
+    site = image_site.site
+    names = ", ".join(site.build_args)
+    example, written = site.build_args[0], strip_digest(site.written)[0]
+    return Finding(site.path, site.line, "note", "build-arg-ignored",
+                   f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
+                   f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
+                   f"change the default of {names} here and run `pinrepro lock`")
+
+
+def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:
+    ref = first.ref.without_digest().familiar()
+    return Finding(first.site.path, first.site.line, "note", "digest-replaced",
+                   f"{ref} was written with {written[:19]}, which is not locked for this reference; pinned "
+                   f"{served[:19]}, the digest its tag serves now (to keep a digest on purpose, write it "
+                   "without the tag)")
 
 
 def _sites(group: list[ImageSite]) -> tuple[str, ...]:

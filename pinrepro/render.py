@@ -9,18 +9,25 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pinrepro.findings import Finding
+from pinrepro.suppress import Suppressed
 
 
 def findings_text(findings: Iterable[Finding]) -> str:
     return "\n".join(f"{f.location()}: {f.level}: {f.message} [{f.code}]" for f in findings)
 
 
-def findings_json(findings: Iterable[Finding], exit_code: int) -> str:
+def findings_json(findings: Iterable[Finding], exit_code: int, suppressed: Iterable[Suppressed] = ()) -> str:
     items = [
         {"path": f.path, "line": f.line, "level": f.level, "code": f.code, "message": f.message}
         for f in findings
     ]
-    return json.dumps({"findings": items, "exit_code": exit_code}, indent=2, sort_keys=True)
+    counts = {"error": 0, "warning": 0, "note": 0}
+    for item in items:
+        counts[str(item["level"])] += 1
+    silenced = [s.to_json() for s in suppressed]
+    counts["suppressed"] = len(silenced)
+    return json.dumps({"findings": items, "exit_code": exit_code, "counts": counts, "suppressed": silenced},
+                      indent=2, sort_keys=True)
 
 
 def findings_github(findings: Iterable[Finding], *, prefix: str = "") -> str:
@@ -32,11 +39,12 @@ def findings_github(findings: Iterable[Finding], *, prefix: str = "") -> str:
     lines = []
     for f in findings:
         path = posixpath.normpath(posixpath.join(prefix, f.path)) if prefix else f.path
-        props = [f"file={_escape_property(path)}"]
-        if f.line:
-            props.append(f"line={f.line}")
+        # A whole-file finding (an edited lock, a stale entry) still needs a line, or GitHub shows it nowhere
+        # in the diff: its first line.
+        props = [f"file={_escape_property(path)}", f"line={f.line or 1}"]
         props.append(f"title={_escape_property(f'pinrepro {f.code}')}")
-        lines.append(f"::{f.level} {','.join(props)}::{_escape_data(f.message)}")
+        command = "notice" if f.level == "note" else f.level  # GitHub's three levels: error, warning, notice
+        lines.append(f"::{command} {','.join(props)}::{_escape_data(f.message)}")
     return "\n".join(lines)
 
 

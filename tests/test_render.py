@@ -24,7 +24,7 @@ def test_github_annotations_escape_data_and_properties() -> None:
     assert render.findings_github(FINDINGS).splitlines() == [
         "::error file=docker/train.Dockerfile,line=3,title=pinrepro unpinned::"
         "nvidia/cuda:12.4.1 is not pinned by digest",
-        "::warning file=pinrepro.lock,title=pinrepro tag-moved::a:b now points, elsewhere: 100%25%0Asecond line",
+        "::warning file=pinrepro.lock,line=1,title=pinrepro tag-moved::a:b now points, elsewhere: 100%25%0Asecond line",
     ]
 
 

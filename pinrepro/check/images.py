@@ -86,7 +86,7 @@ def _wheels(ctx: CheckContext, fleet: str) -> Iterator[Finding]:
             text = (ctx.root / layer.lock).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue  # a missing lock is verify's finding
-        for line, what, built_for in cuda_wheels(text):
+        for line, built_for, what in cuda_wheels(text):
             floor = driver_floor(f"{built_for}.0" if "." in built_for else f"{built_for}.0.0")
             if floor is None:
                 continue
