@@ -169,3 +169,29 @@ def test_action_and_pre_commit_hook_know_check() -> None:
                  "pinrepro.lock", "pyproject.toml"):
         assert pattern.search(name), name
     assert not pattern.search("src/model.py")
+
+
+def test_inline_ignore_above_the_instruction(tmp_path: Path) -> None:
+    # The finding is on the RUN's third line; the comment above the RUN silences it (verify's mechanism).
+    silenced = GOOD.replace("RUN pip install --no-cache-dir --no-deps /wheels/*.whl",
+                            "# pinrepro: ignore=pip-cache the wheels are tiny\n"
+                            "RUN set -eux; \\\n    ls /wheels; \\\n    pip install --no-deps /wheels/*.whl")
+    project(tmp_path, {"Dockerfile": silenced})
+    result = run_check(tmp_path, "--strict")
+    assert (result.exit_code, result.findings) == (0, [])
+    assert [(s["code"], s["line"], s["source"], s["reason"], s["where"]) for s in result.data["suppressed"]] == [
+        ("pip-cache", 24, "inline", "the wheels are tiny", "Dockerfile:21")]
+    assert result.data["counts"]["suppressed"] == 1
+    text = run_check(tmp_path, fmt="text")
+    assert text.stderr.splitlines()[-1] == "check: ok (1 suppressed; --format json lists them)"
+    log = json.loads(run_check(tmp_path, fmt="sarif").output)
+    jsonschema.Draft4Validator(sarif_schema()).validate(log)
+    (result_entry,) = log["runs"][0]["results"]
+    assert result_entry["suppressions"] == [{"kind": "inSource", "justification": "the wheels are tiny"}]
+
+
+def test_inline_ignore_of_another_rule_does_not_silence(tmp_path: Path) -> None:
+    other = GOOD.replace("RUN pip install --no-cache-dir --no-deps /wheels/*.whl",
+                         "# pinrepro: ignore=apt-lists-kept not this one\nRUN pip install --no-deps /wheels/*.whl")
+    project(tmp_path, {"Dockerfile": other})
+    assert run_check(tmp_path).rules() == ["pip-cache"]

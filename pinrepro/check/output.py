@@ -26,16 +26,19 @@ def text(report: CheckReport) -> str:
 
 
 def summary(report: CheckReport) -> str:
-    if not report.findings:
-        return "check: ok"
-    return f"check: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    line = "check: ok" if not report.findings else \
+        f"check: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    if report.suppressed:
+        line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
+    return line
 
 
 def to_json(report: CheckReport) -> str:
     items = [{"path": f.path, "line": f.line, "level": f.level, "rule": f.code, "stage": f.stage,
               "message": f.message, "fix": f.fix} for f in report.findings]
-    counts = {"error": len(report.errors), "warning": len(report.warnings)}
+    counts = {"error": len(report.errors), "warning": len(report.warnings), "suppressed": len(report.suppressed)}
     return json.dumps({"findings": items, "notes": list(report.notes), "counts": counts,
+                       "suppressed": [s.to_json() for s in report.suppressed],
                        "exit_code": report.exit_code}, indent=2, sort_keys=True)
 
 
@@ -52,9 +55,17 @@ def sarif(report: CheckReport, prefix: str = "") -> str:
     Paths are relative URIs from the repository root (``prefix`` is the project's place in it), which is
     what GitHub code scanning expects.
     """
-    used = sorted({f.code for f in report.findings} | set(RULES))
+    used = sorted({f.code for f in report.findings} | {s.finding.code for s in report.suppressed} | set(RULES))
     index = {rule_id: position for position, rule_id in enumerate(used)}
     results = [_result(f, index[f.code], prefix) for f in report.findings]
+    for silenced in report.suppressed:
+        # SARIF keeps suppressed results, marked: code scanning shows them as dismissed, with the reason.
+        result = _result(silenced.finding, index[silenced.finding.code], prefix)
+        suppression: dict[str, Any] = {"kind": "inSource" if silenced.source == "inline" else "external"}
+        if silenced.reason:
+            suppression["justification"] = silenced.reason
+        result["suppressions"] = [suppression]
+        results.append(result)
     run: dict[str, Any] = {
         "tool": {"driver": {"name": "pinrepro", "semanticVersion": __version__,
                             "rules": [_descriptor(rule_id) for rule_id in used]}},

@@ -132,9 +132,10 @@ VERIFY_IDS: dict[str, str] = {
     "no-lock": "2", "not-locked": "2", "unpinned": "2", "drift": "2", "stale-lock-entry": "2",
     "platforms-changed": "2", "platform-absent": "2", "unresolved": "2",
     "missing-input": "3", "missing-lock": "3", "unlocked-layer": "3", "input-changed": "3", "lock-edited": "3",
-    "options-changed": "3", "constraints-changed": "3", "unhashed": "3", "repinned": "3",
-    "install-input": "3", "install-loose": "3",
-    "cuda-stage-mismatch": "4", "cuda-wheel-newer": "4", "python-mismatch": "3",
+    "options-changed": "3", "constraints-changed": "3", "unhashed": "3", "repinned": "3", "python-mismatch": "3",
+    "install-input": "3", "install-unlocked": "3", "install-not-a-lock": "3", "install-no-hashes": "3",
+    "install-with-deps": "3", "uv-unlocked": "3", "conda-install": "3", "pipx-install": "3",
+    "cuda-stage-mismatch": "4", "cuda-wheel-newer": "4",
 }
 
 

@@ -15,6 +15,7 @@ from pinrepro.discovery import load_dockerfiles, relative
 from pinrepro.dockerfile import Dockerfile, parse
 from pinrepro.errors import ConfigError, DockerfileError
 from pinrepro.findings import Finding
+from pinrepro.suppress import Suppressed, apply_ignores
 
 _RULE_SETS: tuple[Callable[[CheckContext], Iterable[Finding]], ...] = (
     build.check, images.check, runtime.check, artifacts.check, hygiene.check,
@@ -26,6 +27,7 @@ class CheckReport:
     findings: tuple[Finding, ...]
     notes: tuple[str, ...] = ()  # information that is not a finding ("no deployment files: item 10 skipped")
     strict: bool = False
+    suppressed: tuple[Suppressed, ...] = ()
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -50,8 +52,8 @@ def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = Fals
         findings.extend(rule_set(ctx))
     deploy_findings, notes = deploy.check(ctx, paths)
     findings.extend(deploy_findings)
-    kept = _settle(findings, settings)
-    return CheckReport(tuple(sorted(set(kept), key=Finding.sort_key)), tuple(notes), strict)
+    kept, suppressed = _suppress(ctx, sorted(set(findings), key=Finding.sort_key))
+    return CheckReport(tuple(_severity(kept, settings)), tuple(notes), strict, tuple(suppressed))
 
 
 def _verify(ctx: CheckContext, selected: set[str], narrowed: bool) -> list[Finding]:
@@ -61,15 +63,42 @@ def _verify(ctx: CheckContext, selected: set[str], narrowed: bool) -> list[Findi
             if not narrowed or f.path in selected or f.path not in dockerfile_paths]
 
 
-def _settle(findings: list[Finding], settings: CheckSettings) -> list[Finding]:
-    """Apply ``ignore`` and the ``severity`` overrides of [tool.pinrepro.check]."""
-    kept = []
-    for item in findings:
-        if item.code in settings.ignore:
+def _suppress(ctx: CheckContext, findings: list[Finding]) -> tuple[list[Finding], list[Suppressed]]:
+    """``ignore`` and inline ``# pinrepro: ignore=<id> <reason>`` comments: verify's one mechanism.
+
+    An inline comment sits above the instruction, while a finding may name a line inside it (the command in
+    a long RUN): such findings are matched at the line their instruction starts on.
+    """
+    texts: dict[str, str] = {}
+    starts: dict[str, dict[int, int]] = {}
+    for checked in ctx.dockerfiles:
+        texts[checked.path] = checked.dockerfile.text
+        spans = starts.setdefault(checked.path, {})
+        for stage in checked.stages:
+            for instruction in stage.instructions:
+                for line in range(instruction.line, instruction.end_line + 1):
+                    spans[line] = instruction.line
+    for path in {f.path for f in findings if f.path not in texts and f.line}:
+        try:
+            texts[path] = (ctx.root / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
             continue
-        level = settings.severity.get(item.code)
-        kept.append(replace(item, level=level) if level else item)
-    return kept
+    originals: dict[int, Finding] = {}
+    matched: list[Finding] = []
+    for item in findings:
+        start = starts.get(item.path, {}).get(item.line or 0)
+        proxy = replace(item, line=start) if start is not None and start != item.line else item
+        originals[id(proxy)] = item
+        matched.append(proxy)
+    kept, suppressed = apply_ignores(matched, ignore=ctx.settings.ignore, texts=texts,
+                                     config_source=ctx.config.source)
+    return ([originals[id(f)] for f in kept],
+            [replace(s, finding=originals[id(s.finding)]) for s in suppressed])
+
+
+def _severity(findings: list[Finding], settings: CheckSettings) -> list[Finding]:
+    """The ``severity`` overrides of [tool.pinrepro.check]."""
+    return [replace(f, level=settings.severity[f.code]) if f.code in settings.severity else f for f in findings]
 
 
 def _select(config: Config, found: list[Dockerfile], paths: Sequence[Path]) -> list[Dockerfile]:
