@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pinrepro import __version__, lockfile, render
+from pinrepro import __version__, escape, lockfile, render
 from pinrepro import config as config_module
 from pinrepro.config import Config
 from pinrepro.errors import LockfileError, PinreproError
@@ -36,13 +36,15 @@ class Output:
         self.verbose = verbose
         self.quiet = quiet
 
-    def result(self, text: str) -> None:
+    # Everything printed goes through escape.terminal_block: a label, a file name or an error body from outside
+    # can neither drive the terminal nor start a workflow command in a CI log (issue #16).
+    def result(self, text: str, *, workflow_commands: bool = False) -> None:
         if text:
-            click.echo(text)
+            click.echo(escape.terminal_block(text, workflow_commands=workflow_commands))
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            click.echo(text, err=True)
+            click.echo(escape.terminal_block(text), err=True)
 
     def progress(self, label: str) -> Callable[[int, int], None]:
         """A progress line ``label done/total``, redrawn in place - only on a terminal, so CI logs stay clean."""
@@ -74,7 +76,7 @@ def handles_errors(func: F) -> F:
         except PinreproError as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: {exc.line()}", err=True)
+            click.echo(f"error: {escape.terminal(exc.line())}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted; no file was changed unless reported above", err=True)
@@ -84,7 +86,8 @@ def handles_errors(func: F) -> F:
         except Exception as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: internal error {type(exc).__name__}: {exc} - rerun with -v and report it",
+            click.echo(f"error: internal error {type(exc).__name__}: {escape.terminal(str(exc))} - rerun with -v and "
+                       "report it",
                        err=True)
             sys.exit(2)
 
@@ -136,7 +139,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
                        dry_run=dry_run or check, progress=out.progress("resolving images"),
                        scan_progress=out.progress("reading image contents"))
     for finding in outcome.findings:
-        out.info(f"{finding.location()}: {finding.level}: {finding.message}")
+        out.info(render.finding_line(finding))
     names = sorted(p.relative_to(config.root).as_posix() for p in outcome.files)
     if fmt == "json":
         out.result(json.dumps({
@@ -153,7 +156,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
         if outcome.resolved:
             summary += f"; resolved {len(outcome.resolved)} through the registry"
         out.info(summary)
-        out.info("wrote " + ", ".join(names) if names else "nothing changed")
+        out.info("wrote " + ", ".join(map(escape.terminal, names)) if names else "nothing changed")
     if check and outcome.changed:
         sys.exit(1)
 
@@ -174,11 +177,12 @@ def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: 
     if fmt == "json":
         out.result(render.findings_json(report.findings, report.exit_code, report.suppressed))
     elif fmt == "github":
-        out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)))
+        out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)),
+                   workflow_commands=True)
     else:
         out.result(render.findings_text(report.findings))
         errors, warnings = len(report.errors), len(report.warnings)
-        line = "verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)"
+        line = "verify: ok" if not errors and not warnings else f"verify: {errors} error(s), {warnings} warning(s)"
         if report.suppressed:
             line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
         out.info(line)
@@ -192,7 +196,7 @@ def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: 
               show_default=True)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @handles_errors
-def check(root: Path, verbose: bool, quiet: bool, strict: bool, fmt: str, paths: tuple[Path, ...]) -> None:
+def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str, paths: tuple[Path, ...]) -> None:
     """The ML production checklist: multi-stage builds, pins, drivers, user, health check, weights, logs, limits.
 
     PATHS narrow it to some Dockerfiles or directories of the project. Exit 0 ok, 1 errors (or warnings with
@@ -208,7 +212,7 @@ def check(root: Path, verbose: bool, quiet: bool, strict: bool, fmt: str, paths:
     if fmt == "json":
         out.result(output.to_json(report))
     elif fmt == "github":
-        out.result(output.github(report, prefix=prefix))
+        out.result(output.github(report, prefix=prefix), workflow_commands=True)
     elif fmt == "sarif":
         out.result(output.sarif(report, prefix=prefix))
     else:
@@ -232,9 +236,12 @@ def check(root: Path, verbose: bool, quiet: bool, strict: bool, fmt: str, paths:
 @click.option("--branch", default=None, help="Bot branch (default: [refresh] branch, or pinrepro/refresh).")
 @click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("--allow-uncommitted", is_flag=True,
+              help="With --open-pr: also publish uncommitted edits in the files pinrepro changes (refused otherwise).")
 @handles_errors
 def refresh(root: Path | None, verbose: bool, quiet: bool, open_pr: bool, upgrade_packages: tuple[str, ...],
-            dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str) -> None:
+            dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str,
+            allow_uncommitted: bool) -> None:
     """Move every pin forward and summarise what changed; with --open-pr, as one pull request."""
     from pinrepro import summary as summary_module
     from pinrepro.refresh import load_settings, override
@@ -244,12 +251,12 @@ def refresh(root: Path | None, verbose: bool, quiet: bool, open_pr: bool, upgrad
     config = load_config(root)
     settings = override(load_settings(config), branch=branch, base=base)
     result = run_refresh(config, open_pr=open_pr, settings=settings, upgrade_packages=upgrade_packages,
-                         dry_run=dry_run, token_env=token_env)
+                         dry_run=dry_run, token_env=token_env, allow_uncommitted=allow_uncommitted)
     for finding in result.findings:
-        out.info(f"{finding.location()}: {finding.level}: {finding.message}")
+        out.info(render.finding_line(finding))
     out.result(summary_module.render_json(result.summary) if fmt == "json" else result.markdown)
     if result.pull is not None:
-        where = f" {result.pull.url}" if result.pull.url else ""
+        where = f" {escape.terminal(result.pull.url)}" if result.pull.url else ""
         out.info(f"pull request: {result.pull.action} (branch {result.pull.branch}){where}")
 
 
@@ -315,6 +322,31 @@ def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
     else:
         out.result(report.render_text())
     sys.exit(1 if report.cannot_run else 0)
+
+
+@cli.command()
+@common_options
+@click.option("-o", "--output", default=None, metavar="FILE",
+              help="Where to write it ('-' for stdout; default: [policy] file, or pinrepro.policy.json).")
+@click.option("--deny-unlocked/--no-deny-unlocked", default=None,
+              help="Also deny every image the lock does not pin, so an unlocked --build-arg fails the build.")
+@handles_errors
+def policy(root: Path, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None) -> None:
+    """Write a BuildKit source policy from the lock: every locked image converted to its digest."""
+    from pinrepro import policy as policy_module
+    from pinrepro.fsutil import write_atomically
+
+    out = Output(verbose, quiet)
+    config = load_config(root)
+    settings = policy_module.load_settings(config)
+    deny = settings.deny_unlocked if deny_unlocked is None else deny_unlocked
+    text = policy_module.render(policy_module.build_policy(read_lock(config), deny_unlocked=deny))
+    if output == "-":
+        out.result(text.rstrip("\n"))
+        return
+    target = config.root / (output or settings.file)
+    write_atomically({target: text.encode("utf-8")})
+    out.info(f"wrote {output or settings.file}")
 
 
 def main() -> None:

@@ -19,6 +19,14 @@ DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile
 DEFAULT_PLATFORMS = ("linux/amd64",)
 DEFAULT_LOCKFILE = "pinrepro.lock"
 RESOLVERS = ("pip-compile", "uv")
+# Where deployment files (compose, Kubernetes, Helm values, workflows, devcontainer) usually live.
+DEFAULT_DEPLOY_GLOBS = (
+    "compose*.y*ml", "docker-compose*.y*ml", "**/k8s/**/*.y*ml", "**/deploy/**/*.y*ml",
+    "charts/*/values*.yaml", ".github/workflows/*.y*ml", ".devcontainer/devcontainer.json",
+)
+# Where the image digests go: into the Dockerfiles, into a BuildKit source policy, or both.
+PIN_MODES = ("dockerfile", "policy", "both")
+DEFAULT_ADD_MAX_BYTES = 1 << 30  # ADD <url> downloads larger than this are refused (1 GiB)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,13 @@ class Config:
     check: Mapping[str, Any] = field(default_factory=dict)
     # Where the file came from, for error messages.
     source: str = "defaults"
+    deploy_files: tuple[str, ...] = DEFAULT_DEPLOY_GLOBS
+    pin: str = "dockerfile"
+    # The source policy's table ([tool.pinrepro.policy]), validated by pinrepro.policy (which owns its keys).
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    add_max_bytes: int = DEFAULT_ADD_MAX_BYTES
+    # Whether lock may add "# syntax=docker/dockerfile:1" to a Dockerfile that needs it for ADD --checksum.
+    syntax_directive: bool = False
 
     @property
     def lock_path(self) -> Path:
@@ -81,7 +96,7 @@ class Config:
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
-    "verify", "check",
+    "verify", "check", "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
 }
 _VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
@@ -155,6 +170,13 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
     if not isinstance(refresh, dict):
         raise ConfigError("'refresh' must be a table", where=source,
                           fix="write it as [refresh] / [tool.pinrepro.refresh]")
+    pin = _opt_str(data, "pin", source) or "dockerfile"
+    if pin not in PIN_MODES:
+        raise ConfigError(f"pin '{pin}' is not known", where=source, fix=f"use one of: {', '.join(PIN_MODES)}")
+    policy = data.get("policy", {})
+    if not isinstance(policy, dict):
+        raise ConfigError("'policy' must be a table", where=source,
+                          fix="write it as [policy] / [tool.pinrepro.policy]")
     return Config(
         root=root,
         dockerfiles=_str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS),
@@ -171,6 +193,11 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         verify=_verify_options(data.get("verify", {}), source),
         check=data.get("check", {}),
         source=source,
+        deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
+        pin=pin,
+        policy=policy,
+        add_max_bytes=_positive_int(data, "add_max_bytes", source, DEFAULT_ADD_MAX_BYTES),
+        syntax_directive=_bool(data, "syntax_directive", source, False),
     )
 
 
@@ -305,6 +332,13 @@ def _bool(data: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"'{key}' must be true or false", where=where)
+    return value
+
+
+def _positive_int(data: dict[str, Any], key: str, where: str, default: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"'{key}' must be a positive integer", where=where)
     return value
 
 

@@ -84,6 +84,16 @@ _PROBE_DIGEST = "sha256:" + "0" * 64
 _SHARED_ARG_FIX = "use the ARG that holds the image only as the whole reference in FROM lines"
 
 
+def add_arguments(instruction: Instruction, where: str) -> tuple[list[str], int, list[str]]:
+    """ADD / COPY: the leading ``--flags`` (unquoted), where the rest starts in ``instruction.text``, and the
+    rest's words - sources then destination - unquoted (JSON form decoded), not ARG-expanded."""
+    flags, rest_at = _builder_flags(instruction.text, instruction.args_at, where)
+    rest = instruction.text[rest_at:]
+    if _is_json_form(rest):
+        return flags, rest_at, [str(word) for word in json.loads(rest.strip())]
+    return flags, rest_at, [_unquote(word) for word in _raw_words(rest)]
+
+
 def strip_digest(image: str) -> tuple[str, str | None]:
     """Split ``name:tag@sha256:x`` into ``("name:tag", "sha256:x")``; the digest is None when there is none."""
     name, sep, digest = image.partition("@")
@@ -128,7 +138,7 @@ class Instruction:
     heredocs: tuple[Heredoc, ...]
     stage: int  # index of the build stage it belongs to; -1 before the first FROM
     escape: str = "\\"
-    _offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)  # per character of text: file offset
     _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -150,9 +160,9 @@ class Instruction:
 
     def line_at(self, position: int) -> int:
         """The physical line of ``text[position]``."""
-        if not self._offsets or not self._starts:
+        if not self.offsets or not self._starts:
             return self.line
-        offset = self._offsets[max(0, min(position, len(self._offsets) - 1))]
+        offset = self.offsets[max(0, min(position, len(self.offsets) - 1))]
         return bisect.bisect_right(self._starts, offset)
 
     def exec_form(self) -> list[str] | None:
@@ -193,8 +203,9 @@ class Stage:
         return self.name if self.name else str(self.index)
 
 
-def instructions(text: str, path: str = "Dockerfile") -> tuple[Instruction, ...]:
-    """Every logical instruction of ``text``, in order, with its stage index and line span."""
+def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
+    """Every logical instruction of ``text``, in order, with its stage index and line span, and the parser
+    directives (lower-cased name -> value, e.g. ``{"syntax": "docker/dockerfile:1"}``)."""
     starts = [1 if text.startswith(_BOM) else 0]
     position = text.find("\n")
     while position >= 0:
@@ -202,8 +213,9 @@ def instructions(text: str, path: str = "Dockerfile") -> tuple[Instruction, ...]
         position = text.find("\n", position + 1)
     shared = tuple(starts)
     found: list[Instruction] = []
+    directives: dict[str, str] = {}
     stage = -1
-    for step in _walk(text, path):
+    for step in _walk(text, path, directives):
         logical = step.logical
         if step.command == "from":
             stage += 1
@@ -212,9 +224,9 @@ def instructions(text: str, path: str = "Dockerfile") -> tuple[Instruction, ...]
         found.append(Instruction(
             path=path, line=logical.line, end_line=step.end_line, command=step.command, text=logical.text,
             args_at=step.args_at, flags=tuple(flags), rest_at=rest_at, heredocs=heredocs, stage=stage,
-            escape=step.escape, _offsets=tuple(logical.offsets), _starts=shared,
+            escape=step.escape, offsets=tuple(logical.offsets), _starts=shared,
         ))
-    return tuple(found)
+    return tuple(found), directives
 
 
 def stages(dockerfile: Dockerfile, read: tuple[Instruction, ...] | None = None) -> tuple[Stage, ...]:
@@ -223,7 +235,7 @@ def stages(dockerfile: Dockerfile, read: tuple[Instruction, ...] | None = None) 
     ``read`` is ``instructions()`` of the same file, when the caller has it already.
     """
     grouped: dict[int, list[Instruction]] = {}
-    for instruction in read if read is not None else instructions(dockerfile.text, dockerfile.path):
+    for instruction in read if read is not None else instructions(dockerfile.text, dockerfile.path)[0]:
         if instruction.stage >= 0:
             grouped.setdefault(instruction.stage, []).append(instruction)
     return tuple(Stage(index, site, tuple(grouped.get(index, ())))
@@ -344,6 +356,7 @@ class _Directives:
     escape: str = "\\"
     done: bool = False
     seen: set[str] = field(default_factory=set)
+    values: dict[str, str] = field(default_factory=dict)
 
     def look(self, token: str, where: str) -> None:
         if self.done:
@@ -357,6 +370,7 @@ class _Directives:
             raise DockerfileError(f"the '{key}' parser directive appears twice", where=where,
                                   fix=f"keep one '# {key}=' line at the top of the file")
         self.seen.add(key)
+        self.values[key] = value
         if key == "escape":
             if value not in ("\\", "`"):
                 raise DockerfileError(f"invalid escape directive '{value}'", where=where,
@@ -427,8 +441,11 @@ class _Step:
     bodies: tuple[tuple[str, int, tuple[str, ...]], ...]  # (name, first body line, body lines)
 
 
-def _walk(text: str, path: str) -> Iterator[_Step]:
-    """Physical lines -> logical instructions (parser.go), heredoc bodies consumed and kept."""
+def _walk(text: str, path: str, directive_values: dict[str, str] | None = None) -> Iterator[_Step]:
+    """Physical lines -> logical instructions (parser.go), heredoc bodies consumed and kept.
+
+    ``directive_values`` receives the parser directives (``{"syntax": "docker/dockerfile:1"}``) once the walk ends.
+    """
     lines = _lines(text)
     directives = _Directives()
     index = 0
@@ -462,6 +479,8 @@ def _walk(text: str, path: str) -> Iterator[_Step]:
             _, start, body = bodies[-1]
             last = start + len(body)  # the terminator line
         yield _Step(logical, command, args_at, directives.escape, last, tuple(bodies))
+    if directive_values is not None:
+        directive_values.update(directives.values)
 
 
 def _target_args(platform: str) -> dict[str, _Value]:

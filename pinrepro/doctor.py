@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pinrepro.escape import terminal
 from pinrepro.inventory.contents import UNKNOWN, CudaInfo
 from pinrepro.inventory.cuda import HostFacts, compare_versions, parse_version
 from pinrepro.inventory.driver_table import driver_floor, load_table, newest_cuda_for_driver
@@ -132,7 +133,9 @@ class DoctorReport:
         if not self.verdicts:
             lines.append("no images are pinned in the lock")
         for verdict in self.verdicts:
-            lines.append(f"{verdict.status:<8} {verdict.ref}  {verdict.platform}: {verdict.reason}")
+            # The reason quotes the lock's image data (CUDA versions, NVIDIA_REQUIRE_CUDA): one line each.
+            lines.append(f"{verdict.status:<8} {terminal(verdict.ref)}  {terminal(verdict.platform)}: "
+                         f"{terminal(verdict.reason)}")
         if self.cannot_run:
             lines.append("some locked images cannot run on this host")
         return "\n".join(lines)

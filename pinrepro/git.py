@@ -8,6 +8,10 @@ Credentials: pinrepro never hands a token to git. It pushes to the configured re
 ``actions/checkout`` persists for the workflow (or the user's own credential helper / SSH key) does the push.
 That way no token can end up in ``.git/config``, in a process list, or in git's error output (README: CI section).
 Error text from git is still scrubbed of URL user-info, in case a remote URL was configured with a token in it.
+
+Nothing the repository configures runs (issue #16): the bot may run in a checkout whose ``.git/config`` or hooks
+someone else wrote, so every call pins the settings through which git would start a program - fsmonitor, hooks,
+askpass, ``ext::`` transports, filter and diff drivers, the remote's upload/receive-pack programs.
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ from pinrepro.errors import GitError
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
 _REGULAR_FILE = "100644"
+_SYMLINK = "120000"
+# `git -c` settings on every call: none of them names a program any more. hooksPath=/dev/null disables every hook
+# (pre-push, reference-transaction, post-index-change, ...), including the ones in .git/hooks.
+_NEUTRAL_CONFIG = (
+    "core.fsmonitor=false", "core.hooksPath=/dev/null", "core.askPass=", "protocol.ext.allow=never",
+    "diff.external=", "commit.gpgSign=false", "tag.gpgSign=false",
+)
+# Per driver name found in the configuration: an empty command is no command; `required` would turn that into
+# an error, so it goes too (git's convert.c treats "" like unset).
+_DRIVER_KEYS = {"filter": ("clean", "smudge", "process"), "diff": ("textconv", "command")}
+_DRIVER_CONFIG = re.compile(r"^(?P<kind>filter|diff)\.(?P<name>.+)\.(?P<key>[^.]+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class Git:
         self.cwd = cwd
         self._secrets = tuple(secrets)
         self._executable = executable
+        self._overrides: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         return f"Git({str(self.cwd)!r})"
@@ -121,20 +137,51 @@ class Git:
             self._run("read-tree", parent, env=index_env)
             entries: list[str] = []
             for path, data in sorted(files.items()):
-                # --path applies the repository's clean filters (.gitattributes eol=...), as `git add` would.
-                blob = self._text("hash-object", "-w", "--stdin", f"--path={path}", stdin=data)
-                entries.append(f"{self._mode(parent, path)} {blob}\t{path}\n")
+                mode = self._mode(parent, path)
+                if mode == _SYMLINK:
+                    # Writing text there would turn the link into a broken one; callers pass the link's target.
+                    raise GitError(f"{path} is a symbolic link in {parent[:12]}; pinrepro writes through it",
+                                   where=str(self.cwd), fix="report this: the bot should have written the target")
+                blob = self.blob_of(path, data, write=True)
+                entries.append(f"{mode} {blob}\t{path}\n")
             self._run("update-index", "--index-info", stdin="".join(entries).encode(), env=index_env)
             tree = self._text("write-tree", env=index_env)
         people = {
             "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
             "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email,
         }
-        return self._text("commit-tree", tree, "-p", parent, "-F", "-", stdin=message.encode(), env=people)
+        return self._text("commit-tree", "--no-gpg-sign", tree, "-p", parent, "-F", "-", stdin=message.encode(),
+                          env=people)
+
+    def blob_of(self, path: str, data: bytes, *, write: bool = False) -> str:
+        """The blob id ``data`` gets at ``path``: --path applies the repository's built-in conversions
+        (.gitattributes eol=..., as `git add` would); filter drivers are switched off in every call."""
+        return self._text("hash-object", *(["-w"] if write else []), "--stdin", f"--path={path}", stdin=data)
+
+    def blob_at(self, commit: str, path: str) -> str | None:
+        """The blob id of ``path`` in ``commit``, or None when the commit has no such file."""
+        out = self._text("ls-tree", "-z", commit, "--", path).rstrip("\0")
+        if not out:
+            return None
+        meta, _, _ = out.partition("\t")
+        _mode, kind, sha = meta.split(" ")
+        return sha if kind == "blob" else None
+
+    def commit_text(self, commit: str) -> tuple[Identity, str]:
+        """The committer and the message of ``commit`` (which must be in the object store)."""
+        raw = self._run("cat-file", "commit", commit).stdout.decode("utf-8", "replace")
+        header, _, message = raw.partition("\n\n")
+        committer = Identity("", "")
+        for line in header.splitlines():
+            if line.startswith("committer "):
+                match = re.match(r"committer (?P<name>.*?) <(?P<email>[^<>]*)>", line)
+                if match:
+                    committer = Identity(match["name"], match["email"])
+        return committer, message
 
     def remote_branch(self, remote: str, branch: str) -> str | None:
         """The commit ``branch`` points at on ``remote``, or None when the remote has no such branch."""
-        out = self._text("ls-remote", "--heads", remote, f"refs/heads/{branch}")
+        out = self._text("ls-remote", "--upload-pack=git-upload-pack", "--heads", remote, f"refs/heads/{branch}")
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref == f"refs/heads/{branch}":
@@ -143,12 +190,15 @@ class Git:
 
     def fetch(self, remote: str, branch: str) -> None:
         """Fetch ``branch`` from ``remote`` into the object store; no local ref or FETCH_HEAD is written."""
-        self._run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, f"refs/heads/{branch}")
+        self._run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--upload-pack=git-upload-pack", remote,
+                  f"refs/heads/{branch}")
 
-    def push(self, remote: str, commit: str, branch: str, *, force: bool) -> None:
-        """Make ``branch`` on ``remote`` point at ``commit`` (force: the branch belongs to the bot)."""
-        refspec = f"{'+' if force else ''}{commit}:refs/heads/{branch}"
-        self._run("push", "--quiet", "--no-verify", remote, refspec)
+    def push(self, remote: str, commit: str, branch: str, *, expect: str | None) -> None:
+        """Make ``branch`` on ``remote`` point at ``commit``, only if it still points at ``expect`` (None: only if it
+        does not exist): a commit someone pushed since pinrepro looked is never overwritten."""
+        lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
+        self._run("push", "--quiet", "--no-verify", "--receive-pack=git-receive-pack", lease, remote,
+                  f"{commit}:refs/heads/{branch}")
 
     def has_object(self, sha: str) -> bool:
         return self._run("cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
@@ -173,8 +223,8 @@ class Git:
             full_env.update(env)
         try:
             result = subprocess.run(
-                [self._executable, *args], cwd=self.cwd, input=stdin, capture_output=True, env=full_env,
-                check=False,
+                [self._executable, *self._config_overrides(full_env), *args], cwd=self.cwd, input=stdin,
+                capture_output=True, env=full_env, check=False,
             )
         except FileNotFoundError:
             raise GitError("git is not installed", fix="install git (Debian: apt-get install git)") from None
@@ -183,6 +233,31 @@ class Git:
         if check and result.returncode != 0:
             raise GitError(self._failure(args, result.stderr), where=str(self.cwd), fix=_fix_for(args[0]))
         return result
+
+    def _config_overrides(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        """``-c`` options that switch off every program the configuration names (see the module's docstring)."""
+        if self._overrides is None:
+            overrides = list(_NEUTRAL_CONFIG)
+            try:
+                # Reading the configuration runs nothing; its include files are read as git would.
+                listed = subprocess.run(
+                    [self._executable, *(arg for item in _NEUTRAL_CONFIG for arg in ("-c", item)), "config", "-z",
+                     "--get-regexp", r"^(filter|diff)\."],
+                    cwd=self.cwd, capture_output=True, env=dict(env), check=False,
+                ).stdout.decode("utf-8", "replace")
+            except (FileNotFoundError, NotADirectoryError):
+                listed = ""
+            drivers = set()
+            for entry in listed.split("\0"):
+                match = _DRIVER_CONFIG.match(entry.split("\n", 1)[0])
+                if match:
+                    drivers.add((match["kind"].lower(), match["name"]))
+            for kind, name in sorted(drivers):
+                overrides += [f"{kind}.{name}.{key}=" for key in _DRIVER_KEYS[kind]]
+                if kind == "filter":
+                    overrides.append(f"filter.{name}.required=false")
+            self._overrides = tuple(item for pair in (("-c", o) for o in overrides) for item in pair)
+        return self._overrides
 
     def _failure(self, args: Sequence[str], stderr: bytes) -> str:
         lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]

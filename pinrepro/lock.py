@@ -15,8 +15,10 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import lockfile
+from pinrepro import addurl, lockfile, policy
 from pinrepro.config import Config
+from pinrepro.deploy.model import DeploySite
+from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile, FromSite, rewrite, strip_digest
 from pinrepro.errors import PinreproError
@@ -38,9 +40,9 @@ Scanner = Callable[[ImageRef, str], Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class ImageSite:
-    """One FROM (or ARG default) that names an image, parsed into a reference."""
+    """One FROM (or ARG default) that names an image, parsed into a reference; or a deployment file's image."""
 
-    dockerfile: Dockerfile
+    dockerfile: Dockerfile | None  # None for a deployment file (compose, Kubernetes, ...)
     site: FromSite
     ref: ImageRef  # with the digest written in the Dockerfile, if any
 
@@ -97,6 +99,15 @@ def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[
     return sites, findings
 
 
+def collect_deploy_sites(scan: DeployScan) -> list[tuple[DeploySite, ImageSite]]:
+    """The deployment files' references as image sites, so they share the lock, the resolver and verify."""
+    return [
+        (site, ImageSite(None, FromSite(site.path, site.line, site.written, site.image, "image"),
+                         ImageRef.parse(site.image)))
+        for site in scan.sites if site.image is not None
+    ]
+
+
 def run_lock(
     config: Config,
     *,
@@ -113,6 +124,10 @@ def run_lock(
     old = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
     sites, findings = collect_sites(dockerfiles)
+    deploy = scan_project(config.root, config.deploy_files)
+    deploy_sites = collect_deploy_sites(deploy)
+    findings.extend(deploy.findings)
+    sites.extend(image_site for _, image_site in deploy_sites)
     by_key: dict[str, list[ImageSite]] = {}
     for image_site in sites:
         by_key.setdefault(image_site.key, []).append(image_site)
@@ -142,21 +157,54 @@ def run_lock(
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
     findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
-    for dockerfile in dockerfiles:
+    urls, url_findings = addurl.lock_urls(dockerfiles, old.urls if old else {}, upgrade=upgrade,
+                                          fetch=addurl.fetcher(config.add_max_bytes))
+    findings.extend(url_findings)
+    # pin = "policy": the digests go into the BuildKit source policy only, the Dockerfiles stay as written.
+    for dockerfile in dockerfiles if config.pin != "policy" else []:
         new_text = rewrite(dockerfile, pins.get)
+        pinned = replace(dockerfile, text=new_text)
+        new_text, add_findings = addurl.pin_text(pinned, lambda site: urls[site.url].checksum,
+                                                 add_syntax=config.syntax_directive)
+        findings.extend(add_findings)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
+    deploy_pins = {id(site): pins.get(image_site.site) for site, image_site in deploy_sites}
+    for name, new_text in pin_files(deploy, lambda site: deploy_pins.get(id(site))).items():
+        files[config.root / name] = new_text.encode("utf-8")
 
-    new = Lock(images=images, layers=layers)
+    new = Lock(images=images, layers=layers, urls=urls)
+    if config.pin != "dockerfile":
+        files.update(_policy_file(config, new))
     new_lock_text = lockfile.dumps(new).encode("utf-8")
     old_lock_bytes = _read_or_none(config.lock_path)
     if new_lock_text != old_lock_bytes:
         files[config.lock_path] = new_lock_text
+    files = {inside_project(config, path): data for path, data in files.items()}
     old_files = {path: _read_or_none(path) for path in files}
     if not dry_run and files:
         write_atomically(files)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
+
+
+def inside_project(config: Config, path: Path) -> Path:
+    """The file ``path`` really is (through symbolic links), under the project root; an error when a link leads
+    out of the project: lock writes through links (they stay links, issue #16), never outside what it was given."""
+    root = config.root.resolve()
+    try:
+        return config.root / path.resolve().relative_to(root)
+    except ValueError:
+        name = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else str(path)
+        raise PinreproError(f"{name} is a symbolic link to {path.resolve()}, outside the project", where=name,
+                            fix="point the link at a file inside the project, or replace it with the file") from None
+
+
+def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:
+    settings = policy.load_settings(config)
+    text = policy.render(policy.build_policy(new, deny_unlocked=settings.deny_unlocked)).encode("utf-8")
+    path = config.root / settings.file
+    return {} if _read_or_none(path) == text else {path: text}
 
 
 def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],

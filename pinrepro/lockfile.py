@@ -68,9 +68,19 @@ class LayerLock:
 
 
 @dataclass(frozen=True)
+class UrlLock:
+    """The pin of one ``ADD <url>`` download (the lock's key is the URL): its content's checksum."""
+
+    checksum: str  # sha256:<hex> of the downloaded bytes, what ADD --checksum and BuildKit's http.checksum take
+    size: int | None = None
+    sites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Lock:
     images: Mapping[str, ImageLock] = field(default_factory=dict)
     layers: Mapping[str, LayerLock] = field(default_factory=dict)
+    urls: Mapping[str, UrlLock] = field(default_factory=dict)
 
 
 def dumps(lock: Lock) -> str:
@@ -80,6 +90,10 @@ def dumps(lock: Lock) -> str:
         data["images"] = {key: _image_to_toml(image) for key, image in sorted(lock.images.items())}
     if lock.layers:
         data["layers"] = {name: _layer_to_toml(layer) for name, layer in sorted(lock.layers.items())}
+    if lock.urls:
+        data["urls"] = {url: {"checksum": entry.checksum, "sites": list(entry.sites),
+                              **({"size": entry.size} if entry.size is not None else {})}
+                        for url, entry in sorted(lock.urls.items())}
     return HEADER + "\n" + tomli_w.dumps(_sorted(data))
 
 
@@ -155,9 +169,21 @@ def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
     try:
         images = {key: _image_from_toml(value, key) for key, value in _table(data, "images").items()}
         layers = {key: _layer_from_toml(value) for key, value in _table(data, "layers").items()}
+        urls = {key: _url_from_toml(value) for key, value in _table(data, "urls").items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise LockfileError(f"corrupted lock file ({exc})", where=where, fix=fix) from None
-    return Lock(images=images, layers=layers)
+    return Lock(images=images, layers=layers, urls=urls)
+
+
+def _url_from_toml(data: Any) -> UrlLock:
+    if not isinstance(data, dict):
+        raise TypeError("each url must be a table")
+    sites = data.get("sites", [])
+    size = data.get("size")
+    if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
+        raise TypeError("'sites' must be a list of strings")
+    return UrlLock(checksum=_string(data, "checksum", "url"), size=size if isinstance(size, int) else None,
+                   sites=tuple(sites))
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:

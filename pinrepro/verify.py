@@ -10,14 +10,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pinrepro import lockfile
+from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.config import Config
+from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import check_cuda_coherence
-from pinrepro.lock import ImageSite, collect_sites, wanted_platforms
+from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
+from pinrepro.policy import check_policy, load_settings
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
@@ -58,12 +61,18 @@ def run_verify(
     lock = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
     sites, findings = collect_sites(dockerfiles)
+    deploy = scan_project(config.root, config.deploy_files)
+    findings.extend(deploy.findings)
+    sites.extend(image_site for _, image_site in collect_deploy_sites(deploy))
     if lock is None:
         findings.append(Finding(lock_name, None, "error", "no-lock",
                                 f"{lock_name} does not exist: run `pinrepro lock` and commit it"))
         lock = Lock()
     lines = _lock_lines(config)
-    findings.extend(check_images(sites, lock, lock_name, lines))
+    findings.extend(check_images(sites, lock, lock_name, lines, digests_in_dockerfiles=config.pin != "policy"))
+    findings.extend(check_urls(dockerfiles, lock, lock_name, in_dockerfiles=config.pin != "policy"))
+    if config.pin != "dockerfile":
+        findings.extend(check_policy(config, lock, load_settings(config)))
     findings.extend(check_platforms(config, lock, sites, lines))
     if config.layers or lock.layers:
         findings.extend(check_layers(config, lock))
@@ -74,15 +83,20 @@ def run_verify(
     if online and lock.images:
         factory = client_factory or _default_client(config)
         findings.extend(check_online(lock, factory(), lock_name, lines))
+    if online and lock.urls:
+        findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
     texts = {dockerfile.path: dockerfile.text for dockerfile in dockerfiles}
     kept, suppressed = apply_ignores(sorted(set(findings), key=Finding.sort_key), ignore=config.verify.ignore,
                                      texts=texts, config_source=config.source)
     return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))
 
 
-def check_images(sites: list[ImageSite], lock: Lock, lock_name: str,
-                 lines: Mapping[str, int] | None = None) -> list[Finding]:
-    """Every FROM pinned, to the digest the lock has; no lock entry without a FROM, and vice versa."""
+def check_images(sites: list[ImageSite], lock: Lock, lock_name: str, lines: Mapping[str, int] | None = None, *,
+                 digests_in_dockerfiles: bool = True) -> list[Finding]:
+    """Every FROM pinned, to the digest the lock has; no lock entry without a FROM, and vice versa.
+
+    Without ``digests_in_dockerfiles`` (pin = "policy") a FROM may stay unpinned: the source policy pins it.
+    """
     findings: list[Finding] = []
     seen: set[str] = set()
     for image_site in sites:
@@ -92,10 +106,10 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str,
         if entry is None:
             findings.append(Finding(site.path, site.line, "error", "not-locked",
                                     f"{ref.familiar()} is not in {lock_name}: run `pinrepro lock`"))
-        elif ref.digest is None:
+        elif ref.digest is None and (digests_in_dockerfiles or image_site.dockerfile is None):
             findings.append(Finding(site.path, site.line, "error", "unpinned",
                                     f"{ref.familiar()} is not pinned by digest: run `pinrepro lock`"))
-        elif ref.digest != entry.digest:
+        elif ref.digest is not None and ref.digest != entry.digest:
             findings.append(Finding(
                 site.path, site.line, "error", "drift",
                 f"{ref.without_digest().familiar()} is pinned to {_short(ref.digest)} but {lock_name} has "
@@ -107,7 +121,8 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str,
                                         f"{ref.without_digest().familiar()} has no {platform} image"))
     for key in sorted(set(lock.images) - seen):
         findings.append(Finding(lock_name, (lines or {}).get(key), "error", "stale-lock-entry",
-                                f"{key} is in {lock_name} but no Dockerfile uses it: run `pinrepro lock`"))
+                                f"{key} is in {lock_name} but no Dockerfile or deployment file uses it: "
+                                "run `pinrepro lock`"))
     return findings
 
 

@@ -110,18 +110,20 @@ def test_push_and_remote_branch(repos: Repos) -> None:
     git = Git(repos.work)
     assert git.remote_branch("origin", "pinrepro/refresh") is None
     first = git.commit_files({"Dockerfile": b"one\n"}, parent=repos.main, message="1", author=BOT)
-    git.push("origin", first, "pinrepro/refresh", force=True)
+    git.push("origin", first, "pinrepro/refresh", expect=None)
     assert git.remote_branch("origin", "pinrepro/refresh") == first
     assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == first
-    # A second commit on the same base replaces the branch (force: the branch belongs to the bot).
+    # A second commit on the same base replaces the branch, as long as it still points where pinrepro saw it.
     second = git.commit_files({"Dockerfile": b"two\n"}, parent=repos.main, message="2", author=BOT)
-    git.push("origin", second, "pinrepro/refresh", force=True)
+    git.push("origin", second, "pinrepro/refresh", expect=first)
     assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == second
     assert sh(repos.bare, "rev-parse", "refs/heads/main") == repos.main
-    # Without force the same non-fast-forward is refused, with git's reason in one line.
+    # When it moved since (or was expected not to exist) the push is refused, with git's reason in one line.
     third = git.commit_files({"Dockerfile": b"three\n"}, parent=repos.main, message="3", author=BOT)
-    with pytest.raises(GitError) as info:
-        git.push("origin", third, "pinrepro/refresh", force=False)
+    for stale in (first, None):
+        with pytest.raises(GitError) as info:
+            git.push("origin", third, "pinrepro/refresh", expect=stale)
+        assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == second
     assert str(info.value).startswith(f"{repos.work}: `git push` failed: ")
     assert "rejected" in str(info.value) or "failed to push" in str(info.value)
 
@@ -130,7 +132,7 @@ def test_fetch_brings_the_remote_commit(repos: Repos, tmp_path: Path) -> None:
     other = tmp_path / "other"
     sh(tmp_path, "clone", "--quiet", str(repos.bare), str(other))
     pushed = Git(other).commit_files({"x": b"x\n"}, parent=repos.main, message="x", author=BOT)
-    Git(other).push("origin", pushed, "bot", force=True)
+    Git(other).push("origin", pushed, "bot", expect=None)
     git = Git(repos.work)
     assert not git.has_object(pushed)
     git.fetch("origin", "bot")
@@ -186,7 +188,7 @@ def test_push_failure_never_shows_a_token(repos: Repos) -> None:
     sh(repos.work, "remote", "add", "leaky", f"http://x-access-token:{TOKEN}@127.0.0.1:9/octo/repo.git")
     git = Git(repos.work, secrets=(TOKEN,))
     with pytest.raises(GitError) as info:
-        git.push("leaky", repos.main, "pinrepro/refresh", force=True)
+        git.push("leaky", repos.main, "pinrepro/refresh", expect=None)
     text = str(info.value)
     assert TOKEN not in text
     assert text.startswith(f"{repos.work}: `git push` failed: ")

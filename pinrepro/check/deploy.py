@@ -4,26 +4,40 @@ Every compose service or Kubernetes container that runs a locked image (an image
 service built from one of the project's Dockerfiles) needs a memory limit, and a GPU request when the image is a
 CUDA image. Without deployment files this is one note, not a failure.
 
-TODO(#12): the YAML reading below (file discovery, nodes with line numbers) is a small reader of check's own,
-to be replaced by pinrepro/deploy/'s reader when that lands, so there is one reader of deployment files.
+The files and their YAML come from pinrepro.deploy (the one reader of deployment files, which `lock` and
+`verify` use to pin these images); the image a workload runs is the reference that reader extracted at the
+image's line, so compose's ``${VAR:-default}`` means here what it means for pinning.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import yaml
 
 from pinrepro.check.model import CheckContext, finding
-from pinrepro.errors import ConfigError, PinreproError
+from pinrepro.deploy.discovery import file_kind, find_deploy_files, is_templated
+from pinrepro.deploy.extract import extract
+from pinrepro.deploy.yamlread import (
+    YamlDocument,
+    line_of,
+    mapping_entry,
+    mapping_get,
+    mapping_items,
+    parse_documents,
+    read_text,
+    scalar,
+    sequence_items,
+)
+from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.contents import PlatformContents
 from pinrepro.reference import ImageRef
 
 _WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"})
-_SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__"})
+_GPU = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)
@@ -32,7 +46,7 @@ class Workload:
 
     path: str
     line: int
-    name: str
+    what: str  # "service 'api'", "container 'server'"
     image: str | None
     built_from: str | None  # compose `build:` -> the Dockerfile it builds (relative to the project)
     memory_limit: bool
@@ -40,37 +54,99 @@ class Workload:
 
 
 def check(ctx: CheckContext, paths: Sequence[Path] = ()) -> tuple[list[Finding], list[str]]:
-    files = find_deploy_files(ctx.root, ctx.settings.deploy_files)
+    globs = ctx.settings.deploy_files or ctx.config.deploy_files
+    names = [n for n in find_deploy_files(ctx.root, globs) if file_kind(n) not in ("workflow", "devcontainer",
+                                                                                   "kustomize")]
     if paths:
         chosen = [p.resolve() for p in paths]
-        files = [f for f in files if any(f == p or f.is_relative_to(p) for p in chosen)]
-    if not files:
+        names = [n for n in names if any((ctx.root / n) == p or (ctx.root / n).is_relative_to(p) for p in chosen)]
+    if not names:
         return [], ["no compose or Kubernetes files found (deploy_files): resource limits (item 10) not checked"]
     findings: list[Finding] = []
-    for file in files:
-        for workload in read_workloads(ctx.root, file):
-            cuda = _runs_cuda(ctx, workload)
-            if cuda is None:
-                continue  # not a locked image
-            what = f"service '{workload.name}'" if workload.built_from is not None or "compose" in workload.path \
-                else f"container '{workload.name}'"
-            if not workload.memory_limit:
-                findings.append(finding("deploy-no-memory-limit", workload.path, workload.line,
-                                        f"{what} ({workload.image or 'built here'}) has no memory limit"))
-            if cuda and not workload.gpu_request:
-                findings.append(finding("deploy-no-gpu-request", workload.path, workload.line,
-                                        f"{what} runs a CUDA image ({workload.image or 'built here'}) without "
-                                        "requesting a GPU"))
+    for name in names:
+        text = read_text(ctx.root, name)
+        if is_templated(text):
+            continue  # a Helm template is not YAML until rendered; its values file is checked
+        for doc in parse_documents(text, name):
+            for workload in workloads(ctx.root, doc):
+                cuda = _runs_cuda(ctx, workload)
+                if cuda is None:
+                    continue  # not a locked image
+                shown = workload.image or f"built from {workload.built_from}"
+                if not workload.memory_limit:
+                    findings.append(finding("deploy-no-memory-limit", workload.path, workload.line,
+                                            f"{workload.what} ({shown}) has no memory limit"))
+                if cuda and not workload.gpu_request:
+                    findings.append(finding("deploy-no-gpu-request", workload.path, workload.line,
+                                            f"{workload.what} runs a CUDA image ({shown}) without requesting a GPU"))
     return findings, []
 
 
-def find_deploy_files(root: Path, globs: Sequence[str]) -> list[Path]:
-    found: set[Path] = set()
-    for pattern in globs:
-        for path in root.glob(pattern):
-            if path.is_file() and not _SKIPPED_DIRS.intersection(path.relative_to(root).parts[:-1]):
-                found.add(path)
-    return sorted(found)
+def workloads(root: Path, doc: YamlDocument) -> Iterator[Workload]:
+    images = {site.line: site.image for site in extract(doc)}
+    kind = file_kind(doc.path)
+    if kind == "compose":
+        yield from _compose(root, doc, images)
+    elif kind == "helm":
+        yield from _helm_values(doc, images)
+    elif scalar(mapping_get(doc.root, "kind")) is not None:
+        yield from _kubernetes(doc, images)
+
+
+def _compose(root: Path, doc: YamlDocument, images: dict[int, str | None]) -> Iterator[Workload]:
+    for name, key, service in mapping_items(mapping_get(doc.root, "services")):
+        build = mapping_get(service, "build")
+        built_from: str | None = None
+        if build is not None:
+            context = scalar(build) or scalar(mapping_get(build, "context")) or "."
+            dockerfile = scalar(mapping_get(build, "dockerfile")) or "Dockerfile"
+            target = ((root / doc.path).parent / context / dockerfile).resolve()
+            built_from = target.relative_to(root.resolve()).as_posix() if target.is_relative_to(root.resolve()) \
+                else ""
+        image_node = mapping_get(service, "image")
+        image = images.get(line_of(image_node)) if image_node is not None else None
+        limits = mapping_get(mapping_get(mapping_get(service, "deploy"), "resources"), "limits")
+        memory = mapping_get(limits, "memory") is not None or mapping_get(service, "mem_limit") is not None
+        reservations = mapping_get(mapping_get(mapping_get(service, "deploy"), "resources"), "reservations")
+        devices = sequence_items(mapping_get(reservations, "devices"))
+        gpu = mapping_get(service, "gpus") is not None or any(
+            "gpu" in [scalar(c) for c in sequence_items(mapping_get(device, "capabilities"))] for device in devices)
+        yield Workload(doc.path, line_of(key), f"service '{name}'", image, built_from, memory, gpu)
+
+
+def _kubernetes(doc: YamlDocument, images: dict[int, str | None]) -> Iterator[Workload]:
+    kind = scalar(mapping_get(doc.root, "kind"))
+    spec = mapping_get(doc.root, "spec")
+    if kind == "CronJob":
+        spec = mapping_get(mapping_get(mapping_get(mapping_get(spec, "jobTemplate"), "spec"), "template"), "spec")
+    elif kind in _WORKLOADS:
+        spec = mapping_get(mapping_get(spec, "template"), "spec")
+    elif kind != "Pod":
+        return
+    for field in ("initContainers", "containers"):
+        for container in sequence_items(mapping_get(spec, field)):
+            resources = mapping_get(container, "resources")
+            limits, requests = mapping_get(resources, "limits"), mapping_get(resources, "requests")
+            image_node = mapping_get(container, "image")
+            image = images.get(line_of(image_node)) if image_node is not None else None
+            name = scalar(mapping_get(container, "name")) or "?"
+            yield Workload(doc.path, line_of(container), f"{kind} container '{name}'", image, None,
+                           mapping_get(limits, "memory") is not None,
+                           mapping_get(limits, _GPU) is not None or mapping_get(requests, _GPU) is not None)
+
+
+def _helm_values(doc: YamlDocument, images: dict[int, str | None]) -> Iterator[Workload]:
+    """The common chart shape: top-level ``image`` and ``resources``."""
+    entry = mapping_entry(doc.root, "image")
+    if entry is None:
+        return
+    key, image_node = entry
+    image = images.get(line_of(image_node))
+    if image is None and isinstance(image_node, yaml.MappingNode):
+        image = next((i for line, i in images.items() if line >= line_of(image_node) and i), None)
+    limits = mapping_get(mapping_get(doc.root, "resources"), "limits")
+    yield Workload(doc.path, line_of(key), "chart values", image, None,
+                   mapping_get(limits, "memory") is not None, mapping_get(limits, _GPU) is not None)
 
 
 def _runs_cuda(ctx: CheckContext, workload: Workload) -> bool | None:
@@ -113,97 +189,3 @@ def _is_cuda(ctx: CheckContext, image: str) -> bool:
             if contents.cuda is not None and contents.cuda.version:
                 return True
     return False
-
-
-# -- the small YAML reader (see the module docstring) --------------------------------------------
-
-
-def read_workloads(root: Path, file: Path) -> Iterator[Workload]:
-    name = relative_name(root, file)
-    try:
-        documents = list(yaml.compose_all(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read it as YAML: {str(exc).splitlines()[0]}", where=name,
-                          fix="fix the file, or narrow `deploy_files` in [tool.pinrepro.check]") from None
-    for document in documents:
-        if not isinstance(document, yaml.MappingNode):
-            continue
-        services = _get(document, "services")
-        if isinstance(services, yaml.MappingNode):
-            yield from _compose(root, file, name, services)
-            continue
-        kind = _scalar(_get(document, "kind"))
-        if kind is not None:
-            yield from _kubernetes(name, kind, document)
-        elif PurePosixPath(name).name.startswith("values"):
-            yield from _helm_values(name, document)
-
-
-def relative_name(root: Path, file: Path) -> str:
-    return file.relative_to(root).as_posix()
-
-
-def _get(node: yaml.Node | None, *keys: str) -> yaml.Node | None:
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        node = next((value for k, value in node.value if _scalar(k) == key), None)
-    return node
-
-
-def _scalar(node: yaml.Node | None) -> str | None:
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
-
-
-def _items(node: yaml.Node | None) -> list[yaml.Node]:
-    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
-
-
-def _compose(root: Path, file: Path, name: str, services: yaml.MappingNode) -> Iterator[Workload]:
-    for key, service in services.value:
-        service_name = _scalar(key) or "?"
-        build = _get(service, "build")
-        built_from: str | None = None
-        if build is not None:
-            context = _scalar(build) or _scalar(_get(build, "context")) or "."
-            dockerfile = _scalar(_get(build, "dockerfile")) or "Dockerfile"
-            target = (file.parent / context / dockerfile).resolve()
-            built_from = target.relative_to(root).as_posix() if target.is_relative_to(root) else ""
-        memory = _get(service, "deploy", "resources", "limits", "memory") is not None \
-            or _get(service, "mem_limit") is not None
-        devices = _items(_get(service, "deploy", "resources", "reservations", "devices"))
-        gpu = _get(service, "gpus") is not None or any(
-            "gpu" in [_scalar(c) for c in _items(_get(device, "capabilities"))] for device in devices)
-        yield Workload(name, key.start_mark.line + 1, service_name, _scalar(_get(service, "image")), built_from,
-                       memory, gpu)
-
-
-def _kubernetes(name: str, kind: str, document: yaml.MappingNode) -> Iterator[Workload]:
-    if kind == "Pod":
-        spec = _get(document, "spec")
-    elif kind == "CronJob":
-        spec = _get(document, "spec", "jobTemplate", "spec", "template", "spec")
-    elif kind in _WORKLOADS:
-        spec = _get(document, "spec", "template", "spec")
-    else:
-        return
-    for field in ("initContainers", "containers"):
-        for container in _items(_get(spec, field)):
-            limits = _get(container, "resources", "limits")
-            requests = _get(container, "resources", "requests")
-            gpu = _get(limits, "nvidia.com/gpu") is not None or _get(requests, "nvidia.com/gpu") is not None
-            yield Workload(name, container.start_mark.line + 1, _scalar(_get(container, "name")) or "?",
-                           _scalar(_get(container, "image")), None, _get(limits, "memory") is not None, gpu)
-
-
-def _helm_values(name: str, document: yaml.MappingNode) -> Iterator[Workload]:
-    image = _get(document, "image")
-    if image is None:
-        return
-    text = _scalar(image)
-    if text is None:
-        repository, tag = _scalar(_get(image, "repository")), _scalar(_get(image, "tag"))
-        text = f"{repository}:{tag}" if repository and tag else repository
-    limits = _get(document, "resources", "limits")
-    yield Workload(name, image.start_mark.line + 1, "values", text, None, _get(limits, "memory") is not None,
-                   _get(limits, "nvidia.com/gpu") is not None)

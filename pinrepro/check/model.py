@@ -39,7 +39,7 @@ class DockerfileView:
 
 
 def view(dockerfile: Dockerfile) -> DockerfileView:
-    read = instructions(dockerfile.text, dockerfile.path)
+    read, _ = instructions(dockerfile.text, dockerfile.path)
     all_stages = stages(dockerfile, read)
     by_name = {stage.name: stage for stage in all_stages if stage.name}
     final: list[Stage] = []

@@ -6,7 +6,7 @@ ignore = ["python-buffered"]              # rule ids never reported
 severity = { pip-cache = "error" }        # per rule: "error" or "warning"
 min_driver = "535.104.05"                 # the fleet's NVIDIA driver: images/wheels needing more are errors
 model_size_limit = "100MB"                # a COPY of a context directory larger than this is reported
-deploy_files = ["compose*.y*ml", "k8s/**/*.y*ml"]   # where rule 10 looks (default below)
+deploy_files = ["compose*.y*ml", "k8s/**/*.y*ml"]   # where rule 10 looks (default: [tool.pinrepro] deploy_files)
 ```
 Unknown keys and unknown rule ids are errors that name them, like everywhere in pinrepro's configuration.
 """
@@ -25,10 +25,6 @@ from pinrepro.findings import Level
 from pinrepro.inventory.cuda import parse_version
 
 DEFAULT_MODEL_SIZE_LIMIT = 100 * 1000 * 1000
-DEFAULT_DEPLOY_FILES = (
-    "compose*.y*ml", "docker-compose*.y*ml", "**/compose*.y*ml", "**/docker-compose*.y*ml",
-    "k8s/**/*.y*ml", "**/k8s/**/*.y*ml", "deploy/**/*.y*ml", "**/deploy/**/*.y*ml", "charts/*/values*.yaml",
-)
 _KEYS = {"ignore", "severity", "min_driver", "model_size_limit", "deploy_files"}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
@@ -41,7 +37,7 @@ class CheckSettings:
     severity: Mapping[str, Level] = field(default_factory=dict)
     min_driver: str | None = None
     model_size_limit: int = DEFAULT_MODEL_SIZE_LIMIT
-    deploy_files: tuple[str, ...] = DEFAULT_DEPLOY_FILES
+    deploy_files: tuple[str, ...] | None = None  # None: the project's `deploy_files` ([tool.pinrepro])
 
 
 def load(config: Config) -> CheckSettings:
@@ -116,9 +112,9 @@ def _size(value: Any, where: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
-def _globs(value: Any, where: str) -> tuple[str, ...]:
+def _globs(value: Any, where: str) -> tuple[str, ...] | None:
     if value is None:
-        return DEFAULT_DEPLOY_FILES
+        return None
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
