@@ -824,6 +824,8 @@ class _Expansion:
 
 
 def _expand(word: str, env: Mapping[str, _Value], escape: str) -> _Expansion:
+    if "$" not in word and "'" not in word and '"' not in word and escape not in word:
+        return _Expansion(word, None, False)  # nothing to expand: the lexer would copy it character by character
     lexer = _Lexer(word, env, escape)
     value, reason = lexer.word(None)
     if reason is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pinrepro.check.model import CheckContext, finding
-from pinrepro.dockerfile import strip_digest
+from pinrepro.dockerfile import Dockerfile, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import cuda_wheels
@@ -21,9 +21,12 @@ from pinrepro.reference import ImageRef
 from pinrepro.verify import run_verify
 
 
-def verify_findings(ctx: CheckContext) -> list[Finding]:
-    """Items 2 and 3: every finding of offline `pinrepro verify`, under verify's own ids."""
-    return list(run_verify(ctx.config).findings)
+def verify_findings(ctx: CheckContext, dockerfiles: list[Dockerfile]) -> list[Finding]:
+    """Items 2 and 3: every finding of offline `pinrepro verify`, under verify's own ids.
+
+    ``dockerfiles`` are all of the project's (verify judges the lock against all of them), already read.
+    """
+    return list(run_verify(ctx.config, dockerfiles=dockerfiles).findings)
 
 
 def _lock_key(image: str) -> str:

@@ -45,9 +45,10 @@ class CheckReport:
 def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = False) -> CheckReport:
     settings = load(config)
     lock = lockfile.read(config.lock_path)
-    dockerfiles = _select(config, load_dockerfiles(config), paths)
+    project = load_dockerfiles(config)
+    dockerfiles = _select(config, project, paths)
     ctx = CheckContext(config, settings, lock, tuple(view(d) for d in dockerfiles))
-    findings = _verify(ctx, {d.path for d in dockerfiles}, bool(paths))
+    findings = _verify(ctx, project, {d.path for d in dockerfiles}, bool(paths))
     for rule_set in _RULE_SETS:
         findings.extend(rule_set(ctx))
     deploy_findings, notes = deploy.check(ctx, paths)
@@ -56,10 +57,10 @@ def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = Fals
     return CheckReport(tuple(_severity(kept, settings)), tuple(notes), strict, tuple(suppressed))
 
 
-def _verify(ctx: CheckContext, selected: set[str], narrowed: bool) -> list[Finding]:
+def _verify(ctx: CheckContext, project: list[Dockerfile], selected: set[str], narrowed: bool) -> list[Finding]:
     """verify's findings (items 2 and 3); with PATHs, only those about the chosen Dockerfiles or no Dockerfile."""
-    dockerfile_paths = {d.path for d in load_dockerfiles(ctx.config)} if narrowed else set()
-    return [f for f in images.verify_findings(ctx)
+    dockerfile_paths = {d.path for d in project}
+    return [f for f in images.verify_findings(ctx, project)
             if not narrowed or f.path in selected or f.path not in dockerfile_paths]
 
 

@@ -9,6 +9,7 @@ Variable expansion, subshells and functions are not interpreted: the rules only 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -16,6 +17,7 @@ from pathlib import PurePosixPath
 from pinrepro.dockerfile import Instruction
 
 _OPERATORS = ("&&", "||", ";;", "|&", "|", ";", "&", "(", ")", "\n")
+_REDIRECT_START = frozenset("0123456789<>&")
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash"})
 # Words that run the next word as the command: `sudo apt-get ...`, `env A=1 pip ...`.
 _PREFIXES = frozenset({"sudo", "env", "time", "exec", "command", "nohup", "nice", "stdbuf"})
@@ -37,13 +39,13 @@ class Command:
     pipeline: int = 0  # commands joined by "|" share a pipeline number within their script
     position: int = 0  # 0 for the first command of its pipeline
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         """The program, without its directory and without sudo/env prefixes and VAR=value assignments."""
         words = self.words
-        return PurePosixPath(words[0]).name if words else ""
+        return words[0].rsplit("/", 1)[-1] if words else ""
 
-    @property
+    @functools.cached_property
     def words(self) -> tuple[str, ...]:
         """argv from the program on (prefixes such as ``sudo -E`` and ``VAR=value`` assignments dropped)."""
         words = list(self.argv)
@@ -51,7 +53,7 @@ class Command:
             head = words[0]
             if "=" in head and head.split("=", 1)[0].isidentifier():
                 words.pop(0)
-            elif PurePosixPath(head).name in _PREFIXES:
+            elif head.rsplit("/", 1)[-1] in _PREFIXES:
                 words.pop(0)
                 while words and words[0].startswith("-"):
                     words.pop(0)
@@ -122,12 +124,12 @@ def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
             while i < n and text[i] != "\n":
                 i += 1
             continue
-        redirect = _redirect_at(text, i)
+        redirect = _redirect_at(text, i) if char in _REDIRECT_START else None
         if redirect:
             yield "redirect", redirect, i
             i += len(redirect)
             continue
-        operator = next((op for op in _OPERATORS if text.startswith(op, i)), None)
+        operator = next((op for op in _OPERATORS if text.startswith(op, i)), None) if char in "&|;()\n" else None
         if operator:
             yield "op", operator, i
             i += len(operator)
@@ -183,14 +185,15 @@ def _redirect_at(text: str, i: int) -> str | None:
     return None
 
 
-def scripts(instruction: Instruction) -> list[Script]:
+@functools.lru_cache(maxsize=8192)
+def scripts(instruction: Instruction) -> tuple[Script, ...]:
     """The shell scripts an instruction runs: RUN (shell, exec ``sh -c``, heredoc bodies), CMD, ENTRYPOINT."""
     argv = instruction.exec_form()
     line = instruction.line
     if argv is not None:
         if len(argv) >= 3 and PurePosixPath(argv[0]).name in _SHELLS and argv[1] == "-c":
-            return [parse_script(argv[2], lambda _: line)]
-        return [Script((Command(line, tuple(argv)),), " ".join(argv), lambda _: line)]
+            return (parse_script(argv[2], lambda _: line),)
+        return (Script((Command(line, tuple(argv)),), " ".join(argv), lambda _: line),)
     rest_at = instruction.rest_at
     found = [parse_script(instruction.rest, lambda p: instruction.line_at(rest_at + p))]
     head = found[0].commands[0] if found[0].commands else None
@@ -198,7 +201,7 @@ def scripts(instruction: Instruction) -> list[Script]:
     if instruction.command == "run" and runs_body:
         for heredoc in instruction.heredocs:
             found.append(parse_script(heredoc.body, _body_lines(heredoc.body, heredoc.line)))
-    return found
+    return tuple(found)
 
 
 def _body_lines(body: str, first: int) -> Callable[[int], int]:
