@@ -1,4 +1,4 @@
-"""`make demo`: a local registry seeded with example CUDA images, then `pinrepro lock` and `pinrepro verify`.
+"""`make demo`: a local registry seeded with example CUDA images, then `pinrepro lock`, `verify` and `check`.
 
 The example service (examples/ml-service) builds FROM nvidia/cuda. The demo cannot reach Docker Hub, so it
 starts Debian's docker-registry on loopback, pushes look-alike nvidia/cuda images there (two platforms, real
@@ -73,6 +73,8 @@ def main() -> int:
                         print(line)
                 run(pinrepro, "manifest", cwd=project)
                 status = run(pinrepro, "verify", cwd=project)
+                if status == 0:
+                    status = run(pinrepro, "check", cwd=project)
         return status
 
 
