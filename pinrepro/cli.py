@@ -199,8 +199,14 @@ def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: 
 def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str, paths: tuple[Path, ...]) -> None:
     """The ML production checklist: multi-stage builds, pins, drivers, user, health check, weights, logs, limits.
 
-    PATHS narrow it to some Dockerfiles or directories of the project. Exit 0 ok, 1 errors (or warnings with
-    --strict), 2 bad input.
+    PATHS narrow it to some Dockerfiles or directories of the project (default: all of them). Offline.
+
+    \b
+    Examples:
+      pinrepro check --strict
+      pinrepro check --format sarif docker/serve.Dockerfile > pinrepro.sarif
+
+    Exit codes: 0 ok, 1 errors (or warnings with --strict), 2 bad input.
     """
     from pinrepro.check import output
     from pinrepro.check.run import run_check

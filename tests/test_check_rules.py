@@ -413,11 +413,26 @@ def test_curl_to_a_checked_file_is_fine(tmp_path: Path) -> None:
 
 
 def test_add_url_without_checksum(tmp_path: Path) -> None:
-    bad = variant("COPY app/ /app/\n", "COPY app/ /app/\nADD https://example.com/vocab.tar.gz /opt/\n")
-    assert [f["line"] for f in run_check(project(tmp_path, {"Dockerfile": bad})).of("add-url-no-checksum")] == [23]
-    fine = variant("COPY app/ /app/\n", "COPY app/ /app/\nADD --checksum=sha256:" + "d" * 64 +
-                   " https://example.com/vocab.tar.gz /opt/\n")
+    # An ADD whose URL verify cannot lock (an ARG in it) is check's to report.
+    bad = variant("COPY app/ /app/\n", "COPY app/ /app/\nARG VOCAB=2\nADD https://example.com/${VOCAB}/v.tgz /opt/\n")
+    assert [f["line"] for f in run_check(project(tmp_path, {"Dockerfile": bad})).of("add-url-no-checksum")] == [24]
+    fine = variant("COPY app/ /app/\n", "COPY app/ /app/\nARG VOCAB=2\nADD --checksum=sha256:" + "d" * 64 +
+                   " https://example.com/${VOCAB}/v.tar.gz /opt/\n")
     assert "add-url-no-checksum" not in rules_of(tmp_path / "fine", fine)
+
+
+def test_add_url_that_verify_reports_is_reported_once(tmp_path: Path) -> None:
+    bad = variant("COPY app/ /app/\n", "COPY app/ /app/\nADD https://example.com/vocab.tar.gz /opt/\n")
+    result = run_check(project(tmp_path, {"Dockerfile": bad}))
+    assert [(f["rule"], f["line"]) for f in result.findings if f["line"] == 23] == [("not-locked", 23)]
+
+
+def test_add_url_with_credentials_never_prints_them(tmp_path: Path) -> None:
+    bad = variant("COPY app/ /app/\n", "COPY app/ /app/\nADD https://bot:s3cr3t-t0ken@files.example/w.tar /opt/\n")
+    result = run_check(project(tmp_path, {"Dockerfile": bad}))
+    assert [f["message"] for f in result.of("add-url-no-checksum")] == [
+        "ADD https://files.example/w.tar has no --checksum: the build takes whatever the server sends"]
+    assert "s3cr3t" not in result.output
 
 
 def test_apt_lists_kept(tmp_path: Path) -> None:

@@ -65,8 +65,9 @@ def _add_url(view: DockerfileView, stage: Stage, instruction: Instruction) -> It
     argv = instruction.exec_form() or instruction.rest.split()
     for source in argv[:-1]:
         if _URL.match(source) and not re.search(r"\.git(?:#|$)", source):
+            shown = re.sub(r"^(https?://)[^/@]*@", r"\1", source, flags=re.IGNORECASE)  # never print a password
             yield finding("add-url-no-checksum", view.path, instruction.line,
-                          f"ADD {source} has no --checksum: the build takes whatever the server sends", stage=stage)
+                          f"ADD {shown} has no --checksum: the build takes whatever the server sends", stage=stage)
 
 
 def _cache_mount(instruction: Instruction, *targets: str) -> bool:

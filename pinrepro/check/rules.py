@@ -111,7 +111,7 @@ _RULES = (
          "whatever the server sends that day is executed, unverified, and the build is not reproducible",
          "download to a file, check its sha256, then run it (or ADD --checksum)"),
     Rule("add-url-no-checksum", "anti-pattern", "error",
-         "ADD of a URL without --checksum",
+         "ADD of a URL without --checksum that verify cannot lock (it reports the others: not-locked, unpinned)",
          "the file behind the URL can change, and the build silently takes the new bytes",
          "add --checksum=sha256:<hex> (Dockerfile syntax 1.6+)"),
     Rule("apt-lists-kept", "anti-pattern", "warning",

@@ -49,8 +49,11 @@ def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = Fals
     dockerfiles = _select(config, project, paths)
     ctx = CheckContext(config, settings, lock, tuple(view(d) for d in dockerfiles))
     findings = _verify(ctx, project, {d.path for d in dockerfiles}, bool(paths))
+    # ADD <url> lines verify already reports (not locked, or locked but without --checksum) are its to report.
+    verified_lines = {(f.path, f.line) for f in findings}
     for rule_set in _RULE_SETS:
-        findings.extend(rule_set(ctx))
+        findings.extend(f for f in rule_set(ctx)
+                        if f.code != "add-url-no-checksum" or (f.path, f.line) not in verified_lines)
     deploy_findings, notes = deploy.check(ctx, paths)
     findings.extend(deploy_findings)
     kept, suppressed = _suppress(ctx, sorted(set(findings), key=Finding.sort_key))
