@@ -7,7 +7,7 @@ import posixpath
 from dataclasses import replace
 from typing import Any
 
-from pinrepro import __version__, render
+from pinrepro import __version__, escape, render
 from pinrepro.check.rules import RULES, VERIFY_IDS
 from pinrepro.check.run import CheckReport
 from pinrepro.findings import Finding
@@ -16,12 +16,13 @@ SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schem
 
 
 def text(report: CheckReport) -> str:
+    """One line per finding (file names and messages escaped onto it, as verify's), then its fix."""
     lines = []
     for f in report.findings:
-        stage = f" (stage {f.stage})" if f.stage else ""
-        lines.append(f"{f.location()}{stage}: {f.level}: {f.message} [{f.code}]")
+        stage = f" (stage {escape.terminal(f.stage)})" if f.stage else ""
+        lines.append(f"{escape.terminal(f.location())}{stage}: {f.level}: {escape.terminal(f.message)} [{f.code}]")
         if f.fix:
-            lines.append(f"    fix: {f.fix}")
+            lines.append(f"    fix: {escape.terminal(f.fix)}")
     return "\n".join(lines)
 
 
