@@ -200,6 +200,14 @@ def test_shallow_healthcheck(tmp_path: Path, probe: str) -> None:
     assert "not that the model is loaded and can infer" in found[0]["message"]
 
 
+def test_a_python_module_server_is_a_serving_image(tmp_path: Path) -> None:
+    vllm = variant("EXPOSE 8000\n", "").replace(
+        'CMD ["python3", "-m", "uvicorn", "app.main:app", "--host", "0.0.0.0"]',
+        'ENTRYPOINT ["python3", "-m", "vllm.entrypoints.openai.api_server"]').replace(
+        "HEALTHCHECK --interval=30s CMD curl -fsS http://localhost:8000/ready || exit 1\n", "")
+    assert "no-healthcheck" in rules_of(tmp_path, vllm)
+
+
 def test_a_training_image_needs_no_healthcheck(tmp_path: Path) -> None:
     training = variant("EXPOSE 8000\n", "").replace(
         'CMD ["python3", "-m", "uvicorn", "app.main:app", "--host", "0.0.0.0"]',
@@ -390,7 +398,8 @@ def test_secret_in_env_or_arg(tmp_path: Path, line: str) -> None:
 
 
 @pytest.mark.parametrize("line", ["ARG HF_TOKEN", "ENV HF_TOKEN=${HF_TOKEN}", "ENV GPG_KEY=A035C8C19219BA821ECE",
-                                  "ENV HF_HOME=/models/cache"])
+                                  "ENV HF_HOME=/models/cache", "ENV SSL_KEY=/etc/ssl/private/key.pem",
+                                  "ENV TOKENIZERS_PARALLELISM=false", "ENV SECRETS_DIR=/run/secrets"])
 def test_not_a_secret_value(tmp_path: Path, line: str) -> None:
     fine = variant("env PYTHONUNBUFFERED=1\n", f"env PYTHONUNBUFFERED=1\n{line}\n")
     assert "secret-in-env" not in rules_of(tmp_path, fine)

@@ -15,7 +15,8 @@ from pinrepro.check.shell import Command, scripts
 from pinrepro.dockerfile import Instruction, Stage
 from pinrepro.findings import Finding
 
-_SECRET_NAME = re.compile(r"(?:^|_)(?:TOKEN|KEY|SECRET|PASSWORD|PASSWD|API_KEY)$|PASSWORD|SECRET", re.IGNORECASE)
+# Names that hold a secret: *_TOKEN, *_KEY, *_SECRET, *_PASSWORD (HF_TOKEN, WANDB_API_KEY, AWS_SECRET_ACCESS_KEY).
+_SECRET_NAME = re.compile(r"(?:^|_)(?:TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASS)$", re.IGNORECASE)
 # Public material that happens to be called a key (the official python images set GPG_KEY to a fingerprint).
 _NOT_SECRET = re.compile(r"GPG|PGP|PUBLIC|PUBKEY|KEYRING|_KEY_ID$|KEY_URL$|KEY_PATH$|KEY_FILE$|KEYSERVER",
                          re.IGNORECASE)
@@ -51,8 +52,8 @@ def _secrets(view: DockerfileView, stage: Stage | None, instruction: Instruction
         if raw is None or not _SECRET_NAME.search(name) or _NOT_SECRET.search(name):
             continue
         value = raw.strip().strip("'\"")
-        if not value or _VARIABLE_ONLY.match(value):
-            continue
+        if not value or _VARIABLE_ONLY.match(value) or value.startswith(("/", "./", "~/")):
+            continue  # empty, passed in from outside, or the path of a key file (SSL_KEY=/etc/ssl/key.pem)
         # The value itself is never repeated: it is the secret.
         yield finding("secret-in-env", view.path, instruction.line,
                       f"{instruction.command.upper()} {name} has a literal value, stored in the image for anyone "

@@ -76,6 +76,11 @@ def _serves(instructions: list[Instruction], started: list[Instruction]) -> bool
         words = command.words
         if command.name in _SERVERS or any(PurePosixPath(w).name in _SERVERS for w in words[1:3]):
             return True
+        # python -m vllm.entrypoints.openai.api_server, python -m text_generation_server ...
+        if command.name.startswith("python") and "-m" in words[:-1]:
+            module = words[words.index("-m") + 1].split(".")[0]
+            if module in _SERVERS or module.endswith("_server") or module.endswith("server"):
+                return True
     return False
 
 
