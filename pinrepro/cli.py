@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 import click
 
-from pinrepro import __version__, escape, lockfile, render
+from pinrepro import __version__, escape, lockfile, render, terminal
 from pinrepro import config as config_module
 from pinrepro.config import Config
 from pinrepro.errors import LockfileError, PinreproError
+from pinrepro.helptext import EPILOGS
 from pinrepro.lockfile import Lock
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,13 +39,15 @@ class Output:
 
     # Everything printed goes through escape.terminal_block: a label, a file name or an error body from outside
     # can neither drive the terminal nor start a workflow command in a CI log (issue #16).
-    def result(self, text: str, *, workflow_commands: bool = False) -> None:
+    def result(self, text: str, *, workflow_commands: bool = False, levels: bool = False) -> None:
+        """``levels``: the text is finding lines, whose level words get colour on a terminal."""
         if text:
-            click.echo(escape.terminal_block(text, workflow_commands=workflow_commands))
+            text = escape.terminal_block(text, workflow_commands=workflow_commands)
+            terminal.echo(terminal.paint_levels(text) if levels else text)
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            click.echo(escape.terminal_block(text), err=True)
+            terminal.echo(terminal.paint_levels(escape.terminal_block(text)), err=True)
 
     def progress(self, label: str) -> Callable[[int, int], None]:
         """A progress line ``label done/total``, redrawn in place - only on a terminal, so CI logs stay clean."""
@@ -76,7 +79,7 @@ def handles_errors(func: F) -> F:
         except PinreproError as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: {escape.terminal(exc.line())}", err=True)
+            terminal.echo(f"{terminal.paint('error', 'error')}: {escape.terminal(exc.line())}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted; no file was changed unless reported above", err=True)
@@ -86,9 +89,8 @@ def handles_errors(func: F) -> F:
         except Exception as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: internal error {type(exc).__name__}: {escape.terminal(str(exc))} - rerun with -v and "
-                       "report it",
-                       err=True)
+            terminal.echo(f"{terminal.paint('error', 'error')}: internal error {type(exc).__name__}: "
+                          f"{escape.terminal(str(exc))} - rerun with -v and report it", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -119,7 +121,7 @@ def cli(root: Path | None) -> None:
     """Pin base images by digest, lock layered Python requirements, record what is inside each image."""
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["lock"])
 @common_options
 @click.option("--upgrade", is_flag=True, help="Re-resolve every tag and upgrade every requirement layer.")
 @click.option("--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME",
@@ -161,7 +163,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
         sys.exit(1)
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["verify"])
 @common_options
 @click.option("--online", is_flag=True, help="Also check every pinned digest is still pullable and tags did not move.")
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
@@ -180,16 +182,17 @@ def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: 
         out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)),
                    workflow_commands=True)
     else:
-        out.result(render.findings_text(report.findings))
+        out.result(render.findings_text(report.findings), levels=True)
         errors, warnings = len(report.errors), len(report.warnings)
-        line = "verify: ok" if not errors and not warnings else f"verify: {errors} error(s), {warnings} warning(s)"
+        # "ok" gets its colour in Output.info, after escaping (an escape sequence painted here would be defused).
+        line = "verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)"
         if report.suppressed:
             line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
         out.info(line)
     sys.exit(report.exit_code)
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["check"])
 @common_options
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text",
@@ -200,13 +203,6 @@ def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str,
     """The ML production checklist: multi-stage builds, pins, drivers, user, health check, weights, logs, limits.
 
     PATHS narrow it to some Dockerfiles or directories of the project (default: all of them). Offline.
-
-    \b
-    Examples:
-      pinrepro check --strict
-      pinrepro check --format sarif docker/serve.Dockerfile > pinrepro.sarif
-
-    Exit codes: 0 ok, 1 errors (or warnings with --strict), 2 bad input.
     """
     from pinrepro.check import output
     from pinrepro.check.run import run_check
@@ -222,7 +218,7 @@ def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str,
     elif fmt == "sarif":
         out.result(output.sarif(report, prefix=prefix))
     else:
-        out.result(output.text(report))
+        out.result(output.text(report), levels=True)
     if fmt != "json" and fmt != "sarif":
         for note in report.notes:
             out.info(f"info: {note}")
@@ -231,7 +227,7 @@ def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str,
     sys.exit(report.exit_code)
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["refresh"])
 @common_options
 @click.option("--open-pr", is_flag=True, help="Commit on the bot branch, push it, and open or update one pull request.")
 @click.option("--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME",
@@ -283,14 +279,17 @@ def read_lock(config: Config) -> Lock:
     return lock
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["manifest"])
 @common_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--packages", is_flag=True, help="List every apt package (text format).")
-@click.option("--diff", "old_lock", type=click.Path(dir_okay=False, path_type=Path),
-              help="Show what changed between OLD_LOCK and the project's lock.")
+@click.option("--diff", "old_lock", metavar="OLD",
+              help="Show what changed since OLD: a lock file, or a git revision whose pinrepro.lock is read "
+                   "(origin/main, HEAD~1, v1.2).")
+@click.option("--exit-code", is_flag=True, help="With --diff: exit 1 when something changed, like git diff.")
 @handles_errors
-def manifest(root: Path | None, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: Path | None) -> None:
+def manifest(root: Path | None, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: str | None,
+             exit_code: bool) -> None:
     """Print what is inside each pinned image: OS, Python, CUDA, cuDNN, NCCL, minimum driver, apt packages."""
     from pinrepro import manifest as manifest_module
 
@@ -298,22 +297,43 @@ def manifest(root: Path | None, verbose: bool, quiet: bool, fmt: str, packages: 
     config = load_config(root)
     lock = read_lock(config)
     if old_lock is not None:
-        before = lockfile.read(old_lock)
-        if before is None:
-            raise LockfileError("does not exist", where=str(old_lock), fix="pass the path of an existing lock file")
-        change = manifest_module.diff(before, lock)
+        change = manifest_module.diff(_old_lock(config, old_lock), lock)
         if fmt == "json":
             out.result(json.dumps(change.to_json(), indent=2, sort_keys=True))
         else:
             out.result(change.render_text())
+        if exit_code and not change.empty:
+            sys.exit(1)
         return
+    if exit_code:
+        raise click.UsageError("--exit-code needs --diff")
     if fmt == "json":
         out.result(json.dumps(manifest_module.render_json(lock), indent=2, sort_keys=True))
     else:
         out.result(manifest_module.render_text(lock, packages=packages))
 
 
-@cli.command()
+def _old_lock(config: Config, old: str) -> Lock:
+    """``--diff OLD``: a lock file if one exists at that path (as git prefers a path), else a git revision."""
+    if Path(old).is_file():
+        before = lockfile.read(Path(old))
+        assert before is not None  # the file exists
+        return before
+    from pinrepro.git import Git
+
+    git = Git(config.root)
+    path = git.relative(config.lock_path)
+    data = git.show(old, path)
+    if data is None:
+        return Lock()  # the lock did not exist at that revision: everything is new since
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LockfileError("is not UTF-8 text", where=f"{old}:{path}", fix="restore it from version control") from None
+    return lockfile.loads(text, where=f"{old}:{path}")
+
+
+@cli.command(epilog=EPILOGS["doctor"])
 @common_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handles_errors
@@ -330,14 +350,14 @@ def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
     sys.exit(1 if report.cannot_run else 0)
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["policy"])
 @common_options
 @click.option("-o", "--output", default=None, metavar="FILE",
               help="Where to write it ('-' for stdout; default: [policy] file, or pinrepro.policy.json).")
 @click.option("--deny-unlocked/--no-deny-unlocked", default=None,
               help="Also deny every image the lock does not pin, so an unlocked --build-arg fails the build.")
 @handles_errors
-def policy(root: Path, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None) -> None:
+def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None) -> None:
     """Write a BuildKit source policy from the lock: every locked image converted to its digest."""
     from pinrepro import policy as policy_module
     from pinrepro.fsutil import write_atomically
@@ -355,5 +375,16 @@ def policy(root: Path, verbose: bool, quiet: bool, output: str | None, deny_unlo
     out.info(f"wrote {output or settings.file}")
 
 
+@cli.command(epilog=EPILOGS["completion"])
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (click's mechanism: _PINREPRO_COMPLETE)."""
+    from click.shell_completion import get_completion_class
+
+    completion_class = get_completion_class(shell)
+    assert completion_class is not None  # click knows the three shells of the Choice
+    click.echo(completion_class(cli, {}, "pinrepro", "_PINREPRO_COMPLETE").source())
+
+
 def main() -> None:
-    cli()
+    cli(prog_name="pinrepro")

@@ -96,7 +96,8 @@ class Config:
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
-    "verify", "check", "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
+    "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
+    "verify", "check",
 }
 _VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {

@@ -106,7 +106,7 @@ def parse(text: str, path: str = "Dockerfile", platforms: Sequence[str] = ()) ->
     ``platforms`` are the target platforms the project builds for: a FROM that depends on TARGETARCH (or
     another TARGET* ARG) and names an earlier stage for each of them is a stage, not an unknown image.
     """
-    sites, _ = _analyse(text, path, tuple(platforms))
+    sites, _ = _analyse(text, path, platforms=tuple(platforms))
     return Dockerfile(path=path, text=text, sites=sites)
 
 

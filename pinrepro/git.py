@@ -125,6 +125,19 @@ class Git:
             raise GitError(f"{path} is outside the git work tree {top}",
                            fix="run pinrepro inside the repository that holds the project") from None
 
+    def show(self, revision: str, path: str) -> bytes | None:
+        """The bytes of ``path`` (relative to the top level) at ``revision``; None when it has no such file.
+
+        GitError when ``revision`` names no commit, so a typo is not mistaken for "the file did not exist".
+        """
+        if revision.startswith("-"):
+            raise GitError(f"'{revision}' is not a git revision", fix="name a branch, tag or commit")
+        if self._run("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", check=False).returncode != 0:
+            raise GitError(f"'{revision}' is neither a file nor a git revision", where=str(self.cwd),
+                           fix="pass the path of a lock file, or a branch, tag or commit (e.g. origin/main)")
+        result = self._run("show", f"{revision}:{path}", check=False)
+        return result.stdout if result.returncode == 0 else None
+
     # -- writes --------------------------------------------------------------------------------------------
 
     def commit_files(self, files: Mapping[str, bytes], *, parent: str, message: str, author: Identity) -> str:

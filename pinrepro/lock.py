@@ -156,10 +156,10 @@ def run_lock(
 
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
-    findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
     urls, url_findings = addurl.lock_urls(dockerfiles, old.urls if old else {}, upgrade=upgrade,
                                           fetch=addurl.fetcher(config.add_max_bytes))
     findings.extend(url_findings)
+    findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
     # pin = "policy": the digests go into the BuildKit source policy only, the Dockerfiles stay as written.
     for dockerfile in dockerfiles if config.pin != "policy" else []:
         new_text = rewrite(dockerfile, pins.get)

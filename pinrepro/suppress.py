@@ -34,6 +34,8 @@ _INLINE = re.compile(
     r"#\s*pinrepro\s*:\s*ignore\s*=\s*(?P<ids>[A-Za-z0-9_-]+(?:\s*,\s*[A-Za-z0-9_-]+)*)(?P<reason>.*)\Z"
 )
 
+_HEREDOC = re.compile(r"<<(-?)[\"']?([A-Za-z_][A-Za-z0-9_]*)[\"']?")
+
 
 @dataclass(frozen=True)
 class Suppressed:
@@ -79,17 +81,21 @@ def apply_ignores(findings: Sequence[Finding], *, ignore: Collection[str],
 
 
 def inline_ignores(text: str) -> dict[int, tuple[frozenset[str], str | None, int]]:
-    """Map each line right below a block of comments to (rule ids, reason, comment line) from that block.
+    """Map each line of an instruction right below a block of comments to (rule ids, reason, comment line).
 
-    Only the first line after the block counts: that is where an instruction starts. Several ignore comments
-    in one block add up; the reason kept is the first one given.
+    The instruction is its first line plus its continuation lines (a trailing backslash) and heredoc bodies, so
+    a finding at ``&& pip install x`` three lines into a RUN is covered by the comment above the RUN. Several
+    ignore comments in one block add up; the reason kept is the first one given.
     """
     result: dict[int, tuple[frozenset[str], str | None, int]] = {}
     ids: set[str] = set()
     reason: str | None = None
     first_comment = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.lstrip(" \t\ufeff")
+    lines = text.splitlines()
+    number = 0
+    while number < len(lines):
+        line = lines[number].lstrip(" \t\ufeff")
+        number += 1
         if line.startswith("#"):
             match = _INLINE.match(line.rstrip())
             if match is not None:
@@ -98,10 +104,29 @@ def inline_ignores(text: str) -> dict[int, tuple[frozenset[str], str | None, int
                 ids.update(part.strip().lower() for part in match["ids"].split(","))
                 reason = reason or (match["reason"].strip() or None)
             continue
-        if ids and line.strip():
-            result[number] = (frozenset(ids), reason, first_comment)
+        if not line.strip():
+            ids, reason = set(), None
+            continue
+        end = _instruction_end(lines, number - 1)
+        if ids:
+            for covered in range(number, end + 2):
+                result[covered] = (frozenset(ids), reason, first_comment)
         ids, reason = set(), None
+        number = end + 1
     return result
+
+
+def _instruction_end(lines: list[str], start: int) -> int:
+    """The index of the last line of the instruction starting at ``lines[start]``."""
+    heredocs = _HEREDOC.findall(lines[start])
+    index = start
+    while lines[index].rstrip().endswith("\\") and index + 1 < len(lines):
+        index += 1
+    for _dash, word in heredocs:
+        while index + 1 < len(lines) and lines[index + 1].strip() != word:
+            index += 1
+        index = min(index + 1, len(lines) - 1)
+    return index
 
 
 def check_rule_ids(ids: Sequence[str]) -> str | None:

@@ -93,8 +93,8 @@ def run_verify(
     return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))
 
 
-def check_images(sites: list[ImageSite], lock: Lock, lock_name: str, lines: Mapping[str, int] | None = None, *,
-                 digests_in_dockerfiles: bool = True) -> list[Finding]:
+def check_images(sites: list[ImageSite], lock: Lock, lock_name: str,
+                 lines: Mapping[str, int] | None = None, *, digests_in_dockerfiles: bool = True) -> list[Finding]:
     """Every FROM pinned, to the digest the lock has; no lock entry without a FROM, and vice versa.
 
     Without ``digests_in_dockerfiles`` (pin = "policy") a FROM may stay unpinned: the source policy pins it.

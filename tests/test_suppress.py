@@ -71,3 +71,27 @@ def test_api_for_other_commands() -> None:
     assert kept == [findings[2]]
     assert [(s.finding, s.source, s.where) for s in silenced] == [
         (findings[0], "inline", "a/Dockerfile:2"), (findings[1], "config", None)]
+
+
+def test_inline_comment_covers_the_whole_instruction(tmp_path: Path) -> None:
+    (tmp_path / "pinrepro.lock").write_text("schema = 1\n")
+    (tmp_path / "Dockerfile").write_text(
+        "FROM scratch\n"
+        "# pinrepro: ignore=install-unlocked,conda-install tooling, not the app\n"
+        "RUN set -e \\\n"
+        "    && pip install --upgrade pip \\\n"
+        "    && conda install -y mkl\n"
+        "RUN <<EOF\n"
+        "pip install rich\n"
+        "EOF\n"
+        "# pinrepro: ignore=install-unlocked\n"
+        "RUN <<EOF\n"
+        "pip install tqdm\n"
+        "EOF\n"
+        "RUN pip install httpx\n"
+    )
+    data = json.loads(run(tmp_path, "verify", "--format", "json").stdout)
+    assert [(f["line"], f["code"]) for f in data["findings"]] == [(7, "install-unlocked"), (13, "install-unlocked")]
+    assert sorted((s["line"], s["code"], s["reason"]) for s in data["suppressed"]) == [
+        (4, "install-unlocked", "tooling, not the app"), (5, "conda-install", "tooling, not the app"),
+        (11, "install-unlocked", None)]
