@@ -100,7 +100,7 @@ def test_unpinned_base_is_verify_s_finding(tmp_path: Path) -> None:
     expected = [f for f in json.loads(verified)["findings"] if f["code"] == "unpinned"]
     assert [(f["path"], f["line"], f["message"]) for f in checked] == \
         [(f["path"], f["line"], f["message"]) for f in expected]
-    assert checked and checked[0]["line"] == 9
+    assert checked and (checked[0]["line"], checked[0]["stage"]) == (9, "runtime")  # check adds the stage
 
 
 def test_unhashed_requirement_lock_is_verify_s_finding(tmp_path: Path) -> None:

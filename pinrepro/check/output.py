@@ -27,7 +27,7 @@ def text(report: CheckReport) -> str:
 
 
 def summary(report: CheckReport) -> str:
-    line = "check: ok" if not report.findings else \
+    line = "check: ok" if not report.errors and not report.warnings else \
         f"check: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
     if report.suppressed:
         line += f" ({len(report.suppressed)} suppressed; --format json lists them)"

@@ -130,7 +130,9 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in _RULES}
 # exactly, with hashes); `pinrepro check` reports every offline verify finding under verify's own id.
 VERIFY_IDS: dict[str, str] = {
     "no-lock": "2", "not-locked": "2", "unpinned": "2", "drift": "2", "stale-lock-entry": "2",
-    "platforms-changed": "2", "platform-absent": "2", "unresolved": "2",
+    "platforms-changed": "2", "platform-absent": "2", "unresolved": "2", "unpinnable": "2", "templated": "2",
+    "add-unpinnable": "2", "add-needs-syntax": "2", "policy-missing": "2", "policy-drift": "2",
+    "policy-unreadable": "2",
     "missing-input": "3", "missing-lock": "3", "unlocked-layer": "3", "input-changed": "3", "lock-edited": "3",
     "options-changed": "3", "constraints-changed": "3", "unhashed": "3", "repinned": "3", "python-mismatch": "3",
     "install-input": "3", "install-unlocked": "3", "install-not-a-lock": "3", "install-no-hashes": "3",

@@ -56,7 +56,7 @@ def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = Fals
                         if f.code != "add-url-no-checksum" or (f.path, f.line) not in verified_lines)
     deploy_findings, notes = deploy.check(ctx, paths)
     findings.extend(deploy_findings)
-    kept, suppressed = _suppress(ctx, sorted(set(findings), key=Finding.sort_key))
+    kept, suppressed = _suppress(ctx, sorted(set(_with_stages(ctx, findings)), key=Finding.sort_key))
     return CheckReport(tuple(_severity(kept, settings)), tuple(notes), strict, tuple(suppressed))
 
 
@@ -98,6 +98,18 @@ def _suppress(ctx: CheckContext, findings: list[Finding]) -> tuple[list[Finding]
                                      config_source=ctx.config.source)
     return ([originals[id(f)] for f in kept],
             [replace(s, finding=originals[id(s.finding)]) for s in suppressed])
+
+
+def _with_stages(ctx: CheckContext, findings: list[Finding]) -> list[Finding]:
+    """verify's findings on a Dockerfile line name their build stage too, like check's own."""
+    stage_at: dict[tuple[str, int], str] = {}
+    for checked in ctx.dockerfiles:
+        for stage in checked.stages:
+            last = max((i.end_line for i in stage.instructions), default=stage.site.line)
+            for line in range(stage.site.line, last + 1):
+                stage_at[(checked.path, line)] = stage.label()
+    return [replace(f, stage=stage_at.get((f.path, f.line or 0))) if f.stage is None and f.line else f
+            for f in findings]
 
 
 def _severity(findings: list[Finding], settings: CheckSettings) -> list[Finding]:
