@@ -195,3 +195,13 @@ def test_inline_ignore_of_another_rule_does_not_silence(tmp_path: Path) -> None:
                          "# pinrepro: ignore=apt-lists-kept not this one\nRUN pip install --no-deps /wheels/*.whl")
     project(tmp_path, {"Dockerfile": other})
     assert run_check(tmp_path).rules() == ["pip-cache"]
+
+
+def test_example_check_workflow() -> None:
+    workflow = yaml.safe_load((ROOT / "examples" / "workflows" / "pinrepro-check.yml").read_text())
+    assert workflow["permissions"] == {"contents": "read"}
+    check, scanning = workflow["jobs"]["check"], workflow["jobs"]["code-scanning"]
+    assert check["steps"][-1]["with"]["command"] == "check"
+    assert scanning["permissions"]["security-events"] == "write"
+    assert any("pinrepro check --format sarif" in step.get("run", "") for step in scanning["steps"])
+    assert scanning["steps"][-1]["uses"].startswith("github/codeql-action/upload-sarif@")
