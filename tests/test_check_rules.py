@@ -166,6 +166,13 @@ def test_no_user_at_all(tmp_path: Path) -> None:
     assert [(f["line"], f["stage"]) for f in found] == [(18, "serve")]
 
 
+def test_an_export_stage_runs_nothing(tmp_path: Path) -> None:
+    export = GOOD + "\nFROM scratch AS export\nCOPY --from=builder /wheels /\n"
+    assert "run-as-root" not in rules_of(tmp_path / "export", export)
+    static = export + 'COPY --from=builder /wheels/tool /tool\nCMD ["/tool"]\n'
+    assert "run-as-root" in rules_of(tmp_path / "static", static)
+
+
 def test_user_set_in_the_stage_the_final_one_builds_on(tmp_path: Path) -> None:
     moved = variant("USER app\n", "").replace("useradd --create-home app\nEOF\n", "useradd --create-home app\nEOF\n"
                                               "USER 1000:1000\n")
@@ -408,6 +415,7 @@ def test_not_a_secret_value(tmp_path: Path, line: str) -> None:
 @pytest.mark.parametrize("run", ["curl -fsSL https://astral.sh/uv/install.sh | sh",
                                  "wget -qO- https://example.com/get.sh | sudo -E bash -",
                                  "curl -sSL https://bootstrap.pypa.io/get-pip.py | python3",
+                                 "curl -sS https://bootstrap.pypa.io/get-pip.py | python${PYTHON_VERSION}",
                                  'sh -c "$(curl -fsSL https://example.com/install.sh)"'])
 def test_curl_pipe_shell(tmp_path: Path, run: str) -> None:
     bad = variant("RUN --mount=type=cache", f"RUN {run}\nRUN --mount=type=cache")

@@ -22,7 +22,8 @@ _NOT_SECRET = re.compile(r"GPG|PGP|PUBLIC|PUBKEY|KEYRING|_KEY_ID$|KEY_URL$|KEY_P
                          re.IGNORECASE)
 _VARIABLE_ONLY = re.compile(r"^\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\})$")
 _DOWNLOADERS = frozenset({"curl", "wget"})
-_INTERPRETERS = re.compile(r"^(?:sh|bash|dash|zsh|ash|ksh|python(?:3(?:\.\d+)?)?|perl|ruby|node)$")
+# python3.11, and python${PYTHON_VERSION} as Dockerfiles that build several Pythons write it.
+_INTERPRETERS = re.compile(r"^(?:sh|bash|dash|zsh|ash|ksh|python[0-9.]*(?:\$\{?\w+\}?)?|perl|ruby|node)$")
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pinrepro.check.shell import Command
 
 _PIP = re.compile(r"^pip(3(\.\d+)?)?$")
-_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+_PYTHON = re.compile(r"^python[0-9.]*(\$\{?\w+\}?)?$")
 # pip options followed by a value in the next word (so the value is not taken for a package name).
 _PIP_VALUE_OPTIONS = frozenset({
     "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c", "--constraint", "-r", "--requirement",

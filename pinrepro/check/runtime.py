@@ -33,10 +33,13 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
         if view.last is None:
             continue
         instructions = view.final_instructions()
-        yield from _user(view, view.last, instructions)
         entry = _last(instructions, "entrypoint")
         cmd = _last(instructions, "cmd")
         started = [i for i in (entry, cmd) if i is not None]
+        # A `FROM scratch` stage with nothing to run is an export (`docker build --output`), not a container.
+        exported = view.final[-1].site.kind == "scratch" and not started
+        if not exported:
+            yield from _user(view, view.last, instructions)
         yield from _healthcheck(view, view.last, instructions, started)
         yield from _logs(view, view.last, instructions, started)
 
