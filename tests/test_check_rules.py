@@ -478,3 +478,12 @@ def test_pip_cache_off_by_env_or_mount(tmp_path: Path) -> None:
                     "RUN --mount=type=cache,target=/root/.cache/pip pip install --no-deps")
     assert "pip-cache" not in rules_of(tmp_path / "env", env)
     assert "pip-cache" not in rules_of(tmp_path / "mount", mount)
+
+
+def test_a_stage_named_like_an_image_is_the_stage(tmp_path: Path) -> None:
+    # `FROM cuda` names the stage called cuda (BuildKit's rule), so the devel base reaches the final image.
+    reused = (f"FROM nvidia/cuda:12.4.1-devel-ubuntu22.04@{DIGEST_A} AS cuda\nRUN useradd app\n"
+              "FROM cuda\nUSER app\nCMD [\"python3\", \"-u\", \"train.py\"]\n")
+    project(tmp_path, {"Dockerfile": reused})
+    found = run_check(tmp_path).of("final-devel-base")
+    assert [(f["line"], f["stage"]) for f in found] == [(1, "cuda")]

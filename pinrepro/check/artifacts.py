@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from pinrepro.check.context import Context, context_for, copy_sources, is_model_file, walk
+from pinrepro.check.dockerignore import go_clean
 from pinrepro.check.model import CheckContext, DockerfileView, finding
 from pinrepro.check.shell import Command, commands
 from pinrepro.dockerfile import Instruction, Stage
@@ -72,7 +73,9 @@ def _baked(ctx: CheckContext, view: DockerfileView, context: Context, stage: Sta
 
 def _expand(context: Context, source: str) -> list[str]:
     """The context paths a COPY source names (wildcards expanded); missing paths are the build's problem."""
-    cleaned = source.lstrip("/") or "."
+    cleaned = go_clean(source.lstrip("/") or ".")
+    if cleaned == ".." or cleaned.startswith("../"):
+        return []  # outside the context: Docker refuses it, and nothing there is sent
     if not any(char in cleaned for char in "*?["):
         return [cleaned] if (context.root / cleaned).exists() else []
     return sorted(p.relative_to(context.root).as_posix() for p in context.root.glob(cleaned))
