@@ -198,6 +198,8 @@ def test_healthcheck_none(tmp_path: Path) -> None:
     "curl -f http://localhost:8000/ || exit 1",
     "curl -f http://127.0.0.1:8000 || exit 1",
     "nc -z localhost 8000",
+    "curl -f localhost:8000 || exit 1",
+    '["curl", "-f", "http://localhost:8000/"]',
     "bash -c 'echo > /dev/tcp/localhost/8000'",
 ])
 def test_shallow_healthcheck(tmp_path: Path, probe: str) -> None:

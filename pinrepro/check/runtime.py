@@ -25,6 +25,8 @@ _LOG_OPTIONS = ("--access-logfile", "--error-logfile", "--log-file")
 _STD_STREAMS = frozenset({"-", "/dev/stdout", "/dev/stderr", "/proc/self/fd/1", "/proc/self/fd/2",
                           "/dev/fd/1", "/dev/fd/2"})
 _URL = re.compile(r"https?://[^\s/'\"]+(/[^\s'\"|;&)]*)?")
+# curl localhost:8000 - a URL without its scheme.
+_BARE_URL = re.compile(r"(?:^|[\s'\"])(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\]):\d+(/[^\s'\"|;&)]*)?")
 _PORT_ONLY = re.compile(r"(?:^|\s)(?:nc|netcat|ncat)\s(?:[^|;&]*\s)?-[a-y]*z|/dev/tcp/")
 
 
@@ -99,7 +101,7 @@ def _healthcheck(view: DockerfileView, last: Stage, instructions: list[Instructi
         yield finding("no-healthcheck", view.path, line, f"a serving image, but {what}", stage=last)
         return
     target = rest[3:] if rest.upper().startswith("CMD") else rest
-    urls = [match.group(1) or "" for match in _URL.finditer(target)]
+    urls = [match.group(1) or "" for pattern in (_URL, _BARE_URL) for match in pattern.finditer(target)]
     if _PORT_ONLY.search(target) or (urls and all(path in ("", "/") for path in urls)):
         probe = "that a port is open" if not urls else "that / answers"
         yield finding("shallow-healthcheck", view.path, health.line,
