@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -206,6 +207,13 @@ class Stage:
 def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
     """Every logical instruction of ``text``, in order, with its stage index and line span, and the parser
     directives (lower-cased name -> value, e.g. ``{"syntax": "docker/dockerfile:1"}``)."""
+    # check and verify's ADD checks read the same files in one run: the reading is done once.
+    found, directives = _instructions(text, path)
+    return found, dict(directives)
+
+
+@functools.lru_cache(maxsize=16)
+def _instructions(text: str, path: str) -> tuple[tuple[Instruction, ...], tuple[tuple[str, str], ...]]:
     starts = [1 if text.startswith(_BOM) else 0]
     position = text.find("\n")
     while position >= 0:
@@ -226,7 +234,7 @@ def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction
             args_at=step.args_at, flags=tuple(flags), rest_at=rest_at, heredocs=heredocs, stage=stage,
             escape=step.escape, offsets=tuple(logical.offsets), _starts=shared,
         ))
-    return tuple(found), directives
+    return tuple(found), tuple(directives.items())
 
 
 def stages(dockerfile: Dockerfile, read: tuple[Instruction, ...] | None = None) -> tuple[Stage, ...]:
