@@ -139,7 +139,7 @@ class Instruction:
     heredocs: tuple[Heredoc, ...]
     stage: int  # index of the build stage it belongs to; -1 before the first FROM
     escape: str = "\\"
-    offsets: tuple[int, ...] = field(default=(), repr=False, compare=False)  # per character of text: file offset
+    offsets: tuple[int, ...] = field(default=(), repr=False)  # per character of text: its offset in the file
     _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     @property
