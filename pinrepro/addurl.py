@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from pinrepro.addgit import is_git_entry, is_git_source
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
@@ -58,7 +59,8 @@ def _add_site(path: str, ins: Instruction) -> AddSite | None:
     where = f"{path}:{ins.line}"
     flags, _, words = add_arguments(ins, where)
     sources = words[:-1]
-    urls = [word for word in sources if word.startswith(("http://", "https://"))]
+    # Git sources (repo.git#ref) are pinned to a commit by pinrepro.addgit, not by checksum.
+    urls = [word for word in sources if word.startswith(("http://", "https://")) and not is_git_source(word)]
     if not urls:
         return None
     checksum = next((flag.partition("=")[2] for flag in flags if flag.startswith("--checksum=")), None)
@@ -68,17 +70,10 @@ def _add_site(path: str, ins: Instruction) -> AddSite | None:
         reason = "ADD --checksum takes a single source; give each URL its own ADD"
     elif "$" in url:
         reason = "the URL is built from a variable"
-    elif _is_git(url):
-        reason = "a Git source; pin it with a commit in the URL fragment (#<commit>)"
     elif urlsplit(url).username or urlsplit(url).password:
         url = _redacted(url)
         reason = "the URL carries credentials, which must not go into the lock; use a build secret instead"
     return AddSite(path, ins.line, url, checksum, reason)
-
-
-def _is_git(url: str) -> bool:
-    path = urlsplit(url).path
-    return path.endswith(".git") or ".git#" in url or url.endswith(".git")
 
 
 def _redacted(url: str) -> str:
@@ -233,7 +228,7 @@ def check_urls(dockerfiles: list[Dockerfile], lock: Lock, lock_name: str, *, in_
                 findings.append(Finding(site.path, site.line, "error", "drift",
                                         f"ADD {site.url} has --checksum={site.checksum[:19]} but {lock_name} has "
                                         f"{entry.checksum[:19]}: run `pinrepro lock`, or restore the line"))
-    for url in sorted(set(lock.urls) - seen):
+    for url in sorted(u for u, entry in lock.urls.items() if u not in seen and not is_git_entry(entry)):
         findings.append(Finding(lock_name, None, "error", "stale-lock-entry",
                                 f"{url} is in {lock_name} but no ADD uses it: run `pinrepro lock`"))
     return findings
@@ -243,6 +238,8 @@ def check_urls_online(lock: Lock, lock_name: str, fetch: Fetch) -> list[Finding]
     """verify --online: download each locked URL again; a different checksum means the file changed upstream."""
     findings: list[Finding] = []
     for url, entry in sorted(lock.urls.items()):
+        if is_git_entry(entry):
+            continue
         try:
             checksum, _ = fetch(url, lock_name)
         except PinreproError as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
 from pinrepro.suppress import check_rule_ids
 
@@ -75,6 +76,7 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    apt: AptSettings = field(default_factory=AptSettings)
     verify: VerifyOptions = field(default_factory=VerifyOptions)
     # `pinrepro check`'s table, validated by pinrepro.check.settings (which owns its keys).
     check: Mapping[str, Any] = field(default_factory=dict)
@@ -97,7 +99,7 @@ _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
     "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
-    "verify", "check",
+    "verify", "apt", "check",
 }
 _VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
@@ -191,6 +193,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        apt=parse_settings(data.get("apt"), where=source),
         verify=_verify_options(data.get("verify", {}), source),
         check=data.get("check", {}),
         source=source,

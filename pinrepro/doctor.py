@@ -128,8 +128,9 @@ class DoctorReport:
         return any(v.status == "no" for v in self.verdicts)
 
     def render_text(self) -> str:
-        lines = [f"host: {self.host.describe()}", f"host platform: {self.host_platform}",
-                 f"container toolkit: {self.toolkit.describe()}"]
+        # nvidia-smi's and nvidia-ctk's answers are quoted too: each stays on its line.
+        lines = [f"host: {terminal(self.host.describe())}", f"host platform: {terminal(self.host_platform)}",
+                 f"container toolkit: {terminal(self.toolkit.describe())}"]
         if not self.verdicts:
             lines.append("no images are pinned in the lock")
         for verdict in self.verdicts:

@@ -11,7 +11,8 @@ Error text from git is still scrubbed of URL user-info, in case a remote URL was
 
 Nothing the repository configures runs (issue #16): the bot may run in a checkout whose ``.git/config`` or hooks
 someone else wrote, so every call pins the settings through which git would start a program - fsmonitor, hooks,
-askpass, ``ext::`` transports, filter and diff drivers, the remote's upload/receive-pack programs.
+askpass, ``ext::`` transports, filter and diff drivers, the remote's upload/receive-pack programs, and the
+credential helpers and ssh command the repository (not the user) configured.
 """
 
 from __future__ import annotations
@@ -41,6 +42,38 @@ _NEUTRAL_CONFIG = (
 # an error, so it goes too (git's convert.c treats "" like unset).
 _DRIVER_KEYS = {"filter": ("clean", "smudge", "process"), "diff": ("textconv", "command")}
 _DRIVER_CONFIG = re.compile(r"^(?P<kind>filter|diff)\.(?P<name>.+)\.(?P<key>[^.]+)$", re.IGNORECASE)
+# Programs the push needs to authenticate: the user's own (system, global, -c) stay, the repository's go.
+_PROGRAM_KEYS = r"^(filter\..*|diff\..*|credential\..*helper|core\.sshcommand)$"
+_REPOSITORY_SCOPES = {"local", "worktree"}
+
+
+def _overrides_for(listing: str) -> list[str]:
+    """``git config -c`` values neutralising what ``git config --show-scope -z --get-regexp`` listed."""
+    fields = listing.split("\0")
+    entries: dict[str, list[tuple[str, str]]] = {}
+    drivers: set[tuple[str, str]] = set()
+    for scope, item in zip(fields[0::2], fields[1::2], strict=False):
+        key, _, value = item.partition("\n")
+        match = _DRIVER_CONFIG.match(key)
+        if match and match["kind"].lower() in _DRIVER_KEYS:
+            drivers.add((match["kind"].lower(), match["name"]))
+        elif key:
+            entries.setdefault(key, []).append((scope, value))
+    overrides: list[str] = []
+    for kind, name in sorted(drivers):
+        overrides += [f"{kind}.{name}.{key}=" for key in _DRIVER_KEYS[kind]]
+        if kind == "filter":
+            overrides.append(f"filter.{name}.required=false")
+    for key, values in sorted(entries.items()):
+        if not any(scope in _REPOSITORY_SCOPES for scope, _ in values):
+            continue
+        kept = [value for scope, value in values if scope not in _REPOSITORY_SCOPES]
+        if key == "core.sshcommand":
+            overrides.append(f"core.sshCommand={kept[-1] if kept else 'ssh'}")
+        else:
+            # An empty helper resets git's list; then the user's own helpers again, in their order.
+            overrides += [f"{key}=", *(f"{key}={value}" for value in kept)]
+    return overrides
 
 
 @dataclass(frozen=True)
@@ -213,6 +246,20 @@ class Git:
         self._run("push", "--quiet", "--no-verify", "--receive-pack=git-receive-pack", lease, remote,
                   f"{commit}:refs/heads/{branch}")
 
+    def ls_remote(self, url: str, ref: str) -> dict[str, str]:
+        """Ref name -> object that ``url`` advertises for ``ref`` (``HEAD``, a branch or a tag, with the peeled
+        ``refs/tags/<ref>^{}`` entry - the commit - for an annotated tag)."""
+        if url.startswith("-"):
+            raise GitError(f"'{url}' is not a repository URL", fix="write the URL in full")
+        # A remote that accepts the connection and then says nothing must not stall `pinrepro lock`.
+        out = self._run("ls-remote", "--upload-pack=git-upload-pack", url, ref, f"{ref}^{{}}",
+                        timeout=120).stdout.decode().strip()
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition("\t")
+            refs[name] = sha
+        return refs
+
     def has_object(self, sha: str) -> bool:
         return self._run("cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
 
@@ -227,7 +274,7 @@ class Git:
         return self._run(*args, stdin=stdin, env=env).stdout.decode().strip()
 
     def _run(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None,
-             check: bool = True) -> subprocess.CompletedProcess[bytes]:
+             check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
         full_env = dict(os.environ)
         # Never wait for a password prompt in CI; the C locale keeps git's messages stable for the error line.
         full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": ""})
@@ -237,8 +284,11 @@ class Git:
         try:
             result = subprocess.run(
                 [self._executable, *self._config_overrides(full_env), *args], cwd=self.cwd, input=stdin,
-                capture_output=True, env=full_env, check=False,
+                capture_output=True, env=full_env, check=False, timeout=timeout,
             )
+        except subprocess.TimeoutExpired:
+            raise GitError(f"`git {args[0]}` did not finish in {timeout:.0f} seconds", where=str(self.cwd),
+                           fix=_fix_for(args[0])) from None
         except FileNotFoundError:
             raise GitError("git is not installed", fix="install git (Debian: apt-get install git)") from None
         except NotADirectoryError:
@@ -250,25 +300,16 @@ class Git:
     def _config_overrides(self, env: Mapping[str, str]) -> tuple[str, ...]:
         """``-c`` options that switch off every program the configuration names (see the module's docstring)."""
         if self._overrides is None:
-            overrides = list(_NEUTRAL_CONFIG)
             try:
                 # Reading the configuration runs nothing; its include files are read as git would.
                 listed = subprocess.run(
-                    [self._executable, *(arg for item in _NEUTRAL_CONFIG for arg in ("-c", item)), "config", "-z",
-                     "--get-regexp", r"^(filter|diff)\."],
+                    [self._executable, *(arg for item in _NEUTRAL_CONFIG for arg in ("-c", item)), "config",
+                     "--show-scope", "-z", "--get-regexp", _PROGRAM_KEYS],
                     cwd=self.cwd, capture_output=True, env=dict(env), check=False,
                 ).stdout.decode("utf-8", "replace")
             except (FileNotFoundError, NotADirectoryError):
                 listed = ""
-            drivers = set()
-            for entry in listed.split("\0"):
-                match = _DRIVER_CONFIG.match(entry.split("\n", 1)[0])
-                if match:
-                    drivers.add((match["kind"].lower(), match["name"]))
-            for kind, name in sorted(drivers):
-                overrides += [f"{kind}.{name}.{key}=" for key in _DRIVER_KEYS[kind]]
-                if kind == "filter":
-                    overrides.append(f"filter.{name}.required=false")
+            overrides = [*_NEUTRAL_CONFIG, *_overrides_for(listed)]
             self._overrides = tuple(item for pair in (("-c", o) for o in overrides) for item in pair)
         return self._overrides
 

@@ -143,6 +143,13 @@ def api_url_for_remote(remote_url: str, environ: Mapping[str, str] | None = None
     if located is None:
         return explicit or DEFAULT_API_URL
     host, port = located
+    if "." not in host and ":" not in host:
+        # An SSH alias from ~/.ssh/config (git@github-work:org/repo.git) names no server the token could go to.
+        if explicit:
+            return explicit
+        raise GitHubError(f"cannot tell which GitHub API serves the git remote's host '{host}' (an SSH alias?)",
+                          where="--open-pr", fix="set GITHUB_API_URL (https://api.github.com, or "
+                                                 "https://HOST/api/v3 for GitHub Enterprise Server)")
     if host == "github.com":
         expected, allowed = DEFAULT_API_URL, {"api.github.com"}
     elif host.endswith(".ghe.com"):
@@ -162,7 +169,10 @@ def api_url_for_remote(remote_url: str, environ: Mapping[str, str] | None = None
 
 
 def _remote_host(url: str) -> tuple[str, str] | None:
-    """(host, ":port" or "") of a network remote URL; None for a local path or file:// URL."""
+    """(host, ":port" or "") of a network remote URL; None for a local path, a file:// URL or a remote helper's
+    ``transport::address`` (git itself decides whether that may run: never ``ext::``, see pinrepro.git)."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*::", url):
+        return None
     if "://" in url:
         parts = urlsplit(url)
         if parts.scheme in {"https", "http", "ssh", "git", "git+ssh", "ssh+git"} and parts.hostname:

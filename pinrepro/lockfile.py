@@ -74,6 +74,8 @@ class UrlLock:
     checksum: str  # sha256:<hex> of the downloaded bytes, what ADD --checksum and BuildKit's http.checksum take
     size: int | None = None
     sites: tuple[str, ...] = ()
+    # A Git source (``ADD <repo>.git#<ref>``): ``checksum`` is the commit the ref named, ``ref`` the ref itself.
+    ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Lock:
     images: Mapping[str, ImageLock] = field(default_factory=dict)
     layers: Mapping[str, LayerLock] = field(default_factory=dict)
     urls: Mapping[str, UrlLock] = field(default_factory=dict)
+    # apt pins per Dockerfile stage and platform, as plain TOML data; pinrepro.apt.pinning owns its shape.
+    apt: Mapping[str, Any] = field(default_factory=dict)
 
 
 def dumps(lock: Lock) -> str:
@@ -92,8 +96,11 @@ def dumps(lock: Lock) -> str:
         data["layers"] = {name: _layer_to_toml(layer) for name, layer in sorted(lock.layers.items())}
     if lock.urls:
         data["urls"] = {url: {"checksum": entry.checksum, "sites": list(entry.sites),
-                              **({"size": entry.size} if entry.size is not None else {})}
+                              **({"size": entry.size} if entry.size is not None else {}),
+                              **({"ref": entry.ref} if entry.ref is not None else {})}
                         for url, entry in sorted(lock.urls.items())}
+    if lock.apt:
+        data["apt"] = dict(lock.apt)
     return HEADER + "\n" + tomli_w.dumps(_sorted(data))
 
 
@@ -170,9 +177,10 @@ def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
         images = {key: _image_from_toml(value, key) for key, value in _table(data, "images").items()}
         layers = {key: _layer_from_toml(value) for key, value in _table(data, "layers").items()}
         urls = {key: _url_from_toml(value) for key, value in _table(data, "urls").items()}
+        apt = _table(data, "apt")
     except (KeyError, TypeError, ValueError) as exc:
         raise LockfileError(f"corrupted lock file ({exc})", where=where, fix=fix) from None
-    return Lock(images=images, layers=layers, urls=urls)
+    return Lock(images=images, layers=layers, urls=urls, apt=apt)
 
 
 def _url_from_toml(data: Any) -> UrlLock:
@@ -182,8 +190,9 @@ def _url_from_toml(data: Any) -> UrlLock:
     size = data.get("size")
     if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
         raise TypeError("'sites' must be a list of strings")
+    ref = data.get("ref")
     return UrlLock(checksum=_string(data, "checksum", "url"), size=size if isinstance(size, int) else None,
-                   sites=tuple(sites))
+                   sites=tuple(sites), ref=ref if isinstance(ref, str) else None)
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:

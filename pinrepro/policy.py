@@ -77,6 +77,8 @@ def build_policy(lock: Lock, *, deny_unlocked: bool = False) -> dict[str, Any]:
             rules.append({"action": "ALLOW", "selector": {"identifier": pinned}})
     # ``ADD <url>``: BuildKit checks the download against ``http.checksum`` (docs/build-repro.md).
     for url, entry in sorted(lock.urls.items()):
+        if not entry.checksum.startswith("sha256:"):
+            continue  # a Git source: its commit is written in the Dockerfile's ADD line
         rules.append({"action": "CONVERT", "selector": {"identifier": url},
                       "updates": {"attrs": {"http.checksum": entry.checksum}}})
     return {"rules": rules}

@@ -313,8 +313,9 @@ def _refuse_uncommitted(git: Git, old_files: Mapping[Path, bytes | None], *, all
         if committed != current:
             dirty.append(name)
     if dirty:
-        raise GitError(f"{', '.join(dirty)} {'has' if len(dirty) == 1 else 'have'} uncommitted changes, and "
-                       "pinrepro must change it: they would be committed and pushed with the pins",
+        one = len(dirty) == 1
+        raise GitError(f"{', '.join(dirty)} {'has' if one else 'have'} uncommitted changes, and pinrepro must change "
+                       f"{'it' if one else 'them'}: they would be committed and pushed with the pins",
                        where="refresh --open-pr",
                        fix="commit or stash them first, or pass --allow-uncommitted to publish them as well")
 

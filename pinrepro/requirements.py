@@ -32,7 +32,7 @@ from pinrepro.config import Config, IndexOptions, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
 from pinrepro.installs import check_command
-from pinrepro.lockfile import LayerLock, Lock
+from pinrepro.lockfile import LayerLock, Lock, table_lines
 from pinrepro.resolvers import COMPILE_COMMAND, CompileRequest, ResolverRunner, compile_layer
 
 __all__ = [
@@ -402,8 +402,11 @@ def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> 
     findings: list[Finding] = []
     texts: dict[str, str] = {}
     configured = {layer.name for layer in config.layers}
-    for name in sorted(set(lock.layers) - configured):
-        findings.append(Finding(config.lockfile, None, "error", "stale-lock-entry",
+    stale = sorted(set(lock.layers) - configured)
+    lock_text = (_read(config.lock_path) or b"").decode("utf-8", "replace") if stale else ""
+    lines = table_lines(lock_text, "layers")
+    for name in stale:
+        findings.append(Finding(config.lockfile, lines.get(name), "error", "stale-lock-entry",
                                 f"pinrepro.lock records layer '{name}', which is not configured any more - "
                                 "run `pinrepro lock` to drop it"))
     for layer in _ordered(config.layers):

@@ -74,7 +74,15 @@ def write_lock(root: Path, dockerfile: str = "Dockerfile", *, cuda: str | None =
     (root / "pinrepro.lock").write_text(lockfile.dumps(Lock(images=images)))
 
 
+# apt pinning (verify's apt-* findings) needs an archive to lock against; these projects are about the
+# checklist, so they turn it off, as a project without apt access would.
+_NO_APT = {"pinrepro.toml": "\n[apt]\nenabled = false\n", "pyproject.toml": "\n[tool.pinrepro.apt]\nenabled = false\n"}
+
+
 def project(root: Path, files: dict[str, str], *, lock: bool = True, **lock_args: Any) -> Path:
+    files = dict(files)
+    config = "pyproject.toml" if "pyproject.toml" in files else "pinrepro.toml"
+    files[config] = files.get(config, "") + _NO_APT[config]
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,7 @@
-"""``ADD <url>`` pinned by checksum, against a loopback HTTP server (pinrepro.addurl through the CLI)."""
+"""``ADD <url>`` pinned by checksum, against a loopback HTTP server (pinrepro.addurl through the CLI).
+
+Git sources (``repo.git#ref``) are left to pinrepro.addgit (tests/test_addgit.py).
+"""
 
 from __future__ import annotations
 
@@ -130,6 +133,12 @@ def test_without_a_new_enough_syntax_line_the_add_is_reported(tmp_path: Path, se
     assert run(root, "lock").exit_code == 0
     assert (root / "Dockerfile").read_text() == (
         f"# syntax=docker/dockerfile:1\nFROM scratch\nADD --checksum={sha(b'a')} {server.url}/a.bin /a\n")
+    # The lock's sites already count the added line: locking again changes nothing.
+    lock = lockfile.read(root / "pinrepro.lock")
+    assert lock is not None and lock.urls[f"{server.url}/a.bin"].sites == ("Dockerfile:3",)
+    before = (root / "pinrepro.lock").read_bytes()
+    assert run(root, "lock").exit_code == 0
+    assert (root / "pinrepro.lock").read_bytes() == before
 
 
 def test_policy_mode_puts_the_checksum_in_the_policy(tmp_path: Path, server: FileServer) -> None:
@@ -187,5 +196,4 @@ def test_find_adds_reads_json_form_heredocs_and_several_sources() -> None:
         "ADD https://h/1 https://h/2 /dir/\nADD https://h/repo.git#v1 /src\nADD local.txt /z\n"
         "ADD https://h/${VERSION}/t.tgz /t\n")
     assert [(s.line, s.url, s.reason is None) for s in find_adds(dockerfile)] == [
-        (2, "https://h/a b.tgz", True), (6, "https://h/1", False), (7, "https://h/repo.git#v1", False),
-        (9, "https://h/${VERSION}/t.tgz", False)]
+        (2, "https://h/a b.tgz", True), (6, "https://h/1", False), (9, "https://h/${VERSION}/t.tgz", False)]

@@ -48,6 +48,7 @@ def test_file_kind(name: str, kind: str | None) -> None:
 def test_templates_are_told_apart_from_workflow_expressions() -> None:
     assert is_templated("image: {{ .Values.image }}\n")
     assert is_templated("image: x\n  name: {{- include \"x\" . }}\n")
+    assert is_templated("{% if prod %}\nimage: a\n{% endif %}\n")
     assert not is_templated("container: ${{ matrix.image }}\n")
 
 

@@ -222,3 +222,49 @@ def test_bad_identity(text: str) -> None:
     with pytest.raises(GitError) as info:
         Identity.parse(text)
     assert str(info.value) == f"'{text}' is not a git identity - write it as \"Name <email@example.com>\""
+
+
+def test_the_repositorys_credential_helper_and_ssh_command_do_not_run(repos: Repos, tmp_path: Path) -> None:
+    """Issue #16: the push authenticates with the user's own helper, never one the repository configured."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class AskForCredentials(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    log = tmp_path / "ran.log"
+    log.write_text("")
+
+    def tripwire(name: str) -> str:
+        script = tmp_path / name
+        script.write_text(f"#!/bin/sh\necho {name} >> '{log}'\nexit 1\n")
+        script.chmod(0o755)
+        return str(script)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AskForCredentials)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sh(repos.work, "remote", "add", "web", f"http://127.0.0.1:{server.server_address[1]}/r.git")
+        sh(repos.work, "remote", "add", "viassh", "ssh://git@127.0.0.1:9/r.git")
+        sh(repos.work, "config", "credential.helper", tripwire("repo-helper"))
+        sh(repos.work, "config", "core.sshCommand", tripwire("repo-ssh"))
+        git = Git(repos.work)
+        for remote in ("web", "viassh"):
+            with pytest.raises(GitError):
+                git.remote_branch(remote, "main")
+        assert log.read_text() == ""
+        # The user's own helper (global configuration) is still asked.
+        Path(os.environ["GIT_CONFIG_GLOBAL"]).write_text(f"[credential]\n\thelper = {tripwire('user-helper')}\n")
+        with pytest.raises(GitError):
+            Git(repos.work).remote_branch("web", "main")
+        assert log.read_text().split() == ["user-helper"]
+    finally:
+        server.shutdown()
+        server.server_close()

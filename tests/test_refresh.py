@@ -784,6 +784,10 @@ def test_action_rejects_an_unknown_command(tmp_path: Path) -> None:
     script = next(s for s in _yaml("action.yml")["runs"]["steps"] if s.get("name") == "Run pinrepro")["run"]
     code, out, _ = _run_step(script, {"INPUT_COMMAND": "lock", "INPUT_ARGS": ""}, tmp_path)
     assert (code, out) == (2, ["::error title=pinrepro::unknown command 'lock' - use verify, check or refresh"])
+    # An input with a line break cannot start a second workflow command (issue #16).
+    code, out, _ = _run_step(script, {"INPUT_COMMAND": "x\r\n::add-mask::100%", "INPUT_ARGS": ""}, tmp_path)
+    assert (code, out) == (2, ["::error title=pinrepro::unknown command 'x%0D%0A::add-mask::100%25' - use verify, "
+                               "check or refresh"])
 
 
 def test_refresh_workflow() -> None:

@@ -293,6 +293,22 @@ def test_an_api_on_another_host_is_refused(project: Repos, api: responses.Reques
     assert len(api.calls) == 0 and fake.calls == []
 
 
+def test_an_ssh_alias_needs_github_api_url(project: Repos, api: responses.RequestsMock,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _remote_named(project, "git@github-work:octo-org/octo-repo.git")
+    fake = use_fake_lock(monkeypatch, FakeLock(*upstream(1)))
+    result = cli_refresh(project, "--open-pr", env={"GITHUB_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert result.stderr == ("error: --open-pr: cannot tell which GitHub API serves the git remote's host "
+                             "'github-work' (an SSH alias?) - set GITHUB_API_URL (https://api.github.com, or "
+                             "https://HOST/api/v3 for GitHub Enterprise Server)\n")
+    assert fake.calls == [] and len(api.calls) == 0
+    # Told where the API is, the bot runs.
+    list_open(api, [])
+    api.post(PULLS, status=201, json=pull_json(4))
+    assert cli_refresh(project, "--open-pr", env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": API}).exit_code == 0
+
+
 # -- 7. our own pull request, and only ours --------------------------------------------------------------------
 
 

@@ -48,3 +48,9 @@ def test_file_diff(tmp_path: Path) -> None:
 def test_github_annotations_are_relative_to_the_repository() -> None:
     assert render.findings_github(FINDINGS[:1], prefix="services/api").startswith(
         "::error file=services/api/docker/train.Dockerfile,line=3,")
+
+
+def test_a_note_is_a_github_notice() -> None:
+    note = Finding("deploy/chart/templates/a.yaml", None, "note", "templated", "skipped: a template")
+    assert render.findings_github([note]) == (
+        "::notice file=deploy/chart/templates/a.yaml,line=1,title=pinrepro templated::skipped: a template")

@@ -99,12 +99,14 @@ def test_one_cuda_warning_per_cause(tmp_path: Path) -> None:
 
 def test_every_finding_has_a_file_and_a_line_for_github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pinrepro import lockfile
-    from pinrepro.lockfile import ImageLock, Lock, PlatformLock
+    from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 
     digest = "sha256:" + "d" * 64
     entry = ImageLock(digest=digest, media_type="m", platforms={"linux/amd64": PlatformLock(digest=digest)})
+    layer = LayerLock(requirements="old.in", lock="old.lock", input_sha256="a" * 64, output_sha256="b" * 64,
+                      options_sha256="c" * 64, resolver="pip-compile", resolver_version="7")
     (tmp_path / "pinrepro.lock").write_text(lockfile.dumps(Lock(images={
-        "docker.io/library/ubuntu:22.04": entry, "docker.io/library/gone:1": entry})))
+        "docker.io/library/ubuntu:22.04": entry, "docker.io/library/gone:1": entry}, layers={"old": layer})))
     (tmp_path / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
     (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{digest}\nFROM alpine:3\nRUN pip install requests\n")
     data = json.loads(run(tmp_path, "verify", "--format", "json").stdout)
@@ -115,9 +117,10 @@ def test_every_finding_has_a_file_and_a_line_for_github(tmp_path: Path, monkeypa
         ("pinrepro.lock", lock_text.index('[images."docker.io/library/gone:1"]') + 1, "platforms-changed"),
         ("pinrepro.lock", lock_text.index('[images."docker.io/library/gone:1"]') + 1, "stale-lock-entry"),
         ("pinrepro.lock", lock_text.index('[images."docker.io/library/ubuntu:22.04"]') + 1, "platforms-changed"),
+        ("pinrepro.lock", lock_text.index("[layers.old]") + 1, "stale-lock-entry"),
     ]
-    assert data["counts"] == {"error": 5, "warning": 0, "note": 0, "suppressed": 0}
+    assert data["counts"] == {"error": 6, "warning": 0, "note": 0, "suppressed": 0}
     monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
     github = run(tmp_path, "verify", "--format", "github").stdout.splitlines()
-    assert len(github) == 5
+    assert len(github) == 6
     assert all(",line=" in line for line in github), github

@@ -138,6 +138,10 @@ VERIFY_IDS: dict[str, str] = {
     "install-input": "3", "install-unlocked": "3", "install-not-a-lock": "3", "install-no-hashes": "3",
     "install-with-deps": "3", "uv-unlocked": "3", "conda-install": "3", "pipx-install": "3",
     "cuda-stage-mismatch": "4", "cuda-wheel-newer": "4",
+    # apt packages pinned (#10): not one of the article's ten items, but the same kind of pin.
+    "apt-drift": "apt", "apt-not-downloadable": "apt", "apt-not-locked": "apt", "apt-stale": "apt",
+    "apt-unpinned": "apt", "apt-local-deb": "apt", "apt-no-snapshot": "apt", "apt-no-snapshot-mount": "apt",
+    "apt-pattern": "apt", "apt-platform-versions": "apt", "apt-repository": "apt", "apt-unknown-name": "apt",
 }
 
 

@@ -1,9 +1,9 @@
 """The shell commands inside RUN, CMD and ENTRYPOINT, with the Dockerfile line each one starts on.
 
-Not a Dockerfile reader: instructions come from pinrepro.dockerfile (continuations joined, heredoc bodies
-attached). This splits one shell script into simple commands the way sh tokenises it - quotes, backslash
-escapes, comments, the operators ``&& || | ; &`` and newlines, redirections - keeping each word's position,
-so a finding names the physical line of the command and not only the first line of a 40-line RUN.
+Not a reader of its own: instructions come from pinrepro.dockerfile (continuations joined, heredoc bodies
+attached) and their scripts are split by its ``shell_tokens`` (the lexer apt pinning uses too). This groups the
+tokens into simple commands - words without their quotes, redirections, pipelines - keeping each word's
+position, so a finding names the physical line of the command and not only the first line of a 40-line RUN.
 Variable expansion, subshells and functions are not interpreted: the rules only look for literal commands.
 """
 
@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from pinrepro.dockerfile import Instruction
+from pinrepro.dockerfile import Instruction, shell_tokens, unquote_word
 
-_OPERATORS = ("&&", "||", ";;", "|&", "|", ";", "&", "(", ")", "\n")
-_REDIRECT_START = frozenset("0123456789<>&")
+_REDIRECTS = frozenset({">", ">>", "<"})
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash"})
 # Words that run the next word as the command: `sudo apt-get ...`, `env A=1 pip ...`.
 _PREFIXES = frozenset({"sudo", "env", "time", "exec", "command", "nohup", "nice", "stdbuf"})
@@ -109,80 +108,35 @@ def parse_script(text: str, line_of: Callable[[int], int]) -> Script:
 
 
 def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
-    """(kind, value, position): kind is "word", "op" or "redirect"."""
+    """(kind, value, position) from the Dockerfile reader's shell tokens: kind is "word" (quotes removed),
+    "op" or "redirect" (``>``, ``>>``, ``<``, ``2>``, ``&>``, ``>&`` as in ``2>&1``)."""
+    tokens = shell_tokens(text)
+    count = len(tokens)
     i = 0
-    n = len(text)
-    while i < n:
-        char = text[i]
-        if char in " \t\r":
+    while i < count:
+        token = tokens[i]
+        following = tokens[i + 1] if i + 1 < count else None
+        touching = following is not None and following.start == token.end
+        if touching and following is not None and following.operator and following.text in _REDIRECTS and (
+                (not token.operator and token.text.isdigit()) or (token.operator and token.text == "&")):
+            # "2>" / "&>": the descriptor (or &) and the operator are one redirection.
+            operator, i = token.text + following.text, i + 2
+        elif token.operator and token.text in _REDIRECTS:
+            operator, i = token.text, i + 1
+        elif token.operator:
+            yield "op", token.text, token.start
             i += 1
             continue
-        if char == "\\" and i + 1 < n and text[i + 1] == "\n":
-            i += 2
-            continue
-        if char == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        redirect = _redirect_at(text, i) if char in _REDIRECT_START else None
-        if redirect:
-            yield "redirect", redirect, i
-            i += len(redirect)
-            continue
-        operator = next((op for op in _OPERATORS if text.startswith(op, i)), None) if char in "&|;()\n" else None
-        if operator:
-            yield "op", operator, i
-            i += len(operator)
-            continue
-        start = i
-        word: list[str] = []
-        while i < n and text[i] not in " \t\r\n;&|()<>":
-            char = text[i]
-            if char == "'":
-                end = text.find("'", i + 1)
-                end = n if end < 0 else end
-                word.append(text[i + 1:end])
-                i = end + 1
-            elif char == '"':
-                i += 1
-                while i < n and text[i] != '"':
-                    if text[i] == "\\" and i + 1 < n and text[i + 1] in '"\\$`\n':
-                        if text[i + 1] != "\n":
-                            word.append(text[i + 1])
-                        i += 2
-                        continue
-                    word.append(text[i])
-                    i += 1
-                i += 1
-            elif char == "\\" and i + 1 < n:
-                if text[i + 1] != "\n":
-                    word.append(text[i + 1])
-                i += 2
-            else:
-                word.append(char)
-                i += 1
-        if i == start:  # a lone "<" or ">" that is not a redirection we know
+        else:
+            word = unquote_word(token.text)
+            # A backslash-newline inside a heredoc script is a line continuation, not a word.
+            if word.strip() or not token.text.startswith("\\"):
+                yield "word", word, token.start
             i += 1
             continue
-        yield "word", "".join(word), start
-
-
-def _redirect_at(text: str, i: int) -> str | None:
-    """A redirection operator starting at ``i`` (``>``, ``>>``, ``2>``, ``&>``, ``<``, ``2>&1`` ...)."""
-    j = i
-    while j < len(text) and text[j].isdigit():
-        j += 1
-    if text.startswith("&>", j) and j == i:
-        return "&>>" if text.startswith("&>>", j) else "&>"
-    if j < len(text) and text[j] in "<>":
-        end = j + 1
-        if end < len(text) and text[end] in ">&":
-            end += 1
-        if text.startswith("<<", j):
-            end = j + 2 + (1 if text.startswith("<<-", j) else 0)
-        # "2>&1": the target "1" follows as a word
-        return text[i:end]
-    return None
+        if i < count and tokens[i].operator and tokens[i].text == "&" and tokens[i].start == tokens[i - 1].end:
+            operator, i = operator + "&", i + 1  # ">&1": a duplicated descriptor, not a file
+        yield "redirect", operator, token.start
 
 
 @functools.lru_cache(maxsize=8192)

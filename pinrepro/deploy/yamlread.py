@@ -80,11 +80,28 @@ def _syntax_error(exc: yaml.YAMLError, name: str) -> DeployFileError:
                            fix="fix the syntax, or leave the file out of `deploy_files`")
 
 
+class _DataLoader(yaml.SafeLoader):
+    """SafeLoader that builds application tags (``!Ref``, ``!reference``) as (tag, value) instead of failing."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        value: Any = loader.construct_mapping(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node)
+    else:
+        value = loader.construct_scalar(node)  # type: ignore[arg-type]
+    return (node.tag, value)
+
+
+_DataLoader.add_multi_constructor("", _tagged)
+
+
 def to_python(node: yaml.Node | None) -> Any:
     """Plain data for ``node``. Works on a copy: building data flattens merge keys in place."""
     if node is None:
         return None
-    loader = yaml.SafeLoader("")
+    loader = _DataLoader("")
     try:
         return loader.construct_document(copy.deepcopy(node))
     finally:
