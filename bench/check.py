@@ -93,6 +93,8 @@ def main() -> int:
         (root / "app").mkdir()
         (root / "app" / "main.py").write_text("app = None\n")
         write_lock(root)
+        # apt pinning would need an archive to lock the apt-get installs against; it is #10's bench (apt.py).
+        (root / "pinrepro.toml").write_text("[apt]\nenabled = false\n")
         times: list[float] = []
         cpu: list[float] = []  # CPU time too: on a shared, busy machine wall-clock time includes waiting for a core
         findings = ""

@@ -702,6 +702,7 @@ def _raw_words(line: str) -> list[str]:
 
 
 _SHELL_OPERATORS = ("&&", "||", ">>", ";", "|", "&", "\n", "(", ")", ">", "<")
+_SHELL_OPERATOR_STARTS = frozenset(op[0] for op in _SHELL_OPERATORS)
 
 
 def shell_tokens(script: str) -> list[ShellToken]:
@@ -750,7 +751,8 @@ def shell_tokens(script: str) -> list[ShellToken]:
             depth += {"(": 1, ")": -1}.get(char, 0)
             position += 1
             continue
-        operator = next((op for op in _SHELL_OPERATORS if script.startswith(op, position)), None)
+        operator = next((op for op in _SHELL_OPERATORS if script.startswith(op, position)), None) \
+            if char in _SHELL_OPERATOR_STARTS else None  # most characters start no operator: skip the scan
         if operator is not None or char in " \t\r":
             close(position)
             if operator is not None:
