@@ -72,7 +72,7 @@ def test_single_stage_file_that_compiles(tmp_path: Path) -> None:
               "USER nobody\nCMD [\"python\", \"-u\", \"train.py\"]\n")
     project(tmp_path, {"Dockerfile": single}, cuda=None)
     found = run_check(tmp_path).of("single-stage-build")
-    assert [(f["line"], f["level"]) for f in found] == [(2, "warning")]
+    assert [(f["line"], f["level"]) for f in found] == [(2, "error")]
     assert "--no-binary" in found[0]["message"]
 
 
@@ -185,7 +185,7 @@ def test_user_set_in_the_stage_the_final_one_builds_on(tmp_path: Path) -> None:
 def test_serving_image_without_healthcheck(tmp_path: Path) -> None:
     bad = variant("HEALTHCHECK --interval=30s CMD curl -fsS http://localhost:8000/ready || exit 1\n", "")
     found = run_check(project(tmp_path, {"Dockerfile": bad})).of("no-healthcheck")
-    assert [(f["line"], f["level"]) for f in found] == [(18, "warning")]
+    assert [(f["line"], f["level"]) for f in found] == [(18, "error")]
 
 
 def test_healthcheck_none(tmp_path: Path) -> None:
@@ -391,7 +391,7 @@ def test_one_giant_pip_install(tmp_path: Path) -> None:
     bad = variant("RUN pip install --no-cache-dir --no-deps /wheels/*.whl",
                   "RUN pip install --no-cache-dir torch transformers accelerate datasets peft bitsandbytes")
     found = run_check(project(tmp_path, {"Dockerfile": bad})).of("giant-pip-install")
-    assert [(f["line"], f["level"]) for f in found] == [(21, "warning")]
+    assert [(f["line"], f["level"]) for f in found] == [(21, "error")]
 
 
 @pytest.mark.parametrize("line", ["ENV HF_TOKEN=hf_live_value", "ARG WANDB_API_KEY=abc123",
@@ -457,7 +457,7 @@ def test_add_url_with_credentials_never_prints_them(tmp_path: Path) -> None:
 def test_apt_lists_kept(tmp_path: Path) -> None:
     bad = variant("rm -rf /var/lib/apt/lists/*\n", "")
     found = run_check(project(tmp_path, {"Dockerfile": bad})).of("apt-lists-kept")
-    assert [(f["line"], f["stage"], f["level"]) for f in found] == [(12, "runtime", "warning")]
+    assert [(f["line"], f["stage"], f["level"]) for f in found] == [(12, "runtime", "error")]
 
 
 def test_apt_lists_in_a_cache_mount_are_fine(tmp_path: Path) -> None:
