@@ -94,11 +94,10 @@ def system_install(command: Command) -> tuple[str, ...] | None:
     else:
         return None
     arguments = [w for w in words[1:] if not w.startswith("-")]
-    if not arguments or arguments[0] != verb:
-        if head in _CONDA and arguments[:2] == ["env", "create"]:
-            return None
+    # `apt-get -o Opt=value install ...`: an option's value may come before the verb.
+    if verb not in arguments or any("=" not in w and "::" not in w for w in arguments[:arguments.index(verb)]):
         return None
-    return tuple(_bare_name(word) for word in arguments[1:])
+    return tuple(_bare_name(word) for word in arguments[arguments.index(verb) + 1:] if "::" not in word)
 
 
 def system_remove(command: Command) -> tuple[str, ...]:
