@@ -226,6 +226,41 @@ def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: 
     sys.exit(report.exit_code)
 
 
+@cli.command(epilog=EPILOGS["check"])
+@common_options
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text",
+              show_default=True)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@handles_errors
+def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str, paths: tuple[Path, ...]) -> None:
+    """The ML production checklist: multi-stage builds, pins, drivers, user, health check, weights, logs, limits.
+
+    PATHS narrow it to some Dockerfiles or directories of the project (default: all of them). Offline.
+    """
+    from pinrepro.check import output
+    from pinrepro.check.run import run_check
+
+    out = Output(verbose, quiet)
+    config = load_config(root)
+    report = run_check(config, paths=paths, strict=strict)
+    prefix = _workspace_prefix(config.root)
+    if fmt == "json":
+        out.result(output.to_json(report))
+    elif fmt == "github":
+        out.result(output.github(report, prefix=prefix), workflow_commands=True)
+    elif fmt == "sarif":
+        out.result(output.sarif(report, prefix=prefix))
+    else:
+        out.result(output.text(report), levels=True)
+    if fmt != "json" and fmt != "sarif":
+        for note in report.notes:
+            out.info(f"info: {note}")
+    if fmt == "text":
+        out.info(output.summary(report))
+    sys.exit(report.exit_code)
+
+
 @cli.command(epilog=EPILOGS["refresh"])
 @common_options
 @click.option("--open-pr", is_flag=True, help="Commit on the bot branch, push it, and open or update one pull request.")

@@ -81,6 +81,8 @@ class Config:
     refresh: Mapping[str, Any] = field(default_factory=dict)
     apt: AptSettings = field(default_factory=AptSettings)
     verify: VerifyOptions = field(default_factory=VerifyOptions)
+    # `pinrepro check`'s table, validated by pinrepro.check.settings (which owns its keys).
+    check: Mapping[str, Any] = field(default_factory=dict)
     # Where the file came from, for error messages.
     source: str = "defaults"
     deploy_files: tuple[str, ...] = DEFAULT_DEPLOY_GLOBS
@@ -100,7 +102,7 @@ _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
     "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive", "index_timeout",
-    "verify", "apt",
+    "verify", "apt", "check",
 }
 _VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
@@ -196,6 +198,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         refresh=refresh,
         apt=parse_settings(data.get("apt"), where=source),
         verify=_verify_options(data.get("verify", {}), source),
+        check=data.get("check", {}),
         source=source,
         deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
         pin=pin,

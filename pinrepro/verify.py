@@ -61,10 +61,12 @@ def run_verify(
     online: bool = False,
     strict: bool = False,
     client_factory: Callable[[], RegistryClient] | None = None,
+    dockerfiles: list[Dockerfile] | None = None,
 ) -> VerifyReport:
+    """``dockerfiles``: the project's Dockerfiles when the caller (check) has read them already."""
     lock_name = config.lockfile
     lock = lockfile.read(config.lock_path)
-    dockerfiles = load_dockerfiles(config)
+    dockerfiles = load_dockerfiles(config) if dockerfiles is None else dockerfiles
     sites, findings = collect_sites(dockerfiles)
     deploy = scan_project(config.root, config.deploy_files)
     findings.extend(deploy.findings)
