@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CI_FILES = ["action.yml", "examples/workflows/pinrepro-refresh.yml", "examples/workflows/pinrepro-verify.yml"]
+CI_FILES = ["action.yml", "examples/workflows/pinrepro-refresh.yml", "examples/workflows/pinrepro-verify.yml",
+            "examples/workflows/pinrepro-check.yml"]
 # `uses: owner/repo@<40 hex> # v1.2.3`: a commit cannot be moved the way a tag can; the comment says which release.
 PINNED = re.compile(r"uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+){0,2}\b")
 _DIGEST_A = "sha256:" + "a" * 64
