@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from pathlib import Path
 
 from pinrepro.config import Config
@@ -15,11 +17,27 @@ _SKIPPED_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", 
 def find_dockerfiles(config: Config) -> list[Path]:
     """Every file matching the ``dockerfiles`` globs under the root, sorted, skipping VCS and venv folders."""
     found: set[Path] = set()
+    names: list[str] = []
     for pattern in config.dockerfiles:
+        name = pattern.removeprefix("**/") if pattern.startswith("**/") else ""
+        if name and "/" not in name and "**" not in name:
+            names.append(name)  # "**/<name>" (the defaults): matched in the one walk below
+            continue
         for path in config.root.glob(pattern):
             relative = path.relative_to(config.root)
             if path.is_file() and not _SKIPPED_DIRS.intersection(relative.parts[:-1]):
                 found.add(path)
+    if names:
+        # One walk for all of them that never enters the skipped folders, where pathlib's glob walks the whole
+        # tree once per pattern, .venv and node_modules included (issue #15: 1,000 Dockerfiles). Like pathlib's
+        # "**", it does not descend into symbolic links to directories; names match case-sensitively.
+        for directory, subdirectories, files in os.walk(config.root):
+            subdirectories[:] = [d for d in subdirectories if d not in _SKIPPED_DIRS]
+            for file in files:
+                if any(fnmatch.fnmatchcase(file, name) for name in names):
+                    path = Path(directory, file)
+                    if path.is_file():
+                        found.add(path)
     return sorted(found)
 
 

@@ -418,7 +418,7 @@ class _ImageResolver:
         scanner = self._scanner or self._registry_scanner()
         # Manifests and configs are small: as many scans as the registry takes requests at once; the layer
         # streams among them are bounded by LayerFlights, so memory does not grow with this number.
-        workers = self.client().per_registry if self._scanner is None else 4
+        workers = getattr(self.client(), "per_registry", 4) if self._scanner is None else 4
 
         def scan(item: tuple[str, str, PlatformLock]) -> tuple[str, str, PlatformLock]:
             key, name, platform = item
