@@ -100,6 +100,8 @@ class Instruction:
     args_at: int  # where the arguments start in ``text``
     offsets: tuple[int, ...]  # for each character of ``text``, its offset in the file
     escape: str  # the escape character in effect
+    # The last physical line it covers: continuations and heredoc bodies included (0: not known).
+    last_line: int = 0
 
 
 def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
@@ -375,9 +377,6 @@ def _analyse(text: str, path: str, found: list[Instruction] | None = None,
             logical.add(line.content if cut is None else line.content[:cut], line.start)
         command, args_at = _split_command(logical.text)
         where = f"{path}:{logical.line}"
-        if found is not None:
-            found.append(Instruction(logical.line, command, logical.text, args_at, tuple(logical.offsets),
-                                     directives.escape))
         if command == "from":
             seen_from = True
             earlier_stages = set(stages)
@@ -397,6 +396,9 @@ def _analyse(text: str, path: str, found: list[Instruction] | None = None,
             _declare_stage_args(logical.text[args_at:], env, stage_args, directives.escape)
         bodies: list[tuple[str, tuple[int, ...]]] = []
         index = _skip_heredocs(lines, index, logical, command, args_at, where, bodies)
+        if found is not None:
+            found.append(Instruction(logical.line, command, logical.text, args_at, tuple(logical.offsets),
+                                     directives.escape, lines[index - 1].number))
         if runs is not None and command == "run" and sites:
             flags, rest_at = _builder_flags(logical.text, args_at, where)
             common = {"path": path, "line": logical.line, "stage": len(sites) - 1, "args": dict(stage_args),
