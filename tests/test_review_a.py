@@ -67,3 +67,24 @@ def test_a_digest_docker_cannot_use_is_a_dockerfile_error(tmp_path: Path, regist
         assert "is not a digest algorithm" in lines[0] or "has exactly 128 lower-case hex digits" in lines[0]
     assert sorted(p.name for p in project.iterdir()) == ["Dockerfile"]
     assert (project / "Dockerfile").read_text() == text
+
+
+@pytest.mark.parametrize("name, target", [("Dockerfile", "docker/moved.Dockerfile"), ("Dockerfile", "Dockerfile"),
+                                          ("svc/Dockerfile", "../gone"), ("svc/api.Dockerfile", "../gone")])
+def test_a_dockerfile_link_to_nowhere_is_an_error_not_an_empty_project(tmp_path: Path, name: str,
+                                                                       target: str) -> None:
+    """A Dockerfile that is a dangling (or looping) symbolic link was skipped: `lock` wrote a lock without its
+    images and `verify` said ok. It is one line naming the link, exit 2, nothing written."""
+    project = tmp_path / "project"
+    (project / "svc").mkdir(parents=True)
+    (project / "pinrepro.lock").write_text("schema = 1\n")
+    (project / name).symlink_to(target)
+    for command in (["lock"], ["lock", "--dry-run"], ["verify"]):
+        result = run(project, *command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"error: {name}: is a symbolic link to {target}, which does not exist (or loops) - point the link at "
+            "the Dockerfile, or remove it"]
+    assert (project / "pinrepro.lock").read_text() == "schema = 1\n"
+    assert sorted(p.relative_to(project).as_posix() for p in project.rglob("*")) == sorted(
+        ["pinrepro.lock", "svc", name])
