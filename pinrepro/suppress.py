@@ -103,7 +103,7 @@ def inline_ignores(text: str, path: str = "Dockerfile") -> _Inline:
     except DockerfileError:
         # A file the reader refuses is reported as such elsewhere; nothing in it is silenced.
         return {}
-    return _ignores_above(text, [(item.line, item.last_line or item.line) for item in found])
+    return _ignores_above(text, [(item.line, item.end_line) for item in found])
 
 
 def _line_spans(text: str) -> list[tuple[int, int]]:
