@@ -8,6 +8,7 @@ All new file contents are computed first; files are written only once everything
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -261,6 +262,10 @@ def inside_project(config: Config, path: Path) -> Path:
         return config.root / path.resolve().relative_to(root)
     except ValueError:
         name = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else str(path)
+        if not Path(os.path.normpath(config.root.absolute() / path)).is_relative_to(config.root.absolute()):
+            # Not a link at all: a configured path (lockfile = "../x.lock") that names a place outside.
+            raise PinreproError(f"is outside the project {root}", where=name,
+                                fix="configure a path inside the project (lockfile, [policy] file)") from None
         raise PinreproError(f"{name} is a symbolic link to {path.resolve()}, outside the project", where=name,
                             fix="point the link at a file inside the project, or replace it with the file") from None
 

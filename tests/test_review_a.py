@@ -88,3 +88,25 @@ def test_a_dockerfile_link_to_nowhere_is_an_error_not_an_empty_project(tmp_path:
     assert (project / "pinrepro.lock").read_text() == "schema = 1\n"
     assert sorted(p.relative_to(project).as_posix() for p in project.rglob("*")) == sorted(
         ["pinrepro.lock", "svc", name])
+
+
+@pytest.mark.realregistry
+@pytest.mark.parametrize("toml, name", [('lockfile = "../outside.lock"\n', "../outside.lock"),
+                                        ('pin = "both"\n[policy]\nfile = "../policy.json"\n', "../policy.json")])
+def test_a_configured_path_outside_the_project_is_named_as_such(tmp_path: Path, registry: RegistryServer,
+                                                               toml: str, name: str) -> None:
+    """`lockfile = "../outside.lock"` is refused (exit 2, nothing written) - as a path outside the project, not as
+    "a symbolic link to ..." with a fix about links the user never made."""
+    host, ns = registry.host, unique(tmp_path)
+    push(registry, tmp_path / "layout", f"{ns}/app", "1", "app")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {host}/{ns}/app:1\n")
+    (project / "pinrepro.toml").write_text(toml)
+    result = run(project, "lock")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: {name}: is outside the project {project} - configure a path inside the project (lockfile, "
+        "[policy] file)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layout", "project"]
+    assert sorted(p.name for p in project.iterdir()) == ["Dockerfile", "pinrepro.toml"]
