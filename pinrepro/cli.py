@@ -270,7 +270,8 @@ def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str,
 @click.option("--token-env", default="GITHUB_TOKEN", show_default=True, metavar="NAME",
               help="Environment variable holding the GitHub token.")
 @click.option("--branch", default=None, help="Bot branch (default: [refresh] branch, or pinrepro/refresh).")
-@click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
+@click.option("--base", default=None, help="Branch the pull request targets (default: [refresh] base, else the "
+                                            "checked-out branch, else the repository's default branch).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--allow-uncommitted", is_flag=True,
               help="With --open-pr: also publish uncommitted edits in the files pinrepro changes (refused otherwise).")

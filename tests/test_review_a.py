@@ -110,3 +110,17 @@ def test_a_configured_path_outside_the_project_is_named_as_such(tmp_path: Path, 
         "[policy] file)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layout", "project"]
     assert sorted(p.name for p in project.iterdir()) == ["Dockerfile", "pinrepro.toml"]
+
+
+def test_refresh_help_states_the_base_branch_default_the_readme_states() -> None:
+    """--help said the base defaults to the repository's default branch; the code (and the README) take the
+    [refresh] base setting, else the checked-out branch, and only then the repository's default."""
+    from click.testing import CliRunner
+
+    from pinrepro.cli import cli
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "`base` setting, else the checked-out branch, else the repository's default branch" in readme
+    shown = " ".join(CliRunner().invoke(cli, ["refresh", "--help"]).output.split())
+    assert ("--base TEXT Branch the pull request targets (default: [refresh] base, else the checked-out branch, "
+            "else the repository's default branch).") in shown
