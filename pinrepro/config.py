@@ -142,7 +142,7 @@ def find_project_root(start: Path) -> Path:
                 with pyproject.open("rb") as handle:
                     if "pinrepro" in tomllib.load(handle).get("tool", {}):
                         return directory
-            except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
                 continue  # not ours to judge: a broken pyproject.toml elsewhere is not this project
     return start
 
@@ -154,6 +154,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return data
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=path.name, fix="fix the syntax error it names") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes itself: TOML files are UTF-8
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start + 1} cannot be read)", where=path.name,
+                          fix="save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read it: {exc.strerror}", where=path.name) from None
 

@@ -124,3 +124,30 @@ def test_refresh_help_states_the_base_branch_default_the_readme_states() -> None
     shown = " ".join(CliRunner().invoke(cli, ["refresh", "--help"]).output.split())
     assert ("--base TEXT Branch the pull request targets (default: [refresh] base, else the checked-out branch, "
             "else the repository's default branch).") in shown
+
+
+@pytest.mark.parametrize("name, text", [("pinrepro.toml", b'python = "3.11"\n# caf\xe9\n'),
+                                        ("pyproject.toml", b"[tool.pinrepro]\n# caf\xe9\n")])
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    name: str, text: bytes) -> None:
+    """A Latin-1 byte in a comment of the configuration was "internal error UnicodeDecodeError"."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / name).write_bytes(text)
+    byte = text.index(0xE9) + 1
+    for command in (["verify"], ["lock"]):
+        result = run(tmp_path, *command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"error: {name}: is not UTF-8 text (byte {byte} cannot be read) - save it as UTF-8"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["Dockerfile", name])
+    # Looking for the project root upward, a pyproject.toml that is not UTF-8 is not ours to judge: passed over.
+    (tmp_path / "pinrepro.lock").write_text("schema = 1\n")
+    (tmp_path / name).unlink()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pyproject.toml").write_bytes(b"\xff\n")
+    monkeypatch.chdir(tmp_path / "sub")
+    from click.testing import CliRunner
+
+    from pinrepro.cli import cli
+    result = CliRunner().invoke(cli, ["verify"], catch_exceptions=False)
+    assert (result.exit_code, result.stderr) == (0, "verify: ok\n"), result.output
