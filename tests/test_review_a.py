@@ -151,3 +151,25 @@ def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path, monkeypatch:
     from pinrepro.cli import cli
     result = CliRunner().invoke(cli, ["verify"], catch_exceptions=False)
     assert (result.exit_code, result.stderr) == (0, "verify: ok\n"), result.output
+
+
+def test_head_is_not_a_bot_branch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--branch HEAD` pushed refs/heads/HEAD, a branch git itself refuses to create (`git branch HEAD`: not a
+    valid branch name), which makes `origin/HEAD` ambiguous in every clone. Refused like other unusable names."""
+    from tests.test_git import make_repos, sh
+    from tests.test_refresh_safety import cli_refresh, pushed_refs, record_pushes
+
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    repos = make_repos(tmp_path, {"Dockerfile": b"FROM scratch\n"})
+    pushes = record_pushes(repos)
+    for args in (["--open-pr", "--branch", "HEAD"], ["--open-pr", "--base", "HEAD"]):
+        result = cli_refresh(repos, *args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: {args[1]}: 'HEAD' is not a usable branch name"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    (repos.work / "pinrepro.toml").write_text('[refresh]\nbranch = "HEAD"\n')
+    result = cli_refresh(repos, "--open-pr")
+    assert result.exit_code == 2 and "'HEAD' is not a usable branch name" in result.stderr, result.output
+    assert pushed_refs(pushes) == []
+    assert sh(repos.bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
