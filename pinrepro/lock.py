@@ -27,7 +27,7 @@ from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile, FromSite, apply_edits, parse, rewrite, strip_digest
-from pinrepro.errors import PinreproError
+from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.aptfiles import image_apt_files
@@ -396,7 +396,10 @@ class _ImageResolver:
             for key in moved:
                 to_describe[key] = to_check[key]
         if to_describe:
-            descriptions = self.client().describe_many(list(to_describe.values()))
+            try:
+                descriptions = self.client().describe_many(list(to_describe.values()))
+            except NotFoundError as error:
+                raise _written_digest_gone(error, to_describe, by_key) from None
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
                 if key in replaced and replaced[key] != images[key].digest:
@@ -493,6 +496,18 @@ def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
                    f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
                    f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
                    f"change the default of {names} here and run `pinrepro lock`")
+
+
+def _written_digest_gone(error: NotFoundError, to_describe: Mapping[str, ImageRef],
+                         by_key: Mapping[str, list[ImageSite]]) -> PinreproError:
+    """A digest-only FROM whose digest the registry does not have: there is no tag to pin again, so the error names
+    the FROM line and says what the user can do (the registry's own fix speaks of `lock --upgrade`)."""
+    for key, ref in to_describe.items():
+        if not ref.tag and ref.digest and ref.digest in error.what:
+            return NotFoundError(error.what, where=by_key[key][0].location,
+                                 fix="the digest written in this FROM line names no image there (deleted, or a typo): "
+                                     "write the digest or tag you mean and run `pinrepro lock`")
+    return error
 
 
 def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:

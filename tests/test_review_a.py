@@ -173,3 +173,25 @@ def test_head_is_not_a_bot_branch(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 2 and "'HEAD' is not a usable branch name" in result.stderr, result.output
     assert pushed_refs(pushes) == []
     assert sh(repos.bare, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
+
+
+@pytest.mark.realregistry
+def test_a_digest_only_from_the_registry_lacks_names_the_line_and_no_tag_to_upgrade(
+        tmp_path: Path, registry: RegistryServer) -> None:
+    """`FROM img@sha256:<gone>` said "pin the tag again with `pinrepro lock --upgrade`" - there is no tag, and
+    --upgrade leaves digest-only references alone - and named no file. It names the FROM line and what to do."""
+    host, ns = registry.host, unique(tmp_path)
+    push(registry, tmp_path / "layout", f"{ns}/app", "1", "app")
+    project = tmp_path / "project"
+    project.mkdir()
+    gone = "sha256:" + "0" * 64
+    text = f"FROM scratch AS tools\nFROM {host}/{ns}/app@{gone}\n"
+    (project / "Dockerfile").write_text(text)
+    for command in (["lock"], ["lock", "--upgrade"]):
+        result = run(project, *command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"error: Dockerfile:2: manifest {gone} not found in {host}/{ns}/app - the digest written in this FROM "
+            "line names no image there (deleted, or a typo): write the digest or tag you mean and run `pinrepro lock`"]
+    assert sorted(p.name for p in project.iterdir()) == ["Dockerfile"]
+    assert (project / "Dockerfile").read_text() == text
