@@ -410,6 +410,7 @@ def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, de
         out.result(text.rstrip("\n"))
         return
     target = config.root / (output or settings.file)
+    policy_module.refuse_foreign(target, output or settings.file, "-o" if output else f"{config.source} policy")
     old = target.read_bytes() if target.is_file() else None
     if dry_run:
         diff = render.file_diff(config.root, {target: text.encode("utf-8")}, {target: old})

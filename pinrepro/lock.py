@@ -27,7 +27,7 @@ from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile, FromSite, apply_edits, parse, rewrite, strip_digest
-from pinrepro.errors import NotFoundError, PinreproError
+from pinrepro.errors import ConfigError, NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.aptfiles import image_apt_files
@@ -139,6 +139,7 @@ def run_lock(
     deploy_sites = collect_deploy_sites(deploy)
     findings.extend(deploy.findings)
     sites.extend(image_site for _, image_site in deploy_sites)
+    _refuse_shared_files(config, dockerfiles, deploy)
     by_key: dict[str, list[ImageSite]] = {}
     for image_site in sites:
         by_key.setdefault(image_site.key, []).append(image_site)
@@ -496,6 +497,33 @@ def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
                    f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
                    f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
                    f"change the default of {names} here and run `pinrepro lock`")
+
+
+def _refuse_shared_files(config: Config, dockerfiles: list[Dockerfile], deploy: DeployScan) -> None:
+    """Each file lock reads or writes has one role: a source policy or a layer lock named like the Dockerfile or
+    the lock file would overwrite it (one write silently winning over the other). Checked before any network."""
+    roles: dict[Path, str] = {}
+
+    def claim(relative: str, role: str, where: str) -> None:
+        path = (config.root / relative).resolve()
+        other = roles.setdefault(path, role)
+        if other != role:
+            raise ConfigError(f"{role} '{relative}' is also {other}: pinrepro would overwrite one with the other",
+                              where=where, fix=f"give {role} a file of its own")
+
+    source = _config_file(config)
+    for dockerfile in dockerfiles:
+        claim(dockerfile.path, "the Dockerfile", source)
+    for name in deploy.texts:
+        claim(name, "the deployment file", source)
+    claim(config.lockfile, "the lock file", source)
+    for layer in config.layers:
+        claim(layer.requirements, "a layer's requirements", source)  # two layers may read one file
+        claim(layer.lock, f"the lock of layer '{layer.name}'", source)
+    if config.pin != "dockerfile":
+        file = policy.load_settings(config).file
+        claim(file, "the source policy ([policy] file)", source)
+        policy.refuse_foreign(config.root / file, file, f"{config.source} policy")
 
 
 def _written_digest_gone(error: NotFoundError, to_describe: Mapping[str, ImageRef],

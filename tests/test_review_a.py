@@ -195,3 +195,44 @@ def test_a_digest_only_from_the_registry_lacks_names_the_line_and_no_tag_to_upgr
             "line names no image there (deleted, or a typo): write the digest or tag you mean and run `pinrepro lock`"]
     assert sorted(p.name for p in project.iterdir()) == ["Dockerfile"]
     assert (project / "Dockerfile").read_text() == text
+
+
+@pytest.mark.realregistry
+def test_the_source_policy_never_overwrites_a_file_that_is_not_one(tmp_path: Path, registry: RegistryServer) -> None:
+    """`[policy] file = "Dockerfile"` made `lock` (and `pinrepro policy`) replace the Dockerfile with the policy's
+    JSON; a layer lock named like the lock file lost one of the two. Refused, exit 2, every file as it was."""
+    host, ns = registry.host, unique(tmp_path)
+    push(registry, tmp_path / "layout", f"{ns}/app", "1", "app")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {host}/{ns}/app:1\n")
+    (project / "README.md").write_text("# the service\n")
+    (project / "requirements.in").write_text("alpha\n")
+    assert run(project, "lock").exit_code == 0
+    before = {p.name: p.read_bytes() for p in project.iterdir()}
+    cases = [
+        ('pin = "both"\n[policy]\nfile = "Dockerfile"\n', ["lock"],
+         "the source policy ([policy] file) 'Dockerfile' is also the Dockerfile"),
+        ('pin = "policy"\n[policy]\nfile = "pinrepro.lock"\n', ["lock"],
+         "the source policy ([policy] file) 'pinrepro.lock' is also the lock file"),
+        ('[[layers]]\nname = "app"\nrequirements = "requirements.in"\nlock = "pinrepro.lock"\n', ["lock"],
+         "the lock of layer 'app' 'pinrepro.lock' is also the lock file"),
+        ('pin = "both"\n[policy]\nfile = "README.md"\n', ["lock"],
+         "README.md exists and is not a source policy: writing the policy would overwrite it"),
+        ('[policy]\nfile = "Dockerfile"\n', ["policy"],
+         "Dockerfile exists and is not a source policy: writing the policy would overwrite it"),
+        ("", ["policy", "-o", "README.md"], "README.md exists and is not a source policy"),
+    ]
+    for toml, command, message in cases:
+        (project / "pinrepro.toml").write_text(toml)
+        result = run(project, *command)
+        assert result.exit_code == 2, (toml, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (toml, lines)
+        (project / "pinrepro.toml").unlink()
+        assert {p.name: p.read_bytes() for p in project.iterdir()} == before
+    # A policy file of its own is written, and rewritten, as before.
+    (project / "pinrepro.toml").write_text('pin = "both"\n')
+    assert run(project, "lock").exit_code == 0
+    assert run(project, "policy").exit_code == 0
+    assert b'"rules"' in (project / "pinrepro.policy.json").read_bytes()
