@@ -236,3 +236,28 @@ def test_the_source_policy_never_overwrites_a_file_that_is_not_one(tmp_path: Pat
     assert run(project, "lock").exit_code == 0
     assert run(project, "policy").exit_code == 0
     assert b'"rules"' in (project / "pinrepro.policy.json").read_bytes()
+
+
+def test_an_add_git_source_that_cannot_be_reached_names_the_add_line(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lock` with `ADD git://...#main` whose host refuses the connection said "/project: `git ls-remote` failed
+    ... check that this checkout may push to it (in GitHub Actions: ... contents: write)" - the bot's advice, and no
+    file. It names the ADD line, the URL (user-info hidden) and what to check."""
+    from tests.support.registry import free_port
+    from tests.support.tools import require_tool
+
+    require_tool("git")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    port = free_port()  # nothing listens there
+    text = f"FROM scratch\nADD git://127.0.0.1:{port}/tools.git#main /src\n"
+    (tmp_path / "Dockerfile").write_text(text)
+    result = run(tmp_path, "lock")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: Dockerfile:2: ADD git://127.0.0.1:{port}/tools.git: `git ls-remote` failed")
+    assert lines[0].endswith("- check the URL, and that this machine can reach it (network, proxy, and credentials "
+                             "or an SSH key for a private repository)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile"]
+    assert (tmp_path / "Dockerfile").read_text() == text
