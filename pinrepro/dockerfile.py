@@ -42,7 +42,8 @@ class FromSite:
     image: str | None  # after ARG expansion, maybe with "@sha256:..."; None unless kind == "image"
     kind: Kind
     stage_name: str | None = None  # the AS name, lower-cased as BuildKit does
-    platform: str | None = None  # the --platform value, unquoted but not ARG-expanded ("$BUILDPLATFORM")
+    # the --platform value, unquoted; expanded when its ARGs have known values, else as written ("$BUILDPLATFORM")
+    platform: str | None = None
     reason: str | None = None  # why the image is unknown (kind == "unresolved")
     # "literal": the digest goes after the reference in FROM; "arg": into the default of the global ARG
     # ``arg_name``; "expression": after the ARG expression in FROM. None for an image means no safe place
@@ -872,6 +873,11 @@ def _from_site(logical: _Logical, args_at: int, path: str, env: Mapping[str, _Va
     text = logical.text
     flags, rest_at = _builder_flags(text, args_at, where)
     platform = _from_platform(flags, where)
+    if platform is not None and "$" in platform:
+        # `ARG PLATFORM=linux/arm64` + `--platform=$PLATFORM` pulls linux/arm64, as the literal does; only an
+        # ARG whose value pinrepro cannot know ($BUILDPLATFORM, $TARGETPLATFORM, no default) stays as written.
+        with contextlib.suppress(_SyntaxProblem):
+            platform = _expand(platform, env, escape).value or platform
     spans = _from_words(text, rest_at)
     words = [text[a:b] for a, b in spans]
     if not words:

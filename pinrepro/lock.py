@@ -7,6 +7,8 @@ All new file contents are computed first; files are written only once everything
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -165,7 +167,11 @@ def run_lock(
         findings.append(Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
-    apt = _lock_apt(config, dockerfiles, sites, images, old, resolver, upgrade=upgrade)
+    with contextlib.ExitStack() as scratch:
+        # --dry-run creates no file anywhere: apt's layer files and package lists go to a scratch cache.
+        apt_cache = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="pinrepro-dry-run-"))) \
+            if dry_run else None
+        apt = _lock_apt(config, dockerfiles, sites, images, old, resolver, upgrade=upgrade, cache_dir=apt_cache)
     findings.extend(apt.findings)
     for relative, content in apt.files.items():
         if _read_or_none(config.root / relative) != content:
@@ -225,7 +231,7 @@ def run_lock(
 
 def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSite],
               images: Mapping[str, ImageLock], old: Lock | None, resolver: _ImageResolver, *,
-              upgrade: bool) -> AptOutcome:
+              upgrade: bool, cache_dir: Path | None = None) -> AptOutcome:
     """apt pins, when enabled: explicitly, or by default when a stage installs apt packages and apt-get exists."""
     settings = config.apt
     previous = old.apt if old else {}
@@ -240,10 +246,11 @@ def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSi
     refs = {s.key: s.ref.without_digest() for s in sites}
 
     def files_for(key: str, digest: str) -> Mapping[str, bytes]:
-        return image_apt_files(resolver.client(), refs[key], digest)
+        return image_apt_files(resolver.client(), refs[key], digest, cache_dir=cache_dir)
 
     return lock_apt(dockerfiles, settings, config.platforms, images,
-                    lambda d, index: keys.get((d.path, d.sites[index].line)), previous, files_for, upgrade=upgrade)
+                    lambda d, index: keys.get((d.path, d.sites[index].line)), previous, files_for, upgrade=upgrade,
+                    cache_dir=cache_dir / "apt" if cache_dir else None)
 
 
 def inside_project(config: Config, path: Path) -> Path:
