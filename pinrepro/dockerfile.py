@@ -93,6 +93,8 @@ class Dockerfile:
     runs: tuple[RunScript, ...] = ()
 
 
+# containerd's platform specifier: one to three components of [A-Za-z0-9_-].
+_PLATFORM = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+){0,2}")
 _FROM_USAGE = "write FROM [--platform=<platform>] <image>[:<tag>] [AS <name>]"
 _BOM = "\ufeff"
 # Go's regexp \s is ASCII only; BuildKit's directive regexp relies on that.
@@ -878,6 +880,11 @@ def _from_site(logical: _Logical, args_at: int, path: str, env: Mapping[str, _Va
         # ARG whose value pinrepro cannot know ($BUILDPLATFORM, $TARGETPLATFORM, no default) stays as written.
         with contextlib.suppress(_SyntaxProblem):
             platform = _expand(platform, env, escape).value or platform
+    if platform is not None and "$" not in platform and not _PLATFORM.fullmatch(platform):
+        # BuildKit parses it with containerd's platforms.Parse, which refuses this: the build would fail.
+        raise DockerfileError(f"FROM --platform '{platform}' is not a platform", where=where,
+                              fix="write one platform as os/arch[/variant], e.g. --platform=linux/arm64 (a FROM pulls "
+                                  "one platform; the platforms to build go to `docker buildx build --platform`)")
     spans = _from_words(text, rest_at)
     words = [text[a:b] for a, b in spans]
     if not words:

@@ -261,3 +261,19 @@ def test_an_add_git_source_that_cannot_be_reached_names_the_add_line(tmp_path: P
                              "or an SSH key for a private repository)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile"]
     assert (tmp_path / "Dockerfile").read_text() == text
+
+
+@pytest.mark.parametrize("platform", ["linux/amd64,linux/arm64", "linux/arm64/v8/extra", "linux/arm 64"])
+def test_a_from_platform_buildkit_cannot_parse_is_a_dockerfile_error(tmp_path: Path, platform: str) -> None:
+    """`FROM --platform=linux/amd64,linux/arm64` (buildx's list, copied into a FROM) fails the build; lock recorded
+    a platform named "linux/amd64,linux/arm64" and only warned that the image lacked it."""
+    text = f'FROM --platform="{platform}" 127.0.0.1:9/app:1\n'
+    (tmp_path / "Dockerfile").write_text(text)
+    for command in (["lock"], ["verify"]):
+        result = run(tmp_path, *command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"error: Dockerfile:1: FROM --platform '{platform}' is not a platform - write one platform as "
+            "os/arch[/variant], e.g. --platform=linux/arm64 (a FROM pulls one platform; the platforms to build go to "
+            "`docker buildx build --platform`)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile"]
