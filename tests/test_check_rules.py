@@ -5,6 +5,7 @@ stage name reused as the next stage's base, which passes every rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -489,3 +490,18 @@ def test_a_stage_named_like_an_image_is_the_stage(tmp_path: Path) -> None:
     project(tmp_path, {"Dockerfile": reused})
     found = run_check(tmp_path).of("final-devel-base")
     assert [(f["line"], f["stage"]) for f in found] == [(1, "cuda")]
+
+
+def test_cuda_image_locked_before_contents_were_recorded(tmp_path: Path) -> None:
+    from pinrepro import lockfile
+    from pinrepro.lockfile import PlatformLock
+
+    project(tmp_path, {"Dockerfile": GOOD})
+    lock = lockfile.read(tmp_path / "pinrepro.lock")
+    assert lock is not None
+    bare = {key: replace(entry, platforms={"linux/amd64": PlatformLock(digest=DIGEST_A)})
+            for key, entry in lock.images.items()}
+    (tmp_path / "pinrepro.lock").write_text(lockfile.dumps(replace(lock, images=bare)))
+    found = run_check(tmp_path).of("driver-unknown")
+    assert [(f["line"], f["stage"]) for f in found] == [(9, "runtime")]
+    assert "linux/amd64 (no contents recorded)" in found[0]["message"]
