@@ -35,7 +35,7 @@ from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
 from pinrepro.registry.platform import match_platform
-from pinrepro.requirements import LayerOutcome, compile_layers, parse_lock
+from pinrepro.requirements import LayerOutcome, LayerProgress, ResolverRunner, compile_layers, parse_lock
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
@@ -68,6 +68,8 @@ class LockOutcome:
     old_files: Mapping[Path, bytes | None]  # the same files' previous content (None: did not exist)
     findings: list[Finding] = field(default_factory=list)
     resolved: tuple[str, ...] = ()  # lock keys that needed the registry this run
+    layers_compiled: tuple[str, ...] = ()  # requirement layers a resolver ran for
+    layers_unchanged: tuple[str, ...] = ()  # requirement layers kept as they were
 
     @property
     def changed(self) -> bool:
@@ -123,6 +125,8 @@ def run_lock(
     progress: Progress | None = None,
     scan_progress: Progress | None = None,
     scanner: Scanner | None = None,
+    runner: ResolverRunner | None = None,
+    layer_progress: LayerProgress | None = None,
 ) -> LockOutcome:
     """Pin images and requirement layers; write the files unless ``dry_run``."""
     old = lockfile.read(config.lock_path)
@@ -144,15 +148,18 @@ def run_lock(
 
     layers: dict[str, LayerLock] = {}
     files: dict[Path, bytes] = {}
+    compiled: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
     if config.layers:
         outcomes = compile_layers(
             config, old.layers if old else {}, upgrade=upgrade, upgrade_packages=upgrade_packages,
-            platform=config.platforms[0],
+            runner=runner, progress=layer_progress,
         )
         for outcome in outcomes:
             layers[outcome.name] = outcome.record
-            if outcome.changed:
-                files[outcome.lock_path] = outcome.content
+            files.update(outcome.files)
+        compiled = tuple(o.name for o in outcomes if o.compiled)
+        unchanged = tuple(o.name for o in outcomes if not o.compiled)
         findings.extend(_unknown_upgrade_packages(upgrade_packages, outcomes, config))
     elif upgrade_packages:
         findings.append(Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
@@ -213,7 +220,7 @@ def run_lock(
     if not dry_run and files:
         write_atomically(files)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
-                       resolved=resolver.resolved)
+                       resolved=resolver.resolved, layers_compiled=compiled, layers_unchanged=unchanged)
 
 
 def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSite],
@@ -272,7 +279,8 @@ def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:
 def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],
                               config: Config) -> list[Finding]:
     """A typo in --upgrade-package would otherwise do nothing, silently."""
-    pinned = {entry.name for outcome in outcomes for entry in parse_lock(outcome.content.decode("utf-8"))}
+    pinned = {entry.name for outcome in outcomes for text in (outcome.by_platform or {"": outcome.content}).values()
+              for entry in parse_lock(text.decode("utf-8"))}
     return [
         Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                 f"--upgrade-package {name}: no requirement layer pins a package of that name")

@@ -24,10 +24,12 @@ from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
+from pinrepro.pyplatforms import targets
+from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
-from pinrepro.requirements import check_dockerfile_installs, check_layers
+from pinrepro.requirements import check_dockerfile_installs
 from pinrepro.suppress import Suppressed, apply_ignores
 
 
@@ -213,8 +215,11 @@ def _default_client(config: Config) -> Callable[[], RegistryClient]:
 def _cuda_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
     texts: dict[str, str] = {}
     for layer in config.layers:
-        try:
-            texts[layer.lock] = (config.root / layer.lock).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # a missing or unreadable lock is reported by the layer checks
+        # one lock per architecture, or the layer's one; with per-architecture locks, a single lock still on disk
+        # (from before, or written by hand) too: a Dockerfile may still install it
+        for path in dict.fromkeys([*(target.lock for target in targets(layer.lock, config.platforms)), layer.lock]):
+            try:
+                texts[path] = (config.root / path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # a missing or unreadable lock is reported by the layer checks
     return check_cuda_coherence(config, lock, dockerfiles, texts)

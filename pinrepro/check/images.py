@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pinrepro.check.model import CheckContext, finding
+from pinrepro.cudawheels import cuda_wheels
 from pinrepro.dockerfile import Dockerfile, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
-from pinrepro.inventory.coherence import cuda_wheels
 from pinrepro.inventory.contents import PlatformContents
 from pinrepro.inventory.cuda import compare_versions, parse_version
 from pinrepro.inventory.driver_table import driver_floor
+from pinrepro.pyplatforms import targets
 from pinrepro.reference import ImageRef
 from pinrepro.verify import run_verify
 
@@ -84,19 +85,24 @@ def check(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _wheels(ctx: CheckContext, fleet: str) -> Iterator[Finding]:
-    for layer in ctx.config.layers:
+    # Every platform's lock of every layer (one per architecture when several are configured).
+    locks = [target.lock for layer in ctx.config.layers for target in targets(layer.lock, ctx.config.platforms)]
+    for lock in locks:
         try:
-            text = (ctx.root / layer.lock).read_text(encoding="utf-8")
+            text = (ctx.root / lock).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue  # a missing lock is verify's finding
-        for line, built_for, what in cuda_wheels(text):
+        for wheel in cuda_wheels(text):
+            if wheel.index is not None:
+                continue  # an index line: the wheels it gave are judged on their own lines
+            line, built_for, what = wheel.line, wheel.cuda, wheel.what
             floor = driver_floor(f"{built_for}.0" if "." in built_for else f"{built_for}.0.0")
             if floor is None:
                 continue
             # A major-only package (nvidia-cublas-cu12) runs on the major's compatibility floor.
             needs = floor.toolkit if "." in built_for else floor.compat
             if needs and _newer(needs, fleet):
-                yield finding("driver-too-new", layer.lock, line,
+                yield finding("driver-too-new", lock, line,
                               f"{what} is built for CUDA {built_for}, which needs driver >= {needs}; "
                               f"the fleet runs {fleet}")
 
