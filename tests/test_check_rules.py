@@ -505,3 +505,17 @@ def test_cuda_image_locked_before_contents_were_recorded(tmp_path: Path) -> None
     found = run_check(tmp_path).of("driver-unknown")
     assert [(f["line"], f["stage"]) for f in found] == [(9, "runtime")]
     assert "linux/amd64 (no contents recorded)" in found[0]["message"]
+
+
+def test_jupyter_from_a_per_architecture_lock(tmp_path: Path) -> None:
+    config = ('platforms = ["linux/amd64", "linux/arm64"]\n[[layers]]\nname = "app"\n'
+              'requirements = "requirements-app.in"\n')
+    bad = variant("RUN pip install --no-cache-dir --no-deps /wheels/*.whl",
+                  "ARG TARGETARCH\nRUN pip install --no-cache-dir --no-deps --require-hashes "
+                  "-r /tmp/requirements-app.${TARGETARCH}.lock")
+    project(tmp_path, {"Dockerfile": bad, "pinrepro.toml": config, "requirements-app.in": "ipykernel\n",
+                       "requirements-app.amd64.lock": "ipykernel==6.29.5 \\\n    --hash=sha256:" + "e" * 64 + "\n",
+                       "requirements-app.arm64.lock": "ipykernel==6.29.5 \\\n    --hash=sha256:" + "e" * 64 + "\n"})
+    found = run_check(tmp_path).of("jupyter-in-final")
+    assert [(f["line"], f["stage"]) for f in found] == [(22, "serve")]
+    assert "ipykernel (from requirements-app.${TARGETARCH}.lock)" in found[0]["message"]
