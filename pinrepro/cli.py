@@ -58,7 +58,8 @@ def common_options(func: F) -> F:
     """-C, -v and -q on every command, so they can follow the command name."""
     func = click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")(func)
     func = click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")(func)
-    func = click.option("-C", "root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+    # No click checks on -C: config.load says in one line what is wrong with it (missing, not a folder).
+    func = click.option("-C", "root", type=click.Path(path_type=Path), default=Path("."),
                         show_default=True, help="Project root.")(func)
     return func
 
@@ -76,9 +77,17 @@ def handles_errors(func: F) -> F:
                 traceback.print_exc()
             click.echo(f"error: {exc.line()}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted; no file was changed unless reported above", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            from pinrepro.journal import InterruptedAfterWrite
+
+            if isinstance(exc, InterruptedAfterWrite):
+                click.echo("interrupted after the files were written (the write was let finish)", err=True)
+            else:
+                click.echo("interrupted; no file was changed", err=True)
+            # Worker threads may sit in a slow read: do not wait for them at interpreter exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:
@@ -92,7 +101,18 @@ def handles_errors(func: F) -> F:
 
 
 def load_config(root: Path) -> Config:
-    return config_module.load(root)
+    config = config_module.load(root)
+    from pinrepro import journal
+
+    # Finish or undo what a killed run left behind before reading anything (journal.py says how).
+    try:
+        with journal.project_lock(config.root):
+            said = journal.recover(config.root)
+    except journal.ProjectBusy:
+        said = None  # another run holds the project: it is not interrupted, leave its files alone
+    if said:
+        click.echo(f"pinrepro: {said}", err=True)
+    return config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

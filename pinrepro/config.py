@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pinrepro.errors import ConfigError
@@ -80,6 +80,9 @@ _LAYER_KEYS = {
 def load(root: Path) -> Config:
     """Read the configuration of the project at ``root`` (pinrepro.toml wins over pyproject.toml)."""
     root = root.resolve()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"project directory {root} is a file, not a directory",
+                          fix="pass the folder that holds the project to -C")
     if not root.is_dir():
         raise ConfigError(f"project directory {root} does not exist", fix="pass an existing directory to -C")
     standalone = root / "pinrepro.toml"
@@ -88,7 +91,10 @@ def load(root: Path) -> Config:
         return parse(_read_toml(standalone), root=root, source="pinrepro.toml")
     if pyproject.is_file():
         data = _read_toml(pyproject)
-        section = data.get("tool", {}).get("pinrepro", {})
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError("[tool] must be a table", where="pyproject.toml", fix="write [tool.pinrepro] sections")
+        section = tool.get("pinrepro", {})
         if not isinstance(section, dict):
             raise ConfigError("[tool.pinrepro] must be a table", where="pyproject.toml")
         return parse(section, root=root, source="pyproject.toml [tool.pinrepro]")
@@ -102,6 +108,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return data
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=path.name, fix="fix the syntax error it names") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start})", where=path.name,
+                          fix="save the file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read it: {exc.strerror}", where=path.name) from None
 
@@ -119,16 +128,20 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
     ):
         raise ConfigError("'mirrors' must map registry hosts to mirror hosts", where=source,
                           fix='write e.g. mirrors = { "docker.io" = "mirror.internal:5000" }')
-    layers = _layers(data.get("layers", []), source, python, hashes, resolver, index)
+    layers = _layers(data.get("layers", []), source, python, hashes, resolver, index, root)
     refresh = data.get("refresh", {})
     if not isinstance(refresh, dict):
         raise ConfigError("'refresh' must be a table", where=source,
                           fix="write it as [refresh] / [tool.pinrepro.refresh]")
+    dockerfiles = _str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS)
+    for pattern in dockerfiles:
+        _inside(root, pattern, "dockerfiles", source)
+    lockfile = _inside(root, _opt_str(data, "lockfile", source) or DEFAULT_LOCKFILE, "lockfile", source)
     return Config(
         root=root,
-        dockerfiles=_str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS),
+        dockerfiles=dockerfiles,
         platforms=_platforms(data, source),
-        lockfile=_opt_str(data, "lockfile", source) or DEFAULT_LOCKFILE,
+        lockfile=lockfile,
         python=python,
         hashes=hashes,
         resolver=resolver,
@@ -141,12 +154,29 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
     )
 
 
+def _inside(root: Path, value: str, key: str, where: str) -> str:
+    """A project-relative path: pinrepro reads and writes inside the project only (no absolute, no '..')."""
+    pure = PurePosixPath(value.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or "\0" in value:
+        raise ConfigError(f"'{key}' = '{_short(value)}' points outside the project", where=where,
+                          fix="use a path relative to the project root, without '..'")
+    real = (root / value).resolve() if "*" not in value and "?" not in value and "[" not in value else root
+    if not real.is_relative_to(root):
+        raise ConfigError(f"'{key}' = '{_short(value)}' leads outside the project through a symlink",
+                          where=where, fix="point it at a file inside the project")
+    return value
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 80 else value[:77] + "..."
+
+
 def _normal_host(host: str) -> str:
     return "docker.io" if host in {"index.docker.io", "registry-1.docker.io"} else host
 
 
 def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: str,
-            index: IndexOptions) -> tuple[Layer, ...]:
+            index: IndexOptions, root: Path) -> tuple[Layer, ...]:
     if not isinstance(raw, list):
         raise ConfigError("'layers' must be an array of tables", where=source, fix="use [[tool.pinrepro.layers]]")
     layers: list[Layer] = []
@@ -161,6 +191,8 @@ def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: s
             raise ConfigError("a layer needs 'name' and 'requirements'", where=where,
                               fix='add name = "base" and requirements = "requirements-base.in"')
         lock = _opt_str(item, "lock", where) or _default_lock(requirements)
+        _inside(root, requirements, "requirements", where)
+        _inside(root, lock, "lock", where)
         layers.append(Layer(
             name=name,
             requirements=requirements,

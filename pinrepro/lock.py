@@ -7,6 +7,7 @@ All new file contents are computed first; files are written only once everything
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -21,9 +22,9 @@ from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
-from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.scan import scan_platform
+from pinrepro.journal import Snapshot, WriteError, commit, project_lock
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
@@ -97,8 +98,31 @@ def run_lock(
     scanner: Scanner | None = None,
 ) -> LockOutcome:
     """Pin images and requirement layers; write the files unless ``dry_run``."""
+    if dry_run:
+        return _run_lock(config, upgrade=upgrade, upgrade_packages=upgrade_packages, dry_run=True, client=client,
+                         client_factory=client_factory, progress=progress, scan_progress=scan_progress,
+                         scanner=scanner)
+    # One run per project at a time: a second one would interleave its renames with ours.
+    with project_lock(config.root):
+        return _run_lock(config, upgrade=upgrade, upgrade_packages=upgrade_packages, dry_run=False,
+                         client=client, client_factory=client_factory, progress=progress,
+                         scan_progress=scan_progress, scanner=scanner)
+
+
+def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str], dry_run: bool,
+              client: RegistryClient | None, client_factory: Callable[[], RegistryClient] | None,
+              progress: Progress | None, scan_progress: Progress | None, scanner: Scanner | None) -> LockOutcome:
+    # What every file we may write looked like when read: commit refuses to overwrite a later edit.
+    read_as: dict[Path, Snapshot | None] = {config.lock_path: Snapshot.of(config.lock_path)}
+    read_as.update({config.root / layer.lock: Snapshot.of(config.root / layer.lock) for layer in config.layers})
     old = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
+    for dockerfile in dockerfiles:
+        path = config.root / dockerfile.path
+        snapshot = read_as[path] = Snapshot.of(path)
+        if snapshot is None or snapshot.sha256 != hashlib.sha256(dockerfile.text.encode("utf-8")).hexdigest():
+            raise WriteError("changed while pinrepro was reading it", where=dockerfile.path,
+                             fix="run pinrepro again")
     sites, findings = collect_sites(dockerfiles)
     by_key: dict[str, list[ImageSite]] = {}
     for image_site in sites:
@@ -139,7 +163,7 @@ def run_lock(
         files[config.lock_path] = new_lock_text
     old_files = {path: _read_or_none(path) for path in files}
     if not dry_run and files:
-        write_atomically(files)
+        commit(config.root, files, read_as)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
 
