@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
 from pinrepro.registry.platform import match_platform
 from pinrepro.requirements import LayerOutcome, compile_layers, parse_lock
+from pinrepro.workers import worker_pool
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
@@ -289,7 +289,7 @@ class _ImageResolver:
 
         # Layers stream concurrently; each scan holds one layer stream at a time, so memory stays flat.
         scanned = []
-        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+        with worker_pool(min(4, len(missing))) as pool:
             for done, result in enumerate(pool.map(scan, missing), start=1):
                 scanned.append(result)
                 if self._scan_progress:

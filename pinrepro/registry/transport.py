@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import json
 import random
 import re
 import threading
@@ -29,7 +28,10 @@ import urllib3
 from pinrepro import __version__
 from pinrepro.errors import AuthError, NotFoundError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, is_loopback_host
+from pinrepro.registry import deadline
 from pinrepro.registry.authn import Credential, Keychain
+from pinrepro.registry.body import buffer_capped, loads, plain_http_refused, problem_with_url
+from pinrepro.scrub import remember
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -39,6 +41,8 @@ _BACKOFF_BASE_S = 0.5
 _DEFAULT_TOKEN_LIFETIME_S = 60.0
 _ERROR_BODY_LIMIT = 64 << 10
 _RETRIES_HEADER = "X-Pinrepro-Retries"
+# RFC 6750 b64token, loosened to any visible ASCII: what an Authorization header can carry.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 _PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s"]*)')
 
 
@@ -119,25 +123,40 @@ class _NoNetrc(requests.auth.AuthBase):
         return r
 
 
+class _Session(requests.Session):
+    """Redirects are followed by hand (Transport._send_following_redirects, which checks each Location);
+    requests would otherwise parse Location even with allow_redirects=False, and crash on a bad one."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
 class Transport:
     """Sends registry requests with the right scheme and credentials; raises pinrepro errors."""
 
-    def __init__(self, keychain: Keychain, *, insecure_registries: Iterable[str] = (), timeout: float = 30.0,
+    def __init__(self, keychain: Keychain, *, insecure_registries: Iterable[str] = (), timeout: float | None = None,
                  max_retries: int = 4, max_retry_wait: float = 30.0, sleep: Callable[[float], None] = time.sleep,
                  user_agent: str = f"pinrepro/{__version__}", clock: Callable[[], float] = time.monotonic,
-                 pool_size: int = 16) -> None:
+                 pool_size: int = 16, total_deadline: float | None = None) -> None:
         self.keychain = keychain
         self.insecure_registries = frozenset(h.strip().lower() for h in insecure_registries)
-        self.timeout = timeout
+        # Defaults suited to CI, each overridable from the environment (deadline.py lists them).
+        self.timeout = timeout if timeout is not None else deadline.setting("PINREPRO_HTTP_TIMEOUT", 30.0)
+        self.total_deadline = total_deadline if total_deadline is not None \
+            else deadline.setting("PINREPRO_HTTP_DEADLINE", 120.0)
+        self.blob_deadline = deadline.setting("PINREPRO_BLOB_DEADLINE", 1800.0)
+        self.max_body = int(deadline.setting("PINREPRO_MAX_BODY", float(8 << 20)))
+        self._backoff_base = deadline.setting("PINREPRO_BACKOFF_S", _BACKOFF_BASE_S)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
         self._clock = clock
         self._random = random.Random()
-        self._session = requests.Session()
+        self._session = _Session()
         self._session.auth = _NoNetrc()
         self._session.headers["User-Agent"] = user_agent
         adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        deadline.watch(adapter)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._hosts: dict[str, _HostState] = {}
@@ -145,6 +164,7 @@ class Transport:
         self._credentials: dict[str, Credential | None] = {}
         self._lock = threading.Lock()
         self._count = 0
+        self._deadline_s = threading.local()  # a longer deadline for the layer download this thread sends
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
@@ -172,6 +192,8 @@ class Transport:
             if api_host in self._credentials:
                 return self._credentials[api_host]
         credential = self.keychain.resolve(api_host)
+        if credential is not None:
+            remember(credential.secret)  # a server may echo it in an error text: scrub it from every message
         with self._lock:
             self._credentials[api_host] = credential
         return credential
@@ -195,10 +217,12 @@ class Transport:
 
     def request(self, method: str, api_host: str, repository: str, path: str, *,
                 headers: Mapping[str, str] | None = None, stream: bool = False,
-                allow_status: Collection[int] = (), upstream: str | None = None) -> requests.Response:
+                allow_status: Collection[int] = (), upstream: str | None = None,
+                long_body: bool = False) -> requests.Response:
         """Send ``method`` to ``path`` on the registry; return a 2xx response (or one in ``allow_status``).
 
-        ``upstream`` names the registry a mirror stands in for, so messages can name both.
+        ``upstream`` names the registry a mirror stands in for, so messages can name both. ``long_body``: a
+        layer download, which gets PINREPRO_BLOB_DEADLINE instead of the per-request deadline.
         Anything else raises AuthError / NotFoundError / RegistryError.
         """
         state = self._ping(api_host, repository)
@@ -207,8 +231,12 @@ class Transport:
         while True:
             try:
                 auth = self._authorization(api_host, repository, state)
-                response = self._send_following_redirects(method, url, api_host, headers, auth, stream,
-                                                          repository, upstream)
+                self._deadline_s.value = self.blob_deadline if long_body else None
+                try:
+                    response = self._send_following_redirects(method, url, api_host, headers, auth, stream,
+                                                              repository, upstream)
+                finally:
+                    self._deadline_s.value = None
             except RegistryError as exc:
                 raise _for_repository(exc, repository) from None
             if response.status_code == 401 and not retried_auth and self._renew_auth(api_host, repository,
@@ -248,13 +276,18 @@ class Transport:
                     response = self._send_with_retries("GET", f"{scheme}://{api_host}/v2/", {}, False,
                                                        retry_connection_errors=last)
                 except RegistryError as exc:
-                    first_error = first_error or exc
+                    # Plain HTTP got further than TLS (something answered): its failure is the real cause.
+                    first_error = exc if first_error is None or (last and "connection refused" not in exc.what) \
+                        else first_error
                     if last:
                         state.unreachable = first_error
                         raise _for_repository(first_error, repository) from None
                     continue
                 status = response.status_code
                 response.close()
+                if scheme == "http" and status in RETRY_STATUSES:
+                    # The server answered: its own error is the cause, not the failed https attempt before it.
+                    raise self._error_for(response, "GET", api_host, "", "/v2/", None, sent=False)
                 if scheme == "http" and status not in (200, 401):
                     # A TLS server answering plain HTTP with 400: the https error is the real one.
                     state.unreachable = first_error or RegistryError(f"cannot reach {api_host}: /v2/ answered {status}")
@@ -331,9 +364,15 @@ class Transport:
     def _fetch_token(self, api_host: str, challenge: Challenge, scopes: list[str], repository: str) -> None:
         credential = self._credential(api_host)
         realm = challenge.realm
-        if not realm.startswith(("https://", "http://")):
+        if not realm.startswith(("https://", "http://")) or problem_with_url(realm):
             raise RegistryError(f"{api_host} asked for a token from '{realm}', which is not an http(s) URL"
                                 f"{_for(repository)}", fix="check the registry's auth configuration")
+        if realm.startswith("http://") and plain_http_refused(api_host, self._host(api_host).scheme,
+                                                              self.insecure_registries):
+            raise RegistryError(f"{api_host} asked for a token from plain-HTTP {urlsplit(realm).netloc}"
+                                f"{_for(repository)}; refused, credentials would travel in clear text",
+                                fix="the registry's token realm must be https (or list the registry under "
+                                    "insecure_registries if you accept that)")
         headers: dict[str, str] = {}
         if credential is not None and credential.identity_token:
             # An identity token is an OAuth2 refresh token (distribution docs/spec/auth/oauth.md).
@@ -364,13 +403,18 @@ class Transport:
                                       what=f"token request to {urlsplit(realm).netloc}{_for(repository)} failed "
                                            f"(token service of {api_host})")
             try:
-                body = response.json()
+                body = loads(response.content)
             except ValueError:
                 body = None
         value = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
             raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} answered without a token"
                                 f"{_for(repository)}", fix="check the registry's auth configuration")
+        remember(value)
+        if not _TOKEN_CHARS.fullmatch(value):
+            raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} sent a token with "
+                                f"characters an HTTP header cannot carry{_for(repository)}",
+                                fix="check the registry's auth configuration")
         assert isinstance(body, dict)
         lifetime = body.get("expires_in")
         try:
@@ -394,15 +438,29 @@ class Transport:
     def _send_once(self, method: str, url: str, headers: Mapping[str, str], stream: bool,
                    data: str | None = None) -> requests.Response:
         verify = self._verify(url)
-        if verify:
-            response = self._session.request(method, url, headers=dict(headers), stream=stream, data=data,
-                                             timeout=self.timeout, allow_redirects=False)
-        else:
-            with warnings.catch_warnings():
-                # The user listed this host as insecure; the warning would only repeat that.
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                response = self._session.request(method, url, headers=dict(headers), stream=stream, data=data,
-                                                 timeout=self.timeout, allow_redirects=False, verify=False)
+        seconds = getattr(self._deadline_s, "value", None) or self.total_deadline
+        # Always streamed from requests' side: a body we keep is read here, with a size cap, under the deadline.
+        with deadline.scope(seconds) as limit:
+            try:
+                if verify:
+                    response = self._session.request(method, url, headers=dict(headers), stream=True, data=data,
+                                                     timeout=self.timeout, allow_redirects=False)
+                else:
+                    with warnings.catch_warnings():
+                        # The user listed this host as insecure; the warning would only repeat that.
+                        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                        response = self._session.request(method, url, headers=dict(headers), stream=True,
+                                                         data=data, timeout=self.timeout, allow_redirects=False,
+                                                         verify=False)
+                response.pinrepro_deadline = limit  # type: ignore[attr-defined]
+                if not stream or response.status_code >= 300:
+                    error = response.status_code >= 300
+                    buffer_capped(response, _ERROR_BODY_LIMIT if error else self.max_body, urlsplit(url).netloc,
+                                  truncate=error)
+            except requests.exceptions.RequestException as exc:
+                if limit.fired:
+                    raise _DeadlinePassed(seconds) from exc
+                raise
         with self._lock:
             self._count += 1
         return response
@@ -415,6 +473,11 @@ class Transport:
         while True:
             try:
                 response = self._send_once(method, url, headers, stream, data)
+            except _DeadlinePassed as exc:
+                # Not retried: a server slow enough to miss it once would only make the wait a multiple.
+                raise RegistryError(f"{urlsplit(url).netloc} did not send a complete answer within {exc.seconds:g}s",
+                                    fix="the server is too slow or stalled; try again later, or raise "
+                                        "PINREPRO_HTTP_DEADLINE") from None
             except requests.exceptions.RequestException as exc:
                 transient = isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)) \
                     and not isinstance(exc, requests.exceptions.SSLError)
@@ -438,7 +501,7 @@ class Transport:
 
     def _backoff(self, attempt: int) -> float:
         # Exponential backoff with jitter so parallel workers do not retry in lock step.
-        return float(_BACKOFF_BASE_S * (2 ** attempt) * self._random.uniform(0.5, 1.0))
+        return float(self._backoff_base * (2 ** attempt) * self._random.uniform(0.5, 1.0))
 
     def _send_following_redirects(self, method: str, url: str, api_host: str, headers: Mapping[str, str] | None,
                                   auth: str | None, stream: bool, repository: str,
@@ -456,7 +519,21 @@ class Transport:
                 return response
             location = response.headers["Location"]
             response.close()
-            current = urljoin(current, location)
+            try:
+                current = urljoin(current, location)
+                problem = problem_with_url(current)
+            except ValueError as exc:
+                problem = f"the URL does not parse ({exc})"
+            if problem:
+                raise RegistryError(f"{_host_label(api_host, upstream)} redirected {repository} to "
+                                    f"'{location}', which pinrepro cannot follow: {problem}",
+                                    fix="check the registry or proxy configuration")
+            if urlsplit(current).scheme == "http" and origin.scheme == "https" and plain_http_refused(
+                    api_host, "https", self.insecure_registries):
+                raise RegistryError(f"{_host_label(api_host, upstream)} redirected {repository} from https to "
+                                    f"plain-HTTP {urlsplit(current).netloc}; refused",
+                                    fix="the registry's storage must be served over https (or list the "
+                                        "registry under insecure_registries if you accept plain HTTP)")
             if response.status_code == 303 and method != "HEAD":
                 method = "GET"
         raise RegistryError(f"{_host_label(api_host, upstream)} redirected more than {_MAX_REDIRECTS} times "
@@ -568,7 +645,7 @@ def _error_codes(response: requests.Response, method: str) -> tuple[list[str], l
             raw += chunk
             if len(raw) >= _ERROR_BODY_LIMIT:
                 break
-        body: Any = json.loads(raw or b"null")
+        body: Any = loads(raw or b"null")
     except (ValueError, OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
         return [], []
     codes: list[str] = []
@@ -598,6 +675,12 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class _DeadlinePassed(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
 def _for(repository: str) -> str:
     return f" (for {repository})" if repository else ""
 
@@ -617,6 +700,10 @@ def _unreachable(netloc: str, exc: requests.exceptions.RequestException, timeout
         return RegistryError(f"cannot reach {netloc}: {reason}",
                              fix="install the registry's CA certificate (REQUESTS_CA_BUNDLE), or list the "
                                  "registry under insecure_registries if it has no valid certificate")
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)) or \
+            "IncompleteRead" in text or "InvalidChunkLength" in text:
+        return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
+                             f"Content-Length)", fix="try again; check the network or proxy")
     if isinstance(exc, requests.exceptions.Timeout):
         return RegistryError(f"cannot reach {netloc}: no answer within {timeout:g}s",
                              fix="check the network and proxy settings (HTTPS_PROXY), or try again later")
