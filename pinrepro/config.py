@@ -6,13 +6,16 @@ errors that name the key: a typo must not be silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from pinrepro.errors import ConfigError
+from pinrepro.scrub import remember
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
 DEFAULT_PLATFORMS = ("linux/amd64",)
@@ -243,6 +246,10 @@ def _check_layer_graph(layers: list[Layer], source: str) -> None:
 
 
 def _index_options(data: dict[str, Any], where: str, inherited: IndexOptions) -> IndexOptions:
+    for url in [data.get("index_url"), *(data.get("extra_index_urls") or [])]:
+        if isinstance(url, str):
+            with contextlib.suppress(ValueError):
+                remember(urlsplit(url).password)  # an index URL's password is scrubbed from every message
     return IndexOptions(
         index_url=_opt_str(data, "index_url", where) or inherited.index_url,
         extra_index_urls=_str_list(data, "extra_index_urls", where, inherited.extra_index_urls),

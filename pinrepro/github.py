@@ -20,6 +20,7 @@ import requests
 
 from pinrepro import __version__
 from pinrepro.errors import GitHubError
+from pinrepro.scrub import remember
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -127,6 +128,7 @@ class GitHub:
                  timeout: float = TIMEOUT) -> None:
         self.api_url = api_url.rstrip("/")
         self._token = token
+        remember(token)  # GitHub may quote the Authorization header back in a 401's message
         self._session = session or requests.Session()
         self._timeout = timeout
 

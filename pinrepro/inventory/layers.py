@@ -234,7 +234,7 @@ class _Bounded:
         self._digest = digest
         self._max = int(setting("PINREPRO_MAX_LAYER_BYTES", float(64 << 30)))
         self._ratio = setting("PINREPRO_MAX_LAYER_RATIO", 1000.0)
-        self._ratio_after = min(self._max, 1 << 30)
+        self._ratio_after = min(self._max // 2, 1 << 30)
         self.size = 0
 
     def read(self, size: int = -1, /) -> bytes:
