@@ -315,3 +315,17 @@ def test_https_registry_redirecting_a_manifest_to_plain_http_is_refused(
         assert result.exit_code == 2
         assert "from https to plain-HTTP" in result.stderr
         assert plain.seen == []
+
+
+def test_deadline_holds_through_an_http_proxy(tmp_path: Path, server: HostileServer) -> None:
+    registry = "registry.invalid:5000"
+    server.on(f"http://{registry}/v2/", json_answer(200, {}))
+    server.on(f"http://{registry}/v2/app/manifests/*", drip(0.2))
+    root = project(tmp_path, f"{registry}/app:1")
+    (root / "pinrepro.toml").write_text(f'insecure_registries = ["{registry}"]\n')
+    proxy = f"http://{server.host}"
+    result = run(root, HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy, NO_PROXY="",
+                 no_proxy="")
+    line = one_error(result)
+    assert f"{registry} did not send a complete answer within 2s" in line
+    assert any(s.path.startswith(f"http://{registry}/v2/app/manifests/") for s in server.seen)

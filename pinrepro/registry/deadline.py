@@ -174,4 +174,13 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 def watch(adapter: requests.adapters.HTTPAdapter) -> None:
     """Make every connection ``adapter`` opens honour the deadline scope of the thread that uses it."""
     adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-    adapter.poolmanager.key_fn_by_scheme = dict(adapter.poolmanager.key_fn_by_scheme)
+    plain = adapter.proxy_manager_for
+
+    def proxied(proxy: str, **kwargs: Any) -> Any:
+        # Requests through an HTTP(S) proxy get their own pool manager: watch its connections too.
+        manager = plain(proxy, **kwargs)
+        if type(manager).__name__ == "ProxyManager":
+            manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        return manager
+
+    adapter.proxy_manager_for = proxied  # type: ignore[method-assign]
