@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 import click
 
-from pinrepro import __version__, lockfile, render
+from pinrepro import __version__, escape, lockfile, render, terminal
 from pinrepro import config as config_module
 from pinrepro.config import Config
 from pinrepro.errors import LockfileError, PinreproError
+from pinrepro.helptext import EPILOGS
 from pinrepro.lockfile import Lock
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,13 +37,17 @@ class Output:
         self.verbose = verbose
         self.quiet = quiet
 
-    def result(self, text: str) -> None:
+    # Everything printed goes through escape.terminal_block: a label, a file name or an error body from outside
+    # can neither drive the terminal nor start a workflow command in a CI log (issue #16).
+    def result(self, text: str, *, workflow_commands: bool = False, levels: bool = False) -> None:
+        """``levels``: the text is finding lines, whose level words get colour on a terminal."""
         if text:
-            click.echo(text)
+            text = escape.terminal_block(text, workflow_commands=workflow_commands)
+            terminal.echo(terminal.paint_levels(text) if levels else text)
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            click.echo(text, err=True)
+            terminal.echo(terminal.paint_levels(escape.terminal_block(text)), err=True)
 
     def progress(self, label: str) -> Callable[[int, int], None]:
         """A progress line ``label done/total``, redrawn in place - only on a terminal, so CI logs stay clean."""
@@ -59,8 +64,8 @@ def common_options(func: F) -> F:
     func = click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")(func)
     func = click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")(func)
     # No click checks on -C: config.load says in one line what is wrong with it (missing, not a folder).
-    func = click.option("-C", "root", type=click.Path(path_type=Path), default=Path("."),
-                        show_default=True, help="Project root.")(func)
+    func = click.option("-C", "root", type=click.Path(path_type=Path), default=None,
+                        help=_ROOT_HELP)(func)
     return func
 
 
@@ -75,7 +80,7 @@ def handles_errors(func: F) -> F:
         except PinreproError as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: {exc.line()}", err=True)
+            terminal.echo(f"{terminal.paint('error', 'error')}: {escape.terminal(exc.line())}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             from pinrepro.journal import InterruptedAfterWrite
@@ -93,15 +98,15 @@ def handles_errors(func: F) -> F:
         except Exception as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: internal error {type(exc).__name__}: {exc} - rerun with -v and report it",
-                       err=True)
+            terminal.echo(f"{terminal.paint('error', 'error')}: internal error {type(exc).__name__}: "
+                          f"{escape.terminal(str(exc))} - rerun with -v and report it", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
 
 
-def load_config(root: Path) -> Config:
-    config = config_module.load(root)
+def load_config(root: Path | None) -> Config:
+    config = config_module.load(project_root(root))
     from pinrepro import journal
 
     # Finish or undo what a killed run left behind before reading anything (journal.py says how).
@@ -115,13 +120,28 @@ def load_config(root: Path) -> Config:
     return config
 
 
+def project_root(root: Path | None) -> Path:
+    """-C after the command, else -C before it (``pinrepro -C svc verify``), else found upward from the cwd."""
+    if root is None:
+        context = click.get_current_context(silent=True)
+        root = context.find_root().params.get("root") if context is not None else None
+    if root is not None:
+        return Path(root)
+    return config_module.find_project_root(Path.cwd())
+
+
+_ROOT_HELP = ("Project root (before or after the command). Default: the nearest directory upward holding "
+              "pinrepro.toml, a pyproject.toml with [tool.pinrepro], or pinrepro.lock; else the current one.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pinrepro")
-def cli() -> None:
+@click.option("-C", "root", type=click.Path(path_type=Path), default=None, help=_ROOT_HELP)
+def cli(root: Path | None) -> None:
     """Pin base images by digest, lock layered Python requirements, record what is inside each image."""
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["lock"])
 @common_options
 @click.option("--upgrade", is_flag=True, help="Re-resolve every tag and upgrade every requirement layer.")
 @click.option("--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME",
@@ -130,7 +150,7 @@ def cli() -> None:
 @click.option("--check", is_flag=True, help="Exit 1 if lock would change anything; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handles_errors
-def lock(root: Path, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages: tuple[str, ...],
+def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages: tuple[str, ...],
          dry_run: bool, check: bool, fmt: str) -> None:
     """Pin what is not pinned yet or whose input changed; keep every other pin."""
     from pinrepro.lock import run_lock
@@ -141,7 +161,7 @@ def lock(root: Path, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages
                        dry_run=dry_run or check, progress=out.progress("resolving images"),
                        scan_progress=out.progress("reading image contents"))
     for finding in outcome.findings:
-        out.info(f"{finding.location()}: {finding.level}: {finding.message}")
+        out.info(render.finding_line(finding))
     names = sorted(p.relative_to(config.root).as_posix() for p in outcome.files)
     if fmt == "json":
         out.result(json.dumps({
@@ -158,18 +178,18 @@ def lock(root: Path, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages
         if outcome.resolved:
             summary += f"; resolved {len(outcome.resolved)} through the registry"
         out.info(summary)
-        out.info("wrote " + ", ".join(names) if names else "nothing changed")
+        out.info("wrote " + ", ".join(map(escape.terminal, names)) if names else "nothing changed")
     if check and outcome.changed:
         sys.exit(1)
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["verify"])
 @common_options
 @click.option("--online", is_flag=True, help="Also check every pinned digest is still pullable and tags did not move.")
 @click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
 @handles_errors
-def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, fmt: str) -> None:
+def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: bool, fmt: str) -> None:
     """Check that Dockerfiles, requirement locks and pinrepro.lock agree and everything is pinned."""
     from pinrepro.verify import run_verify
 
@@ -177,17 +197,22 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
     config = load_config(root)
     report = run_verify(config, online=online, strict=strict)
     if fmt == "json":
-        out.result(render.findings_json(report.findings, report.exit_code))
+        out.result(render.findings_json(report.findings, report.exit_code, report.suppressed))
     elif fmt == "github":
-        out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)))
+        out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)),
+                   workflow_commands=True)
     else:
-        out.result(render.findings_text(report.findings))
+        out.result(render.findings_text(report.findings), levels=True)
         errors, warnings = len(report.errors), len(report.warnings)
-        out.info("verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)")
+        # "ok" gets its colour in Output.info, after escaping (an escape sequence painted here would be defused).
+        line = "verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)"
+        if report.suppressed:
+            line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
+        out.info(line)
     sys.exit(report.exit_code)
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["refresh"])
 @common_options
 @click.option("--open-pr", is_flag=True, help="Commit on the bot branch, push it, and open or update one pull request.")
 @click.option("--upgrade-package", "upgrade_packages", multiple=True, metavar="NAME",
@@ -198,9 +223,12 @@ def verify(root: Path, verbose: bool, quiet: bool, online: bool, strict: bool, f
 @click.option("--branch", default=None, help="Bot branch (default: [refresh] branch, or pinrepro/refresh).")
 @click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("--allow-uncommitted", is_flag=True,
+              help="With --open-pr: also publish uncommitted edits in the files pinrepro changes (refused otherwise).")
 @handles_errors
-def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packages: tuple[str, ...],
-            dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str) -> None:
+def refresh(root: Path | None, verbose: bool, quiet: bool, open_pr: bool, upgrade_packages: tuple[str, ...],
+            dry_run: bool, token_env: str, branch: str | None, base: str | None, fmt: str,
+            allow_uncommitted: bool) -> None:
     """Move every pin forward and summarise what changed; with --open-pr, as one pull request."""
     from pinrepro import summary as summary_module
     from pinrepro.refresh import load_settings, override
@@ -210,12 +238,12 @@ def refresh(root: Path, verbose: bool, quiet: bool, open_pr: bool, upgrade_packa
     config = load_config(root)
     settings = override(load_settings(config), branch=branch, base=base)
     result = run_refresh(config, open_pr=open_pr, settings=settings, upgrade_packages=upgrade_packages,
-                         dry_run=dry_run, token_env=token_env)
+                         dry_run=dry_run, token_env=token_env, allow_uncommitted=allow_uncommitted)
     for finding in result.findings:
-        out.info(f"{finding.location()}: {finding.level}: {finding.message}")
+        out.info(render.finding_line(finding))
     out.result(summary_module.render_json(result.summary) if fmt == "json" else result.markdown)
     if result.pull is not None:
-        where = f" {result.pull.url}" if result.pull.url else ""
+        where = f" {escape.terminal(result.pull.url)}" if result.pull.url else ""
         out.info(f"pull request: {result.pull.action} (branch {result.pull.branch}){where}")
 
 
@@ -236,14 +264,17 @@ def read_lock(config: Config) -> Lock:
     return lock
 
 
-@cli.command()
+@cli.command(epilog=EPILOGS["manifest"])
 @common_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--packages", is_flag=True, help="List every apt package (text format).")
-@click.option("--diff", "old_lock", type=click.Path(dir_okay=False, path_type=Path),
-              help="Show what changed between OLD_LOCK and the project's lock.")
+@click.option("--diff", "old_lock", metavar="OLD",
+              help="Show what changed since OLD: a lock file, or a git revision whose pinrepro.lock is read "
+                   "(origin/main, HEAD~1, v1.2).")
+@click.option("--exit-code", is_flag=True, help="With --diff: exit 1 when something changed, like git diff.")
 @handles_errors
-def manifest(root: Path, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: Path | None) -> None:
+def manifest(root: Path | None, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: str | None,
+             exit_code: bool) -> None:
     """Print what is inside each pinned image: OS, Python, CUDA, cuDNN, NCCL, minimum driver, apt packages."""
     from pinrepro import manifest as manifest_module
 
@@ -251,26 +282,47 @@ def manifest(root: Path, verbose: bool, quiet: bool, fmt: str, packages: bool, o
     config = load_config(root)
     lock = read_lock(config)
     if old_lock is not None:
-        before = lockfile.read(old_lock)
-        if before is None:
-            raise LockfileError("does not exist", where=str(old_lock), fix="pass the path of an existing lock file")
-        change = manifest_module.diff(before, lock)
+        change = manifest_module.diff(_old_lock(config, old_lock), lock)
         if fmt == "json":
             out.result(json.dumps(change.to_json(), indent=2, sort_keys=True))
         else:
             out.result(change.render_text())
+        if exit_code and not change.empty:
+            sys.exit(1)
         return
+    if exit_code:
+        raise click.UsageError("--exit-code needs --diff")
     if fmt == "json":
         out.result(json.dumps(manifest_module.render_json(lock), indent=2, sort_keys=True))
     else:
         out.result(manifest_module.render_text(lock, packages=packages))
 
 
-@cli.command()
+def _old_lock(config: Config, old: str) -> Lock:
+    """``--diff OLD``: a lock file if one exists at that path (as git prefers a path), else a git revision."""
+    if Path(old).is_file():
+        before = lockfile.read(Path(old))
+        assert before is not None  # the file exists
+        return before
+    from pinrepro.git import Git
+
+    git = Git(config.root)
+    path = git.relative(config.lock_path)
+    data = git.show(old, path)
+    if data is None:
+        return Lock()  # the lock did not exist at that revision: everything is new since
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LockfileError("is not UTF-8 text", where=f"{old}:{path}", fix="restore it from version control") from None
+    return lockfile.loads(text, where=f"{old}:{path}")
+
+
+@cli.command(epilog=EPILOGS["doctor"])
 @common_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handles_errors
-def doctor(root: Path, verbose: bool, quiet: bool, fmt: str) -> None:
+def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
     """Check this host against the lock: NVIDIA driver vs the images' CUDA needs, container toolkit."""
     from pinrepro.doctor import doctor as run_doctor
 
@@ -283,5 +335,41 @@ def doctor(root: Path, verbose: bool, quiet: bool, fmt: str) -> None:
     sys.exit(1 if report.cannot_run else 0)
 
 
+@cli.command(epilog=EPILOGS["policy"])
+@common_options
+@click.option("-o", "--output", default=None, metavar="FILE",
+              help="Where to write it ('-' for stdout; default: [policy] file, or pinrepro.policy.json).")
+@click.option("--deny-unlocked/--no-deny-unlocked", default=None,
+              help="Also deny every image the lock does not pin, so an unlocked --build-arg fails the build.")
+@handles_errors
+def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None) -> None:
+    """Write a BuildKit source policy from the lock: every locked image converted to its digest."""
+    from pinrepro import policy as policy_module
+    from pinrepro.fsutil import write_atomically
+
+    out = Output(verbose, quiet)
+    config = load_config(root)
+    settings = policy_module.load_settings(config)
+    deny = settings.deny_unlocked if deny_unlocked is None else deny_unlocked
+    text = policy_module.render(policy_module.build_policy(read_lock(config), deny_unlocked=deny))
+    if output == "-":
+        out.result(text.rstrip("\n"))
+        return
+    target = config.root / (output or settings.file)
+    write_atomically({target: text.encode("utf-8")})
+    out.info(f"wrote {output or settings.file}")
+
+
+@cli.command(epilog=EPILOGS["completion"])
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (click's mechanism: _PINREPRO_COMPLETE)."""
+    from click.shell_completion import get_completion_class
+
+    completion_class = get_completion_class(shell)
+    assert completion_class is not None  # click knows the three shells of the Choice
+    click.echo(completion_class(cli, {}, "pinrepro", "_PINREPRO_COMPLETE").source())
+
+
 def main() -> None:
-    cli()
+    cli(prog_name="pinrepro")

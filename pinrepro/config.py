@@ -16,11 +16,20 @@ from urllib.parse import urlsplit
 
 from pinrepro.errors import ConfigError
 from pinrepro.scrub import remember
+from pinrepro.suppress import check_rule_ids
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
 DEFAULT_PLATFORMS = ("linux/amd64",)
 DEFAULT_LOCKFILE = "pinrepro.lock"
 RESOLVERS = ("pip-compile", "uv")
+# Where deployment files (compose, Kubernetes, Helm values, workflows, devcontainer) usually live.
+DEFAULT_DEPLOY_GLOBS = (
+    "compose*.y*ml", "docker-compose*.y*ml", "**/k8s/**/*.y*ml", "**/deploy/**/*.y*ml",
+    "charts/*/values*.yaml", ".github/workflows/*.y*ml", ".devcontainer/devcontainer.json",
+)
+# Where the image digests go: into the Dockerfiles, into a BuildKit source policy, or both.
+PIN_MODES = ("dockerfile", "policy", "both")
+DEFAULT_ADD_MAX_BYTES = 1 << 30  # ADD <url> downloads larger than this are refused (1 GiB)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,13 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class VerifyOptions:
+    """``[tool.pinrepro.verify]``: rule ids silenced everywhere (see pinrepro.suppress)."""
+
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     dockerfiles: tuple[str, ...] = DEFAULT_DOCKERFILE_GLOBS
@@ -62,8 +78,16 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
     # Where the file came from, for error messages.
     source: str = "defaults"
+    deploy_files: tuple[str, ...] = DEFAULT_DEPLOY_GLOBS
+    pin: str = "dockerfile"
+    # The source policy's table ([tool.pinrepro.policy]), validated by pinrepro.policy (which owns its keys).
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    add_max_bytes: int = DEFAULT_ADD_MAX_BYTES
+    # Whether lock may add "# syntax=docker/dockerfile:1" to a Dockerfile that needs it for ADD --checksum.
+    syntax_directive: bool = False
 
     @property
     def lock_path(self) -> Path:
@@ -73,7 +97,10 @@ class Config:
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
+    "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
+    "verify",
 }
+_VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links",
@@ -102,6 +129,24 @@ def load(root: Path) -> Config:
             raise ConfigError("[tool.pinrepro] must be a table", where="pyproject.toml")
         return parse(section, root=root, source="pyproject.toml [tool.pinrepro]")
     return Config(root=root)
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory from ``start`` upward that holds pinrepro.toml, a pyproject.toml with
+    [tool.pinrepro], or pinrepro.lock - as git and uv find theirs; ``start`` itself when none does."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "pinrepro.toml").is_file() or (directory / DEFAULT_LOCKFILE).is_file():
+            return directory
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                with pyproject.open("rb") as handle:
+                    if "pinrepro" in tomllib.load(handle).get("tool", {}):
+                        return directory
+            except (OSError, ValueError, AttributeError, TypeError):  # ValueError: TOML or UTF-8 errors
+                continue  # not ours to judge: a broken pyproject.toml elsewhere is not this project
+    return start
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -140,6 +185,13 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
     for pattern in dockerfiles:
         _inside(root, pattern, "dockerfiles", source)
     lockfile = _inside(root, _opt_str(data, "lockfile", source) or DEFAULT_LOCKFILE, "lockfile", source)
+    pin = _opt_str(data, "pin", source) or "dockerfile"
+    if pin not in PIN_MODES:
+        raise ConfigError(f"pin '{pin}' is not known", where=source, fix=f"use one of: {', '.join(PIN_MODES)}")
+    policy = data.get("policy", {})
+    if not isinstance(policy, dict):
+        raise ConfigError("'policy' must be a table", where=source,
+                          fix="write it as [policy] / [tool.pinrepro.policy]")
     return Config(
         root=root,
         dockerfiles=dockerfiles,
@@ -153,7 +205,13 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        verify=_verify_options(data.get("verify", {}), source),
         source=source,
+        deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
+        pin=pin,
+        policy=policy,
+        add_max_bytes=_positive_int(data, "add_max_bytes", source, DEFAULT_ADD_MAX_BYTES),
+        syntax_directive=_bool(data, "syntax_directive", source, False),
     )
 
 
@@ -172,6 +230,20 @@ def _inside(root: Path, value: str, key: str, where: str) -> str:
 
 def _short(value: str) -> str:
     return value if len(value) <= 80 else value[:77] + "..."
+
+
+def _verify_options(raw: Any, source: str) -> VerifyOptions:
+    where = f"{source} verify"
+    if not isinstance(raw, dict):
+        raise ConfigError("'verify' must be a table", where=source,
+                          fix="write it as [verify] / [tool.pinrepro.verify]")
+    _reject_unknown(raw, _VERIFY_KEYS, where)
+    ignore = _str_list(raw, "ignore", where, ())
+    bad = check_rule_ids(ignore)
+    if bad is not None:
+        raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=where,
+                          fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
+    return VerifyOptions(ignore=ignore)
 
 
 def _normal_host(host: str) -> str:
@@ -297,6 +369,13 @@ def _bool(data: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"'{key}' must be true or false", where=where)
+    return value
+
+
+def _positive_int(data: dict[str, Any], key: str, where: str, default: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"'{key}' must be a positive integer", where=where)
     return value
 
 

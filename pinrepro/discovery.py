@@ -41,5 +41,5 @@ def load_dockerfiles(config: Config) -> list[Dockerfile]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise DockerfileError("is not UTF-8 text", where=name, fix="save the Dockerfile as UTF-8") from None
-        parsed.append(parse(text, name))
+        parsed.append(parse(text, name, config.platforms))
     return parsed

@@ -16,9 +16,10 @@ Pure: no I/O. ``parse`` takes text, ``rewrite`` returns text; every byte that is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple, TypeAlias
 
@@ -46,6 +47,9 @@ class FromSite:
     # exists (its digest comes from part of an ARG); rewrite then accepts only the digest it already has.
     pin_target: PinTarget | None = None
     arg_name: str | None = None
+    # ARGs that ``docker build --build-arg`` could set to name another tag while the digest written for this
+    # FROM stays - and wins. Empty when the digest goes into an ARG that holds the whole reference.
+    build_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,27 @@ class Dockerfile:
     path: str
     text: str
     sites: tuple[FromSite, ...]
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One logical instruction (continuations joined), for readers of instructions other than FROM (ADD, ...)."""
+
+    line: int  # 1-based line where it starts
+    command: str  # lower-cased, e.g. "add"
+    text: str  # the logical text, continuations joined
+    args_at: int  # where the arguments start in ``text``
+    offsets: tuple[int, ...]  # for each character of ``text``, its offset in the file
+    escape: str  # the escape character in effect
+
+
+def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
+    """Every instruction of ``text`` (heredoc bodies skipped, as BuildKit reads them) and the parser directives
+    (lower-cased name -> value, e.g. ``{"syntax": "docker/dockerfile:1"}``)."""
+    found: list[Instruction] = []
+    directives: dict[str, str] = {}
+    _analyse(text, path, found, directives)
+    return tuple(found), directives
 
 
 _FROM_USAGE = "write FROM [--platform=<platform>] <image>[:<tag>] [AS <name>]"
@@ -78,15 +103,29 @@ _PROBE_DIGEST = "sha256:" + "0" * 64
 _SHARED_ARG_FIX = "use the ARG that holds the image only as the whole reference in FROM lines"
 
 
+def add_arguments(instruction: Instruction, where: str) -> tuple[list[str], int, list[str]]:
+    """ADD / COPY: the leading ``--flags`` (unquoted), where the rest starts in ``instruction.text``, and the
+    rest's words - sources then destination - unquoted (JSON form decoded), not ARG-expanded."""
+    flags, rest_at = _builder_flags(instruction.text, instruction.args_at, where)
+    rest = instruction.text[rest_at:]
+    if _is_json_form(rest):
+        return flags, rest_at, [str(word) for word in json.loads(rest.strip())]
+    return flags, rest_at, [_unquote(word) for word in _raw_words(rest)]
+
+
 def strip_digest(image: str) -> tuple[str, str | None]:
     """Split ``name:tag@sha256:x`` into ``("name:tag", "sha256:x")``; the digest is None when there is none."""
     name, sep, digest = image.partition("@")
     return name, (digest if sep else None)
 
 
-def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
-    """Find every FROM site of ``text``; raise DockerfileError (with ``path:line``) for a malformed FROM."""
-    sites, _ = _analyse(text, path)
+def parse(text: str, path: str = "Dockerfile", platforms: Sequence[str] = ()) -> Dockerfile:
+    """Find every FROM site of ``text``; raise DockerfileError (with ``path:line``) for a malformed FROM.
+
+    ``platforms`` are the target platforms the project builds for: a FROM that depends on TARGETARCH (or
+    another TARGET* ARG) and names an earlier stage for each of them is a stage, not an unknown image.
+    """
+    sites, _ = _analyse(text, path, platforms=tuple(platforms))
     return Dockerfile(path=path, text=text, sites=sites)
 
 
@@ -217,6 +256,7 @@ class _Directives:
     escape: str = "\\"
     done: bool = False
     seen: set[str] = field(default_factory=set)
+    values: dict[str, str] = field(default_factory=dict)
 
     def look(self, token: str, where: str) -> None:
         if self.done:
@@ -230,6 +270,7 @@ class _Directives:
             raise DockerfileError(f"the '{key}' parser directive appears twice", where=where,
                                   fix=f"keep one '# {key}=' line at the top of the file")
         self.seen.add(key)
+        self.values[key] = value
         if key == "escape":
             if value not in ("\\", "`"):
                 raise DockerfileError(f"invalid escape directive '{value}'", where=where,
@@ -259,7 +300,9 @@ class _ArgDecl:
     env: dict[str, _Value]  # what was visible when it was declared
 
 
-def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
+def _analyse(text: str, path: str, found: list[Instruction] | None = None,
+             directive_values: dict[str, str] | None = None,
+             platforms: tuple[str, ...] = ()) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
     lines = _lines(text)
     directives = _Directives()
     sites: list[FromSite] = []
@@ -267,6 +310,8 @@ def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | N
     stages: dict[str, int] = {}
     env: dict[str, _Value] = {}
     decls: dict[str, _ArgDecl] = {}
+    # The global ARGs once more per target platform, with BuildKit's TARGET* values filled in.
+    platform_envs = [_target_args(platform) for platform in platforms]
     seen_from = False
     index = 0
     while index < len(lines):
@@ -291,15 +336,41 @@ def _analyse(text: str, path: str) -> tuple[tuple[FromSite, ...], list[_Slot | N
             logical.add(line.content if cut is None else line.content[:cut], line.start)
         command, args_at = _split_command(logical.text)
         where = f"{path}:{logical.line}"
+        if found is not None:
+            found.append(Instruction(logical.line, command, logical.text, args_at, tuple(logical.offsets),
+                                     directives.escape))
         if command == "from":
             seen_from = True
+            earlier_stages = set(stages)
             site, slot = _from_site(logical, args_at, path, env, decls, stages, directives.escape)
+            if site.kind == "unresolved" and platform_envs and all(
+                _expand_or_none(site.written, penv, directives.escape) in earlier_stages for penv in platform_envs
+            ):
+                site = replace(site, kind="stage", reason=None)
             sites.append(site)
             slots.append(slot)
         elif command == "arg" and not seen_from:
             _declare_args(logical, args_at, env, decls, directives.escape)
+            for penv in platform_envs:
+                _declare_args(logical, args_at, penv, {}, directives.escape)
         index = _skip_heredocs(lines, index, logical, command, args_at, where)
+    if directive_values is not None:
+        directive_values.update(directives.values)
     return tuple(sites), slots
+
+
+def _target_args(platform: str) -> dict[str, _Value]:
+    os_name, _, rest = platform.partition("/")
+    arch, _, variant = rest.partition("/")
+    return {"TARGETPLATFORM": platform, "TARGETOS": os_name, "TARGETARCH": arch, "TARGETVARIANT": variant}
+
+
+def _expand_or_none(word: str, env: Mapping[str, _Value], escape: str) -> str | None:
+    try:
+        value = _expand(word, env, escape).value
+    except _SyntaxProblem:
+        return None
+    return value.lower() if value else None
 
 
 def _split_command(text: str) -> tuple[str, int]:
@@ -646,6 +717,7 @@ class _Lexer:
         self.escape = escape
         self.position = 0
         self.referenced = False
+        self.names: list[str] = []  # every ARG the word reads, in order
         self.depth = 0
 
     def _plain_end(self, stop: str | None) -> int:
@@ -764,6 +836,7 @@ class _Lexer:
             if not name:
                 return "$", None
             self.referenced = True
+            self.names.append(name)
             return _bare(self._lookup(name))
         self.position += 1
         char = self._peek()
@@ -782,6 +855,7 @@ class _Lexer:
             raise _SyntaxProblem("bad substitution")
         name = self._name()
         self.referenced = True
+        self.names.append(name)
         value = self._lookup(name)
         operator = self._next()
         if operator == "}":
@@ -888,14 +962,42 @@ def _make_slot(raw: str, offsets: list[int], env: Mapping[str, _Value], escape: 
     return _Slot(tuple(offsets[span_start:span_end]), insert_at)
 
 
+def _read_args(word: str, env: Mapping[str, _Value], escape: str) -> tuple[str, ...]:
+    lexer = _Lexer(word, env, escape)
+    with contextlib.suppress(_SyntaxProblem):  # parse() already reported a word that cannot be expanded
+        lexer.word(None)
+    return tuple(dict.fromkeys(name for name in lexer.names if name not in _PLATFORM_ARGS))
+
+
 def _pin_slot(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, _Value],
               decls: Mapping[str, _ArgDecl], escape: str) -> tuple[FromSite, _Slot | None]:
+    site, slot = _place_pin(site, referenced, word_offsets, env, decls, escape)
+    if site.pin_target == "arg" and site.arg_name is not None and site.arg_name in decls:
+        decl = decls[site.arg_name]
+        names = _read_args(decl.raw or "", decl.env, escape)
+    else:
+        names = _read_args(site.written, env, escape)
+    return replace(site, build_args=names), slot
+
+
+def _place_pin(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, _Value],
+               decls: Mapping[str, _ArgDecl], escape: str) -> tuple[FromSite, _Slot | None]:
     assert site.image is not None
     base, _ = strip_digest(site.image)
     whole = _WHOLE_ARG.fullmatch(site.written)
     if whole is not None:
         name = whole.group(2) or whole.group(3)
         decl = decls.get(name)
+        # ARG B=${A}: the image lives in A's default, so the digest goes there - once, for every FROM that
+        # reaches A, instead of once more in B's default (which would read "image@digest@digest").
+        seen = {name}
+        while decl is not None and decl.raw is not None and (inner := _WHOLE_ARG.fullmatch(decl.raw)):
+            source = inner.group(2) or inner.group(3)
+            source_decl = decls.get(source)
+            if source in seen or source_decl is None or decl.env.get(source) != env.get(name):
+                break
+            seen.add(source)
+            name, decl = source, source_decl
         if decl is not None and decl.raw is not None:
             slot = _make_slot(decl.raw, decl.offsets, decl.env, escape, base)
             if slot is not None:

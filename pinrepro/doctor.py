@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pinrepro.escape import terminal
 from pinrepro.inventory.contents import UNKNOWN, CudaInfo
 from pinrepro.inventory.cuda import HostFacts, compare_versions, parse_version
 from pinrepro.inventory.driver_table import driver_floor, load_table, newest_cuda_for_driver
@@ -127,12 +128,15 @@ class DoctorReport:
         return any(v.status == "no" for v in self.verdicts)
 
     def render_text(self) -> str:
-        lines = [f"host: {self.host.describe()}", f"host platform: {self.host_platform}",
-                 f"container toolkit: {self.toolkit.describe()}"]
+        # nvidia-smi's and nvidia-ctk's answers are quoted too: each stays on its line.
+        lines = [f"host: {terminal(self.host.describe())}", f"host platform: {terminal(self.host_platform)}",
+                 f"container toolkit: {terminal(self.toolkit.describe())}"]
         if not self.verdicts:
             lines.append("no images are pinned in the lock")
         for verdict in self.verdicts:
-            lines.append(f"{verdict.status:<8} {verdict.ref}  {verdict.platform}: {verdict.reason}")
+            # The reason quotes the lock's image data (CUDA versions, NVIDIA_REQUIRE_CUDA): one line each.
+            lines.append(f"{verdict.status:<8} {terminal(verdict.ref)}  {terminal(verdict.platform)}: "
+                         f"{terminal(verdict.reason)}")
         if self.cannot_run:
             lines.append("some locked images cannot run on this host")
         return "\n".join(lines)

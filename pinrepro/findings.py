@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Level = Literal["error", "warning"]
+# "note": something lock did that the user should know about; never fails a command.
+Level = Literal["error", "warning", "note"]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem. ``error`` findings make verify exit 1; ``warning`` ones only with ``--strict``."""
+    """One problem. ``error`` findings make verify exit 1; ``warning`` ones only with ``--strict``; ``note`` never."""
 
     path: str
     line: int | None

@@ -2,7 +2,8 @@
 
 Every command computes all new file contents first and hands them here in one go: each file is written to
 a temporary file beside it, flushed, and only then renamed over the original (rename is atomic on POSIX).
-If anything fails before the renames, no original was touched.
+If anything fails before the renames, no original was touched. A symbolic link is written through, never
+replaced by a file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ def write_atomically(files: Mapping[Path, bytes]) -> None:
     """Replace each path's content with the given bytes; all temp files are ready before any rename."""
     staged: list[tuple[Path, str]] = []
     try:
-        for path, data in files.items():
+        for link, data in files.items():
+            # A symbolic link stays a link: the new bytes replace the file it points at, not the link itself
+            # (callers keep that file inside the project: pinrepro.lock.inside_project).
+            path = link.resolve() if link.is_symlink() else link
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pinrepro-tmp", dir=path.parent)
             staged.append((path, tmp))

@@ -1,7 +1,10 @@
 """Pull requests over the GitHub REST API (github.com and GitHub Enterprise Server).
 
 One bot pull request per branch: find it by ``head=owner:branch``, update it in place, open it only when none
-is open. Every API failure becomes one GitHubError line saying what GitHub refused and what to change.
+is open. "It" is checked in the client, on every page of the answer: head repository, head branch and state must
+all be ours, so a fork's pull request from a branch of the same name, or a closed one, is never edited (#16).
+The token goes only to the API of the host the git remote names (:func:`api_url_for_remote`).
+Every API failure becomes one GitHubError line saying what GitHub refused and what to change.
 The token only ever travels in the ``Authorization`` header: it is not kept in reprs, never formatted into a
 message, and requests' exceptions (which name URLs, never headers) are reduced to their class and host.
 """
@@ -20,6 +23,7 @@ import requests
 
 from pinrepro import __version__
 from pinrepro.errors import GitHubError
+from pinrepro.reference import is_loopback_host
 from pinrepro.scrub import remember
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -29,6 +33,10 @@ TIMEOUT = 30.0
 # git@github.com:owner/repo.git, ssh://git@host[:port]/owner/repo.git, https://[user@]host/owner/repo(.git)
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Pull request lists are paged (30 a page by default, 100 at most); a bot branch has one open pull request, so a
+# few pages are plenty, and a bound keeps a misbehaving server from looping us.
+_PER_PAGE = "100"
+_MAX_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class PullRequest:
     title: str
     body: str
     state: str
+    head_repo: str | None = None  # owner/name the head branch lives in; None when that fork was deleted
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PullRequest:
@@ -90,11 +99,21 @@ class PullRequest:
                 base_ref=str(data["base"]["ref"]),
                 title=str(data.get("title") or ""),
                 body=str(data.get("body") or ""),
-                state=str(data.get("state") or "open"),
+                state=str(data.get("state") or ""),
+                head_repo=_full_name(data["head"].get("repo")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GitHubError(f"GitHub answered a pull request without {exc}", where="GitHub API",
                               fix="check that GITHUB_API_URL points at the REST API (…/api/v3 on GHES)") from None
+
+    def is_open_from(self, repo: Repository, branch: str) -> bool:
+        """The bot's own: open, from ``branch`` of ``repo`` itself (not of a fork that has a branch of that name)."""
+        return (self.state == "open" and self.head_ref == branch
+                and (self.head_repo or "").lower() == str(repo).lower())
+
+
+def _full_name(repo: Any) -> str | None:
+    return str(repo["full_name"]) if isinstance(repo, Mapping) and repo.get("full_name") else None
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,65 @@ def api_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     """GITHUB_API_URL (set by Actions, e.g. ``https://ghe.example/api/v3`` on GHES), else api.github.com."""
     env = os.environ if environ is None else environ
     return (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def api_url_for_remote(remote_url: str, environ: Mapping[str, str] | None = None) -> str:
+    """The API the token may be sent to: the one of the host the git remote names.
+
+    github.com -> https://api.github.com; ``*.ghe.com`` (GitHub Enterprise Cloud with data residency) ->
+    https://api.HOST; any other host is GitHub Enterprise Server -> https://HOST/api/v3. GITHUB_API_URL, when set,
+    must point at that same host (Actions sets it so). A remote that is a local path names no host: then
+    GITHUB_API_URL, else api.github.com, as before.
+    """
+    env = os.environ if environ is None else environ
+    explicit = (env.get("GITHUB_API_URL") or "").strip().rstrip("/")
+    located = _remote_host(remote_url)
+    if located is None:
+        return explicit or DEFAULT_API_URL
+    host, port = located
+    if "." not in host and ":" not in host:
+        # An SSH alias from ~/.ssh/config (git@github-work:org/repo.git) names no server the token could go to.
+        if explicit:
+            return explicit
+        raise GitHubError(f"cannot tell which GitHub API serves the git remote's host '{host}' (an SSH alias?)",
+                          where="--open-pr", fix="set GITHUB_API_URL (https://api.github.com, or "
+                                                 "https://HOST/api/v3 for GitHub Enterprise Server)")
+    if host == "github.com":
+        expected, allowed = DEFAULT_API_URL, {"api.github.com"}
+    elif host.endswith(".ghe.com"):
+        expected, allowed = f"https://api.{host}", {f"api.{host}"}
+    else:
+        expected, allowed = f"https://{host}{port}/api/v3", {host}
+    if not explicit:
+        return expected
+    parts = urlsplit(explicit)
+    if (parts.hostname or "").lower() not in allowed or not (
+            parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.netloc))):
+        # Name the hosts only: GITHUB_API_URL is the user's, but a URL could carry user-info.
+        raise GitHubError(f"GITHUB_API_URL points at {parts.hostname or '(no host)'}, not at the API of {host} "
+                          "where the git remote is: the token would go to another server", where="--open-pr",
+                          fix=f"unset GITHUB_API_URL (pinrepro then uses {expected}) or set it to that API")
+    return explicit
+
+
+def _remote_host(url: str) -> tuple[str, str] | None:
+    """(host, ":port" or "") of a network remote URL; None for a local path, a file:// URL or a remote helper's
+    ``transport::address`` (git itself decides whether that may run: never ``ext::``, see pinrepro.git)."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*::", url):
+        return None
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme in {"https", "http", "ssh", "git", "git+ssh", "ssh+git"} and parts.hostname:
+            try:
+                port = f":{parts.port}" if parts.port and parts.scheme == "https" else ""
+            except ValueError:
+                port = ""
+            return parts.hostname.lower(), port
+        return None
+    match = _SCP_LIKE.match(url)
+    if match and not url.startswith(("/", ".")) and len(match["host"]) > 1:  # "C:\..." is a Windows path
+        return match["host"].lower(), ""
+    return None
 
 
 def token_from_env(name: str = "GITHUB_TOKEN", environ: Mapping[str, str] | None = None) -> str:
@@ -146,16 +224,36 @@ class GitHub:
         return branch
 
     def find_open_pull(self, repo: Repository, branch: str) -> PullRequest | None:
-        """The open pull request from ``owner:branch``, if there is one."""
-        data = self._request("GET", f"/repos/{repo}/pulls", what=f"list pull requests of {repo}",
-                             params={"head": f"{repo.owner}:{branch}", "state": "open", "per_page": "10"})
-        if not isinstance(data, list):
-            raise GitHubError("GitHub answered the pull-request list with something that is not a list",
-                              where=self.api_url, fix="check GITHUB_API_URL")
-        pulls = [PullRequest.from_json(item) for item in data]
-        # The head filter is exact on GitHub; checking again keeps a permissive proxy or GHES from misleading us.
-        mine = [pull for pull in pulls if pull.head_ref == branch]
+        """The open pull request from ``branch`` of ``repo`` itself, if there is one.
+
+        ``head=`` and ``state=`` are hints: a proxy, an older GHES or a changed API may ignore them and answer every
+        pull request, page by page. So each one is checked here, and every ``rel="next"`` page is read.
+        """
+        what = f"list pull requests of {repo}"
+        url: str | None = f"{self.api_url}/repos/{repo}/pulls"
+        params: Mapping[str, str] | None = {"head": f"{repo.owner}:{branch}", "state": "open", "per_page": _PER_PAGE}
+        mine: list[PullRequest] = []
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                break
+            response = self._exchange("GET", url, what=what, params=params)
+            data = self._json(response, what=what, url=url)
+            if not isinstance(data, list):
+                raise GitHubError("GitHub answered the pull-request list with something that is not a list",
+                                  where=self.api_url, fix="check GITHUB_API_URL")
+            mine += [pull for pull in map(PullRequest.from_json, data) if pull.is_open_from(repo, branch)]
+            url, params = self._next_page(response), None
         return min(mine, key=lambda pull: pull.number) if mine else None
+
+    def _next_page(self, response: requests.Response) -> str | None:
+        link = response.links.get("next", {}).get("url")
+        if not link:
+            return None
+        if not str(link).startswith(self.api_url + "/"):
+            # The token goes with every page: never to a host the answer names.
+            raise GitHubError("GitHub's next page of pull requests is on another server", where=self.api_url,
+                              fix="check GITHUB_API_URL and any proxy in front of the API")
+        return str(link)
 
     def create_pull(self, repo: Repository, *, head: str, base: str, title: str, body: str) -> PullRequest:
         data = self._request("POST", f"/repos/{repo}/pulls", what=f"open a pull request in {repo}",
@@ -218,13 +316,18 @@ class GitHub:
 
     def _request(self, method: str, path: str, *, what: str, params: Mapping[str, str] | None = None,
                  json: Any = None) -> Any:
+        url = self.api_url + path
+        return self._json(self._exchange(method, url, what=what, params=params, json=json), what=what, url=url)
+
+    def _exchange(self, method: str, url: str, *, what: str, params: Mapping[str, str] | None = None,
+                  json: Any = None) -> requests.Response:
+        path = url.removeprefix(self.api_url).split("?", 1)[0]
         headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "Authorization": f"Bearer {self._token}",
             "User-Agent": f"pinrepro/{__version__}",
         }
-        url = self.api_url + path
         try:
             response = self._session.request(method, url, headers=headers, params=params, json=json,
                                              timeout=self._timeout, allow_redirects=False)
@@ -236,6 +339,10 @@ class GitHub:
                                   "(https://HOST/api/v3)") from None
         if response.status_code >= 300:
             _raise_for(response, what=what, where=f"{self.api_url} {method} {path}")
+        return response
+
+    @staticmethod
+    def _json(response: requests.Response, *, what: str, url: str) -> Any:
         if response.status_code == 204 or not response.content:
             return None
         try:

@@ -8,23 +8,25 @@ All new file contents are computed first; files are written only once everything
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import lockfile
+from pinrepro import addgit, addurl, lockfile, policy
 from pinrepro.config import Config
+from pinrepro.deploy.model import DeploySite
+from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
-from pinrepro.dockerfile import Dockerfile, FromSite, rewrite
+from pinrepro.dockerfile import Dockerfile, FromSite, rewrite, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.scan import scan_platform
 from pinrepro.journal import Snapshot, WriteError, commit, project_lock
-from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
+from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock, UrlLock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
@@ -39,9 +41,9 @@ Scanner = Callable[[ImageRef, str], Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class ImageSite:
-    """One FROM (or ARG default) that names an image, parsed into a reference."""
+    """One FROM (or ARG default) that names an image, parsed into a reference; or a deployment file's image."""
 
-    dockerfile: Dockerfile
+    dockerfile: Dockerfile | None  # None for a deployment file (compose, Kubernetes, ...)
     site: FromSite
     ref: ImageRef  # with the digest written in the Dockerfile, if any
 
@@ -69,6 +71,19 @@ class LockOutcome:
         return bool(self.files)
 
 
+def wanted_platforms(config: Config, group: Sequence[ImageSite]) -> tuple[str, ...]:
+    """The platforms a build pulls of one image: ``FROM --platform=linux/arm64`` pulls only that one, whatever
+    the configuration lists; ``--platform=$BUILDPLATFORM`` (any ARG) and no flag pull each configured one."""
+    wanted: dict[str, None] = {}
+    for image_site in group:
+        platform = image_site.site.platform
+        if platform and "$" not in platform:
+            wanted[platform.lower()] = None
+        else:
+            wanted.update(dict.fromkeys(config.platforms))
+    return tuple(wanted)
+
+
 def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[Finding]]:
     """Image sites with parsed references, and findings for sites that cannot be pinned."""
     sites: list[ImageSite] = []
@@ -83,6 +98,15 @@ def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[
             # dockerfile.parse already rejected invalid references, naming the file and line.
             sites.append(ImageSite(dockerfile, site, ImageRef.parse(site.image)))
     return sites, findings
+
+
+def collect_deploy_sites(scan: DeployScan) -> list[tuple[DeploySite, ImageSite]]:
+    """The deployment files' references as image sites, so they share the lock, the resolver and verify."""
+    return [
+        (site, ImageSite(None, FromSite(site.path, site.line, site.written, site.image, "image"),
+                         ImageRef.parse(site.image)))
+        for site in scan.sites if site.image is not None
+    ]
 
 
 def run_lock(
@@ -124,13 +148,18 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
             raise WriteError("changed while pinrepro was reading it", where=dockerfile.path,
                              fix="run pinrepro again")
     sites, findings = collect_sites(dockerfiles)
+    deploy = scan_project(config.root, config.deploy_files)
+    deploy_sites = collect_deploy_sites(deploy)
+    findings.extend(deploy.findings)
+    sites.extend(image_site for _, image_site in deploy_sites)
     by_key: dict[str, list[ImageSite]] = {}
     for image_site in sites:
         by_key.setdefault(image_site.key, []).append(image_site)
 
     previous = old.images if old else {}
-    resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress)
+    resolver = _ImageResolver(config, client, client_factory, progress, scanner, scan_progress, dry_run=dry_run)
     images = resolver.pin_all(by_key, previous, upgrade=upgrade)
+    findings.extend(resolver.notes)
     findings.extend(_absent_platform_findings(config, images, by_key))
 
     layers: dict[str, LayerLock] = {}
@@ -146,26 +175,85 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
                 files[outcome.lock_path] = outcome.content
         findings.extend(_unknown_upgrade_packages(upgrade_packages, outcomes, config))
     elif upgrade_packages:
-        findings.append(Finding(config.source, None, "warning", "upgrade-package-unknown",
+        findings.append(Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
-    for dockerfile in dockerfiles:
+    urls, url_findings = addurl.lock_urls(dockerfiles, old.urls if old else {}, upgrade=upgrade,
+                                          fetch=addurl.fetcher(config.add_max_bytes))
+    findings.extend(url_findings)
+    git_urls, commits, git_findings = addgit.lock_git(dockerfiles, old.urls if old else {}, upgrade=upgrade,
+                                                      resolve=addgit.resolver(config.root))
+    urls.update(git_urls)
+    findings.extend(git_findings)
+    checksums = {url: entry.checksum for url, entry in urls.items()}
+    findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
+    # pin = "policy": the digests go into the BuildKit source policy only, the Dockerfiles stay as written.
+    for dockerfile in dockerfiles if config.pin != "policy" else []:
         new_text = rewrite(dockerfile, pins.get)
+        new_text = addgit.pin_text(replace(dockerfile, text=new_text),
+                                   lambda site: commits.get((site.path, site.line)))
+        new_text, add_findings = addurl.pin_text(replace(dockerfile, text=new_text),
+                                                 lambda site: checksums.get(site.url),
+                                                 add_syntax=config.syntax_directive)
+        findings.extend(add_findings)
+        if new_text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE) and \
+                not dockerfile.text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE):
+            # The added syntax line moves every line down: the lock records where things are now.
+            images, urls = _shift_sites(images, urls, dockerfile.path)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
+    deploy_pins = {id(site): pins.get(image_site.site) for site, image_site in deploy_sites}
+    for name, new_text in pin_files(deploy, lambda site: deploy_pins.get(id(site))).items():
+        files[config.root / name] = new_text.encode("utf-8")
 
-    new = Lock(images=images, layers=layers)
+    new = Lock(images=images, layers=layers, urls=urls)
+    if config.pin != "dockerfile":
+        files.update(_policy_file(config, new))
     new_lock_text = lockfile.dumps(new).encode("utf-8")
     old_lock_bytes = _read_or_none(config.lock_path)
     if new_lock_text != old_lock_bytes:
         files[config.lock_path] = new_lock_text
+    real = {path: inside_project(config, path) for path in files}
+    files = {real[path]: data for path, data in files.items()}
+    # Each file as it was read, under the name it is written by (a symlinked Dockerfile is written through it).
+    expected = {real[path]: read_as[path] for path in real if path in read_as}
     old_files = {path: _read_or_none(path) for path in files}
     if not dry_run and files:
-        commit(config.root, files, read_as)
+        commit(config.root, files, expected)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
+
+
+def inside_project(config: Config, path: Path) -> Path:
+    """The file ``path`` really is (through symbolic links), under the project root; an error when a link leads
+    out of the project: lock writes through links (they stay links, issue #16), never outside what it was given."""
+    root = config.root.resolve()
+    try:
+        return config.root / path.resolve().relative_to(root)
+    except ValueError:
+        name = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else str(path)
+        raise PinreproError(f"{name} is a symbolic link to {path.resolve()}, outside the project", where=name,
+                            fix="point the link at a file inside the project, or replace it with the file") from None
+
+
+def _shift_sites(images: dict[str, ImageLock], urls: dict[str, UrlLock],
+                 path: str) -> tuple[dict[str, ImageLock], dict[str, UrlLock]]:
+    def shifted(sites: tuple[str, ...]) -> tuple[str, ...]:
+        moved = {f"{path}:{int(site.rpartition(':')[2]) + 1}" if site.rpartition(":")[0] == path else site
+                 for site in sites}
+        return tuple(sorted(moved))
+
+    return ({key: replace(image, sites=shifted(image.sites)) for key, image in images.items()},
+            {key: replace(entry, sites=shifted(entry.sites)) for key, entry in urls.items()})
+
+
+def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:
+    settings = policy.load_settings(config)
+    text = policy.render(policy.build_policy(new, deny_unlocked=settings.deny_unlocked)).encode("utf-8")
+    path = config.root / settings.file
+    return {} if _read_or_none(path) == text else {path: text}
 
 
 def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],
@@ -173,10 +261,15 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
     """A typo in --upgrade-package would otherwise do nothing, silently."""
     pinned = {entry.name for outcome in outcomes for entry in parse_lock(outcome.content.decode("utf-8"))}
     return [
-        Finding(config.source, None, "warning", "upgrade-package-unknown",
+        Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                 f"--upgrade-package {name}: no requirement layer pins a package of that name")
         for name in sorted(names) if canonicalize_name(name) not in pinned
     ]
+
+
+def _config_file(config: Config) -> str:
+    """The file a finding about the configuration belongs to ("pyproject.toml [tool.pinrepro]" names a table)."""
+    return config.lockfile if config.source == "defaults" else config.source.split(" ", 1)[0]
 
 
 def _read_or_none(path: Path) -> bytes | None:
@@ -203,8 +296,9 @@ class _ImageResolver:
 
     def __init__(self, config: Config, client: RegistryClient | None,
                  client_factory: Callable[[], RegistryClient] | None, progress: Progress | None,
-                 scanner: Scanner | None, scan_progress: Progress | None = None) -> None:
+                 scanner: Scanner | None, scan_progress: Progress | None = None, *, dry_run: bool = False) -> None:
         self._config = config
+        self._dry_run = dry_run
         self._scan_progress = scan_progress
         self._scanner = scanner
         self._client = client
@@ -212,6 +306,7 @@ class _ImageResolver:
         self._progress = progress
         self._cache: Cache | None = None
         self.resolved: tuple[str, ...] = ()
+        self.notes: list[Finding] = []
 
     def client(self) -> RegistryClient:
         # Created only when something must be resolved: a lock where nothing changed makes no request.
@@ -229,7 +324,7 @@ class _ImageResolver:
     def cache(self) -> Cache:
         # One content-addressed cache for the configs describe() reads and the layers the scan reads.
         if self._cache is None:
-            self._cache = Cache()
+            self._cache = Cache(read_only=self._dry_run)
         return self._cache
 
     def pin_all(self, by_key: Mapping[str, list[ImageSite]], previous: Mapping[str, ImageLock],
@@ -237,6 +332,7 @@ class _ImageResolver:
         images: dict[str, ImageLock] = {}
         to_describe: dict[str, ImageRef] = {}
         to_check: dict[str, ImageRef] = {}
+        replaced: dict[str, str] = {}
         for key, group in by_key.items():
             prev = previous.get(key)
             written = {s.ref.digest for s in group if s.ref.digest}
@@ -248,16 +344,20 @@ class _ImageResolver:
             user_digest = next(iter(written), None)
             if not ref.tag:  # digest-only reference: nothing can move, only describe it once
                 user_digest = group[0].ref.digest
-            if prev and self._covers(prev) and user_digest in (None, prev.digest):
+            if prev and self._covers(prev, group) and user_digest in (None, prev.digest):
                 if upgrade and ref.tag:
                     to_check[key] = ref
-                images[key] = self._with_sites(prev, group)
-            elif user_digest and (not upgrade or not ref.tag):
-                # Pinned by hand (or the lock is new): keep the user's digest, learn its platforms.
-                # A digest-only reference has no tag to upgrade to, even with --upgrade.
+                images[key] = self._with_sites(prev, group, wanted_platforms(self._config, group))
+            elif user_digest and (not ref.tag or (prev is not None and not upgrade)):
+                # A digest is kept only under the reference it was locked with (same registry, repository
+                # and tag: the lock key), or when there is no tag to ask about (a digest-only reference).
                 to_describe[key] = ref.with_digest(user_digest)
             else:
+                # A new reference - a changed ARG, an edited tag, a digest written by hand - gets the digest
+                # its tag serves now: the digest written next to it may belong to another tag.
                 to_describe[key] = ref
+                if user_digest:
+                    replaced[key] = user_digest
         if to_check:
             moved = self._moved(to_check, previous)
             for key in moved:
@@ -266,6 +366,8 @@ class _ImageResolver:
             descriptions = self.client().describe_many(list(to_describe.values()))
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
+                if key in replaced and replaced[key] != images[key].digest:
+                    self.notes.append(_replaced_note(by_key[key][0], replaced[key], images[key].digest))
         self.resolved = tuple(sorted(to_describe))
         images = self._with_contents(images, by_key)
         return dict(sorted(images.items()))
@@ -307,8 +409,8 @@ class _ImageResolver:
 
         return scan
 
-    def _covers(self, prev: ImageLock) -> bool:
-        return set(self._config.platforms) <= set(prev.platforms)
+    def _covers(self, prev: ImageLock, group: list[ImageSite]) -> bool:
+        return set(wanted_platforms(self._config, group)) <= set(prev.platforms)
 
     def _moved(self, refs: Mapping[str, ImageRef], previous: Mapping[str, ImageLock]) -> list[str]:
         # HEAD requests first: they do not count against Docker Hub's pull limit, and an unmoved tag
@@ -324,17 +426,18 @@ class _ImageResolver:
         return moved
 
     @staticmethod
-    def _with_sites(image: ImageLock, group: list[ImageSite]) -> ImageLock:
+    def _with_sites(image: ImageLock, group: list[ImageSite], platforms: tuple[str, ...]) -> ImageLock:
         # Once pinned, ``FROM ubuntu`` reads ``ubuntu:latest@sha256:...``: the lock remembers it was implied.
         return ImageLock(
             digest=image.digest, media_type=image.media_type, sites=_sites(group),
-            platforms=image.platforms, implicit_tag=image.implicit_tag or group[0].ref.implicit_tag,
+            platforms={name: p for name, p in image.platforms.items() if name in platforms},
+            implicit_tag=image.implicit_tag or group[0].ref.implicit_tag,
         )
 
     def _image_lock(self, description: ImageDescription, group: list[ImageSite],
                     prev: ImageLock | None) -> ImageLock:
         platforms: dict[str, PlatformLock] = {}
-        for wanted in self._config.platforms:
+        for wanted in wanted_platforms(self._config, group):
             found = match_platform(wanted, description.platforms)
             if found is None:
                 platforms[wanted] = PlatformLock(absent=True)
@@ -347,6 +450,24 @@ class _ImageResolver:
             digest=description.digest, media_type=description.media_type, sites=_sites(group),
             platforms=platforms, implicit_tag=group[0].ref.implicit_tag or bool(prev and prev.implicit_tag),
         )
+
+
+def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
+    site = image_site.site
+    names = ", ".join(site.build_args)
+    example, written = site.build_args[0], strip_digest(site.written)[0]
+    return Finding(site.path, site.line, "note", "build-arg-ignored",
+                   f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
+                   f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
+                   f"change the default of {names} here and run `pinrepro lock`")
+
+
+def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:
+    ref = first.ref.without_digest().familiar()
+    return Finding(first.site.path, first.site.line, "note", "digest-replaced",
+                   f"{ref} was written with {written[:19]}, which is not locked for this reference; pinned "
+                   f"{served[:19]}, the digest its tag serves now (to keep a digest on purpose, write it "
+                   "without the tag)")
 
 
 def _sites(group: list[ImageSite]) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ Reading validates the shape and reports a corrupted lock with the key that is wr
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pinrepro import __version__
 from pinrepro.errors import LockfileError
 
 SCHEMA = 1
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 HEADER = (
     "# This file is written by `pinrepro lock`. Do not edit it by hand.\n"
     "# To change a pin, edit the Dockerfile or requirements input and run `pinrepro lock`;\n"
@@ -66,9 +68,21 @@ class LayerLock:
 
 
 @dataclass(frozen=True)
+class UrlLock:
+    """The pin of one ``ADD <url>`` download (the lock's key is the URL): its content's checksum."""
+
+    checksum: str  # sha256:<hex> of the downloaded bytes, what ADD --checksum and BuildKit's http.checksum take
+    size: int | None = None
+    sites: tuple[str, ...] = ()
+    # A Git source (``ADD <repo>.git#<ref>``): ``checksum`` is the commit the ref named, ``ref`` the ref itself.
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
 class Lock:
     images: Mapping[str, ImageLock] = field(default_factory=dict)
     layers: Mapping[str, LayerLock] = field(default_factory=dict)
+    urls: Mapping[str, UrlLock] = field(default_factory=dict)
 
 
 def dumps(lock: Lock) -> str:
@@ -78,6 +92,11 @@ def dumps(lock: Lock) -> str:
         data["images"] = {key: _image_to_toml(image) for key, image in sorted(lock.images.items())}
     if lock.layers:
         data["layers"] = {name: _layer_to_toml(layer) for name, layer in sorted(lock.layers.items())}
+    if lock.urls:
+        data["urls"] = {url: {"checksum": entry.checksum, "sites": list(entry.sites),
+                              **({"size": entry.size} if entry.size is not None else {}),
+                              **({"ref": entry.ref} if entry.ref is not None else {})}
+                        for url, entry in sorted(lock.urls.items())}
     return HEADER + "\n" + tomli_w.dumps(_sorted(data))
 
 
@@ -151,11 +170,24 @@ def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
             fix="upgrade pinrepro, or delete the lock and run `pinrepro lock`",
         )
     try:
-        images = {key: _image_from_toml(value) for key, value in _table(data, "images").items()}
+        images = {key: _image_from_toml(value, key) for key, value in _table(data, "images").items()}
         layers = {key: _layer_from_toml(value) for key, value in _table(data, "layers").items()}
+        urls = {key: _url_from_toml(value) for key, value in _table(data, "urls").items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise LockfileError(f"corrupted lock file ({exc})", where=where, fix=fix) from None
-    return Lock(images=images, layers=layers)
+    return Lock(images=images, layers=layers, urls=urls)
+
+
+def _url_from_toml(data: Any) -> UrlLock:
+    if not isinstance(data, dict):
+        raise TypeError("each url must be a table")
+    sites = data.get("sites", [])
+    size = data.get("size")
+    if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
+        raise TypeError("'sites' must be a list of strings")
+    ref = data.get("ref")
+    return UrlLock(checksum=_string(data, "checksum", "url"), size=size if isinstance(size, int) else None,
+                   sites=tuple(sites), ref=ref if isinstance(ref, str) else None)
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -172,9 +204,18 @@ def _string(data: Mapping[str, Any], key: str, context: str) -> str:
     return value
 
 
-def _image_from_toml(data: Any) -> ImageLock:
+def _digest(data: Mapping[str, Any], key: str, context: str) -> str:
+    # A hand-edited digest would otherwise be written into the Dockerfile as it is and pass verify.
+    value = _string(data, key, context)
+    if not _SHA256.fullmatch(value):
+        raise ValueError(f"{context}: '{key}' is '{value}', not sha256:<64 lower-case hex digits>")
+    return value
+
+
+def _image_from_toml(data: Any, key: str) -> ImageLock:
     if not isinstance(data, dict):
         raise TypeError("each image must be a table")
+    context = f"image '{key}'"
     platforms: dict[str, PlatformLock] = {}
     for name, entry in _table(data, "platforms").items():
         if not isinstance(entry, dict):
@@ -184,13 +225,13 @@ def _image_from_toml(data: Any) -> ImageLock:
             continue
         contents = {k: v for k, v in entry.items() if k != "digest"}
         platforms[name] = PlatformLock(
-            digest=_string(entry, "digest", f"platform {name}"), contents=contents or None
+            digest=_digest(entry, "digest", f"{context} platform {name}"), contents=contents or None
         )
     sites = data.get("sites", [])
     if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
         raise TypeError("'sites' must be a list of strings")
     return ImageLock(
-        digest=_string(data, "digest", "image"),
+        digest=_digest(data, "digest", context),
         media_type=_string(data, "media_type", "image"),
         sites=tuple(sites),
         platforms=platforms,
@@ -214,6 +255,23 @@ def _layer_from_toml(data: Any) -> LayerLock:
         python=python if isinstance(python, str) else None,
         constraints={str(k): str(v) for k, v in constraints.items()},
     )
+
+
+_HEADER_PART = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9_-]+))\s*(?:\.|$)')
+
+
+def table_lines(text: str, table: str) -> dict[str, int]:
+    """The line of each ``[<table>.<key>]`` header (e.g. ``[images."docker.io/library/ubuntu:22.04"]``), so a
+    finding about one entry of the lock can point at it."""
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not (stripped.startswith("[") and stripped.endswith("]")) or stripped.startswith("[["):
+            continue
+        parts = [m[1] if m[1] or not m[2] else m[2] for m in _HEADER_PART.finditer(stripped[1:-1])]
+        if len(parts) == 2 and parts[0] == table:
+            lines.setdefault(parts[1], number)
+    return lines
 
 
 def generator() -> str:

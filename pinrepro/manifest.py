@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pinrepro.escape import terminal
 from pinrepro.inventory.contents import UNKNOWN, PlatformContents
 from pinrepro.lockfile import ImageLock, Lock, PlatformLock
 
@@ -38,7 +39,7 @@ def render_text(lock: Lock, *, packages: bool = False) -> str:
         return "no images are pinned in the lock"
     blocks: list[str] = []
     for ref, image in sorted(lock.images.items()):
-        lines = [f"{ref}  {_short(image.digest)}"]
+        lines = [f"{terminal(ref)}  {terminal(_short(image.digest))}"]
         for name, platform in sorted(image.platforms.items()):
             lines.extend(_platform_lines(ref, name, platform, packages=packages))
         if not image.platforms:
@@ -49,8 +50,8 @@ def render_text(lock: Lock, *, packages: bool = False) -> str:
 
 def _platform_lines(ref: str, name: str, platform: PlatformLock, *, packages: bool) -> list[str]:
     if platform.absent:
-        return [f"  {name}  absent: the image has no such platform"]
-    lines = [f"  {name}  {_short(platform.digest)}"]
+        return [f"  {terminal(name)}  absent: the image has no such platform"]
+    lines = [f"  {terminal(name)}  {terminal(_short(platform.digest))}"]
     contents = contents_of(platform, where=f"pinrepro.lock [{ref}]")
     if contents is None:
         return [*lines, "    contents not recorded"]
@@ -72,11 +73,13 @@ def _platform_lines(ref: str, name: str, platform: PlatformLock, *, packages: bo
     if contents.created:
         rows.append(("created", contents.created))
     width = max(len(label) for label, _ in rows)
-    lines.extend(f"    {label.ljust(width)}  {value}" for label, value in rows)
-    lines.extend(f"    note: {note}" for note in contents.notes)
+    # Every value was read from the image (ENV, labels, os-release, dpkg): one value, one line, nothing run.
+    lines.extend(f"    {label.ljust(width)}  {terminal(value)}" for label, value in rows)
+    lines.extend(f"    note: {terminal(note)}" for note in contents.notes)
     if packages:
-        name_width = max((len(n) for n in contents.apt), default=0)
-        lines.extend(f"      {pkg.ljust(name_width)}  {version}" for pkg, version in sorted(contents.apt.items()))
+        apt = sorted((terminal(pkg), terminal(version)) for pkg, version in contents.apt.items())
+        name_width = max((len(n) for n, _ in apt), default=0)
+        lines.extend(f"      {pkg.ljust(name_width)}  {version}" for pkg, version in apt)
     return lines
 
 
@@ -173,31 +176,34 @@ class ManifestDiff:
         lines: list[str] = []
         for image in self.images:
             if image.kind == "moved":
-                lines.append(f"moved    {image.ref}  {_short(image.old_digest)} -> {_short(image.new_digest)}")
+                lines.append(f"moved    {terminal(image.ref)}  {terminal(_short(image.old_digest))} -> "
+                             f"{terminal(_short(image.new_digest))}")
             else:
-                lines.append(f"{image.kind:<8} {image.ref}  {_short(image.new_digest or image.old_digest)}")
+                lines.append(f"{image.kind:<8} {terminal(image.ref)}  "
+                             f"{terminal(_short(image.new_digest or image.old_digest))}")
         for platform in self.platforms:
             if lines:
                 lines.append("")
-            lines.append(f"{platform.ref}  {platform.platform}")
+            lines.append(f"{terminal(platform.ref)}  {terminal(platform.platform)}")
             rows = [(_LABELS[c.name], c) for c in platform.fields]
             if platform.digest is not None:
                 rows.insert(0, ("digest", Change("digest", _short(platform.digest.old), _short(platform.digest.new))))
             width = max((len(label) for label, _ in rows), default=0)
-            lines.extend(f"  {label.ljust(width)}  {_shown(c.name, c.old)} -> {_shown(c.name, c.new)}"
-                         for label, c in rows)
+            lines.extend(f"  {label.ljust(width)}  {terminal(_shown(c.name, c.old))} -> "
+                         f"{terminal(_shown(c.name, c.new))}" for label, c in rows)
             if platform.apt:
                 counts = {kind: len(platform.apt_of(kind)) for kind in ("added", "removed", "changed")}
                 lines.append(f"  apt: {counts['added']} added, {counts['removed']} removed, "
                              f"{counts['changed']} changed")
                 if packages:
                     for change in platform.apt:
+                        name, old, new = (terminal(v or "") for v in (change.name, change.old, change.new))
                         if change.kind == "added":
-                            lines.append(f"    + {change.name} {change.new}")
+                            lines.append(f"    + {name} {new}")
                         elif change.kind == "removed":
-                            lines.append(f"    - {change.name} {change.old}")
+                            lines.append(f"    - {name} {old}")
                         else:
-                            lines.append(f"    ~ {change.name} {change.old} -> {change.new}")
+                            lines.append(f"    ~ {name} {old} -> {new}")
         return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -169,10 +170,27 @@ def _bad(text: str, why: str) -> InvalidReferenceError:
 
 
 def is_loopback_host(registry: str) -> bool:
-    """Registries on loopback are reached over plain HTTP when HTTPS fails, as Docker does."""
-    host = registry
+    """Registries on loopback are reached over plain HTTP when HTTPS fails, as Docker does.
+
+    Loopback is an address (127.0.0.0/8, ::1) or the name ``localhost``; never a prefix of a name: a host called
+    ``127.evil.example`` resolves wherever its owner wants, and must get neither plain HTTP nor a password over it.
+    """
+    host = registry.strip()
     if host.startswith("["):
-        host = host[1 : host.find("]")]
-    else:
+        end = host.find("]")
+        host = host[1:end] if end > 0 else ""
+    elif host.count(":") == 1:  # host:port; more colons is a bare IPv6 address
         host = host.split(":", 1)[0]
-    return host == "localhost" or host == "::1" or host.startswith("127.")
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return address in _LOOPBACK_V4
+    return address == _LOOPBACK_V6
+
+
+_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK_V6 = ipaddress.IPv6Address("::1")

@@ -4,6 +4,12 @@
 ``open_pr`` the changed files are committed on the bot's branch (plumbing only: the user's checkout stays as it
 is), force-pushed (the branch belongs to the bot), and one pull request is opened or updated with the summary
 as its body. Nothing changed means no file touched, nothing pushed, and an open bot PR left alone.
+
+What the bot will not do (issue #16), each checked before anything is pushed, most before anything is locked:
+overwrite a branch it did not write (the base branch, a teammate's branch, a bot branch someone added a commit
+to) - its force-push carries a lease on the tip it checked; commit anything but HEAD's files plus exactly the
+bytes ``lock --upgrade`` changed (a file it must change that holds uncommitted edits is refused unless
+``allow_uncommitted``); send the token to another host than the git remote's.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any, Literal, Protocol
 from pinrepro.config import Config
 from pinrepro.errors import ConfigError, GitError
 from pinrepro.findings import Finding
+from pinrepro.fsutil import write_atomically
 from pinrepro.git import Git, Identity
-from pinrepro.github import GitHub, PullRequest, Repository, api_url_from_env, token_from_env
+from pinrepro.github import GitHub, PullRequest, Repository, api_url_for_remote, token_from_env
 from pinrepro.lockfile import Lock
 from pinrepro.summary import PR_BODY_LIMIT, Summary, render_markdown, summarize
 
@@ -30,6 +37,9 @@ DEFAULT_AUTHOR = "github-actions[bot] <41898282+github-actions[bot]@users.norepl
 DEFAULT_REMOTE = "origin"
 DEFAULT_IDENTITY = Identity.parse(DEFAULT_AUTHOR)
 SETTINGS_KEYS = ("branch", "base", "title", "labels", "reviewers", "team_reviewers", "remote", "author")
+# A trailer in every bot commit naming the branch it was written for: with the committer identity, what tells
+# the bot's own tip from a commit someone else pushed (or a bot commit that was merged into another branch).
+BOT_TRAILER = "Pinrepro-Refresh-Branch"
 
 
 class LockOutcomeLike(Protocol):
@@ -192,6 +202,7 @@ class _GitHubContext:
     git: Git
     client: GitHub
     repo: Repository
+    base: str
 
 
 def refresh(
@@ -205,6 +216,7 @@ def refresh(
     environ: Mapping[str, str] | None = None,
     run_lock: RunLock | None = None,
     github: GitHub | None = None,
+    allow_uncommitted: bool = False,
 ) -> RefreshResult:
     """Upgrade every pin, summarise what moved, and with ``open_pr`` push the bot branch and open/update its PR.
 
@@ -222,7 +234,13 @@ def refresh(
         from pinrepro.lock import run_lock as default_run_lock
 
         run_lock = default_run_lock
-    outcome = run_lock(config, upgrade=True, upgrade_packages=upgrade_packages, dry_run=dry_run)
+    # With a commit to make, lock computes only: the files it would change are checked against HEAD first, so a
+    # refusal leaves every file as it was.
+    outcome = run_lock(config, upgrade=True, upgrade_packages=upgrade_packages,
+                       dry_run=dry_run or context is not None)
+    if context is not None and outcome.changed:
+        _refuse_uncommitted(context.git, outcome.old_files, allow=allow_uncommitted)
+        write_atomically(outcome.files)
     summary = summarize(outcome.old, outcome.new, root=config.root, files=outcome.files,
                         old_files=outcome.old_files)
     markdown = render_markdown(summary)
@@ -253,51 +271,94 @@ def _github_context(config: Config, settings: RefreshSettings, env: Mapping[str,
     remote_url = git.remote_url(settings.remote)
     repository = env.get("GITHUB_REPOSITORY", "").strip()
     repo = Repository.parse(repository) if repository else Repository.from_remote_url(remote_url)
-    client = github or GitHub(token, api_url=api_url_from_env(env))
-    return _GitHubContext(git, client, repo)
+    api_url = api_url_for_remote(remote_url, env)  # the remote's host, or a refusal before the token goes anywhere
+    client = github or GitHub(token, api_url=api_url)
+    base = settings.base or git.current_branch() or client.default_branch(repo)
+    if base == settings.branch:
+        raise ConfigError(f"the bot branch '{settings.branch}' is also the pull request's base branch: pinrepro would "
+                          "overwrite it", where="refresh --open-pr",
+                          fix=f'give the bot a branch of its own (--branch, or [refresh] branch; default '
+                              f'"{DEFAULT_BRANCH}")')
+    _bot_tip(git, settings)
+    return _GitHubContext(git, client, repo, base)
+
+
+def _bot_tip(git: Git, settings: RefreshSettings) -> str | None:
+    """The bot branch's tip on the remote (None: no such branch) - a GitError unless the bot wrote it."""
+    tip = git.remote_branch(settings.remote, settings.branch)
+    if tip is None:
+        return None
+    if not git.has_object(tip):
+        git.fetch(settings.remote, settings.branch)
+    committer, message = git.commit_text(tip)
+    trailers = message.rstrip("\n").rpartition("\n\n")[2].splitlines()
+    if committer != settings.author or f"{BOT_TRAILER}: {settings.branch}" not in trailers:
+        raise GitError(f"branch '{settings.branch}' on remote '{settings.remote}' ends in commit {tip[:12]}, which "
+                       "pinrepro did not write: it will not overwrite it", where="refresh --open-pr",
+                       fix="give the bot a branch of its own (--branch, or [refresh] branch), or delete that branch "
+                           "on the remote if it is an old bot branch nobody needs")
+    return tip
+
+
+def _refuse_uncommitted(git: Git, old_files: Mapping[Path, bytes | None], *, allow: bool) -> None:
+    """The commit is HEAD plus lock's changes: a file lock changes must hold HEAD's bytes before it does."""
+    if allow:
+        return
+    head = git.head()
+    dirty = []
+    for path, before in sorted(old_files.items()):
+        name = git.relative(path)
+        committed = git.blob_at(head, name)
+        current = None if before is None else git.blob_of(name, before)
+        if committed != current:
+            dirty.append(name)
+    if dirty:
+        one = len(dirty) == 1
+        raise GitError(f"{', '.join(dirty)} {'has' if one else 'have'} uncommitted changes, and pinrepro must change "
+                       f"{'it' if one else 'them'}: they would be committed and pushed with the pins",
+                       where="refresh --open-pr",
+                       fix="commit or stash them first, or pass --allow-uncommitted to publish them as well")
 
 
 def _publish(context: _GitHubContext, settings: RefreshSettings, files: Mapping[Path, bytes], markdown: str,
              summary: Summary) -> PullResult:
     git, client, repo = context.git, context.client, context.repo
     head = git.head()
+    tip = _bot_tip(git, settings)  # again: the lock took minutes, someone may have pushed meanwhile
     relative = {git.relative(path): data for path, data in files.items()}
-    commit = git.commit_files(relative, parent=head, message=_commit_message(settings.title, summary),
+    commit = git.commit_files(relative, parent=head, message=_commit_message(settings, summary),
                               author=settings.author)
     if git.tree_of(commit) == git.tree_of(head):
         # The files already hold these bytes in HEAD (the working tree was behind): nothing to propose.
         existing = client.find_open_pull(repo, settings.branch)
         return PullResult("left-open" if existing else "none", settings.branch, pushed=False, pull=existing)
     pushed = False
-    if not _same_as_remote(git, settings, commit, head):
-        git.push(settings.remote, commit, settings.branch, force=True)
+    if not _same_as_remote(git, tip, commit, head):
+        git.push(settings.remote, commit, settings.branch, expect=tip)
         pushed = True
-    base = settings.base or git.current_branch() or client.default_branch(repo)
     outcome = client.open_or_update_pull(
-        repo, branch=settings.branch, base=base, title=settings.title, body=markdown,
+        repo, branch=settings.branch, base=context.base, title=settings.title, body=markdown,
         labels=settings.labels, reviewers=settings.reviewers, team_reviewers=settings.team_reviewers,
     )
     return PullResult(outcome.action, settings.branch, pushed=pushed, commit=commit, pull=outcome.pull)
 
 
-def _same_as_remote(git: Git, settings: RefreshSettings, commit: str, head: str) -> bool:
+def _same_as_remote(git: Git, remote_commit: str | None, commit: str, head: str) -> bool:
     """True when the remote branch already holds this change on this base: pushing again would only make noise
     (a force-push event, re-run checks) for the same files."""
-    remote_commit = git.remote_branch(settings.remote, settings.branch)
     if remote_commit is None:
         return False
-    if not git.has_object(remote_commit):
-        git.fetch(settings.remote, settings.branch)
     return (git.parents_of(remote_commit) == (head,)
             and git.tree_of(remote_commit) == git.tree_of(commit))
 
 
-def _commit_message(title: str, summary: Summary) -> str:
-    lines = [title, ""]
+def _commit_message(settings: RefreshSettings, summary: Summary) -> str:
+    lines = [settings.title, ""]
     for image in summary.images:
         lines.append(f"- {image.ref}: {image.kind}")
     for layer in summary.layers:
         lines.append(f"- requirements layer {layer.layer}: {len(layer.packages)} package(s)")
     if len(lines) == 2:
         lines.append("- lock bookkeeping only")
+    lines += ["", f"{BOT_TRAILER}: {settings.branch}"]
     return "\n".join(lines) + "\n"

@@ -31,7 +31,8 @@ from packaging.utils import canonicalize_name
 from pinrepro.config import Config, IndexOptions, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
-from pinrepro.lockfile import LayerLock, Lock
+from pinrepro.installs import check_command
+from pinrepro.lockfile import LayerLock, Lock, table_lines
 from pinrepro.resolvers import COMPILE_COMMAND, CompileRequest, ResolverRunner, compile_layer
 
 __all__ = [
@@ -407,8 +408,11 @@ def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> 
     findings: list[Finding] = []
     texts: dict[str, str] = {}
     configured = {layer.name for layer in config.layers}
-    for name in sorted(set(lock.layers) - configured):
-        findings.append(Finding(config.lockfile, None, "error", "stale-lock-entry",
+    stale = sorted(set(lock.layers) - configured)
+    lock_text = (_read(config.lock_path) or b"").decode("utf-8", "replace") if stale else ""
+    lines = table_lines(lock_text, "layers")
+    for name in stale:
+        findings.append(Finding(config.lockfile, lines.get(name), "error", "stale-lock-entry",
                                 f"pinrepro.lock records layer '{name}', which is not configured any more - "
                                 "run `pinrepro lock` to drop it"))
     for layer in _ordered(config.layers):
@@ -495,28 +499,15 @@ def _check_repins(config: Config, layer: Layer, texts: Mapping[str, str]) -> Ite
 
 # -- Dockerfile RUN pip install lines -------------------------------------------------------------
 
-# pip / uv options that take a value (so the value is not mistaken for a package).
-_VALUE_OPTIONS = frozenset({
-    "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c", "--constraint", "-r", "--requirement",
-    "-e", "--editable", "-t", "--target", "--prefix", "--root", "--platform", "--python-version",
-    "--implementation", "--abi", "--only-binary", "--no-binary", "--progress-bar", "--cache-dir", "--src",
-    "--upgrade-strategy", "--trusted-host", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
-    "--client-cert", "--log", "--global-option", "--config-settings", "-C", "--report", "--python", "-p",
-    "--index-strategy", "--root-user-action", "--index", "--default-index", "--keyring-provider",
-    "--resolution", "--prerelease", "--link-mode", "--exclude-newer", "--python-platform", "--build-constraint",
-    "--override", "--group", "--extra",
-})
 _SEPARATORS = frozenset({"&&", "||", ";", "|", "&", "(", ")", ";;", "\n"})
-_PIP = re.compile(r"^pip(3(\.\d+)?)?$")
-_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 
 
 def check_dockerfile_installs(text: str, path: str, config: Config) -> list[Finding]:
-    """Warnings for ``RUN pip install`` lines that install a layer's ``.in`` or loose packages, not a lock."""
+    """Errors for RUN commands that install Python packages around the locks (judged by pinrepro.installs)."""
     findings: list[Finding] = []
     for line, script in _run_scripts(text):
         for start, argv in _commands(script, line):
-            findings.extend(_check_install(argv, start, path, config))
+            findings.extend(check_command(argv, start, path, config))
     return findings
 
 
@@ -621,90 +612,3 @@ def _commands(script: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
         return  # unbalanced quotes: not a script we can read
     if argv:
         yield line, argv
-
-
-def _install_args(argv: list[str]) -> list[str] | None:
-    """The arguments after ``install`` when argv runs pip (or uv pip) install, else None."""
-    words = list(argv)
-    while words and (re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]) or words[0] in {"sudo", "env", "time",
-                                                                                         "exec", "command"}):
-        words.pop(0)
-    if not words:
-        return None
-    head = PurePosixPath(words[0]).name
-    if _PIP.match(head):
-        rest = words[1:]
-    elif _PYTHON.match(head) and words[1:3] == ["-m", "pip"]:
-        rest = words[3:]
-    elif _PYTHON.match(head) and words[1:4] == ["-m", "uv", "pip"]:
-        rest = words[4:]
-    elif head == "uv" and words[1:2] == ["pip"]:
-        rest = words[2:]
-    else:
-        return None
-    while rest and rest[0].startswith("-"):  # global options before the subcommand
-        rest = rest[2:] if rest[0] in _VALUE_OPTIONS else rest[1:]
-    return rest[1:] if rest[:1] == ["install"] else None
-
-
-def _check_install(argv: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
-    args = _install_args(argv)
-    if args is None:
-        return
-    by_input = {PurePosixPath(layer.requirements).name: layer for layer in config.layers}
-    position = 0
-    positional_only = False
-    while position < len(args):
-        arg = args[position]
-        position += 1
-        value: str | None = None
-        if not positional_only and arg == "--":
-            positional_only = True
-            continue
-        if not positional_only and arg.startswith("-"):
-            option, _, inline = arg.partition("=")
-            if option in ("-r", "--requirement") or re.match(r"^-r\S", arg):
-                if inline:
-                    value = inline
-                elif option == arg and arg not in ("-r", "--requirement"):
-                    value = arg[2:]
-                elif position < len(args):
-                    value = args[position]
-                    position += 1
-                if value:
-                    yield from _check_requirement_file(value, line, path, by_input)
-            elif option in _VALUE_OPTIONS and not inline:
-                position += 1
-            continue
-        yield from _check_package(arg, line, path)
-
-
-def _check_requirement_file(value: str, line: int, path: str, by_input: Mapping[str, Layer]) -> Iterator[Finding]:
-    if "$" in value:
-        return
-    layer = by_input.get(PurePosixPath(value).name)
-    if layer is not None:
-        yield Finding(path, line, "warning", "install-input",
-                      f"installs {value}, the input of layer '{layer.name}', instead of its lock {layer.lock} - "
-                      f"use `pip install --require-hashes --no-deps -r {layer.lock}`")
-    elif value.endswith(".in"):
-        yield Finding(path, line, "warning", "install-input",
-                      f"installs {value}, an unlocked requirements input - add it as a layer and install its lock")
-
-
-def _check_package(arg: str, line: int, path: str) -> Iterator[Finding]:
-    if "$" in arg or "://" in arg or arg.startswith((".", "/", "~")) or "/" in arg \
-            or arg.endswith((".whl", ".tar.gz", ".zip")):
-        return  # a path, URL or shell variable: not a name from an index
-    try:
-        requirement = Requirement(arg)
-    except InvalidRequirement:
-        return
-    if requirement.url:
-        return
-    specs = list(requirement.specifier)
-    if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-        return
-    yield Finding(path, line, "warning", "install-loose",
-                  f"installs '{arg}' without a pinned version, outside the locked layers - "
-                  "add it to a layer's requirements and install the lock")

@@ -17,13 +17,15 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pinrepro import manifest
+from pinrepro import escape, manifest
+from pinrepro.deploy.discovery import is_deploy_path
 from pinrepro.lockfile import Lock
 from pinrepro.manifest import Change
 
 # Section headings, in the order they appear; tests check each one is rendered.
 HEADING_DRIVER = "Minimum NVIDIA driver"
 HEADING_IMAGES = "### Base images"
+HEADING_DEPLOY_IMAGES = "### Deployment images"  # used only by compose / Kubernetes / Helm / workflow files
 HEADING_SYSTEM = "### CUDA, drivers and Python"
 HEADING_APT = "### apt packages"
 HEADING_PYTHON = "### Python packages"
@@ -75,6 +77,7 @@ class Summary:
     platforms: tuple[PlatformChange, ...] = ()
     layers: tuple[LayerChange, ...] = ()
     files: tuple[str, ...] = ()  # every file that changes, relative to the project root
+    deployment: frozenset[str] = frozenset()  # image refs that only deployment files use (no Dockerfile)
 
     @property
     def changed(self) -> bool:
@@ -106,6 +109,10 @@ def summarize(old: Lock | None, new: Lock, *, root: Path, files: Mapping[Path, b
         platforms=platforms,
         layers=tuple(_layer_changes(previous, new, root, files, old_files)),
         files=tuple(sorted(_display_path(path, root) for path in files)),
+        deployment=frozenset(
+            ref for lock in (previous, new) for ref, image in lock.images.items()
+            if image.sites and all(is_deploy_path(site.rpartition(":")[0]) for site in image.sites)
+        ),
     )
 
 
@@ -215,15 +222,20 @@ def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
     if summary.driver_changes:
         out += _driver_callout(summary.driver_changes)
     out += [_headline(summary), ""]
-    if summary.images:
-        out += _images_section(summary.images)
+    base = tuple(i for i in summary.images if i.ref not in summary.deployment)
+    if base:
+        out += _images_section(base)
+    deployed = tuple(i for i in summary.images if i.ref in summary.deployment)
+    if deployed:
+        out += _images_section(deployed, HEADING_DEPLOY_IMAGES)
     system = [(p, c) for p in summary.platforms for c in (*p.components, *([p.min_driver] if p.min_driver else []))]
     if system:
         out += [HEADING_SYSTEM, "", "| image | platform | component | old | new |", "| --- | --- | --- | --- | --- |"]
         for platform, change in system:
             new = f"**{_cell(change.new)}**" if change.name == "min_driver" else _cell(change.new)
             label = _LABELS.get(change.name, change.name)
-            out.append(f"| `{platform.image}` | {platform.platform} | {label} | {_cell(change.old)} | {new} |")
+            out.append(f"| {_code(platform.image)} | {_cell(platform.platform)} | {label} | {_cell(change.old)} "
+                       f"| {new} |")
         out.append("")
     apt = [p for p in summary.platforms if p.apt]
     if apt:
@@ -231,7 +243,7 @@ def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
     if summary.layers:
         out += _python_section(summary.layers)
     if summary.files:
-        out += [HEADING_FILES, ""] + [f"- `{path}`" for path in summary.files] + [""]
+        out += [HEADING_FILES, ""] + [f"- {_code(path)}" for path in summary.files] + [""]
     out += ["---", "<sub>Written by <code>pinrepro refresh</code>. The next scheduled run updates this pull request "
                    "instead of opening another; merge it to move the pins.</sub>"]
     return "\n".join(out) + "\n"
@@ -250,7 +262,7 @@ def _driver_callout(platforms: tuple[PlatformChange, ...]) -> list[str]:
     for platform in platforms:
         change = platform.min_driver
         assert change is not None
-        lines.append(f"> - `{platform.image}` ({platform.platform}): {_cell(change.old)} → "
+        lines.append(f"> - {_code(platform.image)} ({_cell(platform.platform)}): {_cell(change.old)} → "
                      f"**{_cell(change.new)}** ({_direction(change)})")
     return [*lines, ""]
 
@@ -299,10 +311,10 @@ def _headline(summary: Summary) -> str:
     return "**" + parts[0][0].upper() + parts[0][1:] + "**" + "".join(f", {part}" for part in parts[1:]) + "."
 
 
-def _images_section(images: tuple[ImageChange, ...]) -> list[str]:
-    lines = [HEADING_IMAGES, "", "| image | old | new | created |", "| --- | --- | --- | --- |"]
+def _images_section(images: tuple[ImageChange, ...], heading: str = HEADING_IMAGES) -> list[str]:
+    lines = [heading, "", "| image | old | new | created |", "| --- | --- | --- | --- |"]
     for image in images:
-        lines.append(f"| `{image.ref}` | {_digest(image.old_digest)} | {_digest(image.new_digest)} | "
+        lines.append(f"| {_code(image.ref)} | {_digest(image.old_digest)} | {_digest(image.new_digest)} | "
                      f"{_date(image.old_created)} → {_date(image.new_created)} |")
     return [*lines, ""]
 
@@ -310,13 +322,14 @@ def _images_section(images: tuple[ImageChange, ...]) -> list[str]:
 def _apt_section(platforms: list[PlatformChange], *, full_list: bool) -> list[str]:
     lines = [HEADING_APT, ""]
     for platform in platforms:
-        lines.append(f"- `{platform.image}` ({platform.platform}): {_kind_counts(platform.apt)}")
+        lines.append(f"- {_code(platform.image)} ({_cell(platform.platform)}): {_kind_counts(platform.apt)}")
     if not full_list:
         return [*lines, "", APT_LIST_OMITTED, ""]
     total = sum(len(p.apt) for p in platforms)
     lines += ["", "<details>", f"<summary>All apt package changes ({total})</summary>", ""]
     for platform in platforms:
-        lines += [f"`{platform.image}` ({platform.platform})", "", "| package | old | new |", "| --- | --- | --- |"]
+        lines += [f"{_code(platform.image)} ({_cell(platform.platform)})", "", "| package | old | new |",
+                  "| --- | --- | --- |"]
         lines += [_change_row(change) for change in platform.apt]
         lines.append("")
     return [*lines, "</details>", ""]
@@ -325,7 +338,7 @@ def _apt_section(platforms: list[PlatformChange], *, full_list: bool) -> list[st
 def _python_section(layers: tuple[LayerChange, ...]) -> list[str]:
     lines = [HEADING_PYTHON, ""]
     for layer in layers:
-        lines += [f"**`{layer.layer}`** (`{layer.lock}`): {_kind_counts(layer.packages)}", "",
+        lines += [f"**{_code(layer.layer)}** ({_code(layer.lock)}): {_kind_counts(layer.packages)}", "",
                   "| package | old | new |", "| --- | --- | --- |"]
         lines += [_change_row(change) for change in layer.packages]
         lines.append("")
@@ -353,16 +366,22 @@ def _digest(digest: str | None) -> str:
     if digest is None:
         return "-"
     algorithm, _, hex_part = digest.partition(":")
-    return f"`{algorithm}:{hex_part[:_SHORT_DIGEST]}`"
+    return _code(f"{algorithm}:{hex_part[:_SHORT_DIGEST]}")
 
 
 def _date(created: str | None) -> str:
     # Image configs carry RFC 3339 timestamps; the day is what a reviewer compares.
-    return created[:10] if created else "?"
+    return _cell(created[:10]) if created else "?"
 
 
+# Every value in the body came from outside (image labels and ENV, dpkg, the package index, file names): each is
+# written through pinrepro.escape, as plain text or as a code span, so it renders as what it is (issue #16).
 def _cell(text: str | None) -> str:
-    return "-" if text is None else text.replace("|", "\\|").replace("\n", " ")
+    return "-" if text is None else escape.markdown_text(text)
+
+
+def _code(text: str) -> str:
+    return escape.markdown_code(text)
 
 
 # -- JSON -----------------------------------------------------------------------------------------------------
@@ -374,7 +393,7 @@ def to_json(summary: Summary) -> dict[str, Any]:
         "changed": summary.changed,
         "images": [
             {"ref": i.ref, "kind": i.kind, "old_digest": i.old_digest, "new_digest": i.new_digest,
-             "old_created": i.old_created, "new_created": i.new_created}
+             "old_created": i.old_created, "new_created": i.new_created, "deployment": i.ref in summary.deployment}
             for i in summary.images
         ],
         "platforms": [

@@ -6,28 +6,35 @@ each pinned digest is still pullable and whether its tag now points elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pinrepro import lockfile
+from pinrepro.addgit import check_git, check_git_online, resolver
+from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.config import Config
+from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import check_cuda_coherence
-from pinrepro.lock import ImageSite, collect_sites
+from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
+from pinrepro.policy import check_policy, load_settings
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
 from pinrepro.requirements import check_dockerfile_installs, check_layers
+from pinrepro.suppress import Suppressed, apply_ignores
 
 
 @dataclass(frozen=True)
 class VerifyReport:
     findings: tuple[Finding, ...]
     strict: bool = False
+    # Findings a rule id silenced ([tool.pinrepro.verify] ignore, or an inline comment): shown, never counted.
+    suppressed: tuple[Suppressed, ...] = ()
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -55,23 +62,45 @@ def run_verify(
     lock = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
     sites, findings = collect_sites(dockerfiles)
+    deploy = scan_project(config.root, config.deploy_files)
+    findings.extend(deploy.findings)
+    sites.extend(image_site for _, image_site in collect_deploy_sites(deploy))
     if lock is None:
         findings.append(Finding(lock_name, None, "error", "no-lock",
                                 f"{lock_name} does not exist: run `pinrepro lock` and commit it"))
         lock = Lock()
-    findings.extend(check_images(sites, lock, lock_name))
-    findings.extend(check_platforms(config, lock))
+    lines = _lock_lines(config)
+    findings.extend(check_images(sites, lock, lock_name, lines, digests_in_dockerfiles=config.pin != "policy"))
+    findings.extend(check_urls(dockerfiles, lock, lock_name, in_dockerfiles=config.pin != "policy"))
+    findings.extend(check_git(dockerfiles, lock, lock_name))
+    if config.pin != "dockerfile":
+        findings.extend(check_policy(config, lock, load_settings(config)))
+    findings.extend(check_platforms(config, lock, sites, lines))
     if config.layers or lock.layers:
-        findings.extend(_layer_findings(config, lock, dockerfiles))
+        findings.extend(check_layers(config, lock))
+    # Installs around the locks count with or without layers: `pip install requests` is unpinned either way.
+    for dockerfile in dockerfiles:
+        findings.extend(check_dockerfile_installs(dockerfile.text, dockerfile.path, config))
     findings.extend(_cuda_findings(config, lock, dockerfiles))
     if online and lock.images:
         factory = client_factory or _default_client(config)
-        findings.extend(check_online(lock, factory(), lock_name))
-    return VerifyReport(findings=tuple(sorted(set(findings), key=Finding.sort_key)), strict=strict)
+        findings.extend(check_online(lock, factory(), lock_name, lines))
+    if online and lock.urls:
+        findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
+        findings.extend(check_git_online(lock, lock_name, resolver(config.root)))
+    texts = {dockerfile.path: dockerfile.text for dockerfile in dockerfiles}
+    texts.update(deploy.texts)  # YAML comments are '#' too: an inline ignore works next to an image line
+    kept, suppressed = apply_ignores(sorted(set(findings), key=Finding.sort_key), ignore=config.verify.ignore,
+                                     texts=texts, config_source=config.source)
+    return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))
 
 
-def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Finding]:
-    """Every FROM pinned, to the digest the lock has; no lock entry without a FROM, and vice versa."""
+def check_images(sites: list[ImageSite], lock: Lock, lock_name: str,
+                 lines: Mapping[str, int] | None = None, *, digests_in_dockerfiles: bool = True) -> list[Finding]:
+    """Every FROM pinned, to the digest the lock has; no lock entry without a FROM, and vice versa.
+
+    Without ``digests_in_dockerfiles`` (pin = "policy") a FROM may stay unpinned: the source policy pins it.
+    """
     findings: list[Finding] = []
     seen: set[str] = set()
     for image_site in sites:
@@ -81,10 +110,10 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Fin
         if entry is None:
             findings.append(Finding(site.path, site.line, "error", "not-locked",
                                     f"{ref.familiar()} is not in {lock_name}: run `pinrepro lock`"))
-        elif ref.digest is None:
+        elif ref.digest is None and (digests_in_dockerfiles or image_site.dockerfile is None):
             findings.append(Finding(site.path, site.line, "error", "unpinned",
                                     f"{ref.familiar()} is not pinned by digest: run `pinrepro lock`"))
-        elif ref.digest != entry.digest:
+        elif ref.digest is not None and ref.digest != entry.digest:
             findings.append(Finding(
                 site.path, site.line, "error", "drift",
                 f"{ref.without_digest().familiar()} is pinned to {_short(ref.digest)} but {lock_name} has "
@@ -95,24 +124,31 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str) -> list[Fin
                 findings.append(Finding(site.path, site.line, "warning", "platform-absent",
                                         f"{ref.without_digest().familiar()} has no {platform} image"))
     for key in sorted(set(lock.images) - seen):
-        findings.append(Finding(lock_name, None, "error", "stale-lock-entry",
-                                f"{key} is in {lock_name} but no Dockerfile uses it: run `pinrepro lock`"))
+        findings.append(Finding(lock_name, (lines or {}).get(key), "error", "stale-lock-entry",
+                                f"{key} is in {lock_name} but no Dockerfile or deployment file uses it: "
+                                "run `pinrepro lock`"))
     return findings
 
 
-def check_platforms(config: Config, lock: Lock) -> list[Finding]:
-    """A platform added to the configuration is an input change that `lock` has not seen yet."""
+def check_platforms(config: Config, lock: Lock, sites: list[ImageSite],
+                    lines: Mapping[str, int] | None = None) -> list[Finding]:
+    """A platform added to the configuration (or to a FROM --platform) is an input change `lock` has not seen."""
     findings = []
+    by_key: dict[str, list[ImageSite]] = {}
+    for image_site in sites:
+        by_key.setdefault(image_site.key, []).append(image_site)
     for key, entry in sorted(lock.images.items()):
-        missing = [p for p in config.platforms if p not in entry.platforms]
+        wanted = wanted_platforms(config, by_key[key]) if key in by_key else config.platforms
+        missing = [p for p in wanted if p not in entry.platforms]
         if missing:
-            findings.append(Finding(config.lockfile, None, "error", "platforms-changed",
+            findings.append(Finding(config.lockfile, (lines or {}).get(key), "error", "platforms-changed",
                                     f"{key} is not locked for {', '.join(missing)} (configured in {config.source}): "
                                     "run `pinrepro lock`"))
     return findings
 
 
-def check_online(lock: Lock, client: RegistryClient, lock_name: str) -> list[Finding]:
+def check_online(lock: Lock, client: RegistryClient, lock_name: str,
+                 lines: Mapping[str, int] | None = None) -> list[Finding]:
     """Is each pinned digest still pullable, and does each tag still point to it?"""
     pinned: dict[ImageRef, str] = {}
     tags: dict[ImageRef, str] = {}
@@ -126,7 +162,7 @@ def check_online(lock: Lock, client: RegistryClient, lock_name: str) -> list[Fin
     for ref, key in pinned.items():
         answer = answers[ref]
         if isinstance(answer, NotFoundError):
-            findings.append(Finding(lock_name, None, "error", "not-pullable",
+            findings.append(Finding(lock_name, (lines or {}).get(key), "error", "not-pullable",
                                     f"{key}@{_short(lock.images[key].digest)} is no longer pullable: "
                                     "run `pinrepro lock --upgrade`"))
         elif isinstance(answer, PinreproError):
@@ -134,14 +170,22 @@ def check_online(lock: Lock, client: RegistryClient, lock_name: str) -> list[Fin
     for ref, key in tags.items():
         answer = answers[ref]
         if isinstance(answer, PinreproError):
-            findings.append(Finding(lock_name, None, "warning", "tag-gone", f"{key}: {answer.what}"))
+            findings.append(Finding(lock_name, (lines or {}).get(key), "warning", "tag-gone", f"{key}: {answer.what}"))
         elif answer.digest != lock.images[key].digest:
             findings.append(Finding(
-                lock_name, None, "warning", "tag-moved",
+                lock_name, (lines or {}).get(key), "warning", "tag-moved",
                 f"{key} now points to {_short(answer.digest)} (locked: {_short(lock.images[key].digest)}): "
                 "`pinrepro lock --upgrade` moves the pin",
             ))
     return findings
+
+
+def _lock_lines(config: Config) -> dict[str, int]:
+    """Where each image's table starts in the lock, so findings about it point at a line."""
+    try:
+        return lockfile.table_lines(config.lock_path.read_text(encoding="utf-8"), "images")
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def _short(digest: str) -> str:
@@ -155,13 +199,6 @@ def _default_client(config: Config) -> Callable[[], RegistryClient]:
                               insecure_registries=config.insecure_registries)
 
     return make
-
-
-def _layer_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
-    findings = list(check_layers(config, lock))
-    for dockerfile in dockerfiles:
-        findings.extend(check_dockerfile_installs(dockerfile.text, dockerfile.path, config))
-    return findings
 
 
 def _cuda_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:

@@ -110,18 +110,20 @@ def test_push_and_remote_branch(repos: Repos) -> None:
     git = Git(repos.work)
     assert git.remote_branch("origin", "pinrepro/refresh") is None
     first = git.commit_files({"Dockerfile": b"one\n"}, parent=repos.main, message="1", author=BOT)
-    git.push("origin", first, "pinrepro/refresh", force=True)
+    git.push("origin", first, "pinrepro/refresh", expect=None)
     assert git.remote_branch("origin", "pinrepro/refresh") == first
     assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == first
-    # A second commit on the same base replaces the branch (force: the branch belongs to the bot).
+    # A second commit on the same base replaces the branch, as long as it still points where pinrepro saw it.
     second = git.commit_files({"Dockerfile": b"two\n"}, parent=repos.main, message="2", author=BOT)
-    git.push("origin", second, "pinrepro/refresh", force=True)
+    git.push("origin", second, "pinrepro/refresh", expect=first)
     assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == second
     assert sh(repos.bare, "rev-parse", "refs/heads/main") == repos.main
-    # Without force the same non-fast-forward is refused, with git's reason in one line.
+    # When it moved since (or was expected not to exist) the push is refused, with git's reason in one line.
     third = git.commit_files({"Dockerfile": b"three\n"}, parent=repos.main, message="3", author=BOT)
-    with pytest.raises(GitError) as info:
-        git.push("origin", third, "pinrepro/refresh", force=False)
+    for stale in (first, None):
+        with pytest.raises(GitError) as info:
+            git.push("origin", third, "pinrepro/refresh", expect=stale)
+        assert sh(repos.bare, "rev-parse", "refs/heads/pinrepro/refresh") == second
     assert str(info.value).startswith(f"{repos.work}: `git push` failed: ")
     assert "rejected" in str(info.value) or "failed to push" in str(info.value)
 
@@ -130,7 +132,7 @@ def test_fetch_brings_the_remote_commit(repos: Repos, tmp_path: Path) -> None:
     other = tmp_path / "other"
     sh(tmp_path, "clone", "--quiet", str(repos.bare), str(other))
     pushed = Git(other).commit_files({"x": b"x\n"}, parent=repos.main, message="x", author=BOT)
-    Git(other).push("origin", pushed, "bot", force=True)
+    Git(other).push("origin", pushed, "bot", expect=None)
     git = Git(repos.work)
     assert not git.has_object(pushed)
     git.fetch("origin", "bot")
@@ -186,7 +188,7 @@ def test_push_failure_never_shows_a_token(repos: Repos) -> None:
     sh(repos.work, "remote", "add", "leaky", f"http://x-access-token:{TOKEN}@127.0.0.1:9/octo/repo.git")
     git = Git(repos.work, secrets=(TOKEN,))
     with pytest.raises(GitError) as info:
-        git.push("leaky", repos.main, "pinrepro/refresh", force=True)
+        git.push("leaky", repos.main, "pinrepro/refresh", expect=None)
     text = str(info.value)
     assert TOKEN not in text
     assert text.startswith(f"{repos.work}: `git push` failed: ")
@@ -220,3 +222,49 @@ def test_bad_identity(text: str) -> None:
     with pytest.raises(GitError) as info:
         Identity.parse(text)
     assert str(info.value) == f"'{text}' is not a git identity - write it as \"Name <email@example.com>\""
+
+
+def test_the_repositorys_credential_helper_and_ssh_command_do_not_run(repos: Repos, tmp_path: Path) -> None:
+    """Issue #16: the push authenticates with the user's own helper, never one the repository configured."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class AskForCredentials(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    log = tmp_path / "ran.log"
+    log.write_text("")
+
+    def tripwire(name: str) -> str:
+        script = tmp_path / name
+        script.write_text(f"#!/bin/sh\necho {name} >> '{log}'\nexit 1\n")
+        script.chmod(0o755)
+        return str(script)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AskForCredentials)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sh(repos.work, "remote", "add", "web", f"http://127.0.0.1:{server.server_address[1]}/r.git")
+        sh(repos.work, "remote", "add", "viassh", "ssh://git@127.0.0.1:9/r.git")
+        sh(repos.work, "config", "credential.helper", tripwire("repo-helper"))
+        sh(repos.work, "config", "core.sshCommand", tripwire("repo-ssh"))
+        git = Git(repos.work)
+        for remote in ("web", "viassh"):
+            with pytest.raises(GitError):
+                git.remote_branch(remote, "main")
+        assert log.read_text() == ""
+        # The user's own helper (global configuration) is still asked.
+        Path(os.environ["GIT_CONFIG_GLOBAL"]).write_text(f"[credential]\n\thelper = {tripwire('user-helper')}\n")
+        with pytest.raises(GitError):
+            Git(repos.work).remote_branch("web", "main")
+        assert log.read_text().split() == ["user-helper"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -73,7 +73,7 @@ def client(api_url: str = API) -> GitHub:
 
 def list_open(mock: responses.RequestsMock, answer: list[dict[str, Any]], base: str = PULLS) -> None:
     mock.get(base, json=answer, match=[
-        matchers.query_param_matcher({"head": f"octo-org:{BRANCH}", "state": "open", "per_page": "10"}),
+        matchers.query_param_matcher({"head": f"octo-org:{BRANCH}", "state": "open", "per_page": "100"}),
         matchers.header_matcher(HEADERS),
     ])
 
@@ -95,7 +95,7 @@ def test_create_when_none_is_open(api: responses.RequestsMock) -> None:
                                            labels=["dependencies"], reviewers=["octocat"], team_reviewers=["ml"])
 
     assert outcome == PullOutcome("created", PullRequest(7, "https://github.com/octo-org/octo-repo/pull/7",
-                                                         BRANCH, "main", "T", "B", "open"))
+                                                         BRANCH, "main", "T", "B", "open", "octo-org/octo-repo"))
     assert sent_json(api.calls[1]) == {"title": "T", "head": BRANCH, "base": "main", "body": "B",
                                        "maintainer_can_modify": True}
     assert sent_json(api.calls[2]) == {"labels": ["dependencies"]}

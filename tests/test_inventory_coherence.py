@@ -78,12 +78,10 @@ def test_wheels_newer_than_the_image() -> None:
     image_part = f"newer than CUDA 12.1.0 of {CUDA_121} (driver floor 530.30.02"
     tail = "hosts sized for the image may be unable to run it; use wheels for the image's CUDA or a newer image"
     assert findings == [
+        # One finding per cause: the index and the wheel both mean CUDA 12.4.
         Finding("requirements-app.lock", 2, "warning", "cuda-wheel-newer",
-                f"the index https://download.pytorch.org/whl/cu124 is built for CUDA 12.4, {image_part}; "
-                f"CUDA 12.4 needs driver >= 550.54.14): {tail}"),
-        Finding("requirements-app.lock", 3, "warning", "cuda-wheel-newer",
-                f"torch==2.3.1+cu124 is built for CUDA 12.4, {image_part}; CUDA 12.4 needs driver >= 550.54.14): "
-                f"{tail}"),
+                f"the index https://download.pytorch.org/whl/cu124, torch==2.3.1+cu124 are built for CUDA 12.4, "
+                f"{image_part}; CUDA 12.4 needs driver >= 550.54.14): {tail}"),
         Finding("requirements-app.lock", 7, "warning", "cuda-wheel-newer",
                 f"nvidia-nccl-cu13==2.27.3 is built for CUDA 13.x, {image_part}; CUDA 13.x needs driver >= 580): "
                 f"{tail}"),

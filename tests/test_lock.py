@@ -125,10 +125,21 @@ def test_upgrade_with_unmoved_tags_only_sends_heads(tmp_path: Path, registry: Fa
     assert registry.headed == ["docker.io/library/ubuntu:22.04"]
 
 
-def test_hand_pinned_digest_is_kept_and_recorded(tmp_path: Path, registry: FakeRegistry) -> None:
+def test_hand_pinned_digest_is_kept_only_under_the_reference_it_was_locked_with(
+    tmp_path: Path, registry: FakeRegistry
+) -> None:
     old = registry.push("ubuntu:22.04", 1)
-    registry.push("ubuntu:22.04", 2)
+    new = registry.push("ubuntu:22.04", 2)
+    # No lock knows which tag `old` was locked under: the tag is asked, and its digest replaces the written one.
     (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{old}\n")
+    outcome = lock(tmp_path, registry)
+    assert registry.described == ["docker.io/library/ubuntu:22.04"]
+    assert outcome.new.images["docker.io/library/ubuntu:22.04"].digest == new
+    assert [(f.level, f.code) for f in outcome.findings] == [("note", "digest-replaced")]
+    assert (tmp_path / "Dockerfile").read_text() == f"FROM ubuntu:22.04@{new}\n"
+    # Once locked, a digest edited by hand under the same reference is the user's pin and is kept.
+    (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{old}\n")
+    registry.described.clear()
     outcome = lock(tmp_path, registry)
     assert registry.described == [f"docker.io/library/ubuntu:22.04@{old}"]
     assert outcome.new.images["docker.io/library/ubuntu:22.04"].digest == old
@@ -257,7 +268,7 @@ def test_verify_findings(tmp_path: Path, registry: FakeRegistry) -> None:
     report = run_verify(load(tmp_path))
     assert [(f.location(), f.code) for f in report.findings] == [
         ("Dockerfile:1", "drift"), ("Dockerfile:2", "not-locked"), ("Dockerfile:3", "not-locked"),
-        ("c.Dockerfile:2", "unresolved"), ("pinrepro.lock", "stale-lock-entry"),
+        ("c.Dockerfile:2", "unresolved"), ("pinrepro.lock:7", "stale-lock-entry"),
     ]
     assert report.exit_code == 1
     assert f"pinned to sha256:{'0' * 12} but pinrepro.lock has {a[:19]}" in report.findings[0].message

@@ -58,7 +58,7 @@ def test_missing_lock_reads_as_none(tmp_path: Path) -> None:
         ("images = 1", "unsupported lock schema None"),
         ("schema = 1\nimages = 3", "corrupted lock file ('images' must be a table)"),
         ("schema = 1\n[images.x]\nmedia_type = 'm'",
-         "corrupted lock file (image: 'digest' must be a non-empty string)"),
+         "corrupted lock file (image 'x': 'digest' must be a non-empty string)"),
         ("schema = 1\n[images.x]\ndigest = 'd'\nmedia_type = 'm'\nsites = 'Dockerfile'",
          "corrupted lock file ('sites' must be a list of strings)"),
     ],

@@ -79,7 +79,12 @@ def test_formats() -> None:
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [("127.0.0.1:5000", True), ("127.1.2.3", True), ("localhost:80", True), ("[::1]:5000", True),
-     ("ghcr.io", False), ("10.0.0.1:5000", False), ("localhost.example.com", False)],
+     ("ghcr.io", False), ("10.0.0.1:5000", False), ("localhost.example.com", False),
+     # Loopback is an address, never a prefix of a name (issue #16).
+     ("127.evil.example", False), ("127.0.0.1.nip.io:5000", False), ("127.example:5000", False),
+     ("LOCALHOST:5000", True), ("127.255.255.254", True), ("[::1]", True), ("::1", True),
+     ("128.0.0.1", False), ("[::2]:5000", False), ("[::ffff:127.0.0.1]:5000", False), ("localhost.", False),
+     ("127.1", False), ("", False), ("[::1", False)],
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback

@@ -127,7 +127,7 @@ def api() -> Iterator[responses.RequestsMock]:
 
 def list_open(api: responses.RequestsMock, answer: list[dict[str, Any]]) -> None:
     api.get(PULLS, json=answer, match=[
-        matchers.query_param_matcher({"head": f"octo-org:{BRANCH}", "state": "open", "per_page": "10"}),
+        matchers.query_param_matcher({"head": f"octo-org:{BRANCH}", "state": "open", "per_page": "100"}),
         matchers.header_matcher({"Authorization": f"Bearer {TOKEN}", "X-GitHub-Api-Version": "2022-11-28",
                                  "Accept": "application/vnd.github+json"}),
     ])
@@ -304,7 +304,7 @@ def test_labels_reviewers_base_and_branch_from_settings(project: Repos, api: res
                                reviewers=("octocat",), title="Weekly pins", author=SETTINGS.author)
     target, old, new = upstream(1)
     api.get(PULLS, json=[], match=[matchers.query_param_matcher(
-        {"head": "octo-org:bots/pins", "state": "open", "per_page": "10"})])
+        {"head": "octo-org:bots/pins", "state": "open", "per_page": "100"})])
     api.post(PULLS, status=201, json=pull_json(3, head="bots/pins", base="release"))
     api.post(f"{API}/repos/octo-org/octo-repo/issues/3/labels", json=[])
     api.post(f"{PULLS}/3/requested_reviewers", status=201, json=pull_json(3))
@@ -643,7 +643,9 @@ def test_cli_open_pr_creates_then_leaves_it(project: Repos, api: responses.Reque
     result = cli_refresh(project, "--open-pr", "--base", "main", "--upgrade-package", "numpy")
 
     assert result.exit_code == 0, result.stderr
-    assert fake.calls == [{"upgrade": True, "upgrade_packages": ("numpy",), "dry_run": False}]
+    # With --open-pr lock only computes; refresh writes once the files were checked against HEAD (issue #16).
+    assert fake.calls == [{"upgrade": True, "upgrade_packages": ("numpy",), "dry_run": True}]
+    assert {name: (project.work / name).read_bytes() for name in target} == target
     body = json.loads(api.calls[1].request.body)
     assert (body["head"], body["base"]) == (BRANCH, "main")
     assert result.stdout == body["body"] + "\n"  # the Markdown printed is the pull request body
@@ -674,7 +676,7 @@ def test_cli_branch_option(project: Repos, api: responses.RequestsMock, monkeypa
     target, old, new = upstream(1)
     monkeypatch.setattr("pinrepro.lock.run_lock", FakeLock(target, old, new))
     api.get(PULLS, json=[], match=[matchers.query_param_matcher(
-        {"head": "octo-org:bots/pins", "state": "open", "per_page": "10"})])
+        {"head": "octo-org:bots/pins", "state": "open", "per_page": "100"})])
     api.post(PULLS, status=201, json=pull_json(5, head="bots/pins"))
     result = cli_refresh(project, "--open-pr", "--branch", "bots/pins", "--token-env", "BOT_TOKEN",
                          env={"BOT_TOKEN": TOKEN, "GITHUB_TOKEN": None, "GITHUB_REPOSITORY": "octo-org/octo-repo"})
@@ -781,6 +783,10 @@ def test_action_rejects_an_unknown_command(tmp_path: Path) -> None:
     script = next(s for s in _yaml("action.yml")["runs"]["steps"] if s.get("name") == "Run pinrepro")["run"]
     code, out, _ = _run_step(script, {"INPUT_COMMAND": "lock", "INPUT_ARGS": ""}, tmp_path)
     assert (code, out) == (2, ["::error title=pinrepro::unknown command 'lock' - use verify or refresh"])
+    # An input with a line break cannot start a second workflow command (issue #16).
+    code, out, _ = _run_step(script, {"INPUT_COMMAND": "x\r\n::add-mask::100%", "INPUT_ARGS": ""}, tmp_path)
+    assert (code, out) == (2, ["::error title=pinrepro::unknown command 'x%0D%0A::add-mask::100%25' - use verify "
+                               "or refresh"])
 
 
 def test_refresh_workflow() -> None:

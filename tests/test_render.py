@@ -15,8 +15,8 @@ FINDINGS = [
 def test_text() -> None:
     assert render.findings_text(FINDINGS).splitlines() == [
         "docker/train.Dockerfile:3: error: nvidia/cuda:12.4.1 is not pinned by digest [unpinned]",
-        "pinrepro.lock: warning: a:b now points, elsewhere: 100%\nsecond line [tag-moved]".splitlines()[0],
-        "second line [tag-moved]",
+        # A message from outside cannot forge a second line (issue #16): the newline is shown, not printed.
+        "pinrepro.lock: warning: a:b now points, elsewhere: 100%\\nsecond line [tag-moved]",
     ]
 
 
@@ -24,7 +24,7 @@ def test_github_annotations_escape_data_and_properties() -> None:
     assert render.findings_github(FINDINGS).splitlines() == [
         "::error file=docker/train.Dockerfile,line=3,title=pinrepro unpinned::"
         "nvidia/cuda:12.4.1 is not pinned by digest",
-        "::warning file=pinrepro.lock,title=pinrepro tag-moved::a:b now points, elsewhere: 100%25%0Asecond line",
+        "::warning file=pinrepro.lock,line=1,title=pinrepro tag-moved::a:b now points, elsewhere: 100%25%0Asecond line",
     ]
 
 
@@ -48,3 +48,9 @@ def test_file_diff(tmp_path: Path) -> None:
 def test_github_annotations_are_relative_to_the_repository() -> None:
     assert render.findings_github(FINDINGS[:1], prefix="services/api").startswith(
         "::error file=services/api/docker/train.Dockerfile,line=3,")
+
+
+def test_a_note_is_a_github_notice() -> None:
+    note = Finding("deploy/chart/templates/a.yaml", None, "note", "templated", "skipped: a template")
+    assert render.findings_github([note]) == (
+        "::notice file=deploy/chart/templates/a.yaml,line=1,title=pinrepro templated::skipped: a template")

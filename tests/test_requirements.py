@@ -761,34 +761,34 @@ def test_dockerfile_install_lines(tmp_path: Path) -> None:
     text = (FIXTURES / "Dockerfile.installs").read_text()
     findings = check_dockerfile_installs(text, "docker/Dockerfile", config)
 
-    def loose(line: int, package: str) -> tuple[int, str, str, str]:
-        return (line, "warning", "install-loose", f"installs '{package}' without a pinned version, outside the "
-                "locked layers - add it to a layer's requirements and install the lock")
+    def loose(line: int, packages: str, them: str = "it") -> tuple[int, str, str, str]:
+        return (line, "error", "install-unlocked", f"installs {packages} from the index, outside the locks "
+                f"(versions and hashes decided when the image is built) - add {them} to a layer's requirements "
+                "and install its lock")
 
     def layer_input(line: int, value: str, layer: str) -> tuple[int, str, str, str]:
         lock = f"requirements-{layer}.lock"
-        return (line, "warning", "install-input", f"installs {value}, the input of layer '{layer}', instead of its "
+        return (line, "error", "install-input", f"installs {value}, the input of layer '{layer}', instead of its "
                 f"lock {lock} - use `pip install --require-hashes --no-deps -r {lock}`")
 
+    uv_install = "use `uv pip install --require-hashes --no-deps -r requirements-app.lock`"
     assert [(f.line, f.level, f.code, f.message) for f in findings] == [
         layer_input(5, "requirements-base.in", "base"),
-        loose(8, "numpy"),
-        loose(8, "fastapi>=0.100"),
+        loose(8, "numpy, fastapi>=0.100, httpx==0.27.0", "them"),
         layer_input(12, "/src/requirements-app.in", "app"),
         loose(15, "uvicorn"),
-        (16, "warning", "install-input", "installs extra.in, an unlocked requirements input - add it as a layer and "
-                                         "install its lock"),
+        (15, "error", "install-no-hashes", "installs the lock requirements-app.lock without --require-hashes, so a "
+                                           f"requirement without a hash would be installed unchecked - {uv_install}"),
+        (15, "error", "install-with-deps", "installs the layered lock requirements-app.lock without --no-deps, so a "
+                                           f"dependency another layer pins may be resolved again - {uv_install}"),
+        (16, "error", "install-not-a-lock", "installs extra.in, which is not a lock pinrepro writes - add it as a "
+                                            "requirement layer ([[tool.pinrepro.layers]]) and install its lock"),
         loose(20, "pandas"),
         loose(22, "torch"),
+        loose(24, "pip==24.0, setuptools==70.0.0", "them"),
         loose(25, "scipy"),
         loose(27, "rich"),
     ]
-    # the helpers spell the messages exactly as before
-    assert findings[0].message == (
-        "installs requirements-base.in, the input of layer 'base', instead of its lock requirements-base.lock - "
-        "use `pip install --require-hashes --no-deps -r requirements-base.lock`")
-    assert findings[1].message == ("installs 'numpy' without a pinned version, outside the locked layers - "
-                                   "add it to a layer's requirements and install the lock")
     assert {f.path for f in findings} == {"docker/Dockerfile"}
 
 
@@ -818,8 +818,8 @@ def test_cli_lock_verify_and_upgrade_package_typo(tmp_path: Path, wheelhouse: Wh
     )
 
 
-def test_cli_verify_warns_about_dockerfile_installs_and_strict_fails(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    """Dockerfile install warnings through the command: exit 0, or 1 with --strict; the line is the command's."""
+def test_cli_verify_fails_on_dockerfile_installs(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
+    """Dockerfile installs around the locks through the command: exit 1; the line is the command's."""
     from click.testing import CliRunner
 
     from pinrepro.cli import cli
@@ -833,12 +833,12 @@ def test_cli_verify_warns_about_dockerfile_installs_and_strict_fails(tmp_path: P
     runner = CliRunner()
     assert runner.invoke(cli, ["lock", "-C", str(tmp_path)]).exit_code == 0
     expected = (
-        "Dockerfile:3: warning: installs requirements-app.in, the input of layer 'app', instead of its lock "
+        "Dockerfile:3: error: installs requirements-app.in, the input of layer 'app', instead of its lock "
         "requirements-app.lock - use `pip install --require-hashes --no-deps -r requirements-app.lock` "
         "[install-input]\n"
-        "Dockerfile:3: warning: installs 'numpy' without a pinned version, outside the locked layers - add it to a "
-        "layer's requirements and install the lock [install-loose]\n"
+        "Dockerfile:3: error: installs numpy from the index, outside the locks (versions and hashes decided when "
+        "the image is built) - add it to a layer's requirements and install its lock [install-unlocked]\n"
     )
-    for args, code in (([], 0), (["--strict"], 1)):
+    for args, code in (([], 1), (["--strict"], 1)):
         result = runner.invoke(cli, ["verify", "-C", str(tmp_path), *args])
         assert (result.exit_code, result.stdout) == (code, expected)

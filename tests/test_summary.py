@@ -21,6 +21,7 @@ from pinrepro.summary import (
     APT_LIST_OMITTED,
     BODY_CUT,
     HEADING_APT,
+    HEADING_DEPLOY_IMAGES,
     HEADING_DRIVER,
     HEADING_FILES,
     HEADING_IMAGES,
@@ -448,3 +449,22 @@ def test_pull_request_body_limit_cuts_a_huge_package_list() -> None:
 def test_table_cells_escape_pipes() -> None:
     summary = Summary(layers=(LayerChange("x", "x.lock", (VersionChange("a", "1|2", "3"),)),))
     assert "| a | 1\\|2 | 3 |" in render_markdown(summary)
+
+
+def test_images_only_deployment_files_use_get_their_own_section() -> None:
+    old = Lock(images={
+        "docker.io/library/redis:7-alpine": ImageLock(digest=PY_OLD, media_type=OCI_INDEX,
+                                                      sites=("compose.yaml:2", "k8s/app.yaml:9")),
+        "docker.io/library/python:3.11-slim": ImageLock(digest=CUDA_OLD, media_type=OCI_INDEX,
+                                                        sites=("Dockerfile:1", "compose.yaml:7")),
+    })
+    new = Lock(images={key: replace(image, digest=digest) for (key, image), digest in
+                       zip(old.images.items(), (PY_NEW, CUDA_NEW), strict=True)})
+    summary = summarize(old, new, root=ROOT)
+    assert summary.deployment == frozenset({"docker.io/library/redis:7-alpine"})
+    markdown = render_markdown(summary)
+    base, deployed = markdown.split(HEADING_IMAGES)[1].split(HEADING_DEPLOY_IMAGES)
+    assert "python:3.11-slim" in base and "redis" not in base
+    assert "redis:7-alpine" in deployed and "python" not in deployed
+    as_json = {i["ref"]: i["deployment"] for i in to_json(summary)["images"]}
+    assert as_json == {"docker.io/library/python:3.11-slim": False, "docker.io/library/redis:7-alpine": True}

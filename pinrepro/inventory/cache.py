@@ -35,8 +35,10 @@ def default_cache_dir(env: dict[str, str] | None = None) -> Path:
 class Cache:
     """Cached layer facts and raw small blobs (configs, manifests), keyed by digest."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, read_only: bool = False) -> None:
         self.root = root if root is not None else default_cache_dir()
+        # --dry-run reads what earlier runs cached but creates no file anywhere, the cache included.
+        self.read_only = read_only
 
     def _path(self, kind: str, digest: str, suffix: str = "") -> Path | None:
         match = _DIGEST.fullmatch(digest)
@@ -80,8 +82,9 @@ class Cache:
         if path is not None:
             self._write(path, data)
 
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes) -> None:
+        if self.read_only:
+            return
         # A cache that cannot be written (read-only home, full disk) costs speed, never correctness.
         with contextlib.suppress(OSError):
             write_atomically({path: data})

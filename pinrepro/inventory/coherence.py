@@ -156,7 +156,25 @@ def _python_findings(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str
 
 
 def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[Finding]:
+    """One finding per CUDA version a lock is built for (the cause), at its first line, naming every package."""
+    groups: dict[str, tuple[int, list[str]]] = {}
+    for number, built_for, what in _cuda_lines(text):
+        groups.setdefault(built_for, (number, []))[1].append(what)
     findings: list[Finding] = []
+    for built_for, (number, whats) in groups.items():
+        reasons = [(image, message) for image in images if (message := _newer(built_for, image))]
+        if not reasons:
+            continue
+        shown = ", ".join(whats[:4]) + (f" and {len(whats) - 4} more" if len(whats) > 4 else "")
+        message = reasons[0][1] if len(whats) == 1 else "are" + reasons[0][1][len("is"):]
+        others = [f"CUDA {image.version} of {image.key}" for image, _ in reasons[1:]]
+        also = f" (also newer than {', '.join(others)})" if others else ""
+        findings.append(Finding(path, number, "warning", "cuda-wheel-newer", f"{shown} {message}{also}"))
+    return findings
+
+
+def _cuda_lines(text: str) -> Iterator[tuple[int, str, str]]:
+    """(line, CUDA version "12.4" or major "12", what: the pin or the index) of each line built for a CUDA."""
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.split(" #", 1)[0].strip()
         if not stripped or stripped.startswith("#"):
@@ -178,13 +196,8 @@ def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[
                 elif package:
                     built_for = str(int(next(group for group in package.groups() if group)))
                 what = f"{pin[1]}=={pin[2]}"
-        if built_for is None:
-            continue
-        for image in images:
-            message = _newer(built_for, image)
-            if message:
-                findings.append(Finding(path, number, "warning", "cuda-wheel-newer", f"{what} {message}"))
-    return findings
+        if built_for is not None:
+            yield number, built_for, what
 
 
 def _newer(built_for: str, image: _ImageCuda) -> str | None:

@@ -1,0 +1,65 @@
+"""Every deployment file of a project: its image sites, what cannot be pinned, and the pinned texts.
+
+This is what ``lock`` and ``verify`` call. Templated files (Helm templates, ``{{ }}``) are not YAML until Helm
+renders them, so they are skipped with a note instead of failing the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pinrepro.deploy.discovery import find_deploy_files, is_templated
+from pinrepro.deploy.extract import extract
+from pinrepro.deploy.model import DeploySite
+from pinrepro.deploy.rewrite import pin_text
+from pinrepro.deploy.yamlread import parse_documents, read_text
+from pinrepro.findings import Finding
+
+
+@dataclass(frozen=True)
+class DeployScan:
+    sites: tuple[DeploySite, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    texts: Mapping[str, str] = field(default_factory=dict)  # file name -> its text, as read
+
+
+def scan_project(root: Path, globs: tuple[str, ...]) -> DeployScan:
+    sites: list[DeploySite] = []
+    findings: list[Finding] = []
+    texts: dict[str, str] = {}
+    for name in find_deploy_files(root, globs):
+        text = read_text(root, name)
+        if not name.lower().endswith(".json") and is_templated(text):
+            findings.append(Finding(name, None, "note", "templated",
+                                    "skipped: a template ({{ }}) is not YAML until it is rendered; pin the images "
+                                    "in the chart's values file"))
+            continue
+        texts[name] = text
+        for doc in parse_documents(text, name):
+            for site in extract(doc):
+                sites.append(site)
+                if site.image is None:
+                    findings.append(Finding(name, site.line, "warning", "unresolved",
+                                            f"cannot pin {site.field} '{site.written}': {site.reason}; "
+                                            "it is left alone"))
+                elif site.edit is None and "@" not in site.image:
+                    findings.append(Finding(name, site.line, "warning", "unpinnable",
+                                            f"cannot pin {site.field} '{site.written}': {site.reason}"))
+    return DeployScan(tuple(sites), tuple(findings), texts)
+
+
+def pin_files(scan: DeployScan, digest_for: Callable[[DeploySite], str | None]) -> dict[str, str]:
+    """The new text of every deployment file that changes when each site gets ``digest_for(site)``."""
+    by_file: dict[str, list[tuple[DeploySite, str]]] = {}
+    for site in scan.sites:
+        digest = digest_for(site)
+        if digest is not None and site.image is not None and (site.edit is not None or "@" in site.image):
+            by_file.setdefault(site.path, []).append((site, digest))
+    changed = {}
+    for name, pins in sorted(by_file.items()):
+        new_text = pin_text(scan.texts[name], name, pins)
+        if new_text != scan.texts[name]:
+            changed[name] = new_text
+    return changed

@@ -1,0 +1,181 @@
+"""Which ``RUN`` commands install Python packages around the locks, and why each one does.
+
+verify reports them as errors, with or without requirement layers: a build that runs ``pip install requests``
+pulls whatever the index serves that day, whatever pinrepro.lock says. The commands come from
+:func:`pinrepro.requirements.check_dockerfile_installs`, which reads the RUN instructions; this module only
+judges one command (its argv) at a time:
+
+- pip / ``python -m pip`` / ``uv pip`` ``install`` of names from an index (``install-unlocked``), of a
+  requirements file that is not a lock pinrepro writes (``install-not-a-lock``, or ``install-input`` for a
+  layer's ``.in``), of a lock without ``--require-hashes`` (``install-no-hashes``) or, when the locks are
+  layered, without ``--no-deps`` (``install-with-deps``);
+- ``uv sync`` / ``uv add`` without ``--locked`` or ``--frozen`` (``uv-unlocked``): they may resolve anew;
+- ``conda`` / ``mamba`` / ``micromamba install`` (``conda-install``) and ``pipx install`` (``pipx-install``),
+  which no pinrepro lock covers.
+
+Local paths, URLs and wheel files are not names from an index and are left alone; so are words holding a
+shell variable, whose value a build argument decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from pinrepro.config import Config, Layer
+from pinrepro.findings import Finding
+
+# pip / uv options that take a value (so the value is not mistaken for a package).
+VALUE_OPTIONS = frozenset({
+    "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c", "--constraint", "-r", "--requirement",
+    "-e", "--editable", "-t", "--target", "--prefix", "--root", "--platform", "--python-version",
+    "--implementation", "--abi", "--only-binary", "--no-binary", "--progress-bar", "--cache-dir", "--src",
+    "--upgrade-strategy", "--trusted-host", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
+    "--client-cert", "--log", "--global-option", "--config-settings", "-C", "--report", "--python", "-p",
+    "--index-strategy", "--root-user-action", "--index", "--default-index", "--keyring-provider",
+    "--resolution", "--prerelease", "--link-mode", "--exclude-newer", "--python-platform", "--build-constraint",
+    "--override", "--group", "--extra", "--directory", "--project", "--package", "-n", "--name",
+    "--channel", "--env-file",
+})
+_PIP = re.compile(r"^pip(3(\.\d+)?)?$")
+_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+_CONDA = frozenset({"conda", "mamba", "micromamba"})
+_WRAPPERS = frozenset({"sudo", "env", "time", "exec", "command", "nice", "nohup"})
+_INSTALL_LOCK = "pip install --require-hashes --no-deps -r {lock}"
+
+
+def check_command(argv: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
+    """The findings for one simple shell command of a RUN instruction (empty when it installs nothing)."""
+    words = _unwrap(argv)
+    if not words:
+        return
+    head = PurePosixPath(words[0]).name
+    rest = words[1:]
+    if _PYTHON.match(head) and rest[:1] == ["-m"] and len(rest) > 1:
+        head, rest = rest[1], rest[2:]
+    tool = head
+    if _PIP.match(head):
+        tool = "pip"
+    elif head == "uv" and _subcommand(rest)[0] == "pip":
+        tool, rest = "uv pip", _subcommand(rest)[1]
+    command, args = _subcommand(rest)
+    if tool in ("pip", "uv pip") and command == "install":
+        yield from _check_pip_install(tool, args, line, path, config)
+    elif tool == "uv" and command in ("sync", "add"):
+        if not {"--locked", "--frozen"} & set(args):
+            yield Finding(path, line, "error", "uv-unlocked",
+                          f"`uv {command}` without --locked or --frozen may resolve anew and install versions "
+                          "uv.lock does not have - add --locked (fail if uv.lock is stale) or --frozen")
+    elif tool in _CONDA and command == "install":
+        yield Finding(path, line, "error", "conda-install",
+                      f"`{tool} install` resolves packages when the image is built; no lock covers them - install "
+                      "Python packages from a requirement layer's lock, or silence this rule with a reason")
+    elif tool == "pipx" and command == "install":
+        yield Finding(path, line, "error", "pipx-install",
+                      "`pipx install` resolves the tool and its dependencies when the image is built; no lock "
+                      "covers them - install it from a requirement layer's lock, or silence this rule with a reason")
+
+
+def _unwrap(argv: list[str]) -> list[str]:
+    """Drop ``VAR=value`` assignments and wrappers such as ``sudo`` in front of the command."""
+    words = list(argv)
+    while words and (re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]) or words[0] in _WRAPPERS):
+        words.pop(0)
+    return words
+
+
+def _subcommand(words: list[str]) -> tuple[str | None, list[str]]:
+    """The first word that is not an option (skipping option values), and the words after it."""
+    position = 0
+    while position < len(words) and words[position].startswith("-"):
+        word = words[position]
+        position += 2 if word in VALUE_OPTIONS else 1
+    if position >= len(words):
+        return None, []
+    return words[position], words[position + 1:]
+
+
+def _check_pip_install(tool: str, args: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
+    by_lock = {PurePosixPath(layer.lock).name: layer for layer in config.layers}
+    by_input = {PurePosixPath(layer.requirements).name: layer for layer in config.layers}
+    files, names, flags = _parse_install(args)
+    where = "a layer's requirements" if config.layers else "a requirement layer ([[tool.pinrepro.layers]])"
+    if names:
+        yield Finding(path, line, "error", "install-unlocked",
+                      f"installs {', '.join(names)} from the index, outside the locks (versions and hashes "
+                      f"decided when the image is built) - add {'it' if len(names) == 1 else 'them'} to {where} "
+                      "and install its lock")
+    for value in files:
+        name = PurePosixPath(value).name
+        layer = by_lock.get(name)
+        if layer is None:
+            yield _not_a_lock(value, line, path, by_input.get(name))
+            continue
+        if layer.hashes and "--require-hashes" not in flags:
+            yield Finding(path, line, "error", "install-no-hashes",
+                          f"installs the lock {value} without --require-hashes, so a requirement without a hash "
+                          f"would be installed unchecked - use `{tool} {_INSTALL_LOCK.format(lock=value)[4:]}`")
+        if len(config.layers) > 1 and "--no-deps" not in flags:
+            yield Finding(path, line, "error", "install-with-deps",
+                          f"installs the layered lock {value} without --no-deps, so a dependency another layer "
+                          f"pins may be resolved again - use `{tool} {_INSTALL_LOCK.format(lock=value)[4:]}`")
+
+
+def _not_a_lock(value: str, line: int, path: str, layer: Layer | None) -> Finding:
+    if layer is not None:
+        return Finding(path, line, "error", "install-input",
+                       f"installs {value}, the input of layer '{layer.name}', instead of its lock {layer.lock} - "
+                       f"use `{_INSTALL_LOCK.format(lock=layer.lock)}`")
+    return Finding(path, line, "error", "install-not-a-lock",
+                   f"installs {value}, which is not a lock pinrepro writes - add it as a requirement layer "
+                   "([[tool.pinrepro.layers]]) and install its lock")
+
+
+def _parse_install(args: list[str]) -> tuple[list[str], list[str], set[str]]:
+    """(requirement files, package names from an index, flags) of ``pip install`` arguments."""
+    files: list[str] = []
+    names: list[str] = []
+    flags: set[str] = set()
+    position = 0
+    positional_only = False
+    while position < len(args):
+        arg = args[position]
+        position += 1
+        if not positional_only and arg == "--":
+            positional_only = True
+            continue
+        if not positional_only and arg.startswith("-"):
+            option, has_inline, inline = arg.partition("=")
+            value: str | None = None
+            if option in ("-r", "--requirement") or re.match(r"^-r\S", arg):
+                if has_inline:
+                    value = inline
+                elif option == arg and arg not in ("-r", "--requirement"):
+                    value = arg[2:]
+                elif position < len(args):
+                    value = args[position]
+                    position += 1
+                if value and "$" not in value:
+                    files.append(value)
+            elif option in VALUE_OPTIONS and not has_inline:
+                position += 1
+            else:
+                flags.add(option)
+            continue
+        if _is_index_name(arg):
+            names.append(arg)
+    return files, names, flags
+
+
+def _is_index_name(arg: str) -> bool:
+    if "$" in arg or "://" in arg or arg.startswith((".", "/", "~")) or "/" in arg \
+            or arg.endswith((".whl", ".tar.gz", ".zip")):
+        return False  # a path, URL or shell variable: not a name from an index
+    try:
+        requirement = Requirement(arg)
+    except InvalidRequirement:
+        return False
+    return requirement.url is None

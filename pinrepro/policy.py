@@ -1,0 +1,106 @@
+"""`pinrepro policy`: a BuildKit source policy made from the lock, so builds pin without edited Dockerfiles.
+
+BuildKit (``buildctl --source-policy-file``, ``EXPERIMENTAL_BUILDKIT_SOURCE_POLICY`` for buildx) reads a JSON
+``Policy`` (moby/buildkit ``sourcepolicy/pb/policy.proto``): ``rules`` of ``{action, selector, updates}``. For
+every locked image a CONVERT rule maps the identifier BuildKit computes for a FROM line - ``docker-image://``
+plus the normalised name (``docker.io/library/`` for official images, ``:latest`` when no tag was written) - to
+the same reference with ``@sha256``.
+
+``--deny-unlocked`` adds a DENY rule for every image and an ALLOW rule per pinned identifier. BuildKit's
+engine walks the rules in order: a CONVERT that matches rewrites the source and evaluation starts again on
+the new identifier; among ALLOW / DENY the last one that matches wins. So the DENY comes *first* and the
+ALLOWs after it: a locked image is converted, then allowed; an unlocked one (``--build-arg CUDA_VERSION=`` a
+version nobody locked) matches only the DENY and the build fails instead of pulling something unreviewed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pinrepro.config import Config
+from pinrepro.errors import ConfigError
+from pinrepro.findings import Finding
+from pinrepro.lockfile import Lock
+from pinrepro.reference import ImageRef
+
+DEFAULT_POLICY_FILE = "pinrepro.policy.json"
+_KEYS = {"file", "deny_unlocked"}
+_IMAGE_SCHEME = "docker-image://"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    file: str = DEFAULT_POLICY_FILE
+    deny_unlocked: bool = False
+
+
+def load_settings(config: Config) -> PolicySettings:
+    """``[tool.pinrepro.policy]``: ``file`` (where lock / policy write it) and ``deny_unlocked``."""
+    table = config.policy
+    where = f"{config.source} policy"
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}'", where=where, fix=f"known keys: {', '.join(sorted(_KEYS))}")
+    file = table.get("file", DEFAULT_POLICY_FILE)
+    if not isinstance(file, str) or not file:
+        raise ConfigError("'file' must be a non-empty string", where=where)
+    deny = table.get("deny_unlocked", False)
+    if not isinstance(deny, bool):
+        raise ConfigError("'deny_unlocked' must be true or false", where=where)
+    return PolicySettings(file=file, deny_unlocked=deny)
+
+
+def identifier(ref: ImageRef) -> str:
+    """The source identifier BuildKit computes for ``ref`` (distribution's normalised name, tag, digest)."""
+    text = ref.name
+    if ref.tag:
+        text += f":{ref.tag}"
+    if ref.digest:
+        text += f"@{ref.digest}"
+    return _IMAGE_SCHEME + text
+
+
+def build_policy(lock: Lock, *, deny_unlocked: bool = False) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = []
+    if deny_unlocked:
+        rules.append({"action": "DENY", "selector": {"identifier": _IMAGE_SCHEME + "*"}})
+    for key, image in sorted(lock.images.items()):
+        ref = ImageRef.parse(key)
+        pinned = identifier(ref.with_digest(image.digest))
+        if ref.digest is None:
+            rules.append({"action": "CONVERT", "selector": {"identifier": identifier(ref)},
+                          "updates": {"identifier": pinned}})
+        if deny_unlocked:
+            rules.append({"action": "ALLOW", "selector": {"identifier": pinned}})
+    # ``ADD <url>``: BuildKit checks the download against ``http.checksum`` (docs/build-repro.md).
+    for url, entry in sorted(lock.urls.items()):
+        if not entry.checksum.startswith("sha256:"):
+            continue  # a Git source: its commit is written in the Dockerfile's ADD line
+        rules.append({"action": "CONVERT", "selector": {"identifier": url},
+                      "updates": {"attrs": {"http.checksum": entry.checksum}}})
+    return {"rules": rules}
+
+
+def render(policy: Mapping[str, Any]) -> str:
+    return json.dumps(policy, indent=2) + "\n"
+
+
+def check_policy(config: Config, lock: Lock, settings: PolicySettings) -> list[Finding]:
+    """With ``pin = "policy"`` or ``"both"``: the policy file must say exactly what the lock says."""
+    path = config.root / settings.file
+    try:
+        written = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [Finding(settings.file, None, "error", "policy-missing",
+                        f"{settings.file} does not exist (pin = \"{config.pin}\"): run `pinrepro lock`")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Finding(settings.file, None, "error", "policy-unreadable", f"cannot read it: {exc}")]
+    expected = render(build_policy(lock, deny_unlocked=settings.deny_unlocked))
+    if written != expected:
+        return [Finding(settings.file, None, "error", "policy-drift",
+                        f"{settings.file} does not match {config.lockfile}: run `pinrepro lock` (or `pinrepro "
+                        "policy`) and commit it")]
+    return []

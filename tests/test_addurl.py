@@ -1,0 +1,199 @@
+"""``ADD <url>`` pinned by checksum, against a loopback HTTP server (pinrepro.addurl through the CLI).
+
+Git sources (``repo.git#ref``) are left to pinrepro.addgit (tests/test_addgit.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pinrepro import lockfile
+from pinrepro.addurl import find_adds, syntax_supports_checksum
+from pinrepro.cli import cli
+from pinrepro.dockerfile import parse
+
+
+class FileServer:
+    """Serves ``files`` (path -> bytes) on loopback; tests change them to simulate an upstream release."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.timeout = 10
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def server() -> Iterator[FileServer]:
+    with FileServer() as running:
+        yield running
+
+
+def run(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def project(tmp_path: Path, dockerfile: str, config: str = "") -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "Dockerfile").write_bytes(dockerfile.encode())
+    if config:
+        (root / "pinrepro.toml").write_text(config)
+    return root
+
+
+def test_add_url_pinned_verified_and_upgraded(tmp_path: Path, server: FileServer) -> None:
+    server.files["/tool-1.0.tar.gz"] = b"release one"
+    url = f"{server.url}/tool-1.0.tar.gz"
+    text = f"# syntax=docker/dockerfile:1\r\nFROM scratch\r\nADD --chown=1000 \\\r\n    {url} /opt/tool.tgz\r\n"
+    root = project(tmp_path, text)
+    result = run(root, "lock")
+    assert result.exit_code == 0, result.stderr
+    first = sha(b"release one")
+    assert (root / "Dockerfile").read_bytes() == text.replace("ADD --chown", f"ADD --checksum={first} --chown").encode()
+    lock = lockfile.read(root / "pinrepro.lock")
+    assert lock is not None
+    assert lock.urls[url].checksum == first and lock.urls[url].size == 11 and lock.urls[url].sites == ("Dockerfile:3",)
+    assert run(root, "verify").exit_code == 0
+    downloads = len(server.requests)
+    assert run(root, "lock").exit_code == 0
+    assert len(server.requests) == downloads  # an unchanged lock downloads nothing
+
+    # Upstream replaces the file under the same URL.
+    server.files["/tool-1.0.tar.gz"] = b"release one, rebuilt"
+    assert run(root, "verify").exit_code == 0
+    online = run(root, "verify", "--online")
+    assert f"ADD {url} now has {sha(b'release one, rebuilt')[:19]} (locked: {first[:19]})" in online.stdout
+    assert "[url-changed]" in online.stdout
+    assert run(root, "lock").exit_code == 0
+    assert first in (root / "Dockerfile").read_text()
+    assert run(root, "lock", "--upgrade").exit_code == 0
+    assert f"--checksum={sha(b'release one, rebuilt')} --chown" in (root / "Dockerfile").read_text()
+    assert run(root, "verify", "--online").exit_code == 0
+
+    # A hand edit to the checksum is drift, with file and line.
+    (root / "Dockerfile").write_text((root / "Dockerfile").read_text().replace(sha(b"release one, rebuilt"), first))
+    drift = run(root, "verify")
+    assert drift.exit_code == 1 and "Dockerfile:3: error: ADD" in drift.stdout and "[drift]" in drift.stdout
+
+
+def test_without_a_new_enough_syntax_line_the_add_is_reported(tmp_path: Path, server: FileServer) -> None:
+    server.files["/a.bin"] = b"a"
+    text = f"FROM scratch\nADD {server.url}/a.bin /a\n"
+    root = project(tmp_path, text)
+    result = run(root, "lock")
+    assert result.exit_code == 0
+    assert "Dockerfile:1: warning: ADD --checksum needs Dockerfile syntax 1.6 or later" in result.stderr
+    assert (root / "Dockerfile").read_text() == text
+    assert "[unpinned]" in run(root, "verify").stdout
+    # Opting in adds the syntax line and the checksum.
+    (root / "pinrepro.toml").write_text("syntax_directive = true\n")
+    assert run(root, "lock").exit_code == 0
+    assert (root / "Dockerfile").read_text() == (
+        f"# syntax=docker/dockerfile:1\nFROM scratch\nADD --checksum={sha(b'a')} {server.url}/a.bin /a\n")
+    # The lock's sites already count the added line: locking again changes nothing.
+    lock = lockfile.read(root / "pinrepro.lock")
+    assert lock is not None and lock.urls[f"{server.url}/a.bin"].sites == ("Dockerfile:3",)
+    before = (root / "pinrepro.lock").read_bytes()
+    assert run(root, "lock").exit_code == 0
+    assert (root / "pinrepro.lock").read_bytes() == before
+
+
+def test_policy_mode_puts_the_checksum_in_the_policy(tmp_path: Path, server: FileServer) -> None:
+    server.files["/m.onnx"] = b"weights"
+    text = f"FROM scratch\nADD {server.url}/m.onnx /m.onnx\n"
+    root = project(tmp_path, text, 'pin = "policy"\n')
+    assert run(root, "lock").exit_code == 0
+    assert (root / "Dockerfile").read_text() == text
+    policy = json.loads((root / "pinrepro.policy.json").read_text())
+    assert policy["rules"] == [{"action": "CONVERT", "selector": {"identifier": f"{server.url}/m.onnx"},
+                                "updates": {"attrs": {"http.checksum": sha(b"weights")}}}]
+    assert run(root, "verify").exit_code == 0
+
+
+@pytest.mark.parametrize(("config", "path", "message"), [
+    ("add_max_bytes = 10\n", "/big", "ADD {url}/big is larger than add_max_bytes (10 bytes) - raise add_max_bytes"),
+    ("", "/missing", "ADD {url}/missing: the server answered 404 - check the URL"),
+])
+def test_bad_downloads_are_one_line_and_change_nothing(tmp_path: Path, server: FileServer, config: str, path: str,
+                                                       message: str) -> None:
+    server.files["/big"] = b"x" * 11
+    text = f"# syntax=docker/dockerfile:1\nFROM scratch\nADD {server.url}{path} /x\n"
+    root = project(tmp_path, text, config)
+    result = run(root, "lock")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: Dockerfile:3: {message.format(url=server.url)}")
+    assert result.stderr.count("\n") == 1
+    assert (root / "Dockerfile").read_text() == text and not (root / "pinrepro.lock").exists()
+
+
+def test_credentials_in_a_url_never_reach_lock_or_output(tmp_path: Path, server: FileServer) -> None:
+    secret = "s3cr3t-token"
+    text = f"# syntax=docker/dockerfile:1\nFROM scratch\nADD http://bot:{secret}@127.0.0.1:1/x.tgz /x\n"
+    root = project(tmp_path, text)
+    result = run(root, "lock")
+    assert result.exit_code == 0
+    assert "cannot pin ADD http://***@127.0.0.1:1/x.tgz: the URL carries credentials" in result.stderr
+    assert secret not in result.output + (root / "pinrepro.lock").read_text()
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(("syntax", "ok"), [
+    ("docker/dockerfile:1", True), ("docker/dockerfile:1.6", True), ("docker/dockerfile:1.10-labs", True),
+    ("docker.io/docker/dockerfile:1.7.0", True), ("docker/dockerfile:1.5", False),
+    ("docker/dockerfile:1.4-labs", False),
+    (f"docker/dockerfile:1@sha256:{'a' * 64}", True), ("", False), ("example.com/frontend:1", False),
+])
+def test_syntax_versions(syntax: str, ok: bool) -> None:
+    assert syntax_supports_checksum({"syntax": syntax} if syntax else {}) is ok
+
+
+def test_find_adds_reads_json_form_heredocs_and_several_sources() -> None:
+    dockerfile = parse(
+        'FROM scratch\nADD ["https://h/a b.tgz", "/x"]\nRUN <<EOF\nADD https://h/not-an-instruction /y\nEOF\n'
+        "ADD https://h/1 https://h/2 /dir/\nADD https://h/repo.git#v1 /src\nADD local.txt /z\n"
+        "ADD https://h/${VERSION}/t.tgz /t\n")
+    assert [(s.line, s.url, s.reason is None) for s in find_adds(dockerfile)] == [
+        (2, "https://h/a b.tgz", True), (6, "https://h/1", False), (9, "https://h/${VERSION}/t.tgz", False)]
