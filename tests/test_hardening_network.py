@@ -329,3 +329,34 @@ def test_deadline_holds_through_an_http_proxy(tmp_path: Path, server: HostileSer
     line = one_error(result)
     assert f"{registry} did not send a complete answer within 2s" in line
     assert any(s.path.startswith(f"http://{registry}/v2/app/manifests/") for s in server.seen)
+
+
+# -- cases the issue's list missed ----------------------------------------------------------------------------------
+
+def test_gzip_bomb_token_answer_is_capped_after_decompression(tmp_path: Path, server: HostileServer) -> None:
+    import gzip
+
+    bomb = gzip.compress(b" " * (256 << 20), compresslevel=9)  # ~250 KiB on the wire, 256 MiB inflated
+    realm = f"http://{server.host}/token"
+    server.on("/v2/", json_answer(401, {}, {"WWW-Authenticate": f'Bearer realm="{realm}"'}))
+    server.on("/token", json_answer(200, raw=bomb, headers={"Content-Encoding": "gzip"}))
+    line = one_error(run(project(tmp_path, f"{server.host}/app:1"), PINREPRO_MAX_BODY=str(1 << 20)))
+    assert "sent an answer larger than 1048576 bytes" in line
+
+
+def test_huge_retry_after_does_not_make_pinrepro_wait(tmp_path: Path, server: HostileServer) -> None:
+    server.on("/v2/", json_answer(200, {}))
+    server.on("/v2/app/manifests/*", json_answer(503, {"errors": [{"code": "UNAVAILABLE", "message": "later"}]},
+                                                 {"Retry-After": "999999999"}))
+    line = one_error(run(project(tmp_path, f"{server.host}/app:1"), timeout=30))
+    assert "503" in line and "Retry-After" not in line.split(" - ")[1]
+
+
+def test_terminal_escapes_in_server_text_are_not_printed_raw(tmp_path: Path, server: HostileServer) -> None:
+    server.on("/v2/", json_answer(200, {}))
+    server.on("/v2/app/manifests/*", json_answer(400, {"errors": [
+        {"code": "DENIED", "message": "\x1b]0;pwned\x07\x1b[2J\rerror: all fine\nsecond line"}]}))
+    result = run(project(tmp_path, f"{server.host}/app:1"))
+    line = one_error(result)
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "DENIED" in line
