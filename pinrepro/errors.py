@@ -27,7 +27,7 @@ class PinreproError(Exception):
         text = f"{clip(self.where, 300)}: {clip(self.what)}" if self.where else clip(self.what)
         if self.fix:
             text = f"{text} - {clip(self.fix, 300)}"
-        return scrub(text.replace("\r", " ").replace("\n", " "))
+        return scrub(text)
 
 
 MAX_LINE = 600
