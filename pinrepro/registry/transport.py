@@ -11,7 +11,6 @@ passwords and headers never reach a message.
 from __future__ import annotations
 
 import base64
-import email.utils
 import random
 import re
 import threading
@@ -19,18 +18,29 @@ import time
 import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
 
 from pinrepro import __version__
-from pinrepro.errors import AuthError, NotFoundError, RegistryError, RepositoryNotFoundError
+from pinrepro.errors import RegistryError
 from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, is_loopback_host
 from pinrepro.registry import deadline
 from pinrepro.registry.authn import Credential, Keychain
 from pinrepro.registry.body import buffer_capped, loads, plain_http_refused, problem_with_url
+from pinrepro.registry.challenge import ANONYMOUS, Challenge, parse_challenge, repository_scope, scope_repositories
+from pinrepro.registry.errors import (
+    ERROR_BODY_LIMIT,
+    auth_error,
+    error_codes,
+    for_repository,
+    for_suffix,
+    host_label,
+    not_found,
+    retry_after,
+    unreachable,
+)
 from pinrepro.scrub import remember
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -39,64 +49,9 @@ _MAX_REDIRECTS = 10
 _BACKOFF_BASE_S = 0.5
 # distribution token spec: "if expires_in is absent, assume 60 seconds"; a shorter value is treated as 60.
 _DEFAULT_TOKEN_LIFETIME_S = 60.0
-_ERROR_BODY_LIMIT = 64 << 10
 _RETRIES_HEADER = "X-Pinrepro-Retries"
 # RFC 6750 b64token, loosened to any visible ASCII: what an Authorization header can carry.
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
-_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s"]*)')
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """What a 401's ``WWW-Authenticate`` asks for. ``scheme`` is ``bearer``, ``basic`` or ``none``."""
-
-    scheme: str
-    realm: str = ""
-    service: str | None = None
-    scope: str | None = None
-
-
-ANONYMOUS = Challenge("none")
-
-
-def parse_challenge(header: str | None) -> Challenge | None:
-    """Parse ``WWW-Authenticate``; values may be quoted or not. Bearer wins when several are offered."""
-    if not header or not header.strip():
-        return None
-    # Split "Basic realm=x, Bearer realm=y" into challenges: a scheme is a bare token followed by a space.
-    pieces = re.split(r"(?:^|,)\s*(?=[A-Za-z][\w-]*\s+[A-Za-z][\w-]*\s*=)", header.strip())
-    found: list[Challenge] = []
-    for piece in pieces:
-        piece = piece.strip()
-        if not piece:
-            continue
-        scheme, _, rest = piece.partition(" ")
-        params: dict[str, str] = {}
-        for match in _PARAM.finditer(rest):
-            value = match.group(2)
-            if value.startswith('"'):
-                value = re.sub(r"\\(.)", r"\1", value[1:-1])
-            params[match.group(1).lower()] = value
-        found.append(Challenge(scheme.lower(), params.get("realm", ""), params.get("service") or None,
-                               params.get("scope") or None))
-    bearer = [c for c in found if c.scheme == "bearer"]
-    if bearer:
-        return bearer[0]
-    return found[0] if found else None
-
-
-def repository_scope(repository: str) -> str:
-    return f"repository:{repository}:pull"
-
-
-def scope_repositories(scope: str) -> list[str]:
-    """Repository names in a scope string; a name may contain ':' (host:port), so split from the right."""
-    names = []
-    for item in scope.split():
-        kind, _, rest = item.partition(":")
-        if kind == "repository" and ":" in rest:
-            names.append(rest.rsplit(":", 1)[0])
-    return names
 
 
 @dataclass
@@ -238,7 +193,7 @@ class Transport:
                 finally:
                     self._deadline_s.value = None
             except RegistryError as exc:
-                raise _for_repository(exc, repository) from None
+                raise for_repository(exc, repository) from None
             if response.status_code == 401 and not retried_auth and self._renew_auth(api_host, repository,
                                                                                     state, response, auth):
                 retried_auth = True
@@ -265,7 +220,7 @@ class Transport:
                 return state
             if state.unreachable is not None:
                 # Tried and failed with every retry already: later lookups fail fast, naming their repository.
-                raise _for_repository(state.unreachable, repository)
+                raise for_repository(state.unreachable, repository)
             insecure = api_host.lower() in self.insecure_registries
             # Plain HTTP only for loopback (as Docker does) or hosts the user listed as insecure.
             schemes = ["https", "http"] if insecure or is_loopback_host(api_host) else ["https"]
@@ -281,7 +236,7 @@ class Transport:
                         else first_error
                     if last:
                         state.unreachable = first_error
-                        raise _for_repository(first_error, repository) from None
+                        raise for_repository(first_error, repository) from None
                     continue
                 status = response.status_code
                 response.close()
@@ -291,7 +246,7 @@ class Transport:
                 if scheme == "http" and status not in (200, 401):
                     # A TLS server answering plain HTTP with 400: the https error is the real one.
                     state.unreachable = first_error or RegistryError(f"cannot reach {api_host}: /v2/ answered {status}")
-                    raise _for_repository(state.unreachable, repository)
+                    raise for_repository(state.unreachable, repository)
                 state.scheme = scheme
                 if status == 401:
                     challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
@@ -366,11 +321,11 @@ class Transport:
         realm = challenge.realm
         if not realm.startswith(("https://", "http://")) or problem_with_url(realm):
             raise RegistryError(f"{api_host} asked for a token from '{realm}', which is not an http(s) URL"
-                                f"{_for(repository)}", fix="check the registry's auth configuration")
+                                f"{for_suffix(repository)}", fix="check the registry's auth configuration")
         if realm.startswith("http://") and plain_http_refused(api_host, self._host(api_host).scheme,
                                                               self.insecure_registries):
             raise RegistryError(f"{api_host} asked for a token from plain-HTTP {urlsplit(realm).netloc}"
-                                f"{_for(repository)}; refused, credentials would travel in clear text",
+                                f"{for_suffix(repository)}; refused, credentials would travel in clear text",
                                 fix="the registry's token realm must be https (or list the registry under "
                                     "insecure_registries if you accept that)")
         headers: dict[str, str] = {}
@@ -396,11 +351,11 @@ class Transport:
         received = self._clock()
         with response:
             if response.status_code in (401, 403):
-                raise _auth_error(response.status_code, api_host, repository, credential is not None,
+                raise auth_error(response.status_code, api_host, repository, credential is not None,
                                   token_endpoint=urlsplit(realm).netloc)
             if response.status_code >= 300:
                 raise self._error_for(response, "GET", api_host, repository, "", None, sent=credential is not None,
-                                      what=f"token request to {urlsplit(realm).netloc}{_for(repository)} failed "
+                                      what=f"token request to {urlsplit(realm).netloc}{for_suffix(repository)} failed "
                                            f"(token service of {api_host})")
             try:
                 body = loads(response.content)
@@ -409,11 +364,11 @@ class Transport:
         value = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
             raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} answered without a token"
-                                f"{_for(repository)}", fix="check the registry's auth configuration")
+                                f"{for_suffix(repository)}", fix="check the registry's auth configuration")
         remember(value)
         if not _TOKEN_CHARS.fullmatch(value):
             raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} sent a token with "
-                                f"characters an HTTP header cannot carry{_for(repository)}",
+                                f"characters an HTTP header cannot carry{for_suffix(repository)}",
                                 fix="check the registry's auth configuration")
         assert isinstance(body, dict)
         lifetime = body.get("expires_in")
@@ -455,7 +410,7 @@ class Transport:
                 response.pinrepro_deadline = limit  # type: ignore[attr-defined]
                 if not stream or response.status_code >= 300:
                     error = response.status_code >= 300
-                    buffer_capped(response, _ERROR_BODY_LIMIT if error else self.max_body, urlsplit(url).netloc,
+                    buffer_capped(response, ERROR_BODY_LIMIT if error else self.max_body, urlsplit(url).netloc,
                                   truncate=error)
             except requests.exceptions.RequestException as exc:
                 if limit.fired:
@@ -484,12 +439,12 @@ class Transport:
                 wait = self._backoff(attempt)
                 if not (transient and retry_connection_errors) or attempt >= self.max_retries \
                         or waited + wait > self.max_retry_wait:
-                    raise _unreachable(urlsplit(url).netloc, exc, self.timeout) from None
+                    raise unreachable(urlsplit(url).netloc, exc, self.timeout) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                wait = retry_after if retry_after is not None else self._backoff(attempt)
+                asked = retry_after(response.headers.get("Retry-After"))
+                wait = asked if asked is not None else self._backoff(attempt)
                 if attempt >= self.max_retries or waited + wait > self.max_retry_wait:
                     # Remembered for the error message (how many retries were made before giving up).
                     response.headers[_RETRIES_HEADER] = str(attempt)
@@ -525,18 +480,18 @@ class Transport:
             except ValueError as exc:
                 problem = f"the URL does not parse ({exc})"
             if problem:
-                raise RegistryError(f"{_host_label(api_host, upstream)} redirected {repository} to "
+                raise RegistryError(f"{host_label(api_host, upstream)} redirected {repository} to "
                                     f"'{location}', which pinrepro cannot follow: {problem}",
                                     fix="check the registry or proxy configuration")
             if urlsplit(current).scheme == "http" and origin.scheme == "https" and plain_http_refused(
                     api_host, "https", self.insecure_registries):
-                raise RegistryError(f"{_host_label(api_host, upstream)} redirected {repository} from https to "
+                raise RegistryError(f"{host_label(api_host, upstream)} redirected {repository} from https to "
                                     f"plain-HTTP {urlsplit(current).netloc}; refused",
                                     fix="the registry's storage must be served over https (or list the "
                                         "registry under insecure_registries if you accept plain HTTP)")
             if response.status_code == 303 and method != "HEAD":
                 method = "GET"
-        raise RegistryError(f"{_host_label(api_host, upstream)} redirected more than {_MAX_REDIRECTS} times "
+        raise RegistryError(f"{host_label(api_host, upstream)} redirected more than {_MAX_REDIRECTS} times "
                             f"for {repository}", fix="check the registry or proxy configuration")
 
     # -- errors ------------------------------------------------------------------------------------
@@ -544,14 +499,14 @@ class Transport:
     def _error_for(self, response: requests.Response, method: str, api_host: str, repository: str, path: str,
                    upstream: str | None, *, sent: bool, what: str | None = None) -> RegistryError:
         status = response.status_code
-        codes, messages = _error_codes(response, method)
-        host = _host_label(api_host, upstream)
+        codes, messages = error_codes(response, method)
+        host = host_label(api_host, upstream)
         retries = response.headers.get(_RETRIES_HEADER, "0")
         retried = f" after {retries} {'retry' if retries == '1' else 'retries'}"
         if what is None and status in (401, 403):
-            return _auth_error(status, api_host, repository, sent, upstream=upstream)
+            return auth_error(status, api_host, repository, sent, upstream=upstream)
         if what is None and status == 404:
-            return _not_found(api_host, repository, path, codes, upstream)
+            return not_found(api_host, repository, path, codes, upstream)
         detail = f" ({'; '.join(messages)})" if messages else ""
         subject = what or f"{method} {path} on {host} failed"
         if status == 429:
@@ -581,139 +536,7 @@ def _basic(credential: Credential) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def _host_label(api_host: str, upstream: str | None) -> str:
-    return f"{api_host} (mirror of {upstream})" if upstream and upstream != api_host else api_host
-
-
-def _registry_name(api_host: str, upstream: str | None) -> str:
-    """How the user names the registry: docker.io rather than registry-1.docker.io."""
-    if upstream and upstream != api_host:
-        return api_host
-    return DOCKER_HUB if api_host == DOCKER_HUB_API_HOST else api_host
-
-
-def _login_command(api_host: str) -> str:
-    return "`docker login`" if api_host == DOCKER_HUB_API_HOST else f"`docker login {api_host}`"
-
-
-def _auth_error(status: int, api_host: str, repository: str, sent: bool, *, upstream: str | None = None,
-                token_endpoint: str | None = None) -> AuthError:
-    host = _host_label(api_host, upstream)
-    source = f"{status} from {token_endpoint} (token service of {host})" if token_endpoint else f"{status} from {host}"
-    subject = f"{source} for {repository}" if repository else source
-    login = _login_command(api_host)
-    if not sent:
-        return AuthError(f"{subject}: no credentials found (the repository is private or does not exist)",
-                         fix=f"log in with {login}, and check the repository name")
-    if status == 403:
-        return AuthError(f"{subject}: credentials were sent but do not allow pulling {repository or 'from it'}",
-                         fix=f"check the account's access, or log in as another user with {login}")
-    return AuthError(f"{subject}: wrong username or password (credentials were sent and rejected)",
-                     fix=f"log in again with {login} (use a token where the registry needs one)")
-
-
-def _not_found(api_host: str, repository: str, path: str, codes: list[str], upstream: str | None) -> NotFoundError:
-    name = f"{_registry_name(api_host, upstream)}/{repository}"
-    suffix = f" (mirror of {upstream})" if upstream and upstream != api_host else ""
-    reference = path.rsplit("/manifests/", 1)[1] if "/manifests/" in path else None
-    blob = path.rsplit("/blobs/", 1)[1] if "/blobs/" in path else None
-    if "NAME_UNKNOWN" in codes:
-        return RepositoryNotFoundError(f"repository {name} not found{suffix}",
-                             fix="check the image name (and log in if it is private)")
-    if blob is not None:
-        return NotFoundError(f"blob {blob} not found in {name}{suffix}",
-                             fix="the image may have been deleted; pin it again with `pinrepro lock --upgrade`")
-    if reference is not None:
-        if ":" in reference:
-            return NotFoundError(f"manifest {reference} not found in {name}{suffix}",
-                                 fix="the digest may have been deleted; pin the tag again with "
-                                     "`pinrepro lock --upgrade`")
-        return NotFoundError(f"tag '{reference}' not found in {name}{suffix}",
-                             fix="check the tag (the registry's tag list shows what exists)")
-    return NotFoundError(f"{path or '/v2/'} not found on {_host_label(api_host, upstream)} for {repository}",
-                         fix="check the registry name")
-
-
-def _error_codes(response: requests.Response, method: str) -> tuple[list[str], list[str]]:
-    """Registry error codes and messages from a ``{"errors": [{code, message}]}`` body (not for HEAD)."""
-    if method == "HEAD":
-        return [], []
-    try:
-        raw = b""
-        # iter_content works for streamed and already-read bodies alike; the limit guards against huge pages.
-        for chunk in response.iter_content(8192):
-            raw += chunk
-            if len(raw) >= _ERROR_BODY_LIMIT:
-                break
-        body: Any = loads(raw or b"null")
-    except (ValueError, OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
-        return [], []
-    codes: list[str] = []
-    messages: list[str] = []
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        for item in body["errors"]:
-            if isinstance(item, dict):
-                codes.append(str(item.get("code", "")))
-                message = str(item.get("message", ""))[:200]
-                messages.append(f"{item.get('code', '')}: {message}" if message else str(item.get("code", "")))
-    return codes, messages
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds: an integer, or an HTTP date (RFC 9110 section 10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class _DeadlinePassed(Exception):
     def __init__(self, seconds: float) -> None:
         super().__init__(seconds)
         self.seconds = seconds
-
-
-def _for(repository: str) -> str:
-    return f" (for {repository})" if repository else ""
-
-
-def _for_repository(error: RegistryError, repository: str) -> RegistryError:
-    """The same failure, saying which repository was being looked up (the user must learn which image failed)."""
-    if not repository or not error.what.startswith("cannot reach "):
-        return error
-    return RegistryError(f"{error.what}{_for(repository)}", where=error.where, fix=error.fix)
-
-
-def _unreachable(netloc: str, exc: requests.exceptions.RequestException, timeout: float) -> RegistryError:
-    """Name the failure (refused, DNS, TLS, timeout) without the raw exception's URL soup."""
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        reason = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text else "TLS handshake failed"
-        return RegistryError(f"cannot reach {netloc}: {reason}",
-                             fix="install the registry's CA certificate (REQUESTS_CA_BUNDLE), or list the "
-                                 "registry under insecure_registries if it has no valid certificate")
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)) or \
-            "IncompleteRead" in text or "InvalidChunkLength" in text:
-        return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
-                             f"Content-Length)", fix="try again; check the network or proxy")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return RegistryError(f"cannot reach {netloc}: no answer within {timeout:g}s",
-                             fix="check the network and proxy settings (HTTPS_PROXY), or try again later")
-    lowered = text.lower()
-    if "refused" in lowered:
-        return RegistryError(f"cannot reach {netloc}: connection refused",
-                             fix="check that the registry is running and the host and port are right")
-    if any(marker in lowered for marker in ("name or service not known", "nodename nor servname", "getaddrinfo",
-                                            "name resolution", "no address associated", "failed to resolve")):
-        return RegistryError(f"cannot reach {netloc}: the host name does not resolve (DNS)",
-                             fix="check the registry name, your DNS and proxy settings")
-    return RegistryError(f"cannot reach {netloc}: connection failed ({type(exc).__name__})",
-                         fix="check the network and proxy settings, then try again")
