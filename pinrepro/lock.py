@@ -142,13 +142,11 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
     old = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
     for dockerfile in dockerfiles:
-        path = config.root / dockerfile.path
-        snapshot = read_as[path] = Snapshot.of(path)
-        if snapshot is None or snapshot.sha256 != hashlib.sha256(dockerfile.text.encode("utf-8")).hexdigest():
-            raise WriteError("changed while pinrepro was reading it", where=dockerfile.path,
-                             fix="run pinrepro again")
+        _snapshot_as_read(read_as, config.root / dockerfile.path, dockerfile.text, dockerfile.path)
     sites, findings = collect_sites(dockerfiles)
     deploy = scan_project(config.root, config.deploy_files)
+    for name, text in deploy.texts.items():
+        _snapshot_as_read(read_as, config.root / name, text, name)
     deploy_sites = collect_deploy_sites(deploy)
     findings.extend(deploy.findings)
     sites.extend(image_site for _, image_site in deploy_sites)
@@ -224,6 +222,13 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
         commit(config.root, files, expected)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved)
+
+
+def _snapshot_as_read(read_as: dict[Path, Snapshot | None], path: Path, text: str, name: str) -> None:
+    """Remember ``path`` as it is now, which must be the ``text`` just parsed from it."""
+    snapshot = read_as[path] = Snapshot.of(path)
+    if snapshot is None or snapshot.sha256 != hashlib.sha256(text.encode("utf-8")).hexdigest():
+        raise WriteError("changed while pinrepro was reading it", where=name, fix="run pinrepro again")
 
 
 def inside_project(config: Config, path: Path) -> Path:
