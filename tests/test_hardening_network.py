@@ -360,3 +360,16 @@ def test_terminal_escapes_in_server_text_are_not_printed_raw(tmp_path: Path, ser
     line = one_error(result)
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert "DENIED" in line
+
+
+def test_add_url_download_that_drips_ends_within_the_deadline(tmp_path: Path, server: HostileServer) -> None:
+    """ADD <url> downloads (for --checksum) get the same total deadline, and a cut body is never pinned."""
+    server.on("/file.tar.gz", drip(0.2))
+    root = tmp_path / "project"
+    root.mkdir()
+    text = f"# syntax=docker/dockerfile:1.7\nFROM scratch\nADD http://{server.host}/file.tar.gz /x\n"
+    (root / "Dockerfile").write_text(text)
+    line = one_error(run(root, PINREPRO_BLOB_DEADLINE="2"))
+    assert "not complete within 2s" in line and "PINREPRO_BLOB_DEADLINE" in line
+    assert (root / "Dockerfile").read_text() == text
+    assert sorted(p.name for p in root.iterdir()) == ["Dockerfile"]

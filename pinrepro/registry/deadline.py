@@ -184,3 +184,13 @@ def watch(adapter: requests.adapters.HTTPAdapter) -> None:
         return manager
 
     adapter.proxy_manager_for = proxied  # type: ignore[method-assign]
+
+
+def watched_session() -> requests.Session:
+    """A requests session whose connections honour deadline scopes (for the GitHub API and ADD downloads)."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter()
+    watch(adapter)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
