@@ -6,7 +6,8 @@ PYTHON    ?= python3
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 # Debian package that provides each command the tests and the demo run.
-SYSTEM_TOOLS := docker-registry:docker-registry skopeo:skopeo umoci:umoci git:git
+SYSTEM_TOOLS := docker-registry:docker-registry skopeo:skopeo umoci:umoci git:git \
+                apt-ftparchive:apt-utils gpg:gnupg dpkg-deb:dpkg debootstrap:debootstrap buildah:buildah
 
 .PHONY: all setup system-deps test lint typecheck unit demo bench clean
 
@@ -49,6 +50,7 @@ bench: setup
 	$(PY) bench/resolve.py
 	$(PY) bench/compile.py
 	$(PY) bench/scan.py
+	$(PY) bench/apt.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .demo

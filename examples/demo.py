@@ -17,8 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.aptrepo import AptRepo, Deb  # noqa: E402
 from tests.support.images import build_two_platform, push_http  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
+
+APT_KEY = "/usr/share/keyrings/demo-archive.gpg"
 
 CUDA_ENV = [
     "PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -51,11 +54,21 @@ def main() -> int:
     pinrepro = str(Path(sys.executable).with_name("pinrepro"))
     with tempfile.TemporaryDirectory(prefix="pinrepro-demo-") as tmp:
         workdir = Path(tmp)
+        # The Ubuntu archive is out of reach too: a signed local apt repository with a snapshot service
+        # stands in for it, and the images' apt sources point at it.
+        archive = AptRepo(workdir / "apt", architectures=("amd64", "arm64"))
+        for deb in (Deb("tini", "0.19.0-1"), Deb("libgomp1", "12.3.0-1ubuntu1~22.04", depends="gcc-12-base"),
+                    Deb("gcc-12-base", "12.3.0-1ubuntu1~22.04")):
+            archive.add(deb)
+        archive.publish()
+        archive.start()
         with RegistryServer(workdir / "registry") as registry:
             layout = workdir / "layout"
+            apt_files = {"etc/apt/sources.list": archive.sources_line(APT_KEY).encode(),
+                         APT_KEY.lstrip("/"): archive.keyring.read_bytes()}
             for flavour in ("devel", "runtime"):
                 tag = f"12.4.1-{flavour}-ubuntu22.04"
-                layers = [{"etc/os-release": OS_RELEASE, "var/lib/dpkg/status": DPKG_STATUS},
+                layers = [{"etc/os-release": OS_RELEASE, "var/lib/dpkg/status": DPKG_STATUS, **apt_files},
                           {f"usr/local/cuda/{flavour}.txt": flavour.encode()}]
                 build_two_platform(layout, tag, layers, env=CUDA_ENV)
                 digest = push_http(layout, tag, registry.url, "nvidia/cuda", tag)
@@ -65,14 +78,18 @@ def main() -> int:
             shutil.copytree(ROOT / "examples" / "ml-service", project)
             with (project / "pyproject.toml").open("a") as config:
                 config.write(f'\n[tool.pinrepro.mirrors]\n"docker.io" = "{registry.host}"\n')
+                config.write(f'\n[tool.pinrepro.apt.snapshot_url]\nubuntu = "{archive.snapshot_template}"\n')
             status = run(pinrepro, "lock", cwd=project)
             if status == 0:
-                print("\n--- the Dockerfile's FROM lines now:")
+                print("\n--- the Dockerfile's FROM lines and apt pins now:")
                 for line in (project / "Dockerfile").read_text().splitlines():
-                    if line.upper().startswith(("FROM", "ARG")):
+                    if line.upper().startswith(("FROM", "ARG")) or "apt-get install" in line:
                         print(line)
+                print("\n--- pinrepro.apt/runtime/sources.list (the locked archive snapshot the build mounts):")
+                print((project / "pinrepro.apt/runtime/sources.list").read_text(), end="")
                 run(pinrepro, "manifest", cwd=project)
                 status = run(pinrepro, "verify", cwd=project)
+        archive.stop()
         return status
 
 

@@ -69,6 +69,11 @@ def common_options(func: F) -> F:
     return func
 
 
+def _print_traceback() -> None:
+    # The exception's text can quote a registry's or GitHub's error body: escaped like every other line.
+    click.echo(escape.terminal_block(traceback.format_exc().rstrip("\n")), err=True)
+
+
 def handles_errors(func: F) -> F:
     """Map PinreproError to its one line and exit code 2; unexpected errors too, without a traceback unless -v."""
 
@@ -79,7 +84,7 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except PinreproError as exc:
             if verbose:
-                traceback.print_exc()
+                _print_traceback()
             terminal.echo(f"{terminal.paint('error', 'error')}: {escape.terminal(exc.line())}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
@@ -97,7 +102,7 @@ def handles_errors(func: F) -> F:
             raise
         except Exception as exc:
             if verbose:
-                traceback.print_exc()
+                _print_traceback()
             terminal.echo(f"{terminal.paint('error', 'error')}: internal error {type(exc).__name__}: "
                           f"{escape.terminal(str(exc))} - rerun with -v and report it", err=True)
             sys.exit(2)
@@ -341,8 +346,10 @@ def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
               help="Where to write it ('-' for stdout; default: [policy] file, or pinrepro.policy.json).")
 @click.option("--deny-unlocked/--no-deny-unlocked", default=None,
               help="Also deny every image the lock does not pin, so an unlocked --build-arg fails the build.")
+@click.option("--dry-run", is_flag=True, help="Show the diff of the policy file; write nothing.")
 @handles_errors
-def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None) -> None:
+def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, deny_unlocked: bool | None,
+           dry_run: bool) -> None:
     """Write a BuildKit source policy from the lock: every locked image converted to its digest."""
     from pinrepro import policy as policy_module
     from pinrepro.fsutil import write_atomically
@@ -356,6 +363,11 @@ def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, de
         out.result(text.rstrip("\n"))
         return
     target = config.root / (output or settings.file)
+    old = target.read_bytes() if target.is_file() else None
+    if dry_run:
+        diff = render.file_diff(config.root, {target: text.encode("utf-8")}, {target: old})
+        out.result(diff.rstrip("\n"))
+        return
     write_atomically({target: text.encode("utf-8")})
     out.info(f"wrote {output or settings.file}")
 

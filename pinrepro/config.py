@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
 from pinrepro.scrub import remember
 from pinrepro.suppress import check_rule_ids
@@ -78,6 +79,7 @@ class Config:
     layers: tuple[Layer, ...] = ()
     # The refresh bot's table, validated by pinrepro.refresh (which owns its keys).
     refresh: Mapping[str, Any] = field(default_factory=dict)
+    apt: AptSettings = field(default_factory=AptSettings)
     verify: VerifyOptions = field(default_factory=VerifyOptions)
     # Where the file came from, for error messages.
     source: str = "defaults"
@@ -98,7 +100,7 @@ _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
     "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
-    "verify",
+    "verify", "apt",
 }
 _VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
@@ -205,6 +207,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
+        apt=parse_settings(data.get("apt"), where=source),
         verify=_verify_options(data.get("verify", {}), source),
         source=source,
         deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),

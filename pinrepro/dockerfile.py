@@ -50,6 +50,36 @@ class FromSite:
     # ARGs that ``docker build --build-arg`` could set to name another tag while the digest written for this
     # FROM stays - and wins. Empty when the digest goes into an ARG that holds the whole reference.
     build_args: tuple[str, ...] = ()
+    base_stage: str | None = None  # the earlier stage this one builds on (kind == "stage")
+
+
+@dataclass(frozen=True)
+class RunScript:
+    """The shell text of one RUN instruction (or of one heredoc it opens), for readers of RUN lines.
+
+    ``offsets[i]`` is the file offset of ``script[i]``, so a reader can edit the file byte-exactly.
+    """
+
+    path: str
+    line: int  # where the RUN instruction starts
+    stage: int  # index of the stage's FROM in Dockerfile.sites
+    script: str  # the command line after RUN's flags, continuations joined (as the shell gets it), or a body
+    offsets: tuple[int, ...]
+    # ARGs the stage can see: the value, or None when pinrepro cannot know it (no default, --build-arg).
+    args: Mapping[str, str | None] = field(default_factory=dict, hash=False)
+    heredoc: bool = False
+    flags: tuple[str, ...] = ()  # RUN's own flags, e.g. --mount=type=cache,target=/var/cache/apt
+
+
+@dataclass(frozen=True)
+class ShellToken:
+    """A shell word as written (quotes kept), or an operator (``&&``, ``||``, ``;``, ``|``, ``&``, newline,
+    ``(``, ``)``, ``>``, ``>>``, ``<``); ``start``/``end`` index the script."""
+
+    text: str
+    start: int
+    end: int
+    operator: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +87,7 @@ class Dockerfile:
     path: str
     text: str
     sites: tuple[FromSite, ...]
+    runs: tuple[RunScript, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,8 +156,27 @@ def parse(text: str, path: str = "Dockerfile", platforms: Sequence[str] = ()) ->
     ``platforms`` are the target platforms the project builds for: a FROM that depends on TARGETARCH (or
     another TARGET* ARG) and names an earlier stage for each of them is a stage, not an unknown image.
     """
-    sites, _ = _analyse(text, path, platforms=tuple(platforms))
-    return Dockerfile(path=path, text=text, sites=sites)
+    runs: list[RunScript] = []
+    sites, _ = _analyse(text, path, platforms=tuple(platforms), runs=runs)
+    return Dockerfile(path=path, text=text, sites=sites, runs=tuple(runs))
+
+
+def expand_word(word: str, args: Mapping[str, str | None]) -> str | None:
+    """A shell word of a RUN line with quotes removed and ``$ARG``s substituted; None when it needs a value
+    pinrepro cannot know (or is not valid shell). Uses the same lexer as FROM lines."""
+    env: dict[str, _Value] = {
+        name: value if value is not None else _Opaque(f"ARG {name} has no known value", "unknown")
+        for name, value in args.items()
+    }
+    try:
+        return _expand(word, env, "\\").value
+    except _SyntaxProblem:
+        return None
+
+
+def apply_edits(text: str, edits: Mapping[tuple[int, int], str]) -> str:
+    """``text`` with each ``(start, end)`` span replaced; every other character stays."""
+    return _apply(text, edits)
 
 
 def rewrite(dockerfile: Dockerfile, digest_for: Callable[[FromSite], str | None]) -> str:
@@ -302,7 +352,8 @@ class _ArgDecl:
 
 def _analyse(text: str, path: str, found: list[Instruction] | None = None,
              directive_values: dict[str, str] | None = None,
-             platforms: tuple[str, ...] = ()) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
+             platforms: tuple[str, ...] = (), runs: list[RunScript] | None = None,
+             ) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
     lines = _lines(text)
     directives = _Directives()
     sites: list[FromSite] = []
@@ -310,6 +361,7 @@ def _analyse(text: str, path: str, found: list[Instruction] | None = None,
     stages: dict[str, int] = {}
     env: dict[str, _Value] = {}
     decls: dict[str, _ArgDecl] = {}
+    stage_args: dict[str, str | None] = {}
     # The global ARGs once more per target platform, with BuildKit's TARGET* values filled in.
     platform_envs = [_target_args(platform) for platform in platforms]
     seen_from = False
@@ -349,14 +401,43 @@ def _analyse(text: str, path: str, found: list[Instruction] | None = None,
                 site = replace(site, kind="stage", reason=None)
             sites.append(site)
             slots.append(slot)
+            stage_args = {}
         elif command == "arg" and not seen_from:
             _declare_args(logical, args_at, env, decls, directives.escape)
             for penv in platform_envs:
                 _declare_args(logical, args_at, penv, {}, directives.escape)
-        index = _skip_heredocs(lines, index, logical, command, args_at, where)
+        elif command == "arg":
+            _declare_stage_args(logical.text[args_at:], env, stage_args, directives.escape)
+        bodies: list[tuple[str, tuple[int, ...]]] = []
+        index = _skip_heredocs(lines, index, logical, command, args_at, where, bodies)
+        if runs is not None and command == "run" and sites:
+            flags, rest_at = _builder_flags(logical.text, args_at, where)
+            common = {"path": path, "line": logical.line, "stage": len(sites) - 1, "args": dict(stage_args),
+                      "flags": tuple(flags)}
+            runs.append(RunScript(script=logical.text[rest_at:], offsets=tuple(logical.offsets[rest_at:]),
+                                  **common))  # type: ignore[arg-type]
+            for body, offsets in bodies:
+                runs.append(RunScript(script=body, offsets=offsets, heredoc=True, **common))  # type: ignore[arg-type]
     if directive_values is not None:
         directive_values.update(directives.values)
     return tuple(sites), slots
+
+
+def _declare_stage_args(text: str, env: Mapping[str, _Value], stage_args: dict[str, str | None],
+                        escape: str) -> None:
+    """ARGs inside a stage: a default, or the global value re-declared; a --build-arg may override both,
+    which pinrepro cannot see, so it reads the defaults as the build's values."""
+    for word in _raw_words(text):
+        name, has_value, raw = word.partition("=")
+        if not name:
+            continue
+        if has_value:
+            known = {k: v for k, v in stage_args.items() if v is not None}
+            value = expand_word(raw, known)
+            stage_args[name] = value
+        else:
+            inherited = env.get(name)
+            stage_args[name] = inherited if isinstance(inherited, str) else None
 
 
 def _target_args(platform: str) -> dict[str, _Value]:
@@ -386,8 +467,11 @@ def _split_command(text: str) -> tuple[str, int]:
 
 
 def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: str, args_at: int,
-                   where: str) -> int:
-    """Consume the bodies of the heredocs this instruction opens; return the index of the next line."""
+                   where: str, bodies: list[tuple[str, tuple[int, ...]]] | None = None) -> int:
+    """Consume the bodies of the heredocs this instruction opens; return the index of the next line.
+
+    ``bodies`` (if given) receives each body's text and the file offset of each of its characters.
+    """
     if command == "onbuild":
         sub, sub_at = _split_command(logical.text[args_at:])
         command, args_at = sub, args_at + sub_at
@@ -397,14 +481,21 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: s
     if _is_json_form(logical.text[rest_at:]):
         return index
     for name, chomp in _heredocs(logical.text):
+        text, offsets = "", list[int]()
         while True:
             if index >= len(lines):
                 raise DockerfileError(f"heredoc <<{name} is never closed", where=where,
                                       fix=f"end it with a line that says only {name}")
             body = lines[index].content
+            start = lines[index].start
             index += 1
             if (body.lstrip("\t") if chomp else body) == name:
                 break
+            text += body + "\n"
+            offsets.extend(range(start, start + len(body)))
+            offsets.append(start + len(body))
+        if bodies is not None:
+            bodies.append((text, tuple(offsets)))
     return index
 
 
@@ -464,6 +555,71 @@ def _raw_words(line: str) -> list[str]:
     if in_word:
         words.append(word)
     return words
+
+
+_SHELL_OPERATORS = ("&&", "||", ">>", ";", "|", "&", "\n", "(", ")", ">", "<")
+
+
+def shell_tokens(script: str) -> list[ShellToken]:
+    """Split a RUN script into words (quotes and escapes kept, as ``_raw_words`` keeps them) and operators.
+
+    Enough of POSIX sh to find commands: quotes, backslashes, ``$(...)``/backticks kept inside a word,
+    comments dropped. A redirection's file descriptor (``2>``) stays a word before the operator.
+    """
+    tokens: list[ShellToken] = []
+    position = 0
+    start = -1
+    depth = 0
+
+    def close(end: int) -> None:
+        nonlocal start
+        if start >= 0:
+            tokens.append(ShellToken(script[start:end], start, end))
+            start = -1
+
+    while position < len(script):
+        char = script[position]
+        if depth == 0 and start < 0 and char == "#":
+            newline = script.find("\n", position)
+            position = len(script) if newline < 0 else newline
+            continue
+        if char in "'\"`":
+            if start < 0:
+                start = position
+            end = position + 1
+            while end < len(script) and script[end] != char:
+                end += 2 if char != "'" and script[end] == "\\" else 1
+            position = end + 1
+            continue
+        if char == "\\":
+            if start < 0:
+                start = position
+            position += 2
+            continue
+        if char == "$" and script.startswith("$(", position):
+            if start < 0:
+                start = position
+            depth += 1
+            position += 2
+            continue
+        if depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            position += 1
+            continue
+        operator = next((op for op in _SHELL_OPERATORS if script.startswith(op, position)), None)
+        if operator is not None or char in " \t\r":
+            close(position)
+            if operator is not None:
+                tokens.append(ShellToken(operator, position, position + len(operator), operator=True))
+                position += len(operator)
+            else:
+                position += 1
+            continue
+        if start < 0:
+            start = position
+        position += 1
+    close(min(position, len(script)))
+    return tokens
 
 
 def _unquote(word: str) -> str:
@@ -597,7 +753,7 @@ def _from_site(logical: _Logical, args_at: int, path: str, env: Mapping[str, _Va
     elif value == "":
         site = replace(site, reason=f"'{written}' expands to an empty image name")
     elif value.lower() in stages:
-        site = replace(site, kind="stage")
+        site = replace(site, kind="stage", base_stage=value.lower())
     elif value.lower() == "scratch":
         site = replace(site, kind="scratch")
     else:

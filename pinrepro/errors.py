@@ -86,3 +86,7 @@ class GitError(PinreproError):
 
 class InventoryError(PinreproError):
     """An image layer or config blob that is not what it claims to be (truncated, corrupt, wrong digest)."""
+
+
+class AptError(PinreproError):
+    """apt could not resolve a stage's installs, or is not available on this host."""

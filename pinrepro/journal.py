@@ -137,8 +137,9 @@ def confined(root: Path, path: Path, *, what: str) -> Path:
     return real
 
 
-def commit(root: Path, files: Mapping[Path, bytes], expected: Mapping[Path, Snapshot | None]) -> None:
-    """Write ``files`` (target -> content) as one set; ``expected`` is each target as it was read."""
+def commit(root: Path, files: Mapping[Path, bytes], expected: Mapping[Path, Snapshot | bytes | None]) -> None:
+    """Write ``files`` (target -> content) as one set; ``expected`` is each target as it was read (its
+    snapshot, or only its bytes; None: it did not exist)."""
     real_root = root.resolve()
     targets = {path: confined(root, path, what="the file") for path in files}
     staged: list[tuple[Path, Path, bytes]] = []  # (shown path, real target, content)
@@ -199,10 +200,12 @@ def _stage(root: Path, shown: Path, target: Path, data: bytes) -> Path:
     return temp
 
 
-def _check_unchanged(root: Path, path: Path, before: Snapshot | str | None) -> None:
+def _check_unchanged(root: Path, path: Path, before: Snapshot | bytes | str | None) -> None:
     if before == "unknown":
         return
     now = Snapshot.of(path)
+    if isinstance(before, bytes):  # only the content is known: compare that
+        before = Snapshot(len(before), now.mtime_ns if now else 0, hashlib.sha256(before).hexdigest())
     if now == before:
         return
     name = _display(root, path)

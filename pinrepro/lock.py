@@ -16,13 +16,17 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pinrepro import addgit, addurl, lockfile, policy
+from pinrepro.apt.find import find_installs
+from pinrepro.apt.pinning import AptOutcome, lock_apt
+from pinrepro.apt.resolve import has_apt_get
 from pinrepro.config import Config
 from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
-from pinrepro.dockerfile import Dockerfile, FromSite, rewrite, strip_digest
+from pinrepro.dockerfile import Dockerfile, FromSite, apply_edits, parse, rewrite, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
+from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.scan import scan_platform
 from pinrepro.journal import Snapshot, WriteError, commit, project_lock
@@ -176,6 +180,12 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
         findings.append(Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
+    apt = _lock_apt(config, dockerfiles, sites, images, old, resolver, upgrade=upgrade)
+    findings.extend(apt.findings)
+    for relative, content in apt.files.items():
+        if _read_or_none(config.root / relative) != content:
+            files[config.root / relative] = content
+
     # Digest-only references (no tag) were pinned by the user: nothing to move, so rewrite leaves them alone.
     pins = {s.site: images[s.key].digest for s in sites if s.ref.tag}
     urls, url_findings = addurl.lock_urls(dockerfiles, old.urls if old else {}, upgrade=upgrade,
@@ -187,26 +197,33 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
     findings.extend(git_findings)
     checksums = {url: entry.checksum for url, entry in urls.items()}
     findings.extend(_build_arg_notes(s, images[s.key].digest) for s in sites if s.ref.tag and s.site.build_args)
-    # pin = "policy": the digests go into the BuildKit source policy only, the Dockerfiles stay as written.
-    for dockerfile in dockerfiles if config.pin != "policy" else []:
-        new_text = rewrite(dockerfile, pins.get)
-        new_text = addgit.pin_text(replace(dockerfile, text=new_text),
-                                   lambda site: commits.get((site.path, site.line)))
-        new_text, add_findings = addurl.pin_text(replace(dockerfile, text=new_text),
-                                                 lambda site: checksums.get(site.url),
-                                                 add_syntax=config.syntax_directive)
-        findings.extend(add_findings)
-        if new_text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE) and \
-                not dockerfile.text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE):
-            # The added syntax line moves every line down: the lock records where things are now.
-            images, urls = _shift_sites(images, urls, dockerfile.path)
+    for dockerfile in dockerfiles:
+        current = dockerfile
+        if apt.edits.get(dockerfile.path):
+            # apt pins first: their offsets are the original text's; FROM sites stay equal (same lines).
+            current = parse(apply_edits(dockerfile.text, apt.edits[dockerfile.path]), dockerfile.path,
+                            config.platforms)
+        new_text = current.text
+        # pin = "policy": the digests go into the BuildKit source policy only, the FROM lines stay as written.
+        if config.pin != "policy":
+            new_text = rewrite(current, pins.get)
+            new_text = addgit.pin_text(replace(current, text=new_text),
+                                       lambda site: commits.get((site.path, site.line)))
+            new_text, add_findings = addurl.pin_text(replace(current, text=new_text),
+                                                     lambda site: checksums.get(site.url),
+                                                     add_syntax=config.syntax_directive)
+            findings.extend(add_findings)
+            if new_text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE) and \
+                    not dockerfile.text.lstrip("\ufeff").startswith(addurl.SYNTAX_LINE):
+                # The added syntax line moves every line down: the lock records where things are now.
+                images, urls = _shift_sites(images, urls, dockerfile.path)
         if new_text != dockerfile.text:
             files[config.root / dockerfile.path] = new_text.encode("utf-8")
     deploy_pins = {id(site): pins.get(image_site.site) for site, image_site in deploy_sites}
     for name, new_text in pin_files(deploy, lambda site: deploy_pins.get(id(site))).items():
         files[config.root / name] = new_text.encode("utf-8")
 
-    new = Lock(images=images, layers=layers, urls=urls)
+    new = Lock(images=images, layers=layers, urls=urls, apt=apt.records)
     if config.pin != "dockerfile":
         files.update(_policy_file(config, new))
     new_lock_text = lockfile.dumps(new).encode("utf-8")
@@ -229,6 +246,29 @@ def _snapshot_as_read(read_as: dict[Path, Snapshot | None], path: Path, text: st
     snapshot = read_as[path] = Snapshot.of(path)
     if snapshot is None or snapshot.sha256 != hashlib.sha256(text.encode("utf-8")).hexdigest():
         raise WriteError("changed while pinrepro was reading it", where=name, fix="run pinrepro again")
+
+
+def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSite],
+              images: Mapping[str, ImageLock], old: Lock | None, resolver: _ImageResolver, *,
+              upgrade: bool) -> AptOutcome:
+    """apt pins, when enabled: explicitly, or by default when a stage installs apt packages and apt-get exists."""
+    settings = config.apt
+    previous = old.apt if old else {}
+    if settings.enabled is False or not any(find_installs(d).installs for d in dockerfiles):
+        return AptOutcome()
+    if settings.enabled is None and not has_apt_get():
+        note = Finding(config.source, None, "warning", "apt-unavailable",
+                       "apt installs are not re-pinned: this host has no apt-get (run `pinrepro lock` on a Debian "
+                       "or Ubuntu machine, or set [tool.pinrepro.apt] enabled = false)")
+        return AptOutcome(records=dict(previous), findings=[note])
+    keys = {(s.site.path, s.site.line): s.key for s in sites}
+    refs = {s.key: s.ref.without_digest() for s in sites}
+
+    def files_for(key: str, digest: str) -> Mapping[str, bytes]:
+        return image_apt_files(resolver.client(), refs[key], digest)
+
+    return lock_apt(dockerfiles, settings, config.platforms, images,
+                    lambda d, index: keys.get((d.path, d.sites[index].line)), previous, files_for, upgrade=upgrade)
 
 
 def inside_project(config: Config, path: Path) -> Path:

@@ -83,6 +83,8 @@ class Lock:
     images: Mapping[str, ImageLock] = field(default_factory=dict)
     layers: Mapping[str, LayerLock] = field(default_factory=dict)
     urls: Mapping[str, UrlLock] = field(default_factory=dict)
+    # apt pins per Dockerfile stage and platform, as plain TOML data; pinrepro.apt.pinning owns its shape.
+    apt: Mapping[str, Any] = field(default_factory=dict)
 
 
 def dumps(lock: Lock) -> str:
@@ -97,6 +99,8 @@ def dumps(lock: Lock) -> str:
                               **({"size": entry.size} if entry.size is not None else {}),
                               **({"ref": entry.ref} if entry.ref is not None else {})}
                         for url, entry in sorted(lock.urls.items())}
+    if lock.apt:
+        data["apt"] = dict(lock.apt)
     return HEADER + "\n" + tomli_w.dumps(_sorted(data))
 
 
@@ -173,9 +177,10 @@ def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
         images = {key: _image_from_toml(value, key) for key, value in _table(data, "images").items()}
         layers = {key: _layer_from_toml(value) for key, value in _table(data, "layers").items()}
         urls = {key: _url_from_toml(value) for key, value in _table(data, "urls").items()}
+        apt = _table(data, "apt")
     except (KeyError, TypeError, ValueError) as exc:
         raise LockfileError(f"corrupted lock file ({exc})", where=where, fix=fix) from None
-    return Lock(images=images, layers=layers, urls=urls)
+    return Lock(images=images, layers=layers, urls=urls, apt=apt)
 
 
 def _url_from_toml(data: Any) -> UrlLock:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pinrepro.apt.stageset import added, stage_sets
 from pinrepro.escape import terminal
 from pinrepro.inventory.contents import UNKNOWN, PlatformContents
 from pinrepro.lockfile import ImageLock, Lock, PlatformLock
@@ -37,6 +38,24 @@ def render_text(lock: Lock, *, packages: bool = False) -> str:
     """Per image and platform: OS, Python, CUDA stack, minimum driver, apt package count (or the list)."""
     if not lock.images:
         return "no images are pinned in the lock"
+    blocks: list[str] = [*_image_blocks(lock, packages), *_stage_blocks(lock, packages)]
+    return "\n\n".join(blocks)
+
+
+def _stage_blocks(lock: Lock, packages: bool) -> list[str]:
+    """Per Dockerfile stage that installs apt packages: its final apt set (base image plus its RUN lines)."""
+    blocks = []
+    for (key, platform), final in stage_sets(lock).items():
+        own = added(lock, key, platform)
+        lines = [f"stage {key}  {platform}", f"    apt  {len(final)} packages, {len(own)} from RUN lines"]
+        if packages:
+            width = max((len(n) for n in own), default=0)
+            lines.extend(f"      {name.ljust(width)}  {version}" for name, version in sorted(own.items()))
+        blocks.append("\n".join(lines))
+    return blocks
+
+
+def _image_blocks(lock: Lock, packages: bool) -> list[str]:
     blocks: list[str] = []
     for ref, image in sorted(lock.images.items()):
         lines = [f"{terminal(ref)}  {terminal(_short(image.digest))}"]
@@ -45,7 +64,7 @@ def render_text(lock: Lock, *, packages: bool = False) -> str:
         if not image.platforms:
             lines.append("  (no platforms recorded)")
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return blocks
 
 
 def _platform_lines(ref: str, name: str, platform: PlatformLock, *, packages: bool) -> list[str]:
@@ -264,6 +283,12 @@ def diff(old: Lock, new: Lock) -> ManifestDiff:
                                     _created(after, f"pinrepro.lock [{ref}]")))
         if before is not None and after is not None:
             platforms.extend(_platform_diffs(ref, before, after))
+    # apt installed by RUN lines: per stage, the final set compared (base image moves show here too).
+    old_sets, new_sets = stage_sets(old), stage_sets(new)
+    for key, platform in sorted(set(old_sets) | set(new_sets)):
+        changes = _apt_changes(old_sets.get((key, platform), {}), new_sets.get((key, platform), {}))
+        if changes:
+            platforms.append(PlatformDiff(f"stage {key}", platform, None, (), tuple(changes)))
     return ManifestDiff(images=tuple(images), platforms=tuple(platforms))
 
 

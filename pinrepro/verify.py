@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pinrepro import lockfile
 from pinrepro.addgit import check_git, check_git_online, resolver
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
+from pinrepro.apt.check import check_apt, check_apt_online
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding
+from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
@@ -82,9 +84,14 @@ def run_verify(
     for dockerfile in dockerfiles:
         findings.extend(check_dockerfile_installs(dockerfile.text, dockerfile.path, config))
     findings.extend(_cuda_findings(config, lock, dockerfiles))
+    findings.extend(check_apt(config.root, config.apt, lock, lock_name, dockerfiles))
     if online and lock.images:
         factory = client_factory or _default_client(config)
-        findings.extend(check_online(lock, factory(), lock_name, lines))
+        client = factory()
+        findings.extend(check_online(lock, client, lock_name, lines))
+        if lock.apt.get("stages") and config.apt.enabled is not False:
+            findings.extend(check_apt_online(
+                lock, lock_name, lambda key, digest: image_apt_files(client, ImageRef.parse(key), digest)))
     if online and lock.urls:
         findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
         findings.extend(check_git_online(lock, lock_name, resolver(config.root)))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.aptrepo import AptRepo, Deb
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
 
@@ -178,3 +179,23 @@ class DockerConfigFactory:
 @pytest.fixture
 def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> DockerConfigFactory:
     return DockerConfigFactory(tmp_path / "docker-config", monkeypatch)
+
+
+# -- a signed apt repository with a snapshot service ----------------------------------------------------------
+@pytest.fixture(scope="session")
+def apt_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AptRepo]:
+    """pr-lib 1.0, pr-tool 1.0 (depends on pr-lib), pr-extra 1.0 (recommends pr-doc): published once.
+
+    Tests that publish more must not assume the session's other tests see only this state; they read the
+    timestamps ``publish()`` returns.
+    """
+    repo = AptRepo(tmp_path_factory.mktemp("apt-repo"))
+    for deb in (Deb("pr-lib", "1.0"), Deb("pr-tool", "1.0", depends="pr-lib (>= 1.0)"),
+                Deb("pr-doc", "1.0"), Deb("pr-extra", "1.0", recommends="pr-doc")):
+        repo.add(deb)
+    repo.first_snapshot = repo.publish()
+    repo.start()
+    try:
+        yield repo
+    finally:
+        repo.stop()

@@ -81,7 +81,7 @@ def test_a_registry_error_body_is_one_inert_line(tmp_path: Path, api: responses.
 
 def test_a_github_error_body_is_one_inert_line(tmp_path: Path, api: responses.RequestsMock,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_git import make_repos
+    from tests.test_git import make_repos, sh
     from tests.test_refresh import PULLS, FakeLock, cli_refresh, upstream
 
     repos = make_repos(tmp_path, {"Dockerfile": b"FROM python:3.11-slim\n"})
@@ -93,6 +93,11 @@ def test_a_github_error_body_is_one_inert_line(tmp_path: Path, api: responses.Re
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
     assert "GitHub rejected the request" in result.stderr
     assert_inert(result.output)
+    # With -v the traceback quotes the same text: escaped too.
+    sh(repos.work, "checkout", "--quiet", "--", ".")
+    verbose = cli_refresh(repos, "--open-pr", "-v")
+    assert verbose.exit_code == 2 and "Traceback" in verbose.stderr
+    assert_inert(verbose.output)
 
 
 WEIRD_DIR = "proj\n::error::forged\x1b[31m\x07"

@@ -193,7 +193,7 @@ _REF_FIX = "write it as [registry[:port]/]repository[:tag][@sha256:digest]"
          "Dockerfile:1: invalid image reference '{host}/base@sha256:12': 'sha256:12' is not a digest (expected "
          "sha256:<64 hex digits>) - " + _REF_FIX),
         ({"Dockerfile": "FROM {host}/base:1\n", "pinrepro.toml": "platfroms = []\n"},
-         "pinrepro.toml: unknown key 'platfroms' - known keys: add_max_bytes, deploy_files, dockerfiles, "
+         "pinrepro.toml: unknown key 'platfroms' - known keys: add_max_bytes, apt, deploy_files, dockerfiles, "
          "extra_index_urls, find_links, hashes, index_url, insecure_registries, layers, lockfile, mirrors, pin, "
          "platforms, policy, python, refresh, resolver, syntax_directive, verify"),
         ({"Dockerfile": "FROM {host}/base:1\n", "pinrepro.lock": "schema = 1\n[images\n"},

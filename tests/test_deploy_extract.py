@@ -106,10 +106,13 @@ def test_helm_tag_from_a_merged_mapping_is_reported_not_guessed() -> None:
 
 def test_workflow_and_devcontainer() -> None:
     text = ("jobs:\n  a:\n    container: node:20\n    services:\n      pg: {image: 'postgres:16'}\n"
+            "    steps:\n    - uses: actions/checkout@v4\n    - uses: docker://alpine:3.19  # runs the image\n"
             "  b:\n    container:\n      image: ${{ matrix.image }}\n")
     assert [(s.field, s.image) for s in sites(".github/workflows/ci.yml", text)] == [
         ("jobs.a.container", "node:20"), ("jobs.a.services.pg.image", "postgres:16"),
-        ("jobs.b.container.image", None)]
+        ("jobs.a.steps[1].uses", "alpine:3.19"), ("jobs.b.container.image", None)]
+    assert pin_all(".github/workflows/ci.yml", text) == text.replace("node:20", f"node:20@{D}").replace(
+        "postgres:16", f"postgres:16@{D}").replace("docker://alpine:3.19", f"docker://alpine:3.19@{D}")
     json_text = '{\n  /* base */ "image": "python:3.11", // dev\n  "features": {}\n}\n'
     assert pin_all(".devcontainer/devcontainer.json", json_text) == json_text.replace("python:3.11",
                                                                                      f"python:3.11@{D}")

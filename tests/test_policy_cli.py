@@ -70,6 +70,8 @@ def test_policy_mode_leaves_dockerfiles_alone(tmp_path: Path, fresh_registry: Re
     printed = run(project, "policy", "-o", "-")
     assert printed.exit_code == 0
     assert json.loads(printed.stdout) == policy
+    dry = run(project, "policy", "-o", "plain.json", "--no-deny-unlocked", "--dry-run")
+    assert dry.exit_code == 0 and "+++ b/plain.json" in dry.stdout and not (project / "plain.json").exists()
     assert run(project, "policy", "-o", "plain.json", "--no-deny-unlocked").exit_code == 0
     plain = json.loads((project / "plain.json").read_text())
     assert [r["action"] for r in plain["rules"]] == ["CONVERT"]

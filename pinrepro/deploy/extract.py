@@ -10,7 +10,8 @@ Formats and the fields read (each one a reference an orchestrator pulls):
 - Kustomize: ``images:`` entries (``name`` / ``newName`` / ``newTag`` / ``digest``): the digest goes into ``digest``.
 - Helm values: ``image: {registry?, repository, tag, digest?}`` (``digest`` written, ``tag`` kept) and plain
   ``image: repo:tag`` strings, anywhere in the values tree.
-- GitHub workflows: ``jobs.*.container`` (a string or ``.image``) and ``jobs.*.services.*.image``.
+- GitHub workflows: ``jobs.*.container`` (a string or ``.image``), ``jobs.*.services.*.image`` and steps that
+  run an image directly (``uses: docker://image:tag``).
 - devcontainer.json: ``image``.
 """
 
@@ -38,6 +39,7 @@ from pinrepro.reference import ImageRef
 
 _WORKLOADS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"}
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+_DOCKER_ACTION = "docker://"  # a workflow step that runs an image: ``uses: docker://alpine:3.19``
 # compose's interpolation (compose-spec, "Interpolation"): $$ escapes, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e}, ...
 _COMPOSE_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^{}$]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -126,6 +128,13 @@ def _workflow(doc: YamlDocument) -> Iterator[DeploySite]:
                               f"jobs.{job_name}.services.{service_name}.image")
             if site:
                 yield site
+        for position, step in enumerate(sequence_items(mapping_get(job, "steps"))):
+            uses = mapping_get(step, "uses")
+            if (scalar(uses) or "").startswith(_DOCKER_ACTION):
+                site = _reference(doc, uses, "workflow", f"jobs.{job_name}.steps[{position}].uses",
+                                  prefix=_DOCKER_ACTION)
+                if site:
+                    yield site
 
 
 def _helm(doc: YamlDocument, node: yaml.Node | None, path: str) -> Iterator[DeploySite]:
@@ -154,13 +163,16 @@ def _helm(doc: YamlDocument, node: yaml.Node | None, path: str) -> Iterator[Depl
 
 
 def _reference(doc: YamlDocument, node: yaml.Node | None, kind: FileKind, field: str, *,
-               compose: bool = False, lenient: bool = False) -> DeploySite | None:
-    """A site for a scalar that holds a whole reference; None when the field is absent or empty."""
-    written = scalar(node)
-    if node is None or written is None or not written.strip():
+               compose: bool = False, lenient: bool = False, prefix: str = "") -> DeploySite | None:
+    """A site for a scalar that holds a whole reference (after ``prefix``); None when it is absent or empty."""
+    value = scalar(node)
+    if node is None or value is None or not value.strip():
         return None
+    written = value[len(prefix):]
     line = line_of(node)
     span = verbatim_span(doc.text, node)
+    if span is not None:
+        span = (span[0] + len(prefix), span[1])
     image: str | None = written
     reason = None
     inner = (0, len(written))  # the part of the value that is the reference, as offsets into the value
