@@ -186,3 +186,11 @@ def _no_index_env() -> Iterator[None]:
     saved = {k: os.environ.pop(k) for k in ("PIP_INDEX_URL", "UV_INDEX_URL") if k in os.environ}
     yield
     os.environ.update(saved)
+
+
+def test_a_megabyte_unresolved_from_gives_a_short_finding(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("ARG X\nFROM ${X}" + "a" * 1_000_000 + "\n")
+    for command in ("verify", "lock"):
+        result = invoke(tmp_path, command)
+        assert max(len(line) for line in (result.stdout + result.stderr).splitlines()) < 1100
+        assert "characters cut" in result.stdout + result.stderr
