@@ -18,6 +18,9 @@ class Finding:
     level: Level
     code: str  # short stable identifier, e.g. "unpinned", "drift", "stale-lock-entry"
     message: str
+    # check's findings also name the build stage and say how to fix it; verify's leave them empty.
+    stage: str | None = None
+    fix: str | None = None
 
     def __post_init__(self) -> None:
         # A finding may quote a 1 MB FROM line or a server's words: cut it to a readable length (#14).
