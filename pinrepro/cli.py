@@ -290,7 +290,8 @@ def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str,
 @click.option("--token-env", default="GITHUB_TOKEN", show_default=True, metavar="NAME",
               help="Environment variable holding the GitHub token.")
 @click.option("--branch", default=None, help="Bot branch (default: [refresh] branch, or pinrepro/refresh).")
-@click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
+@click.option("--base", default=None, help="Branch the pull request targets (default: [refresh] base, else the "
+                                            "checked-out branch, else the repository's default branch).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--allow-uncommitted", is_flag=True,
               help="With --open-pr: also publish uncommitted edits in the files pinrepro changes (refused otherwise).")
@@ -429,6 +430,7 @@ def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, de
         out.result(text.rstrip("\n"))
         return
     target = config.root / (output or settings.file)
+    policy_module.refuse_foreign(target, output or settings.file, "-o" if output else f"{config.source} policy")
     old = target.read_bytes() if target.is_file() else None
     if dry_run:
         diff = render.file_diff(config.root, {target: text.encode("utf-8")}, {target: old})

@@ -164,8 +164,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=path.name, fix="fix the syntax error it names") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"is not UTF-8 text (byte {exc.start})", where=path.name,
-                          fix="save the file as UTF-8") from None
+        # tomllib decodes the bytes itself (TOML files are UTF-8); bytes are counted from 1, as editors do.
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start + 1} cannot be read)", where=path.name,
+                          fix="save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read it: {exc.strerror}", where=path.name) from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile, FromSite, apply_edits, parse, rewrite, strip_digest
-from pinrepro.errors import PinreproError
+from pinrepro.errors import ConfigError, NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.cache import Cache
@@ -162,6 +163,7 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
     deploy_sites = collect_deploy_sites(deploy)
     findings.extend(deploy.findings)
     sites.extend(image_site for _, image_site in deploy_sites)
+    _refuse_shared_files(config, dockerfiles, deploy)
     by_key: dict[str, list[ImageSite]] = {}
     for image_site in sites:
         by_key.setdefault(image_site.key, []).append(image_site)
@@ -295,6 +297,10 @@ def inside_project(config: Config, path: Path) -> Path:
         return config.root / path.resolve().relative_to(root)
     except ValueError:
         name = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else str(path)
+        if not Path(os.path.normpath(config.root.absolute() / path)).is_relative_to(config.root.absolute()):
+            # Not a link at all: a configured path (lockfile = "../x.lock") that names a place outside.
+            raise PinreproError(f"is outside the project {root}", where=name,
+                                fix="configure a path inside the project (lockfile, [policy] file)") from None
         raise PinreproError(f"{name} is a symbolic link to {path.resolve()}, outside the project", where=name,
                             fix="point the link at a file inside the project, or replace it with the file") from None
 
@@ -425,7 +431,10 @@ class _ImageResolver:
             for key in moved:
                 to_describe[key] = to_check[key]
         if to_describe:
-            descriptions = self.client().describe_many(list(to_describe.values()))
+            try:
+                descriptions = self.client().describe_many(list(to_describe.values()))
+            except NotFoundError as error:
+                raise _written_digest_gone(error, to_describe, by_key) from None
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
                 if key in replaced and replaced[key] != images[key].digest:
@@ -522,6 +531,45 @@ def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
                    f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
                    f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
                    f"change the default of {names} here and run `pinrepro lock`")
+
+
+def _refuse_shared_files(config: Config, dockerfiles: list[Dockerfile], deploy: DeployScan) -> None:
+    """Each file lock reads or writes has one role: a source policy or a layer lock named like the Dockerfile or
+    the lock file would overwrite it (one write silently winning over the other). Checked before any network."""
+    roles: dict[Path, str] = {}
+
+    def claim(relative: str, role: str, where: str) -> None:
+        path = (config.root / relative).resolve()
+        other = roles.setdefault(path, role)
+        if other != role:
+            raise ConfigError(f"{role} '{relative}' is also {other}: pinrepro would overwrite one with the other",
+                              where=where, fix=f"give {role} a file of its own")
+
+    source = _config_file(config)
+    for dockerfile in dockerfiles:
+        claim(dockerfile.path, "the Dockerfile", source)
+    for name in deploy.texts:
+        claim(name, "the deployment file", source)
+    claim(config.lockfile, "the lock file", source)
+    for layer in config.layers:
+        claim(layer.requirements, "a layer's requirements", source)  # two layers may read one file
+        claim(layer.lock, f"the lock of layer '{layer.name}'", source)
+    if config.pin != "dockerfile":
+        file = policy.load_settings(config).file
+        claim(file, "the source policy ([policy] file)", source)
+        policy.refuse_foreign(config.root / file, file, f"{config.source} policy")
+
+
+def _written_digest_gone(error: NotFoundError, to_describe: Mapping[str, ImageRef],
+                         by_key: Mapping[str, list[ImageSite]]) -> PinreproError:
+    """A digest-only FROM whose digest the registry does not have: there is no tag to pin again, so the error names
+    the FROM line and says what the user can do (the registry's own fix speaks of `lock --upgrade`)."""
+    for key, ref in to_describe.items():
+        if not ref.tag and ref.digest and ref.digest in error.what:
+            return NotFoundError(error.what, where=by_key[key][0].location,
+                                 fix="the digest written in this FROM line names no image there (deleted, or a typo): "
+                                     "write the digest or tag you mean and run `pinrepro lock`")
+    return error
 
 
 def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:

@@ -149,7 +149,7 @@ def check_branch(name: str, *, where: str) -> str:
     """``name`` when git would accept it as a branch to push to; ConfigError naming ``where`` otherwise."""
     components = name.split("/")
     bad = (
-        not name or name == "@" or name.startswith(("-", "refs/")) or name.endswith(".")
+        not name or name in ("@", "HEAD") or name.startswith(("-", "refs/")) or name.endswith(".")
         or ".." in name or "@{" in name or _BAD_REF_CHARS.search(name) is not None
         or any(not part or part.startswith(".") or part.endswith(".lock") for part in components)
     )
