@@ -197,3 +197,50 @@ def test_find_adds_reads_json_form_heredocs_and_several_sources() -> None:
         "ADD https://h/${VERSION}/t.tgz /t\n")
     assert [(s.line, s.url, s.reason is None) for s in find_adds(dockerfile)] == [
         (2, "https://h/a b.tgz", True), (6, "https://h/1", False), (9, "https://h/${VERSION}/t.tgz", False)]
+
+
+class _DripHandler(BaseHTTPRequestHandler):
+    """Promises 400 bytes and sends one every 50 ms: every read is quick, the download takes 20 s."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "400")
+        self.end_headers()
+        try:
+            for _ in range(400):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                threading.Event().wait(0.05)
+        except OSError:
+            pass  # the client gave up, as it should
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_drips_is_cut_off_by_the_download_deadline(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review of #12: the 60 s read timeout never fired for a server sending a byte now and then; `lock`
+    waited for the whole trickle (days, for a real file). PINREPRO_ADD_TIMEOUT bounds the whole download."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _DripHandler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/tool.tgz"
+        text = f"# syntax=docker/dockerfile:1\nFROM scratch\nADD {url} /x\n"
+        root = project(tmp_path, text)
+        monkeypatch.setenv("PINREPRO_ADD_TIMEOUT", "1")
+        result = run(root, "lock")
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (f"error: Dockerfile:3: ADD {url} did not download in 1 seconds - check the server, "
+                                 "or set PINREPRO_ADD_TIMEOUT to more seconds\n")
+        assert (root / "Dockerfile").read_text() == text and not (root / "pinrepro.lock").exists()
+        monkeypatch.setenv("PINREPRO_ADD_TIMEOUT", "soon")
+        bad = run(root, "lock")
+        assert bad.exit_code == 2
+        assert bad.stderr.startswith("error: environment: PINREPRO_ADD_TIMEOUT='soon' is not a number of seconds")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
