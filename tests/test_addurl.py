@@ -244,3 +244,17 @@ def test_a_server_that_drips_is_cut_off_by_the_download_deadline(tmp_path: Path,
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+def test_a_star_in_an_add_url_is_matched_exactly_by_the_policy(tmp_path: Path, server: FileServer) -> None:
+    """Review of #12: BuildKit's default selector match is a wildcard, so ``?f=a*b`` also matched (and converted
+    to itself, with this checksum) every other ``?f=a...b`` download."""
+    server.files["/get?f=a*b.tgz"] = b"tool"
+    text = f"FROM scratch\nADD {server.url}/get?f=a*b.tgz /t\n"
+    root = project(tmp_path, text, 'pin = "policy"\n')
+    assert run(root, "lock").exit_code == 0
+    policy = json.loads((root / "pinrepro.policy.json").read_text())
+    assert policy["rules"] == [{"action": "CONVERT",
+                                "selector": {"identifier": f"{server.url}/get?f=a*b.tgz", "match_type": "EXACT"},
+                                "updates": {"attrs": {"http.checksum": sha(b"tool")}}}]
+    assert run(root, "verify").exit_code == 0
