@@ -91,3 +91,26 @@ def test_a_tagged_image_value_is_pinned_and_keeps_its_tag(tmp_path: Path, served
     assert result.exit_code == 0, result.stderr
     assert (root / "compose.yaml").read_text() == text.replace(":7\n", f":7@{digest}\n")
     assert run(root, "verify").exit_code == 0
+
+
+def test_a_tag_from_a_variable_gets_the_digest_inside_its_default(tmp_path: Path,
+                                                                   served: tuple[RegistryServer, str]) -> None:
+    """Review of #12: ``redis:${TAG:-7}`` became ``redis:${TAG:-7}@sha256:...``, so ``TAG=8 docker compose up``
+    silently ran the 7 image (a digest wins over the tag). Inside the default, an override is simply unpinned."""
+    server, digest = served
+    h = server.host
+    text = (f"services:\n  a:\n    image: {h}/lib/redis:${{TAG:-7}}\n"
+            f"  b:\n    image: {h}/${{REPO:-lib/redis}}:7  # the name only\n"
+            f"  c:\n    image: \"{h}/lib/redis:${{MAJOR:-7}}-x\"\n")
+    root = project(tmp_path, text)
+    result = run(root, "lock")
+    assert result.exit_code == 0, result.stderr
+    assert (root / "compose.yaml").read_text() == (
+        f"services:\n  a:\n    image: {h}/lib/redis:${{TAG:-7@{digest}}}\n"
+        f"  b:\n    image: {h}/${{REPO:-lib/redis}}:7@{digest}  # the name only\n"
+        f"  c:\n    image: \"{h}/lib/redis:${{MAJOR:-7}}-x\"\n")
+    assert f"compose.yaml:7: warning: cannot pin services.c.image '{h}/lib/redis:${{MAJOR:-7}}-x': ${{MAJOR}} " \
+           "picks the tag" in result.stderr
+    assert run(root, "verify").exit_code == 0
+    again = run(root, "lock")
+    assert again.exit_code == 0 and "nothing changed" in again.output
