@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -57,10 +58,10 @@ class TimedRunner(ResolverRunner):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.seconds: list[float] = []
 
-    def resolve(self, argv: Sequence[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    def resolve(self, argv: Sequence[str], *, cwd: Path, **options: Any) -> subprocess.CompletedProcess[str]:
         start = time.perf_counter()
         try:
-            return super().resolve(argv, cwd=cwd)
+            return super().resolve(argv, cwd=cwd, **options)
         finally:
             self.seconds.append(time.perf_counter() - start)
 
@@ -129,9 +130,10 @@ class _Counted:
     def __enter__(self) -> _Counted:
         original = self._original
 
-        def resolve(runner: ResolverRunner, argv: Sequence[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+        def resolve(runner: ResolverRunner, argv: Sequence[str], *, cwd: Path,
+                    **options: Any) -> subprocess.CompletedProcess[str]:
             self.runs += 1
-            return original(runner, argv, cwd=cwd)
+            return original(runner, argv, cwd=cwd, **options)
 
         ResolverRunner.resolve = resolve  # type: ignore[method-assign,assignment]
         return self

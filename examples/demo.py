@@ -1,4 +1,4 @@
-"""`make demo`: a local registry seeded with example CUDA images, then `pinrepro lock` and `pinrepro verify`.
+"""`make demo`: a local registry seeded with example CUDA images, then `pinrepro lock`, `verify` and `check`.
 
 The example service (examples/ml-service) builds FROM nvidia/cuda. The demo cannot reach Docker Hub, so it
 starts Debian's docker-registry on loopback, pushes look-alike nvidia/cuda images there (two platforms, real
@@ -8,10 +8,12 @@ setting - exactly how a team resolves through a pull-through cache. The Dockerfi
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,18 +52,19 @@ def run(*args: str, cwd: Path) -> int:
     return subprocess.call(args, cwd=cwd)
 
 
-def main() -> int:
-    pinrepro = str(Path(sys.executable).with_name("pinrepro"))
-    with tempfile.TemporaryDirectory(prefix="pinrepro-demo-") as tmp:
-        workdir = Path(tmp)
-        # The Ubuntu archive is out of reach too: a signed local apt repository with a snapshot service
-        # stands in for it, and the images' apt sources point at it.
-        archive = AptRepo(workdir / "apt", architectures=("amd64", "arm64"))
-        for deb in (Deb("tini", "0.19.0-1"), Deb("libgomp1", "12.3.0-1ubuntu1~22.04", depends="gcc-12-base"),
-                    Deb("gcc-12-base", "12.3.0-1ubuntu1~22.04")):
-            archive.add(deb)
-        archive.publish()
-        archive.start()
+@contextlib.contextmanager
+def example_project(workdir: Path) -> Iterator[Path]:
+    """The example service copied into ``workdir``, configured for the local archive and registry this starts
+    (both running while the context is open). tests/test_check_example.py uses it as well."""
+    # The Ubuntu archive is out of reach too: a signed local apt repository with a snapshot service
+    # stands in for it, and the images' apt sources point at it.
+    archive = AptRepo(workdir / "apt", architectures=("amd64", "arm64"))
+    for deb in (Deb("tini", "0.19.0-1"), Deb("libgomp1", "12.3.0-1ubuntu1~22.04", depends="gcc-12-base"),
+                Deb("gcc-12-base", "12.3.0-1ubuntu1~22.04")):
+        archive.add(deb)
+    archive.publish()
+    archive.start()
+    try:
         with RegistryServer(workdir / "registry") as registry:
             layout = workdir / "layout"
             apt_files = {"etc/apt/sources.list": archive.sources_line(APT_KEY).encode(),
@@ -79,17 +82,26 @@ def main() -> int:
             with (project / "pyproject.toml").open("a") as config:
                 config.write(f'\n[tool.pinrepro.mirrors]\n"docker.io" = "{registry.host}"\n')
                 config.write(f'\n[tool.pinrepro.apt.snapshot_url]\nubuntu = "{archive.snapshot_template}"\n')
-            status = run(pinrepro, "lock", cwd=project)
-            if status == 0:
-                print("\n--- the Dockerfile's FROM lines and apt pins now:")
-                for line in (project / "Dockerfile").read_text().splitlines():
-                    if line.upper().startswith(("FROM", "ARG")) or "apt-get install" in line:
-                        print(line)
-                print("\n--- pinrepro.apt/runtime/sources.list (the locked archive snapshot the build mounts):")
-                print((project / "pinrepro.apt/runtime/sources.list").read_text(), end="")
-                run(pinrepro, "manifest", cwd=project)
-                status = run(pinrepro, "verify", cwd=project)
+            yield project
+    finally:
         archive.stop()
+
+
+def main() -> int:
+    pinrepro = str(Path(sys.executable).with_name("pinrepro"))
+    with tempfile.TemporaryDirectory(prefix="pinrepro-demo-") as tmp, example_project(Path(tmp)) as project:
+        status = run(pinrepro, "lock", cwd=project)
+        if status == 0:
+            print("\n--- the Dockerfile's FROM lines and apt pins now:")
+            for line in (project / "Dockerfile").read_text().splitlines():
+                if line.upper().startswith(("FROM", "ARG")) or "apt-get install" in line:
+                    print(line)
+            print("\n--- pinrepro.apt/runtime/sources.list (the locked archive snapshot the build mounts):")
+            print((project / "pinrepro.apt/runtime/sources.list").read_text(), end="")
+            run(pinrepro, "manifest", cwd=project)
+            status = run(pinrepro, "verify", cwd=project)
+            if status == 0:
+                status = run(pinrepro, "check", cwd=project)
         return status
 
 

@@ -58,6 +58,28 @@ class Output:
 
         return show
 
+    def layer_progress(self) -> Callable[[str, str, str, float | None], None]:
+        """One line per requirement layer being compiled: the resolver's name, then its elapsed time."""
+
+        def show(layer: str, platform: str, resolver: str, seconds: float | None) -> None:
+            if self.quiet or not _terminal():
+                return
+            label = f"compiling layer '{layer}' for {platform} with {resolver}"
+            if seconds is None:
+                click.echo(f"{label} ...", err=True, nl=self.verbose)
+            else:
+                click.echo(f"{'' if self.verbose else chr(13)}{label}: {seconds:.1f} s", err=True)
+
+        return show
+
+    def stream(self, line: str) -> None:
+        """A line of the resolver's own output (-v)."""
+        click.echo(f"  | {line}", err=True)
+
+
+def _terminal() -> bool:
+    return sys.stderr.isatty()
+
 
 def common_options(func: F) -> F:
     """-C, -v and -q on every command, so they can follow the command name."""
@@ -139,12 +161,15 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
          dry_run: bool, check: bool, fmt: str) -> None:
     """Pin what is not pinned yet or whose input changed; keep every other pin."""
     from pinrepro.lock import run_lock
+    from pinrepro.requirements import ResolverRunner
 
     out = Output(verbose, quiet)
     config = load_config(root)
     outcome = run_lock(config, upgrade=upgrade, upgrade_packages=upgrade_packages,
                        dry_run=dry_run or check, progress=out.progress("resolving images"),
-                       scan_progress=out.progress("reading image contents"))
+                       scan_progress=out.progress("reading image contents"),
+                       runner=ResolverRunner(echo=out.stream if verbose else None),
+                       layer_progress=out.layer_progress())
     for finding in outcome.findings:
         out.info(render.finding_line(finding))
     names = sorted(p.relative_to(config.root).as_posix() for p in outcome.files)
@@ -152,6 +177,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
         out.result(json.dumps({
             "changed": outcome.changed, "files": names, "resolved": list(outcome.resolved),
             "images": {k: v.digest for k, v in outcome.new.images.items()},
+            "layers": {"recompiled": list(outcome.layers_compiled), "unchanged": list(outcome.layers_unchanged)},
             "written": outcome.changed and not (dry_run or check),
         }, indent=2, sort_keys=True))
     elif dry_run or check:
@@ -162,6 +188,9 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
         summary = f"{len(outcome.new.images)} image(s), {len(outcome.new.layers)} requirement layer(s) locked"
         if outcome.resolved:
             summary += f"; resolved {len(outcome.resolved)} through the registry"
+        if outcome.layers_compiled or outcome.layers_unchanged:
+            summary += f"; recompiled: {', '.join(outcome.layers_compiled) or 'none'}"
+            summary += f"; unchanged: {', '.join(outcome.layers_unchanged) or 'none'}"
         out.info(summary)
         out.info("wrote " + ", ".join(map(escape.terminal, names)) if names else "nothing changed")
     if check and outcome.changed:
@@ -194,6 +223,41 @@ def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: 
         if report.suppressed:
             line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
         out.info(line)
+    sys.exit(report.exit_code)
+
+
+@cli.command(epilog=EPILOGS["check"])
+@common_options
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text",
+              show_default=True)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@handles_errors
+def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str, paths: tuple[Path, ...]) -> None:
+    """The ML production checklist: multi-stage builds, pins, drivers, user, health check, weights, logs, limits.
+
+    PATHS narrow it to some Dockerfiles or directories of the project (default: all of them). Offline.
+    """
+    from pinrepro.check import output
+    from pinrepro.check.run import run_check
+
+    out = Output(verbose, quiet)
+    config = load_config(root)
+    report = run_check(config, paths=paths, strict=strict)
+    prefix = _workspace_prefix(config.root)
+    if fmt == "json":
+        out.result(output.to_json(report))
+    elif fmt == "github":
+        out.result(output.github(report, prefix=prefix), workflow_commands=True)
+    elif fmt == "sarif":
+        out.result(output.sarif(report, prefix=prefix))
+    else:
+        out.result(output.text(report), levels=True)
+    if fmt != "json" and fmt != "sarif":
+        for note in report.notes:
+            out.info(f"info: {note}")
+    if fmt == "text":
+        out.info(output.summary(report))
     sys.exit(report.exit_code)
 
 
@@ -310,9 +374,11 @@ def _old_lock(config: Config, old: str) -> Lock:
 def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
     """Check this host against the lock: NVIDIA driver vs the images' CUDA needs, container toolkit."""
     from pinrepro.doctor import doctor as run_doctor
+    from pinrepro.doctor import requirement_locks
 
     out = Output(verbose, quiet)
-    report = run_doctor(read_lock(load_config(root)))
+    config = load_config(root)
+    report = run_doctor(read_lock(config), requirement_locks=requirement_locks(config))
     if fmt == "json":
         out.result(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:

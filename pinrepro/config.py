@@ -38,6 +38,9 @@ class IndexOptions:
     index_url: str | None = field(default=None, repr=False)
     extra_index_urls: tuple[str, ...] = field(default=(), repr=False)
     find_links: tuple[str, ...] = ()
+    # Seconds an index may take to answer before `lock` gives up on it (exit 2 naming it); not a resolution
+    # option, so it stays out of the options hash.
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Config:
     refresh: Mapping[str, Any] = field(default_factory=dict)
     apt: AptSettings = field(default_factory=AptSettings)
     verify: VerifyOptions = field(default_factory=VerifyOptions)
+    # `pinrepro check`'s table, validated by pinrepro.check.settings (which owns its keys).
+    check: Mapping[str, Any] = field(default_factory=dict)
     # Where the file came from, for error messages.
     source: str = "defaults"
     deploy_files: tuple[str, ...] = DEFAULT_DEPLOY_GLOBS
@@ -96,13 +101,13 @@ class Config:
 _TOP_KEYS = {
     "dockerfiles", "platforms", "lockfile", "python", "hashes", "resolver", "index_url",
     "extra_index_urls", "find_links", "mirrors", "insecure_registries", "layers", "refresh",
-    "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive",
-    "verify", "apt",
+    "deploy_files", "pin", "policy", "add_max_bytes", "syntax_directive", "index_timeout",
+    "verify", "apt", "check",
 }
 _VERIFY_KEYS = {"ignore"}
 _LAYER_KEYS = {
     "name", "requirements", "lock", "constraints", "python", "hashes", "resolver", "index_url",
-    "extra_index_urls", "find_links",
+    "extra_index_urls", "find_links", "index_timeout",
 }
 
 
@@ -193,6 +198,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         refresh=refresh,
         apt=parse_settings(data.get("apt"), where=source),
         verify=_verify_options(data.get("verify", {}), source),
+        check=data.get("check", {}),
         source=source,
         deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
         pin=pin,
@@ -290,7 +296,16 @@ def _index_options(data: dict[str, Any], where: str, inherited: IndexOptions) ->
         index_url=_opt_str(data, "index_url", where) or inherited.index_url,
         extra_index_urls=_str_list(data, "extra_index_urls", where, inherited.extra_index_urls),
         find_links=_str_list(data, "find_links", where, inherited.find_links),
+        timeout=_seconds(data, "index_timeout", where, inherited.timeout),
     )
+
+
+def _seconds(data: dict[str, Any], key: str, where: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise ConfigError(f"'{key}' must be a number of seconds between 0 and 3600", where=where,
+                          fix=f"write e.g. {key} = 60")
+    return float(value)
 
 
 def _resolver(data: dict[str, Any], where: str, default: str) -> str:

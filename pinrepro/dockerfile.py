@@ -16,10 +16,12 @@ Pure: no I/O. ``parse`` takes text, ``rewrite`` returns text; every byte that is
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import functools
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
 
@@ -40,7 +42,8 @@ class FromSite:
     image: str | None  # after ARG expansion, maybe with "@sha256:..."; None unless kind == "image"
     kind: Kind
     stage_name: str | None = None  # the AS name, lower-cased as BuildKit does
-    platform: str | None = None  # the --platform value, unquoted but not ARG-expanded ("$BUILDPLATFORM")
+    # the --platform value, unquoted; expanded when its ARGs have known values, else as written ("$BUILDPLATFORM")
+    platform: str | None = None
     reason: str | None = None  # why the image is unknown (kind == "unresolved")
     # "literal": the digest goes after the reference in FROM; "arg": into the default of the global ARG
     # ``arg_name``; "expression": after the ARG expression in FROM. None for an image means no safe place
@@ -88,27 +91,6 @@ class Dockerfile:
     text: str
     sites: tuple[FromSite, ...]
     runs: tuple[RunScript, ...] = ()
-
-
-@dataclass(frozen=True)
-class Instruction:
-    """One logical instruction (continuations joined), for readers of instructions other than FROM (ADD, ...)."""
-
-    line: int  # 1-based line where it starts
-    command: str  # lower-cased, e.g. "add"
-    text: str  # the logical text, continuations joined
-    args_at: int  # where the arguments start in ``text``
-    offsets: tuple[int, ...]  # for each character of ``text``, its offset in the file
-    escape: str  # the escape character in effect
-
-
-def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
-    """Every instruction of ``text`` (heredoc bodies skipped, as BuildKit reads them) and the parser directives
-    (lower-cased name -> value, e.g. ``{"syntax": "docker/dockerfile:1"}``)."""
-    found: list[Instruction] = []
-    directives: dict[str, str] = {}
-    _analyse(text, path, found, directives)
-    return tuple(found), directives
 
 
 _FROM_USAGE = "write FROM [--platform=<platform>] <image>[:<tag>] [AS <name>]"
@@ -177,6 +159,145 @@ def expand_word(word: str, args: Mapping[str, str | None]) -> str | None:
 def apply_edits(text: str, edits: Mapping[tuple[int, int], str]) -> str:
     """``text`` with each ``(start, end)`` span replaced; every other character stays."""
     return _apply(text, edits)
+
+
+@dataclass(frozen=True)
+class Heredoc:
+    """The body of one ``<<NAME`` heredoc (leading tabs removed for ``<<-``)."""
+
+    name: str
+    line: int  # the first body line
+    body: str  # the body lines joined with "\n", without the terminator
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One logical instruction, as BuildKit reads it: continuations joined, heredoc bodies attached.
+
+    ``text`` keeps the characters as written (quotes, escapes); ``line_at`` maps a position in it back to
+    the physical line, so a finding inside a long ``RUN`` names the line the user has to edit.
+    """
+
+    path: str
+    line: int  # where the instruction starts
+    end_line: int  # its last physical line, heredoc bodies included
+    command: str  # lower-cased: "run", "copy", ...
+    text: str
+    args_at: int  # where the arguments start in text
+    flags: tuple[str, ...]  # leading --name=value words, unquoted (RUN --mount=..., COPY --from=...)
+    rest_at: int  # where the arguments after the flags start in text
+    heredocs: tuple[Heredoc, ...]
+    stage: int  # index of the build stage it belongs to; -1 before the first FROM
+    escape: str = "\\"
+    offsets: tuple[int, ...] = field(default=(), repr=False)  # per character of text: its offset in the file
+    _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def rest(self) -> str:
+        return self.text[self.rest_at:]
+
+    def flag(self, name: str) -> str | None:
+        """The value of ``--name=value`` (the last one wins, as in BuildKit); "" for a bare ``--name``."""
+        values = self.flag_values(name)
+        return values[-1] if values else None
+
+    def flag_values(self, name: str) -> list[str]:
+        found = []
+        for flag in self.flags:
+            key, has_value, value = flag[2:].partition("=")
+            if key == name:
+                found.append(value if has_value else "")
+        return found
+
+    def line_at(self, position: int) -> int:
+        """The physical line of ``text[position]``."""
+        if not self.offsets or not self._starts:
+            return self.line
+        offset = self.offsets[max(0, min(position, len(self.offsets) - 1))]
+        return bisect.bisect_right(self._starts, offset)
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON-array (exec) form of the arguments after the flags, or None for the shell form."""
+        rest = self.rest.strip()
+        if not _is_json_form(rest):
+            return None
+        value: list[str] = json.loads(rest)
+        return value
+
+    def pairs(self) -> list[tuple[str, str | None]]:
+        """``ENV``/``ARG``/``LABEL`` arguments as (name, value as written or None): ``A=1 B="x y"``, ``ENV A 1``."""
+        words = [self.text[a:b] for a, b in _arg_words(self.text, self.rest_at, self.escape)]
+        if self.command == "env" and words and "=" not in words[0]:
+            # The legacy form ``ENV NAME value with spaces``.
+            return [(words[0], self.text[self.rest_at:].strip()[len(words[0]):].strip())]
+        result: list[tuple[str, str | None]] = []
+        for word in words:
+            name, has_value, value = word.partition("=")
+            result.append((name, value if has_value else None))
+        return result
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A build stage: its FROM and every instruction up to the next FROM (the FROM itself first)."""
+
+    index: int
+    site: FromSite
+    instructions: tuple[Instruction, ...]
+
+    @property
+    def name(self) -> str | None:
+        return self.site.stage_name
+
+    def label(self) -> str:
+        """How findings name the stage: its AS name, else its index (what ``COPY --from=0`` uses)."""
+        return self.name if self.name else str(self.index)
+
+
+def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
+    """Every logical instruction of ``text``, in order, with its stage index and line span, and the parser
+    directives (lower-cased name -> value, e.g. ``{"syntax": "docker/dockerfile:1"}``)."""
+    # check and verify's ADD checks read the same files in one run: the reading is done once.
+    found, directives = _instructions(text, path)
+    return found, dict(directives)
+
+
+@functools.lru_cache(maxsize=16)
+def _instructions(text: str, path: str) -> tuple[tuple[Instruction, ...], tuple[tuple[str, str], ...]]:
+    starts = [1 if text.startswith(_BOM) else 0]
+    position = text.find("\n")
+    while position >= 0:
+        starts.append(position + 1)
+        position = text.find("\n", position + 1)
+    shared = tuple(starts)
+    found: list[Instruction] = []
+    directives: dict[str, str] = {}
+    stage = -1
+    for step in _walk(text, path, directives):
+        logical = step.logical
+        if step.command == "from":
+            stage += 1
+        flags, rest_at = _builder_flags(logical.text, step.args_at, f"{path}:{logical.line}")
+        heredocs = tuple(Heredoc(body.name, body.line, "\n".join(body.lines)) for body in step.bodies)
+        found.append(Instruction(
+            path=path, line=logical.line, end_line=step.end_line, command=step.command, text=logical.text,
+            args_at=step.args_at, flags=tuple(flags), rest_at=rest_at, heredocs=heredocs, stage=stage,
+            escape=step.escape, offsets=tuple(logical.offsets), _starts=shared,
+        ))
+    return tuple(found), tuple(directives.items())
+
+
+def stages(dockerfile: Dockerfile, read: tuple[Instruction, ...] | None = None) -> tuple[Stage, ...]:
+    """The build stages of a parsed Dockerfile, in order (the last one is what ``docker build`` builds).
+
+    ``read`` is ``instructions()`` of the same file, when the caller has it already.
+    """
+    grouped: dict[int, list[Instruction]] = {}
+    for instruction in read if read is not None else instructions(dockerfile.text, dockerfile.path)[0]:
+        if instruction.stage >= 0:
+            grouped.setdefault(instruction.stage, []).append(instruction)
+    return tuple(Stage(index, site, tuple(grouped.get(index, ())))
+                 for index, site in enumerate(dockerfile.sites))
 
 
 def rewrite(dockerfile: Dockerfile, digest_for: Callable[[FromSite], str | None]) -> str:
@@ -337,12 +458,8 @@ class _ArgDecl:
     env: dict[str, _Value]  # what was visible when it was declared
 
 
-def _analyse(text: str, path: str, found: list[Instruction] | None = None,
-             directive_values: dict[str, str] | None = None,
-             platforms: tuple[str, ...] = (), runs: list[RunScript] | None = None,
-             ) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
-    lines = _lines(text)
-    directives = _Directives()
+def _analyse(text: str, path: str, platforms: tuple[str, ...] = (),
+             runs: list[RunScript] | None = None) -> tuple[tuple[FromSite, ...], list[_Slot | None]]:
     sites: list[FromSite] = []
     slots: list[_Slot | None] = []
     stages: dict[str, int] = {}
@@ -352,6 +469,68 @@ def _analyse(text: str, path: str, found: list[Instruction] | None = None,
     # The global ARGs once more per target platform, with BuildKit's TARGET* values filled in.
     platform_envs = [_target_args(platform) for platform in platforms]
     seen_from = False
+    for step in _walk(text, path):
+        logical, command, args_at, escape = step.logical, step.command, step.args_at, step.escape
+        if command == "from":
+            seen_from = True
+            earlier_stages = set(stages)
+            site, slot = _from_site(logical, args_at, path, env, decls, stages, escape)
+            if site.kind == "unresolved" and platform_envs and all(
+                _expand_or_none(site.written, penv, escape) in earlier_stages for penv in platform_envs
+            ):
+                site = replace(site, kind="stage", reason=None)
+            sites.append(site)
+            slots.append(slot)
+            stage_args = {}
+        elif command == "arg" and not seen_from:
+            _declare_args(logical, args_at, env, decls, escape)
+            for penv in platform_envs:
+                _declare_args(logical, args_at, penv, {}, escape)
+        elif command == "arg":
+            _declare_stage_args(logical.text[args_at:], env, stage_args, escape)
+        if runs is not None and command == "run" and sites:
+            where = f"{path}:{logical.line}"
+            flags, rest_at = _builder_flags(logical.text, args_at, where)
+            common = {"path": path, "line": logical.line, "stage": len(sites) - 1, "args": dict(stage_args),
+                      "flags": tuple(flags)}
+            runs.append(RunScript(script=logical.text[rest_at:], offsets=tuple(logical.offsets[rest_at:]),
+                                  **common))  # type: ignore[arg-type]
+            for body in step.bodies:
+                runs.append(RunScript(script=body.text, offsets=body.offsets, heredoc=True,
+                                      **common))  # type: ignore[arg-type]
+    return tuple(sites), slots
+
+
+@dataclass(frozen=True)
+class _Body:
+    """One heredoc body as read: for RUN readers (text with its file offsets) and for check (lines)."""
+
+    name: str
+    line: int  # the first body line
+    lines: tuple[str, ...]  # as the command gets them (leading tabs removed for <<-)
+    text: str  # the raw lines, each ending in "\n"
+    offsets: tuple[int, ...]  # the file offset of each character of text
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One logical instruction as the walk found it, with the heredoc bodies it opened."""
+
+    logical: _Logical
+    command: str
+    args_at: int
+    escape: str
+    end_line: int  # the last physical line, heredoc bodies included
+    bodies: tuple[_Body, ...]
+
+
+def _walk(text: str, path: str, directive_values: dict[str, str] | None = None) -> Iterator[_Step]:
+    """Physical lines -> logical instructions (parser.go), heredoc bodies consumed and kept.
+
+    ``directive_values`` receives the parser directives (``{"syntax": "docker/dockerfile:1"}``) once the walk ends.
+    """
+    lines = _lines(text)
+    directives = _Directives()
     index = 0
     while index < len(lines):
         first = lines[index]
@@ -366,48 +545,24 @@ def _analyse(text: str, path: str, found: list[Instruction] | None = None,
         logical.add(token if cut is None else token[:cut], first.start + skip)
         if cut is None and not logical.text:
             continue
+        last = first.number
         while cut is not None and index < len(lines):
             line = lines[index]
             index += 1
             if _is_comment(line.content) or not line.content[_lstrip_count(line.content):]:
                 continue
+            last = line.number
             cut = directives.continuation_cut(line.content)
             logical.add(line.content if cut is None else line.content[:cut], line.start)
         command, args_at = _split_command(logical.text)
         where = f"{path}:{logical.line}"
-        if found is not None:
-            found.append(Instruction(logical.line, command, logical.text, args_at, tuple(logical.offsets),
-                                     directives.escape))
-        if command == "from":
-            seen_from = True
-            earlier_stages = set(stages)
-            site, slot = _from_site(logical, args_at, path, env, decls, stages, directives.escape)
-            if site.kind == "unresolved" and platform_envs and all(
-                _expand_or_none(site.written, penv, directives.escape) in earlier_stages for penv in platform_envs
-            ):
-                site = replace(site, kind="stage", reason=None)
-            sites.append(site)
-            slots.append(slot)
-            stage_args = {}
-        elif command == "arg" and not seen_from:
-            _declare_args(logical, args_at, env, decls, directives.escape)
-            for penv in platform_envs:
-                _declare_args(logical, args_at, penv, {}, directives.escape)
-        elif command == "arg":
-            _declare_stage_args(logical.text[args_at:], env, stage_args, directives.escape)
-        bodies: list[tuple[str, tuple[int, ...]]] = []
+        bodies: list[_Body] = []
         index = _skip_heredocs(lines, index, logical, command, args_at, where, bodies)
-        if runs is not None and command == "run" and sites:
-            flags, rest_at = _builder_flags(logical.text, args_at, where)
-            common = {"path": path, "line": logical.line, "stage": len(sites) - 1, "args": dict(stage_args),
-                      "flags": tuple(flags)}
-            runs.append(RunScript(script=logical.text[rest_at:], offsets=tuple(logical.offsets[rest_at:]),
-                                  **common))  # type: ignore[arg-type]
-            for body, offsets in bodies:
-                runs.append(RunScript(script=body, offsets=offsets, heredoc=True, **common))  # type: ignore[arg-type]
+        if bodies:
+            last = bodies[-1].line + len(bodies[-1].lines)  # the terminator line
+        yield _Step(logical, command, args_at, directives.escape, last, tuple(bodies))
     if directive_values is not None:
         directive_values.update(directives.values)
-    return tuple(sites), slots
 
 
 def _declare_stage_args(text: str, env: Mapping[str, _Value], stage_args: dict[str, str | None],
@@ -454,10 +609,10 @@ def _split_command(text: str) -> tuple[str, int]:
 
 
 def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: str, args_at: int,
-                   where: str, bodies: list[tuple[str, tuple[int, ...]]] | None = None) -> int:
+                   where: str, bodies: list[_Body] | None = None) -> int:
     """Consume the bodies of the heredocs this instruction opens; return the index of the next line.
 
-    ``bodies`` (if given) receives each body's text and the file offset of each of its characters.
+    ``bodies`` (if given) receives each body: its lines, and its text with the file offset of each character.
     """
     if command == "onbuild":
         sub, sub_at = _split_command(logical.text[args_at:])
@@ -468,6 +623,8 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: s
     if _is_json_form(logical.text[rest_at:]):
         return index
     for name, chomp in _heredocs(logical.text):
+        first = lines[index].number if index < len(lines) else 0
+        content: list[str] = []
         text, offsets = "", list[int]()
         while True:
             if index >= len(lines):
@@ -478,11 +635,12 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: s
             index += 1
             if (body.lstrip("\t") if chomp else body) == name:
                 break
+            content.append(body.lstrip("\t") if chomp else body)
             text += body + "\n"
             offsets.extend(range(start, start + len(body)))
             offsets.append(start + len(body))
         if bodies is not None:
-            bodies.append((text, tuple(offsets)))
+            bodies.append(_Body(name, first, tuple(content), text, tuple(offsets)))
     return index
 
 
@@ -545,6 +703,7 @@ def _raw_words(line: str) -> list[str]:
 
 
 _SHELL_OPERATORS = ("&&", "||", ">>", ";", "|", "&", "\n", "(", ")", ">", "<")
+_SHELL_OPERATOR_STARTS = frozenset(op[0] for op in _SHELL_OPERATORS)
 
 
 def shell_tokens(script: str) -> list[ShellToken]:
@@ -593,7 +752,8 @@ def shell_tokens(script: str) -> list[ShellToken]:
             depth += {"(": 1, ")": -1}.get(char, 0)
             position += 1
             continue
-        operator = next((op for op in _SHELL_OPERATORS if script.startswith(op, position)), None)
+        operator = next((op for op in _SHELL_OPERATORS if script.startswith(op, position)), None) \
+            if char in _SHELL_OPERATOR_STARTS else None  # most characters start no operator: skip the scan
         if operator is not None or char in " \t\r":
             close(position)
             if operator is not None:
@@ -607,6 +767,11 @@ def shell_tokens(script: str) -> list[ShellToken]:
         position += 1
     close(min(position, len(script)))
     return tokens
+
+
+def unquote_word(word: str) -> str:
+    """A shell word as written (``shell_tokens``) with its quotes and backslash escapes removed; ``$VAR`` stays."""
+    return _unquote(word)
 
 
 def _unquote(word: str) -> str:
@@ -708,6 +873,11 @@ def _from_site(logical: _Logical, args_at: int, path: str, env: Mapping[str, _Va
     text = logical.text
     flags, rest_at = _builder_flags(text, args_at, where)
     platform = _from_platform(flags, where)
+    if platform is not None and "$" in platform:
+        # `ARG PLATFORM=linux/arm64` + `--platform=$PLATFORM` pulls linux/arm64, as the literal does; only an
+        # ARG whose value pinrepro cannot know ($BUILDPLATFORM, $TARGETPLATFORM, no default) stays as written.
+        with contextlib.suppress(_SyntaxProblem):
+            platform = _expand(platform, env, escape).value or platform
     spans = _from_words(text, rest_at)
     words = [text[a:b] for a, b in spans]
     if not words:
@@ -835,6 +1005,8 @@ class _Expansion:
 
 
 def _expand(word: str, env: Mapping[str, _Value], escape: str) -> _Expansion:
+    if "$" not in word and "'" not in word and '"' not in word and escape not in word:
+        return _Expansion(word, None, False)  # nothing to expand: the lexer would copy it character by character
     lexer = _Lexer(word, env, escape)
     value, reason = lexer.word(None)
     if reason is not None:

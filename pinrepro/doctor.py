@@ -17,16 +17,19 @@ import platform as platform_module
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, cast
 
+from pinrepro.config import Config
+from pinrepro.cudawheels import judge_wheels
 from pinrepro.escape import terminal
 from pinrepro.inventory.contents import UNKNOWN, CudaInfo
 from pinrepro.inventory.cuda import HostFacts, compare_versions, parse_version
 from pinrepro.inventory.driver_table import driver_floor, load_table, newest_cuda_for_driver
 from pinrepro.lockfile import Lock
 from pinrepro.manifest import contents_of
+from pinrepro.pyplatforms import targets
 
 Status = Literal["ok", "no", "unknown", "skipped"]
 _CUDA_HEADER = re.compile(r"CUDA Version:\s*(\d+\.\d+(?:\.\d+)?)")
@@ -121,11 +124,13 @@ class DoctorReport:
     toolkit: ToolkitInfo
     host_platform: str
     verdicts: tuple[Verdict, ...]
+    # The requirement locks' CUDA wheels against this host's driver (ref: the lock file).
+    wheels: tuple[Verdict, ...] = ()
 
     @property
     def cannot_run(self) -> bool:
-        """True when some locked image (of this host's platform) certainly cannot run here: exit 1."""
-        return any(v.status == "no" for v in self.verdicts)
+        """True when some locked image or CUDA wheel (of this host's platform) certainly cannot run here: exit 1."""
+        return any(v.status == "no" for v in (*self.verdicts, *self.wheels))
 
     def render_text(self) -> str:
         # nvidia-smi's and nvidia-ctk's answers are quoted too: each stays on its line.
@@ -133,7 +138,7 @@ class DoctorReport:
                  f"container toolkit: {terminal(self.toolkit.describe())}"]
         if not self.verdicts:
             lines.append("no images are pinned in the lock")
-        for verdict in self.verdicts:
+        for verdict in (*self.verdicts, *self.wheels):
             # The reason quotes the lock's image data (CUDA versions, NVIDIA_REQUIRE_CUDA): one line each.
             lines.append(f"{verdict.status:<8} {terminal(verdict.ref)}  {terminal(verdict.platform)}: "
                          f"{terminal(verdict.reason)}")
@@ -151,7 +156,8 @@ class DoctorReport:
             "images": [{"ref": v.ref, "platform": v.platform, "status": v.status, "reason": v.reason}
                        for v in self.verdicts],
             "cannot_run": self.cannot_run,
-        }
+        } | ({"requirement_locks": [{"lock": v.ref, "platform": v.platform, "status": v.status,
+                                     "reason": v.reason} for v in self.wheels]} if self.wheels else {})
 
 
 # -- the host -------------------------------------------------------------------------------------------
@@ -266,10 +272,33 @@ def host_platform() -> str:
 
 
 def doctor(lock: Lock, *, run: Runner = run_tool, nvml: Callable[[], NvmlFacts | None] = probe_nvml,
-           platform: str | None = None) -> DoctorReport:
-    """Check every locked image and platform against this host."""
+           platform: str | None = None, requirement_locks: Mapping[str, str] | None = None) -> DoctorReport:
+    """Check every locked image and platform, and the requirement locks' CUDA wheels, against this host.
+
+    ``requirement_locks`` maps each requirement lock of this host's platform (as shown) to its text.
+    """
     host = probe_host(run, nvml)
-    return check(lock, host, probe_toolkit(run), platform or host_platform())
+    report = check(lock, host, probe_toolkit(run), platform or host_platform())
+    wheels = []
+    for path, text in sorted((requirement_locks or {}).items()):
+        judged = judge_wheels(text, host.driver)
+        if judged is not None:
+            status, reason = judged
+            wheels.append(Verdict(path, report.host_platform, cast(Status, status), reason))
+    return replace(report, wheels=tuple(wheels))
+
+
+def requirement_locks(config: Config, platform: str | None = None) -> dict[str, str]:
+    """The requirement locks this host would install (its platform's lock of each layer): path -> text."""
+    here = "/".join((platform or host_platform()).split("/")[:2])
+    texts: dict[str, str] = {}
+    for layer in config.layers:
+        found = targets(layer.lock, config.platforms)
+        for target in found:
+            if len(found) == 1 or "/".join(target.platform.split("/")[:2]) == here:
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    texts[target.lock] = (config.root / target.lock).read_text(encoding="utf-8")
+    return texts
 
 
 def check(lock: Lock, host: GpuHost, toolkit: ToolkitInfo, platform: str) -> DoctorReport:

@@ -18,6 +18,9 @@ class Finding:
     level: Level
     code: str  # short stable identifier, e.g. "unpinned", "drift", "stale-lock-entry"
     message: str
+    # check's findings also name the build stage and say how to fix it; verify's leave them empty.
+    stage: str | None = None
+    fix: str | None = None
 
     def sort_key(self) -> tuple[str, int, str, str, str]:
         return (self.path, self.line or 0, self.level, self.code, self.message)

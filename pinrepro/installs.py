@@ -9,6 +9,8 @@ judges one command (its argv) at a time:
   requirements file that is not a lock pinrepro writes (``install-not-a-lock``, or ``install-input`` for a
   layer's ``.in``), of a lock without ``--require-hashes`` (``install-no-hashes``) or, when the locks are
   layered, without ``--no-deps`` (``install-with-deps``);
+- a layer locked per platform (pinrepro.pyplatforms) installed through its single lock name rather than its
+  ``${TARGETARCH}`` lock (``install-one-platform``);
 - ``uv sync`` / ``uv add`` without ``--locked`` or ``--frozen`` (``uv-unlocked``): they may resolve anew;
 - ``conda`` / ``mamba`` / ``micromamba install`` (``conda-install``) and ``pipx install`` (``pipx-install``),
   which no pinrepro lock covers.
@@ -27,6 +29,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from pinrepro.config import Config, Layer
 from pinrepro.findings import Finding
+from pinrepro.pyplatforms import targetarch_pattern, targets
 
 # pip / uv options that take a value (so the value is not mistaken for a package).
 VALUE_OPTIONS = frozenset({
@@ -45,6 +48,7 @@ _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _CONDA = frozenset({"conda", "mamba", "micromamba"})
 _WRAPPERS = frozenset({"sudo", "env", "time", "exec", "command", "nice", "nohup"})
 _INSTALL_LOCK = "pip install --require-hashes --no-deps -r {lock}"
+_TARGETARCH = re.compile(r"\$\{TARGETARCH\}|\$TARGETARCH\b")
 
 
 def check_command(argv: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
@@ -100,6 +104,14 @@ def _subcommand(words: list[str]) -> tuple[str | None, list[str]]:
 
 def _check_pip_install(tool: str, args: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
     by_lock = {PurePosixPath(layer.lock).name: layer for layer in config.layers}
+    per_platform: dict[str, tuple[Layer, str]] = {}  # a per-architecture layer's single lock -> its ${TARGETARCH} form
+    for item in config.layers:
+        pattern = targetarch_pattern(item.lock, config.platforms)
+        if pattern is not None:
+            per_platform[PurePosixPath(item.lock).name] = (item, pattern)
+            by_lock.pop(PurePosixPath(item.lock).name, None)
+            by_lock[PurePosixPath(pattern).name] = item
+            by_lock.update({PurePosixPath(t.lock).name: item for t in targets(item.lock, config.platforms)})
     by_input = {PurePosixPath(layer.requirements).name: layer for layer in config.layers}
     files, names, flags = _parse_install(args)
     where = "a layer's requirements" if config.layers else "a requirement layer ([[tool.pinrepro.layers]])"
@@ -109,10 +121,17 @@ def _check_pip_install(tool: str, args: list[str], line: int, path: str, config:
                       f"decided when the image is built) - add {'it' if len(names) == 1 else 'them'} to {where} "
                       "and install its lock")
     for value in files:
-        name = PurePosixPath(value).name
+        name = _TARGETARCH.sub("${TARGETARCH}", PurePosixPath(value).name)
+        if name in per_platform:
+            single, pattern = per_platform[name]
+            yield Finding(path, line, "error", "install-one-platform",
+                          f"installs {value}, but layer '{single.name}' is locked per platform "
+                          f"({', '.join(config.platforms)}) - after `ARG TARGETARCH`, use "
+                          f"`{_INSTALL_LOCK.format(lock=pattern)}`")
+            continue
         layer = by_lock.get(name)
         if layer is None:
-            yield _not_a_lock(value, line, path, by_input.get(name))
+            yield _not_a_lock(value, line, path, by_input.get(name), config.platforms)
             continue
         if layer.hashes and "--require-hashes" not in flags:
             yield Finding(path, line, "error", "install-no-hashes",
@@ -124,11 +143,12 @@ def _check_pip_install(tool: str, args: list[str], line: int, path: str, config:
                           f"pins may be resolved again - use `{tool} {_INSTALL_LOCK.format(lock=value)[4:]}`")
 
 
-def _not_a_lock(value: str, line: int, path: str, layer: Layer | None) -> Finding:
+def _not_a_lock(value: str, line: int, path: str, layer: Layer | None, platforms: tuple[str, ...]) -> Finding:
     if layer is not None:
+        lock = targetarch_pattern(layer.lock, platforms) or layer.lock  # a lock per platform: the build's own
         return Finding(path, line, "error", "install-input",
-                       f"installs {value}, the input of layer '{layer.name}', instead of its lock {layer.lock} - "
-                       f"use `{_INSTALL_LOCK.format(lock=layer.lock)}`")
+                       f"installs {value}, the input of layer '{layer.name}', instead of its lock {lock} - "
+                       f"use `{_INSTALL_LOCK.format(lock=lock)}`")
     return Finding(path, line, "error", "install-not-a-lock",
                    f"installs {value}, which is not a lock pinrepro writes - add it as a requirement layer "
                    "([[tool.pinrepro.layers]]) and install its lock")
@@ -158,7 +178,8 @@ def _parse_install(args: list[str]) -> tuple[list[str], list[str], set[str]]:
                 elif position < len(args):
                     value = args[position]
                     position += 1
-                if value and "$" not in value:
+                # A build argument decides a "$" path, except the one pinrepro names its per-platform locks after.
+                if value and "$" not in _TARGETARCH.sub("", value):
                     files.append(value)
             elif option in VALUE_OPTIONS and not has_inline:
                 position += 1

@@ -7,6 +7,8 @@ All new file contents are computed first; files are written only once everything
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -35,7 +37,7 @@ from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
 from pinrepro.registry.platform import match_platform
-from pinrepro.requirements import LayerOutcome, compile_layers, parse_lock
+from pinrepro.requirements import LayerOutcome, LayerProgress, ResolverRunner, compile_layers, parse_lock
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
@@ -68,6 +70,8 @@ class LockOutcome:
     old_files: Mapping[Path, bytes | None]  # the same files' previous content (None: did not exist)
     findings: list[Finding] = field(default_factory=list)
     resolved: tuple[str, ...] = ()  # lock keys that needed the registry this run
+    layers_compiled: tuple[str, ...] = ()  # requirement layers a resolver ran for
+    layers_unchanged: tuple[str, ...] = ()  # requirement layers kept as they were
 
     @property
     def changed(self) -> bool:
@@ -123,6 +127,8 @@ def run_lock(
     progress: Progress | None = None,
     scan_progress: Progress | None = None,
     scanner: Scanner | None = None,
+    runner: ResolverRunner | None = None,
+    layer_progress: LayerProgress | None = None,
 ) -> LockOutcome:
     """Pin images and requirement layers; write the files unless ``dry_run``."""
     old = lockfile.read(config.lock_path)
@@ -144,21 +150,28 @@ def run_lock(
 
     layers: dict[str, LayerLock] = {}
     files: dict[Path, bytes] = {}
+    compiled: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
     if config.layers:
         outcomes = compile_layers(
             config, old.layers if old else {}, upgrade=upgrade, upgrade_packages=upgrade_packages,
-            platform=config.platforms[0],
+            runner=runner, progress=layer_progress,
         )
         for outcome in outcomes:
             layers[outcome.name] = outcome.record
-            if outcome.changed:
-                files[outcome.lock_path] = outcome.content
+            files.update(outcome.files)
+        compiled = tuple(o.name for o in outcomes if o.compiled)
+        unchanged = tuple(o.name for o in outcomes if not o.compiled)
         findings.extend(_unknown_upgrade_packages(upgrade_packages, outcomes, config))
     elif upgrade_packages:
         findings.append(Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                                 "--upgrade-package needs requirement layers, and none are configured"))
 
-    apt = _lock_apt(config, dockerfiles, sites, images, old, resolver, upgrade=upgrade)
+    with contextlib.ExitStack() as scratch:
+        # --dry-run creates no file anywhere: apt's layer files and package lists go to a scratch cache.
+        apt_cache = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="pinrepro-dry-run-"))) \
+            if dry_run else None
+        apt = _lock_apt(config, dockerfiles, sites, images, old, resolver, upgrade=upgrade, cache_dir=apt_cache)
     findings.extend(apt.findings)
     for relative, content in apt.files.items():
         if _read_or_none(config.root / relative) != content:
@@ -213,12 +226,12 @@ def run_lock(
     if not dry_run and files:
         write_atomically(files)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
-                       resolved=resolver.resolved)
+                       resolved=resolver.resolved, layers_compiled=compiled, layers_unchanged=unchanged)
 
 
 def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSite],
               images: Mapping[str, ImageLock], old: Lock | None, resolver: _ImageResolver, *,
-              upgrade: bool) -> AptOutcome:
+              upgrade: bool, cache_dir: Path | None = None) -> AptOutcome:
     """apt pins, when enabled: explicitly, or by default when a stage installs apt packages and apt-get exists."""
     settings = config.apt
     previous = old.apt if old else {}
@@ -233,10 +246,11 @@ def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSi
     refs = {s.key: s.ref.without_digest() for s in sites}
 
     def files_for(key: str, digest: str) -> Mapping[str, bytes]:
-        return image_apt_files(resolver.client(), refs[key], digest)
+        return image_apt_files(resolver.client(), refs[key], digest, cache_dir=cache_dir)
 
     return lock_apt(dockerfiles, settings, config.platforms, images,
-                    lambda d, index: keys.get((d.path, d.sites[index].line)), previous, files_for, upgrade=upgrade)
+                    lambda d, index: keys.get((d.path, d.sites[index].line)), previous, files_for, upgrade=upgrade,
+                    cache_dir=cache_dir / "apt" if cache_dir else None)
 
 
 def inside_project(config: Config, path: Path) -> Path:
@@ -272,7 +286,8 @@ def _policy_file(config: Config, new: Lock) -> dict[Path, bytes]:
 def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcome],
                               config: Config) -> list[Finding]:
     """A typo in --upgrade-package would otherwise do nothing, silently."""
-    pinned = {entry.name for outcome in outcomes for entry in parse_lock(outcome.content.decode("utf-8"))}
+    pinned = {entry.name for outcome in outcomes for text in (outcome.by_platform or {"": outcome.content}).values()
+              for entry in parse_lock(text.decode("utf-8"))}
     return [
         Finding(_config_file(config), None, "warning", "upgrade-package-unknown",
                 f"--upgrade-package {name}: no requirement layer pins a package of that name")

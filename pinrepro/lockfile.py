@@ -65,6 +65,9 @@ class LayerLock:
     resolver_version: str
     python: str | None = None
     constraints: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # With several target architectures, one lock per platform: platform -> sha256 of that platform's lock
+    # (``output_sha256`` then hashes them all). Empty for a layer with one lock file.
+    platforms: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ def _layer_to_toml(layer: LayerLock) -> dict[str, Any]:
     }
     if layer.python:
         data["python"] = layer.python
+    if layer.platforms:
+        data["platforms"] = dict(layer.platforms)
     return data
 
 
@@ -248,6 +253,7 @@ def _layer_from_toml(data: Any) -> LayerLock:
     if not isinstance(data, dict):
         raise TypeError("each layer must be a table")
     constraints = _table(data, "constraints")
+    platforms = _table(data, "platforms") if "platforms" in data else {}
     python = data.get("python")
     return LayerLock(
         requirements=_string(data, "requirements", "layer"),
@@ -259,6 +265,7 @@ def _layer_from_toml(data: Any) -> LayerLock:
         resolver_version=_string(data, "resolver_version", "layer"),
         python=python if isinstance(python, str) else None,
         constraints={str(k): str(v) for k, v in constraints.items()},
+        platforms={str(k): str(v) for k, v in platforms.items()},
     )
 
 

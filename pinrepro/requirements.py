@@ -1,4 +1,4 @@
-"""Layered Python lock files: compile each layer under the pins of the layers below it, and check them offline.
+"""Layered Python lock files: compile each layer under the pins of the layers below it (checked offline by pyverify).
 
 A layer is a ``.in`` file compiled into a lock (pip-tools' layered workflow, ``-c lower.lock``). The layers form
 the Dockerfile's install order (system / framework / app), so an upper layer is compiled under the pins of every
@@ -10,6 +10,9 @@ path of this machine leaks in), and returns every lock's new text for the caller
 A layer is recompiled only when something recorded in ``pinrepro.lock`` no longer matches: its input, the locks
 it was compiled under, the options that affect resolution, or its own lock file (deleted or edited by hand).
 Existing pins are kept, as pip-compile keeps them: the current lock goes in as the output file.
+A layer has one lock per target architecture when the platforms span several (pinrepro.pyplatforms), each
+compiled under the same architecture's locks of the layers below; the configured index is written into every
+lock and checked to answer first, with ``${VAR}`` credentials kept as written (pinrepro.pyindex).
 """
 
 from __future__ import annotations
@@ -21,25 +24,30 @@ import re
 import shlex
 import sys
 import tempfile
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pinrepro import pyindex, pyplatforms
 from pinrepro.config import Config, IndexOptions, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
 from pinrepro.installs import check_command
-from pinrepro.lockfile import LayerLock, Lock, table_lines
-from pinrepro.resolvers import COMPILE_COMMAND, CompileRequest, ResolverRunner, compile_layer
+from pinrepro.lockfile import LayerLock
+from pinrepro.pyindex import Secrets, check_written_credentials, configured_indexes
+from pinrepro.resolvers import COMPILE_COMMAND, CompileRequest, ResolverRunner, check_target, compile_layer
 
 __all__ = [
-    "LayerOutcome", "LockEntry", "ResolverRunner", "check_dockerfile_installs", "check_layers",
+    "LayerOutcome", "LayerProgress", "LockEntry", "ResolverRunner", "check_dockerfile_installs",
     "compile_layers", "input_sha256", "options_sha256", "parse_lock", "target_python",
 ]
 
+# (layer, platform, resolver, seconds): seconds is None when the resolver starts, the time it took when done.
+LayerProgress = Callable[[str, str, str, float | None], None]
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _UNSAFE_COMMENT = "# The following packages are considered to be unsafe in a requirements file:"
 _INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
@@ -52,7 +60,10 @@ class LayerOutcome:
     content: bytes  # the new lock file text; the caller writes all files atomically (pinrepro.fsutil)
     record: LayerLock  # to store in pinrepro.lock
     compiled: bool  # False when kept as it was (no resolver run)
-    changed: bool  # content differs from the file on disk
+    changed: bool  # content differs from the file on disk (any of its files)
+    # With one lock per architecture: every file whose content changes, and each platform's lock text.
+    files: Mapping[Path, bytes] = field(default_factory=dict)
+    by_platform: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,9 +98,12 @@ def target_python(layer: Layer, config: Config, recorded: str | None = None) -> 
     return python
 
 
-def options_sha256(layer: Layer, python: str, platform: str) -> str:
-    """Hash of every option that changes what the resolver picks (a change means: recompile)."""
-    options = {
+def options_sha256(layer: Layer, python: str, platform: str | list[str]) -> str:
+    """Hash of every option that changes what the resolver picks or the lock says (a change means: recompile).
+
+    ``platform`` is the one target platform, or the list of them when the layer has a lock per architecture.
+    """
+    options: dict[str, object] = {
         "resolver": layer.resolver,
         "python": python,
         "platform": platform,
@@ -98,6 +112,8 @@ def options_sha256(layer: Layer, python: str, platform: str) -> str:
         "extra_index_urls": list(layer.index.extra_index_urls),
         "find_links": list(layer.index.find_links),
     }
+    if pyindex.index_lines(layer.index):
+        options["emits_index"] = True  # locks written before the index went into them are written again
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
 
 
@@ -246,12 +262,13 @@ def header(python: str, platform: str) -> str:
     )
 
 
-def normalize_output(text: str, python: str, platform: str) -> str:
+def normalize_output(text: str, python: str, platform: str, *, index_lines: list[str] | None = None) -> str:
     """pip-compile's and uv's output in one shape: the same header, entries sorted by name.
 
     The resolvers differ only in the header and in pip-tools' trailing "unsafe" section (setuptools, pip),
     which uv sorts in with the rest; with both in one shape, switching resolvers changes no byte that a
-    changed pin would not.
+    changed pin would not. ``index_lines`` (the configured index, pinrepro.pyindex) come right after the header;
+    index options the resolver printed itself are dropped.
     """
     lines = text.replace("\r\n", "\n").split("\n")
     body_start = 0
@@ -272,7 +289,8 @@ def normalize_output(text: str, python: str, platform: str) -> str:
         if line[0].isspace() or line.startswith("#"):
             (blocks[-1] if blocks else loose).append(line)
         elif line.startswith("-") and not line.startswith(("-e ", "--editable")):
-            loose.append(line)
+            if index_lines is None or not re.match(r"^(--index-url|--extra-index-url|--find-links|-i|-f)\b", line):
+                loose.append(line)
         else:
             blocks.append([line])
 
@@ -282,7 +300,7 @@ def normalize_output(text: str, python: str, platform: str) -> str:
         name = re.split(r"[\s=<>!~;\[@\\]", re.sub(r"^(-e|--editable)[ =]\s*", "", first), maxsplit=1)[0]
         return (not editable, canonicalize_name(name) if name else first)
 
-    body = loose + [line for block in sorted(blocks, key=key) for line in block]
+    body = (index_lines or []) + loose + [line for block in sorted(blocks, key=key) for line in block]
     return header(python, platform) + "".join(f"{line}\n" for line in body)
 
 
@@ -296,25 +314,34 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _index_for(config: Config, index: IndexOptions) -> IndexOptions:
-    """find_links relative to the project root, made absolute (they are not emitted, so nothing leaks)."""
+def _index_for(config: Config, index: IndexOptions, secrets: Secrets, where: str) -> IndexOptions:
+    """The index options as the resolver gets them: ${VAR} expanded, find_links made absolute."""
     links = tuple(
         link if "://" in link or Path(link).is_absolute() else str((config.root / link).resolve())
         for link in index.find_links
     )
-    return IndexOptions(index.index_url, index.extra_index_urls, links)
+    return IndexOptions(
+        secrets.expand(index.index_url, where=where) if index.index_url else None,
+        tuple(secrets.expand(url, where=where) for url in index.extra_index_urls),
+        tuple(secrets.expand(link, where=where) for link in links), index.timeout,
+    )
 
 
 def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade: bool = False,
                    upgrade_packages: Collection[str] = (), runner: ResolverRunner | None = None,
-                   platform: str | None = None) -> list[LayerOutcome]:
-    """Every configured layer's lock, compiled where needed, lowest layer first. Writes nothing.
+                   platform: str | None = None, progress: LayerProgress | None = None) -> list[LayerOutcome]:
+    """Every configured layer's lock(s), compiled where needed, lowest layer first. Writes nothing.
 
-    ``platform`` is the image platform the locks are for; None means the first configured platform.
+    Each layer is locked for every configured platform (one lock per architecture, pinrepro.pyplatforms);
+    ``platform`` restricts that to one platform. ``progress`` hears of each resolver run as it starts and ends.
     """
     runner = runner or ResolverRunner()
-    platform = platform or config.platforms[0]
+    platforms = (platform,) if platform else tuple(config.platforms)
     wanted = {canonicalize_name(name) for name in upgrade_packages}
+    for layer in config.layers:  # refuse an impossible target before any resolver runs
+        check_written_credentials(layer.index, where=f"{config.source} layer '{layer.name}'")
+        for target in pyplatforms.targets(layer.lock, platforms):
+            check_target(layer.resolver, target.platform, layer.name, platforms)
     done: dict[str, LayerOutcome] = {}
     for layer in _ordered(config.layers):
         before = previous.get(layer.name)
@@ -323,172 +350,159 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
         inputs = input_sha256(config, layer)
         lower = _lower(config, layer)
         constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
-        options = options_sha256(layer, python, platform)
-        lock_path = config.root / layer.lock
-        current = _read(lock_path)
+        targets = pyplatforms.targets(layer.lock, platforms)
+        options = options_sha256(layer, python, _platform_key(targets))
+        current = {t.platform: _read(config.root / t.lock) for t in targets}
+        shas = {t.platform: _sha256(data) for t in targets if (data := current[t.platform]) is not None}
         keep = (
-            before is not None and current is not None and not upgrade
+            before is not None and len(shas) == len(targets) and not upgrade
             and (before.requirements, before.lock) == (layer.requirements, layer.lock)
             and before.input_sha256 == inputs and before.options_sha256 == options
-            and dict(before.constraints) == constraints and before.output_sha256 == _sha256(current)
-            and not wanted & set(_pins(current.decode("utf-8", "replace")))
+            and dict(before.constraints) == constraints and before.output_sha256 == _combined(targets, shas)
+            and not any(wanted & set(_pins(data.decode("utf-8", "replace")))
+                        for data in current.values() if data is not None)
         )
-        if keep and before is not None and current is not None:
-            done[layer.name] = LayerOutcome(layer.name, lock_path, current, before, compiled=False, changed=False)
+        if keep and before is not None:
+            outputs = {t.lock: current[t.platform] or b"" for t in targets}
+            done[layer.name] = _outcome(config, layer, targets, outputs, before, compiled=False, current=current)
             continue
-        trusted = before is not None and current is not None and before.output_sha256 == _sha256(current)
-        content, version = _compile(config, layer, files, lower, done, current, runner, python=python,
-                                    platform=platform, upgrade=upgrade, upgrade_packages=tuple(sorted(wanted)),
-                                    reuse_hashes=trusted)
+        trusted = before is not None and before.output_sha256 == _combined(targets, shas)
+        outputs = {}
+        version = ""
+        seed = _previous_pins(config, layer, before, targets)
+        for target in targets:
+            started = time.monotonic()
+            if progress is not None:
+                progress(layer.name, target.platform, layer.resolver, None)
+            outputs[target.lock], version = _compile(
+                config, layer, files, lower, done, current[target.platform] or seed, runner, python=python,
+                target=target, platforms=platforms, upgrade=upgrade, upgrade_packages=tuple(sorted(wanted)),
+                reuse_hashes=trusted)
+            if progress is not None:
+                progress(layer.name, target.platform, layer.resolver, time.monotonic() - started)
+        new_shas = {t.platform: _sha256(outputs[t.lock]) for t in targets}
         record = LayerLock(
             requirements=layer.requirements, lock=layer.lock, input_sha256=inputs,
-            output_sha256=_sha256(content), options_sha256=options, resolver=layer.resolver,
+            output_sha256=_combined(targets, new_shas), options_sha256=options, resolver=layer.resolver,
             resolver_version=version, python=python, constraints=constraints,
+            platforms=new_shas if len(targets) > 1 else {},
         )
-        done[layer.name] = LayerOutcome(layer.name, lock_path, content, record, compiled=True,
-                                        changed=content != current)
+        done[layer.name] = _outcome(config, layer, targets, outputs, record, compiled=True, current=current)
     return list(done.values())
 
 
+def _previous_pins(config: Config, layer: Layer, before: LayerLock | None,
+                   targets: list[pyplatforms.Target]) -> bytes | None:
+    """When the layer's lock files change shape (a platform of another architecture added or removed), the
+    pins of the files it had, so that adding linux/arm64 does not move a single linux/amd64 pin."""
+    if before is None:
+        return None
+    had = pyplatforms.targets(before.lock, list(before.platforms)) if before.platforms else \
+        [pyplatforms.Target("", posixpath.normpath(before.lock))]
+    if {t.lock for t in had} == {t.lock for t in targets}:
+        return None
+    found = [data for t in had if (data := _read(config.root / t.lock)) is not None]
+    return _pins_only(found[0]) if found else None
+
+
+def _platform_key(targets: list[pyplatforms.Target]) -> str | list[str]:
+    # One target keeps the key it always had (a plain platform), so existing records stay valid.
+    return targets[0].platform if len(targets) == 1 else [t.platform for t in targets]
+
+
+def _combined(targets: list[pyplatforms.Target], shas: Mapping[str, str]) -> str:
+    """The record's output_sha256: the lock's own sha256, or with several locks a hash over all of them."""
+    if len(targets) == 1:
+        return shas.get(targets[0].platform, "")
+    return _sha256("".join(f"{t.lock}\0{shas.get(t.platform, '')}\n" for t in targets).encode())
+
+
+def _outcome(config: Config, layer: Layer, targets: list[pyplatforms.Target], outputs: Mapping[str, bytes],
+             record: LayerLock, *, compiled: bool, current: Mapping[str, bytes | None]) -> LayerOutcome:
+    first = targets[0]
+    return LayerOutcome(
+        layer.name, config.root / first.lock, outputs[first.lock], record, compiled=compiled,
+        changed=any(outputs[t.lock] != current[t.platform] for t in targets),
+        files={config.root / t.lock: outputs[t.lock] for t in targets if outputs[t.lock] != current[t.platform]},
+        by_platform={t.platform: outputs[t.lock] for t in targets},
+    )
+
+
 def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer], done: Mapping[str, LayerOutcome],
-             current: bytes | None, runner: ResolverRunner, *, python: str, platform: str, upgrade: bool,
-             upgrade_packages: tuple[str, ...], reuse_hashes: bool) -> tuple[bytes, str]:
-    # Files the compile reads, at their project-relative paths; a lower layer's lock is its NEW text.
-    staged: dict[str, bytes] = {rel: (config.root / rel).read_bytes() for rel in files if not posixpath.isabs(rel)}
+             current: bytes | None, runner: ResolverRunner, *, python: str, target: pyplatforms.Target,
+             platforms: tuple[str, ...], upgrade: bool, upgrade_packages: tuple[str, ...],
+             reuse_hashes: bool) -> tuple[bytes, str]:
+    platform = target.platform
+    secrets = Secrets(runner.variables())
+    # Files the compile reads, at their project-relative paths, with ${VAR} in their URLs expanded for the
+    # resolver (the lock gets the ${VAR} form back); a lower layer's lock is its NEW text for this platform.
+    staged: dict[str, bytes] = {
+        rel: secrets.expand_requirements((config.root / rel).read_text(encoding="utf-8"), where=rel).encode()
+        for rel in files if not posixpath.isabs(rel)
+    }
     lock_of = {item.name: posixpath.normpath(item.lock) for item in config.layers}
     for name, outcome in done.items():
         if lock_of[name] in staged:
-            staged[lock_of[name]] = outcome.content
+            staged[lock_of[name]] = outcome.by_platform.get(platform, outcome.content)
+    lower_locks = []
     for dep in lower:
-        staged[lock_of[dep.name]] = done[dep.name].content
-    output = posixpath.normpath(layer.lock)
+        # the lower layer's lock for the same architecture (its only lock when it has one)
+        dep_targets = pyplatforms.targets(dep.lock, platforms)
+        dep_target = next((t for t in dep_targets if pyplatforms.arch(t.platform) == pyplatforms.arch(platform)),
+                          dep_targets[0])
+        lower_locks.append(dep_target.lock)
+        staged[dep_target.lock] = _without_options(done[dep.name].by_platform.get(platform, done[dep.name].content))
+    output = target.lock
     if current is not None and not upgrade:
         # The existing lock seeds the resolver so its pins are kept. A lock pinrepro did not write (edited by
         # hand) passes on its pins only: newer pips enforce the hashes they find there, and an edited hash must
-        # be fetched anew rather than fail the compile.
-        staged[output] = current if reuse_hashes else _pins_only(current)
+        # be fetched anew rather than fail the compile. Its index lines stay out: they are ours to write.
+        staged[output] = _without_options(current) if reuse_hashes else _pins_only(current)
+    where = f"{config.source} layer '{layer.name}'"
+    index = _index_for(config, layer.index, secrets, where)
+    if runner.probed is not None:
+        pairs = [(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)]
+        pyindex.probe([pair for pair in pairs if pair[0] not in runner.probed], timeout=layer.index.timeout,
+                      layer=layer.name)
+        runner.probed.update(expanded for expanded, _ in pairs)
     # Includes such as ../shared/base.in need room above the project's copy (normpath puts ".." first).
     depth = max((rel.split("/").count("..") for rel in staged), default=0)
     with tempfile.TemporaryDirectory(prefix="pinrepro-compile-") as scratch:
         workdir = Path(scratch).joinpath(*(["up"] * depth), "project")
         workdir.mkdir(parents=True)
         for rel, data in staged.items():
-            target = workdir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            path = workdir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         request = CompileRequest(
             layer=layer.name, requirements=posixpath.normpath(layer.requirements), output=output,
-            constraints=tuple(posixpath.normpath(dep.lock) for dep in lower), python=python, platform=platform,
-            hashes=layer.hashes, index=_index_for(config, layer.index), upgrade=upgrade,
-            upgrade_packages=upgrade_packages, reuse_hashes=reuse_hashes and current is not None and not upgrade,
+            constraints=tuple(lower_locks), python=python, platform=platform,
+            hashes=layer.hashes, index=index, upgrade=upgrade, upgrade_packages=upgrade_packages,
+            reuse_hashes=reuse_hashes and current is not None and not upgrade, secrets=secrets,
         )
         version = compile_layer(runner, layer.resolver, request, workdir)
-        text = (workdir / output).read_text(encoding="utf-8")
-    return normalize_output(text, python, platform).encode("utf-8"), version
+        text = secrets.restore((workdir / output).read_text(encoding="utf-8"))
+    if layer.resolver == "pip-compile" and runner.probed is not None:
+        # uv fails on an index page it cannot read; pip skips it silently, so its pages are checked here
+        pyindex.probe_pages([(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)],
+                            [e.name for e in parse_lock(text) if e.name], timeout=layer.index.timeout,
+                            layer=layer.name)
+    secrets.check_lock(text, where=f"layer '{layer.name}' ({layer.requirements})")
+    lines = pyindex.index_lines(layer.index)
+    return normalize_output(text, python, platform, index_lines=lines).encode("utf-8"), version
+
+
+def _without_options(lock: bytes) -> bytes:
+    """A lock without its option lines (--index-url ...): as a constraint or seed, only its pins matter."""
+    text = lock.decode("utf-8", "replace")
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not re.match(r"^-(-index-url|-extra-index-url|-find-links|i|f)\b", line)).encode("utf-8")
 
 
 def _pins_only(lock: bytes) -> bytes:
     """``name==version`` lines of a lock, without hashes or annotations."""
     entries = parse_lock(lock.decode("utf-8", "replace"))
     return "".join(f"{e.name}=={e.version}\n" for e in entries if e.name and e.version).encode("utf-8")
-
-
-# -- verify (offline) -----------------------------------------------------------------------------
-
-
-def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> list[Finding]:
-    """Offline checks of every layer against pinrepro.lock and the files on disk (never runs a resolver)."""
-    platform = platform or config.platforms[0]
-    findings: list[Finding] = []
-    texts: dict[str, str] = {}
-    configured = {layer.name for layer in config.layers}
-    stale = sorted(set(lock.layers) - configured)
-    lock_text = (_read(config.lock_path) or b"").decode("utf-8", "replace") if stale else ""
-    lines = table_lines(lock_text, "layers")
-    for name in stale:
-        findings.append(Finding(config.lockfile, lines.get(name), "error", "stale-lock-entry",
-                                f"pinrepro.lock records layer '{name}', which is not configured any more - "
-                                "run `pinrepro lock` to drop it"))
-    for layer in _ordered(config.layers):
-        record = lock.layers.get(layer.name)
-        data = _read(config.root / layer.lock)
-        if data is not None:
-            texts[layer.name] = data.decode("utf-8", "replace")
-        findings.extend(_check_record(config, layer, record, data, lock, platform))
-        if data is not None:
-            findings.extend(_check_lines(layer, texts[layer.name]))
-            findings.extend(_check_repins(config, layer, texts))
-    return findings
-
-
-def _check_record(config: Config, layer: Layer, record: LayerLock | None, data: bytes | None, lock: Lock,
-                  platform: str) -> Iterator[Finding]:
-    if not (config.root / layer.requirements).is_file():
-        yield Finding(layer.requirements, None, "error", "missing-input",
-                      f"the input of layer '{layer.name}' does not exist - create it or fix the configuration")
-        return
-    if data is None:
-        yield Finding(layer.lock, None, "error", "missing-lock",
-                      f"the lock of layer '{layer.name}' does not exist - run `pinrepro lock`")
-        return
-    if record is None:
-        yield Finding(layer.lock, None, "error", "unlocked-layer",
-                      f"layer '{layer.name}' is not recorded in {config.lockfile} - run `pinrepro lock`")
-        return
-    if (record.requirements, record.lock) != (layer.requirements, layer.lock):
-        yield Finding(layer.lock, None, "error", "input-changed",
-                      f"layer '{layer.name}' was locked from {record.requirements} into {record.lock}; "
-                      "the configuration says otherwise - run `pinrepro lock`")
-        return
-    if _sha256(data) != record.output_sha256:
-        yield Finding(layer.lock, None, "error", "lock-edited",
-                      f"{layer.lock} differs from the lock pinrepro wrote (edited by hand?) - "
-                      "run `pinrepro lock` to recompile it, or restore it")
-    try:
-        inputs = input_sha256(config, layer)
-    except ConfigError as exc:
-        yield Finding(layer.requirements, None, "error", "missing-input", exc.line())
-        return
-    if inputs != record.input_sha256:
-        yield Finding(layer.requirements, None, "error", "input-changed",
-                      f"{layer.requirements} changed since {layer.lock} was compiled - run `pinrepro lock`")
-    python = target_python(layer, config, record.python)
-    if options_sha256(layer, python, platform) != record.options_sha256:
-        yield Finding(layer.lock, None, "error", "options-changed",
-                      f"the resolver options of layer '{layer.name}' (resolver, python, platform, hashes, indexes) "
-                      "changed since it was compiled - run `pinrepro lock`")
-    expected = {
-        dep.name: lock.layers[dep.name].output_sha256 for dep in _lower(config, layer) if dep.name in lock.layers
-    }
-    if expected != dict(record.constraints):
-        stale = sorted(n for n in set(expected) | set(record.constraints)
-                       if expected.get(n) != record.constraints.get(n))
-        yield Finding(layer.lock, None, "error", "constraints-changed",
-                      f"layer '{layer.name}' was compiled under other locks of layer(s) {', '.join(stale)} - "
-                      "run `pinrepro lock`")
-
-
-def _check_lines(layer: Layer, text: str) -> Iterator[Finding]:
-    for entry in parse_lock(text):
-        if entry.editable or entry.version is None:
-            yield Finding(layer.lock, entry.line, "error", "unpinned",
-                          f"'{entry.text}' is not pinned with == - run `pinrepro lock`")
-        elif layer.hashes and not entry.hashes:
-            yield Finding(layer.lock, entry.line, "error", "unhashed",
-                          f"'{entry.text}' has no --hash although layer '{layer.name}' uses hashes - "
-                          "run `pinrepro lock`")
-
-
-def _check_repins(config: Config, layer: Layer, texts: Mapping[str, str]) -> Iterator[Finding]:
-    mine = _pins(texts[layer.name])
-    for dep in _lower(config, layer):
-        if dep.name not in texts:
-            continue
-        for name, (version, _) in _pins(texts[dep.name]).items():
-            if name in mine and mine[name][0] != version:
-                yield Finding(layer.lock, mine[name][1], "error", "repinned",
-                              f"pins {name}=={mine[name][0]} but lower layer '{dep.name}' pins {name}=={version} "
-                              f"({dep.lock}) - run `pinrepro lock`")
 
 
 # -- Dockerfile RUN pip install lines -------------------------------------------------------------

@@ -10,8 +10,9 @@ the resolver never sees:
 * pip-tools' own ``[tool.pip-tools]`` / ``.pip-tools.toml`` (``--no-config``), uv's ``uv.toml`` / ``[tool.uv]``
   (``--no-config``) and ``UV_*`` variables other than transport/cache ones;
 * the paths of this machine: the compile runs in a scratch copy of the project's relevant files, with relative
-  paths, and ``--no-emit-index-url`` / ``--no-emit-find-links`` / ``--no-emit-trusted-host`` keep index options
-  out of the output.
+  paths, and ``--no-emit-index-url`` / ``--no-emit-find-links`` / ``--no-emit-trusted-host`` keep the
+  resolver's index options out of the output (pinrepro writes the configured ones itself, as configured:
+  pinrepro.pyindex, which also keeps ``${VAR}`` credentials from being expanded into a lock).
 
 pip-compile resolves for the interpreter and machine it runs on (markers such as ``python_version`` and
 ``platform_machine`` are evaluated there), so it is run under an interpreter of the target Python, on a host
@@ -24,16 +25,20 @@ from __future__ import annotations
 import json
 import os
 import platform as host_platform
-import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
+from pinrepro.pyindex import Secrets, redact
+from pinrepro.resolverfailure import failure, skipped_index
+
+__all__ = ["COMPILE_COMMAND", "CompileRequest", "ResolverRunner", "compile_layer", "redact"]
 
 COMPILE_COMMAND = "pinrepro lock"
 
@@ -67,14 +72,6 @@ _PROBE = (
     "print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'pip_tools': v}))\n"
 )
 
-# Signs in a resolver's stderr that the index could not be reached (pip via urllib3, uv via reqwest).
-_NETWORK_SIGNS = (
-    "NewConnectionError", "Failed to establish a new connection", "ConnectTimeoutError", "NameResolutionError",
-    "Name or service not known", "Temporary failure in name resolution", "ProxyError", "SSLError",
-    "Max retries exceeded", "Could not fetch URL", "ReadTimeoutError",
-    "error sending request", "tcp connect error", "dns error", "Failed to fetch",
-)
-
 
 @dataclass(frozen=True)
 class Interpreter:
@@ -100,6 +97,8 @@ class CompileRequest:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     reuse_hashes: bool = False  # True only when the existing output is byte for byte the lock pinrepro wrote
+    # Turns the expanded ${VAR} credentials in ``index`` and the resolver's output back into their written form.
+    secrets: Secrets = field(default_factory=lambda: Secrets({}), repr=False)
 
 
 class ResolverRunner:
@@ -109,7 +108,10 @@ class ResolverRunner:
     """
 
     def __init__(self, *, environ: Mapping[str, str] | None = None, search_path: str | None = None,
-                 timeout: float = 1800.0) -> None:
+                 timeout: float = 1800.0, echo: Callable[[str], None] | None = None) -> None:
+        self.echo = echo  # gets each line of the resolver's output as it comes (``-v``), credentials scrubbed
+        # Index URLs (expanded) already found answering this run; None skips the check altogether.
+        self.probed: set[str] | None = set()
         self.invocations = 0
         self.calls: list[tuple[str, ...]] = []
         self._environ = environ
@@ -119,6 +121,10 @@ class ResolverRunner:
         self._uv: tuple[str, str] | None = None
 
     # -- environment -------------------------------------------------------------------------------
+
+    def variables(self) -> Mapping[str, str]:
+        """The environment ``${VAR}`` references in index URLs and requirement files are expanded from."""
+        return os.environ if self._environ is None else self._environ
 
     def environment(self) -> dict[str, str]:
         """The ambient environment minus everything that could steer resolution."""
@@ -234,14 +240,42 @@ class ResolverRunner:
 
     # -- running -----------------------------------------------------------------------------------
 
-    def resolve(self, argv: Sequence[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    def resolve(self, argv: Sequence[str], *, cwd: Path, index_timeout: float = 60.0,
+                secrets: Secrets | None = None) -> subprocess.CompletedProcess[str]:
         """Run one resolver command; the only place a resolver process starts."""
         self.invocations += 1
-        self.calls.append(tuple(argv))
+        self.calls.append(tuple((secrets or Secrets({})).scrub(arg) for arg in argv))
+        env = self.environment()
+        # Each request to an index is bounded: an index that hangs fails the lock instead of stalling it.
+        if not any(name in env for name in ("PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT")):
+            env["PIP_DEFAULT_TIMEOUT"] = f"{index_timeout:g}"
+        env.setdefault("PIP_RETRIES", "2")
+        env.setdefault("UV_HTTP_TIMEOUT", f"{max(1, round(index_timeout))}")
         try:
             # One stream: pip's explanation (stdout) and its errors (stderr) stay in the order they were written.
-            return subprocess.run(list(argv), cwd=cwd, env=self.environment(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, timeout=self._timeout, check=False)
+            with subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True) as process:
+                killed = threading.Event()
+
+                def stop() -> None:
+                    killed.set()
+                    process.kill()
+
+                timer = threading.Timer(self._timeout, stop)
+                timer.start()
+                try:
+                    assert process.stdout is not None
+                    lines: list[str] = []
+                    for line in process.stdout:
+                        lines.append(line)
+                        if self.echo is not None:
+                            self.echo((secrets or Secrets({})).scrub(line.rstrip("\n")))
+                    returncode = process.wait()
+                finally:
+                    timer.cancel()
+                if killed.is_set():
+                    raise subprocess.TimeoutExpired(argv, self._timeout)
+            return subprocess.CompletedProcess(list(argv), returncode, "".join(lines), None)
         except OSError as exc:
             raise ResolverError(f"cannot run {argv[0]}: {exc.strerror}") from None
         except subprocess.TimeoutExpired:
@@ -271,26 +305,49 @@ def _same_platform(a: str, b: str) -> bool:
     return strip.get(a, a) == strip.get(b, b)
 
 
+def check_target(resolver: str, platform: str, layer: str, platforms: Sequence[str] = ()) -> None:
+    """Refuse, before anything runs, a platform this resolver cannot resolve for from this machine."""
+    if resolver == "uv":
+        if platform not in UV_PLATFORMS:
+            raise ResolverError(
+                f"uv cannot target the platform {platform}", where=f"layer '{layer}'",
+                fix=f"use one of {', '.join(sorted(UV_PLATFORMS))}, or resolver = \"pip-compile\" on a "
+                    f"{platform} machine",
+            )
+        return
+    host = host_platform_name()
+    if host is None or not _same_platform(host, platform):
+        also = len(platforms) > 1
+        raise ResolverError(
+            f"pip-compile resolves for the machine it runs on ({host or sys.platform}), "
+            f"not for the image's platform {platform}",
+            where=f"layer '{layer}'",
+            fix='set resolver = "uv", which resolves for every configured platform' if also else
+                f'set resolver = "uv" (it can target {platform}), or lock on a {platform} machine',
+        )
+
+
 def compile_layer(runner: ResolverRunner, resolver: str, request: CompileRequest, workdir: Path) -> str:
     """Compile ``request`` inside ``workdir`` (writing ``request.output`` there); return the resolver version."""
+    check_target(resolver, request.platform, request.layer)
     if resolver == "uv":
         uv_path, version = runner.find_uv()
         argv = _uv_argv(uv_path, request)
     else:
-        host = host_platform_name()
-        if host is None or not _same_platform(host, request.platform):
-            raise ResolverError(
-                f"pip-compile resolves for the machine it runs on ({host or sys.platform}), "
-                f"not for the image's platform {request.platform}",
-                where=f"layer '{request.layer}'",
-                fix=f'set resolver = "uv" (it can target {request.platform}), or lock on a {request.platform} machine',
-            )
         interpreter = runner.find_python(request.python)
         version = interpreter.pip_tools or "unknown"
         argv = _pip_compile_argv(interpreter.path, request)
-    done = runner.resolve(argv, cwd=workdir)
+    done = runner.resolve(argv, cwd=workdir, index_timeout=request.index.timeout, secrets=request.secrets)
     if done.returncode != 0 or not (workdir / request.output).is_file():
         raise failure(resolver, request, done.stdout, program=argv[0])
+    skipped = skipped_index(done.stdout)
+    if skipped is not None:
+        # pip skips a page it cannot fetch and resolves from the rest: the lock would not be what was asked.
+        raise ResolverError(
+            f"the package index failed during resolution ({request.secrets.scrub(skipped)})",
+            where=f"layer '{request.layer}' ({request.requirements})",
+            fix="check the network and the index; the layer was not locked from the other indexes alone",
+        )
     return version
 
 
@@ -330,13 +387,7 @@ def _pip_compile_argv(python: str, request: CompileRequest) -> list[str]:
 
 
 def _uv_argv(uv: str, request: CompileRequest) -> list[str]:
-    target = UV_PLATFORMS.get(request.platform)
-    if target is None:
-        raise ResolverError(
-            f"uv cannot target the platform {request.platform}", where=f"layer '{request.layer}'",
-            fix=f"use one of {', '.join(sorted(UV_PLATFORMS))}, or resolver = \"pip-compile\" on a "
-                f"{request.platform} machine",
-        )
+    target = UV_PLATFORMS[request.platform]
     argv = [
         uv, "pip", "compile", "--no-config", "--no-progress", "--color", "never",
         "--python", sys.executable, "--python-version", request.python, "--python-platform", target,
@@ -349,90 +400,3 @@ def _uv_argv(uv: str, request: CompileRequest) -> list[str]:
     if request.hashes:
         argv.append("--generate-hashes")
     return [*argv, *_resolution_args(request), request.requirements]
-
-
-def redact(text: str) -> str:
-    """``text`` (an index URL, a resolver's message) with the ``user:password@`` of every URL in it masked.
-
-    pip and uv mask most credentials in what they print, not all; an index URL from the configuration is not.
-    """
-    return re.sub(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text, flags=re.IGNORECASE)
-
-
-def failure(resolver: str, request: CompileRequest, output: str, *, program: str) -> ResolverError:
-    """Turn a failed resolver run into one actionable line that keeps the resolver's own explanation."""
-    where = f"layer '{request.layer}' ({request.requirements})"
-    if any(sign in output for sign in _NETWORK_SIGNS):
-        indexes = [request.index.index_url or "https://pypi.org/simple", *request.index.extra_index_urls]
-        return ResolverError(
-            f"cannot reach the package index ({', '.join(redact(u) for u in indexes)})", where=where,
-            fix="check the network or proxy, and index_url / extra_index_urls in the configuration",
-        )
-    explanation = redact(_uv_explanation(output) if resolver == "uv" else _pip_explanation(output))
-    if not explanation:
-        # No verdict from the resolver at all: the tool itself broke (a pip-tools too old for the pip beside it,
-        # a crashed uv), and "loosen the versions" would send the user the wrong way.
-        last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "no output")
-        fix = (f"upgrade pip-tools there (`{program} -m pip install -U pip-tools`), or set resolver = \"uv\""
-               if resolver == "pip-compile" else "pip install -U 'pinrepro[uv]', or set resolver = \"pip-compile\"")
-        return ResolverError(f"{resolver} ({program}) failed without resolving: {redact(last)}", where=where,
-                             fix=fix)
-    what = f"{resolver} cannot resolve the requirements: {explanation}"
-    if any(sign in explanation for sign in ("(from versions: none)", "was not found in the package registry",
-                                             "No matching distribution")):
-        fix = (f"check the package name in {request.requirements} and the index options "
-               "(index_url, extra_index_urls, find_links)")
-    else:
-        lower = ", ".join(request.constraints)
-        fix = f"loosen the versions in {request.requirements}"
-        fix += f" or in the layers below it ({lower})" if lower else ""
-    return ResolverError(what, where=where, fix=fix)
-
-
-def _pip_explanation(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines()]
-    # pip-tools retries after discarding the old pins, so the last "ERROR:" block is the final verdict.
-    starts = [i for i, line in enumerate(lines) if line.startswith("ERROR:")]
-    if not starts:
-        last = [line for line in lines if line.startswith("pip._internal.exceptions.")]
-        return last[-1].split(": ", 1)[-1] if last else ""
-    first = starts[-1]
-    while first > 0 and lines[first - 1].startswith("ERROR:"):
-        first -= 1
-    picked: list[str] = []
-    for line in lines[first:]:
-        if line.startswith("To fix this you could try") or line.startswith("Traceback"):
-            break
-        if line and not line.startswith("Discarding"):
-            picked.append(line.removeprefix("ERROR: "))
-    return _join(picked)
-
-
-def _uv_explanation(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines()]
-    starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
-    if not starts:
-        return ""
-    picked: list[str] = []
-    for line in lines[starts[0]:]:
-        marker = re.match(r"^(error:|cause:|hint:|×|╰─▶)\s*", line)
-        text = line[marker.end():] if marker else line
-        if not text:
-            continue
-        if marker or not picked:
-            picked.append(text)
-        else:  # uv wraps long causes to the terminal's width; a wrapped line continues the one before
-            picked[-1] = f"{picked[-1]} {text}"
-    return _join(picked)
-
-
-def _join(parts: list[str]) -> str:
-    text = ""
-    for part in dict.fromkeys(parts):  # drop repeats, keep order
-        if not text:
-            text = part
-        elif text.endswith((":", ".")):
-            text = f"{text} {part}"
-        else:
-            text = f"{text}; {part}"
-    return text

@@ -19,8 +19,9 @@ from packaging.utils import canonicalize_name
 
 from pinrepro import escape, manifest
 from pinrepro.deploy.discovery import is_deploy_path
-from pinrepro.lockfile import Lock
+from pinrepro.lockfile import LayerLock, Lock
 from pinrepro.manifest import Change
+from pinrepro.pyplatforms import targets
 
 # Section headings, in the order they appear; tests check each one is rendered.
 HEADING_DRIVER = "Minimum NVIDIA driver"
@@ -164,8 +165,8 @@ def parse_requirements(text: str) -> dict[str, tuple[str, str]]:
 
 def _layer_changes(old: Lock, new: Lock, root: Path, files: Mapping[Path, bytes],
                    old_files: Mapping[Path, bytes | None]) -> Iterable[LayerChange]:
-    by_path = {root / layer.lock: (name, layer.lock) for name, layer in old.layers.items()}
-    by_path.update({root / layer.lock: (name, layer.lock) for name, layer in new.layers.items()})
+    by_path = {root / lock: (name, lock) for name, layer in old.layers.items() for lock in _lock_files(layer)}
+    by_path.update({root / lock: (name, lock) for name, layer in new.layers.items() for lock in _lock_files(layer)})
     for path, (name, lock) in sorted(by_path.items(), key=lambda item: item[1]):
         if path not in files:
             continue
@@ -175,6 +176,11 @@ def _layer_changes(old: Lock, new: Lock, root: Path, files: Mapping[Path, bytes]
         packages = _version_diff({k: v[1] for k, v in before.items()}, {k: v[1] for k, v in after.items()}, names)
         if packages:
             yield LayerChange(name, lock, tuple(packages))
+
+
+def _lock_files(layer: LayerLock) -> list[str]:
+    """The layer's lock file, or with one lock per architecture each of them (pinrepro.pyplatforms)."""
+    return [target.lock for target in targets(layer.lock, list(layer.platforms))] if layer.platforms else [layer.lock]
 
 
 def _decode(data: bytes | None) -> str:

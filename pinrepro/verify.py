@@ -24,10 +24,12 @@ from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
+from pinrepro.pyplatforms import targets
+from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
-from pinrepro.requirements import check_dockerfile_installs, check_layers
+from pinrepro.requirements import check_dockerfile_installs
 from pinrepro.suppress import Suppressed, apply_ignores
 
 
@@ -59,10 +61,12 @@ def run_verify(
     online: bool = False,
     strict: bool = False,
     client_factory: Callable[[], RegistryClient] | None = None,
+    dockerfiles: list[Dockerfile] | None = None,
 ) -> VerifyReport:
+    """``dockerfiles``: the project's Dockerfiles when the caller (check) has read them already."""
     lock_name = config.lockfile
     lock = lockfile.read(config.lock_path)
-    dockerfiles = load_dockerfiles(config)
+    dockerfiles = load_dockerfiles(config) if dockerfiles is None else dockerfiles
     sites, findings = collect_sites(dockerfiles)
     deploy = scan_project(config.root, config.deploy_files)
     findings.extend(deploy.findings)
@@ -96,9 +100,9 @@ def run_verify(
         findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
         findings.extend(check_git_online(lock, lock_name, resolver(config.root)))
     texts = {dockerfile.path: dockerfile.text for dockerfile in dockerfiles}
-    texts.update(deploy.texts)  # YAML comments are '#' too: an inline ignore works next to an image line
+    # YAML comments are '#' too: an inline ignore works next to an image line
     kept, suppressed = apply_ignores(sorted(set(findings), key=Finding.sort_key), ignore=config.verify.ignore,
-                                     texts=texts, config_source=config.source)
+                                     texts=texts, config_source=config.source, line_texts=deploy.texts)
     return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))
 
 
@@ -211,8 +215,11 @@ def _default_client(config: Config) -> Callable[[], RegistryClient]:
 def _cuda_findings(config: Config, lock: Lock, dockerfiles: list[Dockerfile]) -> list[Finding]:
     texts: dict[str, str] = {}
     for layer in config.layers:
-        try:
-            texts[layer.lock] = (config.root / layer.lock).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # a missing or unreadable lock is reported by the layer checks
+        # one lock per architecture, or the layer's one; with per-architecture locks, a single lock still on disk
+        # (from before, or written by hand) too: a Dockerfile may still install it
+        for path in dict.fromkeys([*(target.lock for target in targets(layer.lock, config.platforms)), layer.lock]):
+            try:
+                texts[path] = (config.root / path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # a missing or unreadable lock is reported by the layer checks
     return check_cuda_coherence(config, lock, dockerfiles, texts)

@@ -64,6 +64,7 @@ class Built:
     pip_freeze: set[str]
     verify_output: str
     verify_exit: int
+    lock_output: str
 
 
 def _serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
@@ -138,7 +139,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
         buildah.bud(project, "localhost/apt-app:second", arg)
         second = _dpkg(buildah, "localhost/apt-app:second")
         yield Built(project, lock, (project / "Dockerfile").read_text(), base_packages, first, second, freeze,
-                    verify.output, verify.exit_code)
+                    verify.output, verify.exit_code, result.output)
     finally:
         wheels.shutdown()
         wheels.server_close()
@@ -159,6 +160,9 @@ def test_dockerfile_is_pinned_and_verifies(built: Built) -> None:
     assert set(pins) == {"pr-extra", "ca-certificates", "curl"}
     assert f"pr-extra=1.0 ca-certificates={pins['ca-certificates']} curl={pins['curl']} && rm" in built.dockerfile
     assert built.verify_exit == 0, built.verify_output
+    # The real archive is used live here (its snapshot service is out of reach): lock says so, once per stage.
+    assert built.lock_output.count("http://deb.debian.org/debian (etc/apt/sources.list:1 in ") == 2
+    assert "is used live, snapshots are off for it" in built.lock_output
 
 
 def test_installed_packages_equal_the_locked_closure(built: Built) -> None:

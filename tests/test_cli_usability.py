@@ -133,7 +133,7 @@ def test_manifest_diff_against_a_git_revision_and_exit_code(tmp_path: Path) -> N
     assert usage.exit_code == 2 and "--exit-code needs --diff" in usage.output
 
 
-COMMANDS = ["lock", "verify", "refresh", "manifest", "doctor", "completion"]
+COMMANDS = ["lock", "verify", "refresh", "manifest", "doctor", "completion", "check"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

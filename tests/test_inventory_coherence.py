@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pinrepro.config import Config
+from pinrepro.cudawheels import cuda_wheels
 from pinrepro.dockerfile import parse
 from pinrepro.findings import Finding
 from pinrepro.inventory.coherence import check_cuda_coherence
@@ -75,17 +76,16 @@ def test_wheels_newer_than_the_image() -> None:
         "numpy==1.26.4\n"
     )
     findings = check_cuda_coherence(config(), LOCK, [dockerfile], {"requirements-app.lock": requirements})
-    image_part = f"newer than CUDA 12.1.0 of {CUDA_121} (driver floor 530.30.02"
-    tail = "hosts sized for the image may be unable to run it; use wheels for the image's CUDA or a newer image"
-    assert findings == [
-        # One finding per cause: the index and the wheel both mean CUDA 12.4.
-        Finding("requirements-app.lock", 2, "warning", "cuda-wheel-newer",
-                f"the index https://download.pytorch.org/whl/cu124, torch==2.3.1+cu124 are built for CUDA 12.4, "
-                f"{image_part}; CUDA 12.4 needs driver >= 550.54.14): {tail}"),
-        Finding("requirements-app.lock", 7, "warning", "cuda-wheel-newer",
-                f"nvidia-nccl-cu13==2.27.3 is built for CUDA 13.x, {image_part}; CUDA 13.x needs driver >= 580): "
-                f"{tail}"),
-    ]
+    # one warning for the lock, naming every wheel that is too new, the driver they need and the index line that
+    # gives wheels for the image's CUDA
+    assert findings == [Finding(
+        "requirements-app.lock", 2, "warning", "cuda-wheel-newer",
+        "the index https://download.pytorch.org/whl/cu124 (CUDA 12.4), torch==2.3.1+cu124 (CUDA 12.4), "
+        f"nvidia-nccl-cu13==2.27.3 (CUDA 13.x) are built for a newer CUDA than CUDA 12.1.0 of {CUDA_121} "
+        "(driver floor 530.30.02; they need driver >= 580): hosts sized for the image may be unable to run them - "
+        'use wheels for CUDA 12.1 (extra_index_urls = ["https://download.pytorch.org/whl/cu121"]; PyTorch '
+        "publishes one index per CUDA version) or a newer image",
+    )]
 
 
 def test_major_only_wheels_on_an_older_major() -> None:
@@ -93,14 +93,40 @@ def test_major_only_wheels_on_an_older_major() -> None:
     findings = check_cuda_coherence(config(), LOCK, [dockerfile], {"r.lock": "nvidia-cudnn-cu12==9.1.0.70\n"})
     assert [(f.line, f.code) for f in findings] == [(1, "cuda-wheel-newer")]
     assert findings[0].message.startswith(
-        f"nvidia-cudnn-cu12==9.1.0.70 is built for CUDA 12.x, newer than CUDA 11.8.0 of {CUDA_118} "
-        "(driver floor 520.61.05; CUDA 12.x needs driver >= 525)"
+        f"nvidia-cudnn-cu12==9.1.0.70 (CUDA 12.x) is built for a newer CUDA than CUDA 11.8.0 of {CUDA_118} "
+        "(driver floor 520.61.05; they need driver >= 525): hosts sized for the image may be unable to run it"
     )
 
 
 def test_without_dockerfiles_every_locked_cuda_image_counts() -> None:
     findings = check_cuda_coherence(config(), LOCK, [], {"r.lock": "torch==2.3.1+cu121\n"})
     assert [f.message.split(" of ")[1].split(" (")[0] for f in findings] == [CUDA_118]
+
+
+def test_every_kind_of_cuda_wheel_counts() -> None:
+    """The CUDA wheels people use, each tied to its CUDA; one warning names them all."""
+    dockerfile = parse(f"FROM {CUDA_118}\n", "Dockerfile")
+    pins = ["nvidia-cublas-cu12==12.4.5.8", "nvidia-cuda-runtime==13.0.96", "cuda-toolkit==12.4.1",
+            "cuda-python==12.6.0", "torch==2.5.1+cu124", "torchvision==0.20.1+cu124", "torchaudio==2.5.1+cu124",
+            "cupy-cuda12x==13.3.0", "jax-cuda12-plugin==0.4.35", "jaxlib==0.4.23+cuda12.cudnn89",
+            "onnxruntime-gpu==1.20.1", "tensorrt-cu12==10.6.0", "paddlepaddle-gpu==2.6.2.post120",
+            "onnxruntime-gpu==1.17.0", "nvidia-nccl-cu11==2.21.5", "numpy==2.1.0", "paddlepaddle-gpu==3.0.0"]
+    text = "\n".join(pins) + "\n"
+    assert [(w.what, w.cuda) for w in cuda_wheels(text)] == [
+        ("nvidia-cublas-cu12==12.4.5.8", "12"), ("nvidia-cuda-runtime==13.0.96", "13"),
+        ("cuda-toolkit==12.4.1", "12.4"), ("cuda-python==12.6.0", "12"), ("torch==2.5.1+cu124", "12.4"),
+        ("torchvision==0.20.1+cu124", "12.4"), ("torchaudio==2.5.1+cu124", "12.4"), ("cupy-cuda12x==13.3.0", "12"),
+        ("jax-cuda12-plugin==0.4.35", "12"), ("jaxlib==0.4.23+cuda12.cudnn89", "12"),
+        ("onnxruntime-gpu==1.20.1", "12"), ("tensorrt-cu12==10.6.0", "12"), ("paddlepaddle-gpu==2.6.2.post120", "12.0"),
+        ("onnxruntime-gpu==1.17.0", "11.8"), ("nvidia-nccl-cu11==2.21.5", "11"),
+    ]
+    findings = check_cuda_coherence(config(), LOCK, [dockerfile], {"r.lock": text})
+    assert len(findings) == 1  # one warning for the lock and the image, naming the first six and a count
+    assert findings[0].message.startswith(
+        "nvidia-cublas-cu12==12.4.5.8 (CUDA 12.x), nvidia-cuda-runtime==13.0.96 (CUDA 13.x), cuda-toolkit==12.4.1 "
+        "(CUDA 12.4), cuda-python==12.6.0 (CUDA 12.x), torch==2.5.1+cu124 (CUDA 12.4), torchvision==0.20.1+cu124 "
+        "(CUDA 12.4) and 7 more are built for a newer CUDA than CUDA 11.8.0")
+    assert 'extra_index_urls = [".../whl/cu118"]' in findings[0].message
 
 
 def test_python_mismatch() -> None:

@@ -767,6 +767,7 @@ def test_action_inputs_and_steps() -> None:
 @pytest.mark.parametrize(("command", "args", "expected"), [
     ("verify", "", ["verify", "--format", "github"]),
     ("refresh", "", ["refresh", "--open-pr"]),
+    ("check", "--strict", ["check", "--format", "github", "--strict"]),
     ("verify", "  --online   --strict ", ["verify", "--format", "github", "--online", "--strict"]),
     ("refresh", "-C services/api *", ["refresh", "--open-pr", "-C", "services/api", "*"]),
     ("verify", "$(touch pwned) ;rm", ["verify", "--format", "github", "$(touch", "pwned)", ";rm"]),
@@ -782,11 +783,11 @@ def test_action_runs_the_command(tmp_path: Path, command: str, args: str, expect
 def test_action_rejects_an_unknown_command(tmp_path: Path) -> None:
     script = next(s for s in _yaml("action.yml")["runs"]["steps"] if s.get("name") == "Run pinrepro")["run"]
     code, out, _ = _run_step(script, {"INPUT_COMMAND": "lock", "INPUT_ARGS": ""}, tmp_path)
-    assert (code, out) == (2, ["::error title=pinrepro::unknown command 'lock' - use verify or refresh"])
+    assert (code, out) == (2, ["::error title=pinrepro::unknown command 'lock' - use verify, check or refresh"])
     # An input with a line break cannot start a second workflow command (issue #16).
     code, out, _ = _run_step(script, {"INPUT_COMMAND": "x\r\n::add-mask::100%", "INPUT_ARGS": ""}, tmp_path)
-    assert (code, out) == (2, ["::error title=pinrepro::unknown command 'x%0D%0A::add-mask::100%25' - use verify "
-                               "or refresh"])
+    assert (code, out) == (2, ["::error title=pinrepro::unknown command 'x%0D%0A::add-mask::100%25' - use verify, "
+                               "check or refresh"])
 
 
 def test_refresh_workflow() -> None:
@@ -818,7 +819,6 @@ def test_verify_workflow() -> None:
     ("mypinrepro.lock", False),
 ])
 def test_pre_commit_hook_files(path: str, matches: bool) -> None:
-    (hook,) = _yaml(".pre-commit-hooks.yaml")
-    assert hook["id"] == "pinrepro-verify"
+    hook = next(h for h in _yaml(".pre-commit-hooks.yaml") if h["id"] == "pinrepro-verify")
     assert (hook["language"], hook["pass_filenames"], hook["entry"]) == ("python", False, "pinrepro verify")
     assert bool(re.search(hook["files"], path)) is matches  # pre-commit uses re.search

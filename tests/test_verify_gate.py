@@ -93,8 +93,9 @@ def test_one_cuda_warning_per_cause(tmp_path: Path) -> None:
     cuda = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "cuda-wheel-newer"]
     assert [(f["path"], f["line"]) for f in cuda] == [("app.lock", 1)]
     assert cuda[0]["message"].startswith(
-        "nvidia-cublas-cu12==1.0, nvidia-cudnn-cu12==1.0, nvidia-nccl-cu12==1.0, nvidia-cufft-cu12==1.0 are built "
-        "for CUDA 12.x, newer than CUDA 11.8.0 of nvcr.io/nvidia/cuda:11.8.0-runtime-ubuntu22.04")
+        "nvidia-cublas-cu12==1.0 (CUDA 12.x), nvidia-cudnn-cu12==1.0 (CUDA 12.x), nvidia-nccl-cu12==1.0 (CUDA 12.x), "
+        "nvidia-cufft-cu12==1.0 (CUDA 12.x) are built for a newer CUDA than CUDA 11.8.0 of "
+        "nvcr.io/nvidia/cuda:11.8.0-runtime-ubuntu22.04")
 
 
 def test_every_finding_has_a_file_and_a_line_for_github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,9 @@
 
 Three warnings, each at the file and line to fix:
 - ``cuda-wheel-newer``: a requirement lock pins wheels built for a newer CUDA than an image the Dockerfiles
-  use (``torch==2.3.1+cu124``, ``nvidia-*-cu12`` / ``cupy-cuda12x`` packages, ``--extra-index-url
-  .../whl/cu124``); a host sized for the image's driver floor may be too old for them;
+  use (``torch==2.3.1+cu124``, ``nvidia-*-cu12``, ``onnxruntime-gpu``, ``--extra-index-url .../whl/cu124``:
+  the table is pinrepro.cudawheels); a host sized for the image's driver floor may be too old for them. One
+  warning per lock, naming the wheels, the driver they need, the images and the index line for the image's CUDA;
 - ``cuda-stage-mismatch``: two stages of one Dockerfile use images with different CUDA major.minor (libraries
   built or copied in one stage may not load in the other);
 - ``python-mismatch``: the requirement locks target a Python that the image does not have.
@@ -13,11 +14,11 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pinrepro.config import Config
+from pinrepro.cudawheels import cuda_wheels, index_for
 from pinrepro.dockerfile import Dockerfile, FromSite
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
@@ -27,26 +28,12 @@ from pinrepro.inventory.driver_table import driver_floor
 from pinrepro.lockfile import ImageLock, Lock
 from pinrepro.reference import ImageRef
 
-# name==version where the version has a local "+cuNNN" part (PyTorch's wheels: torch==2.3.1+cu121).
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([^\s;\\#]+)")
-_LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})\b")
-# nvidia-cublas-cu12, nvidia-nccl-cu13, cupy-cuda12x, jax-cuda12-plugin: built for one CUDA major.
-_MAJOR_PACKAGE = re.compile(r"^(?:nvidia-[a-z0-9-]+-cu(\d{2})|cupy-cuda(\d{2})x|jax-cuda(\d{2})-(?:plugin|pjrt))$")
-# --index-url / --extra-index-url / --find-links https://download.pytorch.org/whl/cu121
-_INDEX = re.compile(r"^\s*(?:--extra-index-url|--index-url|-i|--find-links|-f)[\s=]+(\S+)")
-_INDEX_CUDA = re.compile(r"/cu(\d{2,3})/?$")
-
 
 @dataclass(frozen=True)
 class _ImageCuda:
     key: str
     version: str  # the image's CUDA_VERSION
     min_driver: str | None
-
-
-def _cuda_of_tag(digits: str) -> str:
-    """``121`` -> ``12.1``, ``118`` -> ``11.8``, ``92`` -> ``9.2`` (PyTorch's naming: the last digit is the minor)."""
-    return f"{int(digits[:-1])}.{digits[-1]}"
 
 
 def _lock_key(image: str) -> str | None:
@@ -156,68 +143,51 @@ def _python_findings(dockerfile: Dockerfile, lock: Lock, platforms: Sequence[str
 
 
 def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[Finding]:
-    """One finding per CUDA version a lock is built for (the cause), at its first line, naming every package."""
-    groups: dict[str, tuple[int, list[str]]] = {}
-    for number, built_for, what in _cuda_lines(text):
-        groups.setdefault(built_for, (number, []))[1].append(what)
-    findings: list[Finding] = []
-    for built_for, (number, whats) in groups.items():
-        reasons = [(image, message) for image in images if (message := _newer(built_for, image))]
-        if not reasons:
-            continue
-        shown = ", ".join(whats[:4]) + (f" and {len(whats) - 4} more" if len(whats) > 4 else "")
-        message = reasons[0][1] if len(whats) == 1 else "are" + reasons[0][1][len("is"):]
-        others = [f"CUDA {image.version} of {image.key}" for image, _ in reasons[1:]]
-        also = f" (also newer than {', '.join(others)})" if others else ""
-        findings.append(Finding(path, number, "warning", "cuda-wheel-newer", f"{shown} {message}{also}"))
-    return findings
+    """One warning per lock: every wheel built for a newer CUDA than an image the Dockerfiles use, the images,
+    the driver the wheels need and the index line that gives wheels for the image's CUDA."""
+    wheels = cuda_wheels(text)
+    reasons = [(image, newer) for image in images if (newer := [w for w in wheels if _is_newer(w.cuda, image)])]
+    if not reasons:
+        return []
+    # the image most wheels are too new for speaks for all; the others are named after it
+    image, _ = max(reasons, key=lambda item: len(item[1]))
+    newer = [w for w in wheels if any(w in found for _, found in reasons)]
+    items = [f"{w.what} (CUDA {w.cuda}{'.x' if '.' not in w.cuda else ''})" for w in newer]
+    shown = ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
+    needs = sorted({need for w in newer if (need := _driver_needed(w.cuda))}, key=_driver_key)
+    image_floor = f"driver floor {image.min_driver}" if image.min_driver else "driver floor unknown"
+    needed = f"; they need driver >= {needs[-1]}" if needs else ""
+    others = [f"CUDA {other.version} of {other.key}" for other, _ in reasons if other is not image]
+    also = f" (also newer than {', '.join(others)})" if others else ""
+    cuda = major_minor(image.version) or image.version
+    verb = "is" if len(newer) == 1 else "are"
+    return [Finding(
+        path, newer[0].line, "warning", "cuda-wheel-newer",
+        f"{shown} {verb} built for a newer CUDA than CUDA {image.version} of {image.key} ({image_floor}{needed})"
+        f"{also}: hosts sized for the image may be unable to run {'it' if verb == 'is' else 'them'} - use wheels "
+        f"for CUDA {cuda} ({index_for(wheels, cuda)}; PyTorch publishes one index per CUDA version) or a newer image",
+    )]
 
 
-def _cuda_lines(text: str) -> Iterator[tuple[int, str, str]]:
-    """(line, CUDA version "12.4" or major "12", what: the pin or the index) of each line built for a CUDA."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.split(" #", 1)[0].strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        built_for: str | None = None  # "12.4", or "12" for a major-only package
-        what = ""
-        index = _INDEX.match(stripped)
-        if index:
-            match = _INDEX_CUDA.search(index[1])
-            if match:
-                built_for, what = _cuda_of_tag(match[1]), f"the index {index[1]}"
-        else:
-            pin = _PIN.match(stripped)
-            if pin:
-                local = _LOCAL_CUDA.search(pin[2])
-                package = _MAJOR_PACKAGE.match(pin[1].lower())
-                if local:
-                    built_for = _cuda_of_tag(local[1])
-                elif package:
-                    built_for = str(int(next(group for group in package.groups() if group)))
-                what = f"{pin[1]}=={pin[2]}"
-        if built_for is not None:
-            yield number, built_for, what
+def _driver_key(driver: str) -> tuple[int, ...]:
+    return parse_version(driver) or (0,)
 
 
-def _newer(built_for: str, image: _ImageCuda) -> str | None:
-    """Why wheels for CUDA ``built_for`` are too new for ``image``, or None when they fit."""
+def _is_newer(built_for: str, image: _ImageCuda) -> bool:
+    """True when wheels for CUDA ``built_for`` (``12.4``, or major-only ``12``) are too new for ``image``."""
     wheel = parse_version(built_for)
     have = parse_version(image.version)
     if wheel is None or have is None:
-        return None
+        return False
     if len(wheel) == 1:
-        if wheel[0] <= have[0]:
-            return None
-        floor = driver_floor(f"{wheel[0]}.0.0")
-        needs = floor.compat if floor and floor.compat else None
-    else:
-        if compare_versions(wheel, have[:2]) <= 0:
-            return None
-        floor = driver_floor(f"{built_for}.0")
-        needs = (floor.toolkit or floor.compat) if floor else None
-    image_floor = f"driver floor {image.min_driver}" if image.min_driver else "driver floor unknown"
-    label = f"CUDA {built_for}" + (".x" if len(wheel) == 1 else "")
-    needed = f"; {label} needs driver >= {needs}" if needs else ""
-    return (f"is built for {label}, newer than CUDA {image.version} of {image.key} ({image_floor}{needed}): "
-            "hosts sized for the image may be unable to run it; use wheels for the image's CUDA or a newer image")
+        return wheel[0] > have[0]
+    return compare_versions(wheel, have[:2]) > 0
+
+
+def _driver_needed(built_for: str) -> str | None:
+    """The minimum driver for wheels built for CUDA ``built_for`` (major-only: through forward compatibility)."""
+    if "." not in built_for:
+        floor = driver_floor(f"{built_for}.0.0")
+        return floor.compat if floor and floor.compat else None
+    floor = driver_floor(f"{built_for}.0")
+    return (floor.toolkit or floor.compat) if floor else None

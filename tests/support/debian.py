@@ -121,11 +121,17 @@ class Buildah:
                     "-f", str(context / "Dockerfile"), "-t", tag, str(context))
 
     def output(self, image: str, *command: str) -> str:
-        container = self("from", "--pull-never", image).strip()
-        try:
-            return self("run", container, "--", *command, timeout=300)
-        finally:
-            self("rm", container)
+        # Once, on a loaded machine, `buildah run` exited 0 with no stdout at all (the command's output lost under
+        # chroot isolation); every command run here prints something, so an empty answer is asked again once.
+        for _ in range(2):
+            container = self("from", "--pull-never", image).strip()
+            try:
+                out = self("run", container, "--", *command, timeout=300)
+            finally:
+                self("rm", container)
+            if out.strip():
+                return out
+        raise AssertionError(f"buildah run {image} {' '.join(command)} printed nothing, twice")
 
 
 def _run(argv: list[str], *, timeout: float, env: Mapping[str, str] | None = None) -> str:

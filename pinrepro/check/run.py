@@ -1,0 +1,149 @@
+"""`pinrepro check`: the ML production checklist, offline. Reads the project, returns findings; prints nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pinrepro import lockfile
+from pinrepro.check import artifacts, build, deploy, hygiene, images, runtime
+from pinrepro.check.model import CheckContext, view
+from pinrepro.check.settings import CheckSettings, load
+from pinrepro.config import Config
+from pinrepro.discovery import load_dockerfiles, relative
+from pinrepro.dockerfile import Dockerfile, parse
+from pinrepro.errors import ConfigError, DockerfileError
+from pinrepro.findings import Finding
+from pinrepro.suppress import Suppressed, apply_ignores
+
+_RULE_SETS: tuple[Callable[[CheckContext], Iterable[Finding]], ...] = (
+    build.check, images.check, runtime.check, artifacts.check, hygiene.check,
+)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    findings: tuple[Finding, ...]
+    notes: tuple[str, ...] = ()  # information that is not a finding ("no deployment files: item 10 skipped")
+    strict: bool = False
+    suppressed: tuple[Suppressed, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "warning")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors or (self.strict and self.warnings) else 0
+
+
+def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = False) -> CheckReport:
+    settings = load(config)
+    lock = lockfile.read(config.lock_path)
+    project = load_dockerfiles(config)
+    dockerfiles = _select(config, project, paths)
+    ctx = CheckContext(config, settings, lock, tuple(view(d) for d in dockerfiles))
+    findings = _verify(ctx, project, {d.path for d in dockerfiles}, bool(paths))
+    # ADD <url> lines verify already reports (not locked, or locked but without --checksum) are its to report.
+    verified_lines = {(f.path, f.line) for f in findings}
+    for rule_set in _RULE_SETS:
+        findings.extend(f for f in rule_set(ctx)
+                        if f.code != "add-url-no-checksum" or (f.path, f.line) not in verified_lines)
+    deploy_findings, notes = deploy.check(ctx, paths)
+    findings.extend(deploy_findings)
+    kept, suppressed = _suppress(ctx, sorted(set(_with_stages(ctx, findings)), key=Finding.sort_key))
+    return CheckReport(tuple(_severity(kept, settings)), tuple(notes), strict, tuple(suppressed))
+
+
+def _verify(ctx: CheckContext, project: list[Dockerfile], selected: set[str], narrowed: bool) -> list[Finding]:
+    """verify's findings (items 2 and 3); with PATHs, only those about the chosen Dockerfiles or no Dockerfile."""
+    dockerfile_paths = {d.path for d in project}
+    return [f for f in images.verify_findings(ctx, project)
+            if not narrowed or f.path in selected or f.path not in dockerfile_paths]
+
+
+def _suppress(ctx: CheckContext, findings: list[Finding]) -> tuple[list[Finding], list[Suppressed]]:
+    """``ignore`` and inline ``# pinrepro: ignore=<id> <reason>`` comments: verify's one mechanism.
+
+    An inline comment sits above the instruction, while a finding may name a line inside it (the command in
+    a long RUN): such findings are matched at the line their instruction starts on.
+    """
+    texts: dict[str, str] = {}
+    starts: dict[str, dict[int, int]] = {}
+    for checked in ctx.dockerfiles:
+        texts[checked.path] = checked.dockerfile.text
+        spans = starts.setdefault(checked.path, {})
+        for stage in checked.stages:
+            for instruction in stage.instructions:
+                for line in range(instruction.line, instruction.end_line + 1):
+                    spans[line] = instruction.line
+    for path in {f.path for f in findings if f.path not in texts and f.line}:
+        try:
+            texts[path] = (ctx.root / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+    originals: dict[int, Finding] = {}
+    matched: list[Finding] = []
+    for item in findings:
+        start = starts.get(item.path, {}).get(item.line or 0)
+        proxy = replace(item, line=start) if start is not None and start != item.line else item
+        originals[id(proxy)] = item
+        matched.append(proxy)
+    kept, suppressed = apply_ignores(matched, ignore=ctx.settings.ignore, texts=texts,
+                                     config_source=ctx.config.source)
+    return ([originals[id(f)] for f in kept],
+            [replace(s, finding=originals[id(s.finding)]) for s in suppressed])
+
+
+def _with_stages(ctx: CheckContext, findings: list[Finding]) -> list[Finding]:
+    """verify's findings on a Dockerfile line name their build stage too, like check's own."""
+    stage_at: dict[tuple[str, int], str] = {}
+    for checked in ctx.dockerfiles:
+        for stage in checked.stages:
+            last = max((i.end_line for i in stage.instructions), default=stage.site.line)
+            for line in range(stage.site.line, last + 1):
+                stage_at[(checked.path, line)] = stage.label()
+    return [replace(f, stage=stage_at.get((f.path, f.line or 0))) if f.stage is None and f.line else f
+            for f in findings]
+
+
+def _severity(findings: list[Finding], settings: CheckSettings) -> list[Finding]:
+    """The ``severity`` overrides of [tool.pinrepro.check]."""
+    return [replace(f, level=settings.severity[f.code]) if f.code in settings.severity else f for f in findings]
+
+
+def _select(config: Config, found: list[Dockerfile], paths: Sequence[Path]) -> list[Dockerfile]:
+    """The Dockerfiles to check: all of the project's, or those named by PATHs (files, or directories)."""
+    if not paths:
+        return found
+    chosen: dict[str, Dockerfile] = {}
+    for path in paths:
+        absolute = path.resolve()
+        if not absolute.exists():
+            raise ConfigError(f"{path} does not exist", fix="pass Dockerfiles or directories of the project")
+        if not absolute.is_relative_to(config.root):
+            raise ConfigError(f"{path} is outside the project {config.root}",
+                              fix="pass paths inside the project, or choose the project with -C")
+        name = relative(config, absolute) if absolute != config.root else "."
+        if absolute.is_dir():
+            for dockerfile in found:
+                if name == "." or dockerfile.path.startswith(name + "/"):
+                    chosen[dockerfile.path] = dockerfile
+            continue
+        match = next((d for d in found if d.path == name), None)
+        chosen[name] = match if match is not None else _read(absolute, name)
+    return [chosen[name] for name in sorted(chosen)]
+
+
+def _read(path: Path, name: str) -> Dockerfile:
+    try:
+        return parse(path.read_bytes().decode("utf-8"), name)
+    except OSError as exc:
+        raise DockerfileError(f"cannot read it: {exc.strerror}", where=name) from None
+    except UnicodeDecodeError:
+        raise DockerfileError("is not UTF-8 text", where=name, fix="save the Dockerfile as UTF-8") from None

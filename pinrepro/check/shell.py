@@ -1,0 +1,170 @@
+"""The shell commands inside RUN, CMD and ENTRYPOINT, with the Dockerfile line each one starts on.
+
+Not a reader of its own: instructions come from pinrepro.dockerfile (continuations joined, heredoc bodies
+attached) and their scripts are split by its ``shell_tokens`` (the lexer apt pinning uses too). This groups the
+tokens into simple commands - words without their quotes, redirections, pipelines - keeping each word's
+position, so a finding names the physical line of the command and not only the first line of a 40-line RUN.
+Variable expansion, subshells and functions are not interpreted: the rules only look for literal commands.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from pinrepro.dockerfile import Instruction, shell_tokens, unquote_word
+
+_REDIRECTS = frozenset({">", ">>", "<"})
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash"})
+# Words that run the next word as the command: `sudo apt-get ...`, `env A=1 pip ...`.
+_PREFIXES = frozenset({"sudo", "env", "time", "exec", "command", "nohup", "nice", "stdbuf"})
+
+
+@dataclass(frozen=True)
+class Redirect:
+    operator: str  # ">", ">>", "2>", "&>", "2>>", ...
+    target: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """One simple command: its words (quotes removed) and redirections, and the line it starts on."""
+
+    line: int
+    argv: tuple[str, ...]
+    redirects: tuple[Redirect, ...] = ()
+    pipeline: int = 0  # commands joined by "|" share a pipeline number within their script
+    position: int = 0  # 0 for the first command of its pipeline
+
+    @functools.cached_property
+    def name(self) -> str:
+        """The program, without its directory and without sudo/env prefixes and VAR=value assignments."""
+        words = self.words
+        return words[0].rsplit("/", 1)[-1] if words else ""
+
+    @functools.cached_property
+    def words(self) -> tuple[str, ...]:
+        """argv from the program on (prefixes such as ``sudo -E`` and ``VAR=value`` assignments dropped)."""
+        words = list(self.argv)
+        while words:
+            head = words[0]
+            if "=" in head and head.split("=", 1)[0].isidentifier():
+                words.pop(0)
+            elif head.rsplit("/", 1)[-1] in _PREFIXES:
+                words.pop(0)
+                while words and words[0].startswith("-"):
+                    words.pop(0)
+            else:
+                break
+        return tuple(words)
+
+
+@dataclass(frozen=True)
+class Script:
+    """The commands of one shell script (a RUN line, a heredoc body, an ``sh -c`` argument)."""
+
+    commands: tuple[Command, ...]
+    text: str
+    line_of: Callable[[int], int] = field(repr=False, compare=False)
+
+
+def parse_script(text: str, line_of: Callable[[int], int]) -> Script:
+    commands: list[Command] = []
+    argv: list[str] = []
+    redirects: list[Redirect] = []
+    start = 0
+    pipeline = 0
+    position = 0
+    pending_redirect: str | None = None
+
+    def flush(operator: str) -> None:
+        nonlocal argv, redirects, pipeline, position
+        if argv or redirects:
+            commands.append(Command(line_of(start), tuple(argv), tuple(redirects), pipeline, position))
+        argv, redirects = [], []
+        if operator in ("|", "|&"):
+            position += 1
+        elif operator:
+            pipeline += 1
+            position = 0
+
+    for kind, value, at in _tokens(text):
+        if kind == "op":
+            pending_redirect = None
+            flush(value)
+        elif kind == "redirect":
+            pending_redirect = value
+        elif pending_redirect is not None:
+            redirects.append(Redirect(pending_redirect, value))
+            pending_redirect = None
+        else:
+            if not argv and not redirects:
+                start = at
+            argv.append(value)
+    flush("")
+    return Script(tuple(commands), text, line_of)
+
+
+def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
+    """(kind, value, position) from the Dockerfile reader's shell tokens: kind is "word" (quotes removed),
+    "op" or "redirect" (``>``, ``>>``, ``<``, ``2>``, ``&>``, ``>&`` as in ``2>&1``)."""
+    tokens = shell_tokens(text)
+    count = len(tokens)
+    i = 0
+    while i < count:
+        token = tokens[i]
+        following = tokens[i + 1] if i + 1 < count else None
+        touching = following is not None and following.start == token.end
+        if touching and following is not None and following.operator and following.text in _REDIRECTS and (
+                (not token.operator and token.text.isdigit()) or (token.operator and token.text == "&")):
+            # "2>" / "&>": the descriptor (or &) and the operator are one redirection.
+            operator, i = token.text + following.text, i + 2
+        elif token.operator and token.text in _REDIRECTS:
+            operator, i = token.text, i + 1
+        elif token.operator:
+            yield "op", token.text, token.start
+            i += 1
+            continue
+        else:
+            word = unquote_word(token.text)
+            # A backslash-newline inside a heredoc script is a line continuation, not a word.
+            if word.strip() or not token.text.startswith("\\"):
+                yield "word", word, token.start
+            i += 1
+            continue
+        if i < count and tokens[i].operator and tokens[i].text == "&" and tokens[i].start == tokens[i - 1].end:
+            operator, i = operator + "&", i + 1  # ">&1": a duplicated descriptor, not a file
+        yield "redirect", operator, token.start
+
+
+@functools.lru_cache(maxsize=8192)
+def scripts(instruction: Instruction) -> tuple[Script, ...]:
+    """The shell scripts an instruction runs: RUN (shell, exec ``sh -c``, heredoc bodies), CMD, ENTRYPOINT."""
+    argv = instruction.exec_form()
+    line = instruction.line
+    if argv is not None:
+        if len(argv) >= 3 and PurePosixPath(argv[0]).name in _SHELLS and argv[1] == "-c":
+            return (parse_script(argv[2], lambda _: line),)
+        return (Script((Command(line, tuple(argv)),), " ".join(argv), lambda _: line),)
+    rest_at = instruction.rest_at
+    found = [parse_script(instruction.rest, lambda p: instruction.line_at(rest_at + p))]
+    head = found[0].commands[0] if found[0].commands else None
+    runs_body = head is None or not head.words or head.name in _SHELLS
+    if instruction.command == "run" and runs_body:
+        for heredoc in instruction.heredocs:
+            found.append(parse_script(heredoc.body, _body_lines(heredoc.body, heredoc.line)))
+    return tuple(found)
+
+
+def _body_lines(body: str, first: int) -> Callable[[int], int]:
+    def line_of(position: int) -> int:
+        return first + body.count("\n", 0, position)
+
+    return line_of
+
+
+def commands(instruction: Instruction) -> Iterator[Command]:
+    for script in scripts(instruction):
+        yield from script.commands
