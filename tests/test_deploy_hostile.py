@@ -114,3 +114,16 @@ def test_a_tag_from_a_variable_gets_the_digest_inside_its_default(tmp_path: Path
     assert run(root, "verify").exit_code == 0
     again = run(root, "lock")
     assert again.exit_code == 0 and "nothing changed" in again.output
+
+
+def test_a_replaced_digest_is_noted_where_it_was_written(tmp_path: Path, served: tuple[RegistryServer, str]) -> None:
+    """Review of #12: the note named the first line using the image (here a Dockerfile with no digest at all)."""
+    server, digest = served
+    stale = "sha256:" + "0" * 64
+    root = project(tmp_path, f"services:\n  a:\n    image: {server.host}/lib/redis:7@{stale}\n")
+    (root / "Dockerfile").write_text(f"FROM {server.host}/lib/redis:7\n")
+    result = run(root, "lock")
+    assert result.exit_code == 0, result.stderr
+    assert f"compose.yaml:3: note: {server.host}/lib/redis:7 was written with {stale[:19]}" in result.stderr
+    assert "Dockerfile:1: note" not in result.stderr
+    assert (root / "compose.yaml").read_text() == f"services:\n  a:\n    image: {server.host}/lib/redis:7@{digest}\n"
