@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from pinrepro.addgit import is_git_entry, is_git_source
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
@@ -107,13 +108,13 @@ def fetch_checksum(url: str, *, max_bytes: int, where: str, session: requests.Se
             if response.status_code >= 400:
                 raise PinreproError(f"ADD {url}: the server answered {response.status_code}", where=where,
                                     fix="check the URL (and that it is public)")
-            for chunk in response.iter_content(_CHUNK):
+            for chunk in _chunks(response):
                 size += len(chunk)
                 if size > max_bytes:
                     raise PinreproError(f"ADD {url} is larger than add_max_bytes ({max_bytes} bytes)", where=where,
                                         fix="raise add_max_bytes in the pinrepro configuration if that is expected")
                 digest.update(chunk)
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         if limit is not None and limit.fired:
             raise _too_slow(url, where, seconds) from None
         raise PinreproError(f"cannot download ADD {url}: {type(exc).__name__}", where=where,
@@ -126,6 +127,18 @@ def fetch_checksum(url: str, *, max_bytes: int, where: str, session: requests.Se
 def _too_slow(url: str, where: str, seconds: float) -> PinreproError:
     return PinreproError(f"cannot download ADD {url}: not complete within {seconds:g}s", where=where,
                          fix="try again later, or raise PINREPRO_BLOB_DEADLINE")
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The (decoded) body as it arrives: ``read1`` returns after one read from the socket, where
+    ``iter_content`` waits for a whole chunk, so the size cap acts between a dripping server's bytes (the
+    deadline's watchdog cuts the socket when the whole download takes too long)."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x has no read1: only each chunk is checked against the clock
+        yield from response.iter_content(_CHUNK)
+        return
+    while chunk := read1(_CHUNK, decode_content=True):
+        yield chunk
 
 
 def pin_text(dockerfile: Dockerfile, checksum_for: Callable[[AddSite], str | None], *,

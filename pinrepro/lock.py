@@ -438,7 +438,9 @@ class _ImageResolver:
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
                 if key in replaced and replaced[key] != images[key].digest:
-                    self.notes.append(_replaced_note(by_key[key][0], replaced[key], images[key].digest))
+                    # The note names the line that carries the replaced digest, not the group's first line.
+                    carrier = next((s for s in by_key[key] if s.ref.digest == replaced[key]), by_key[key][0])
+                    self.notes.append(_replaced_note(carrier, replaced[key], images[key].digest))
         self.resolved = tuple(sorted(to_describe))
         images = self._with_contents(images, by_key)
         return dict(sorted(images.items()))
