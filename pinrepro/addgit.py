@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
 from pinrepro.errors import GitError, PinreproError
@@ -56,6 +57,18 @@ def is_git_source(word: str) -> bool:
     return False
 
 
+def _without_credentials(url: str) -> str | None:
+    """``url`` with its user and password shown as ``***``, or None when it has no secret in it. An SSH user
+    alone (``ssh://git@host/...``) is a login name, not a secret; over HTTP(S) a user alone is often a token."""
+    if "://" not in url:
+        return None  # git@host:path (scp form): a login name
+    parts = urlsplit(url)
+    if not parts.password and not (parts.username and parts.scheme != "ssh"):
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
 def find_git_adds(dockerfile: Dockerfile) -> list[GitAddSite]:
     found, _ = instructions(dockerfile.text, dockerfile.path)
     return [site for ins in found if (site := _site(dockerfile.path, ins)) is not None]
@@ -72,6 +85,11 @@ def _site(path: str, ins: Instruction) -> GitAddSite | None:
     base, has_fragment, fragment = url.partition("#")
     ref = fragment.split(":", 1)[0]
     site = GitAddSite(path, ins.line, url, base, ref, has_fragment=bool(has_fragment))
+    shown = _without_credentials(url)
+    if shown is not None:  # the lock key and every message would carry the token
+        return replace(site, url=shown, base=_without_credentials(base) or base,
+                       reason="the URL carries credentials, which must not go into the lock; use a build secret "
+                              "or an SSH key instead")
     if "$" in url:
         return replace(site, reason="the URL is built from a variable")
     if "?" in base:

@@ -11,6 +11,7 @@ engine walks the rules in order: a CONVERT that matches rewrites the source and 
 the new identifier; among ALLOW / DENY the last one that matches wins. So the DENY comes *first* and the
 ALLOWs after it: a locked image is converted, then allowed; an unlocked one (``--build-arg CUDA_VERSION=`` a
 version nobody locked) matches only the DENY and the build fails instead of pulling something unreviewed.
+(moby/buildkit ``sourcepolicy/engine.go``: ``Evaluate``, ``evaluatePolicy``; tests/test_policy.py models it.)
 """
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ def build_policy(lock: Lock, *, deny_unlocked: bool = False) -> dict[str, Any]:
     for url, entry in sorted(lock.urls.items()):
         if not entry.checksum.startswith("sha256:"):
             continue  # a Git source: its commit is written in the Dockerfile's ADD line
-        rules.append({"action": "CONVERT", "selector": {"identifier": url},
+        selector = {"identifier": url}
+        if "*" in url:  # BuildKit's default match is a wildcard: '*' would match (and convert) other URLs
+            selector["match_type"] = "EXACT"
+        rules.append({"action": "CONVERT", "selector": selector,
                       "updates": {"attrs": {"http.checksum": entry.checksum}}})
     return {"rules": rules}
 
