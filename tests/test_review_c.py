@@ -4,6 +4,7 @@ would install, and lock must stay one line, exit 2, files unchanged on bad input
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from tests.support.aptrepo import AptRepo
 from tests.support.registry import RegistryServer
 from tests.test_apt_lock import make_project, run
+from tests.test_pylocks import _free_port, clean_env, pinrepro, snapshot
+from tests.test_pylocks import project as pyproject
+from tests.wheelhouse import Wheelhouse, serve
 
 pytestmark = pytest.mark.realregistry
 
@@ -18,6 +22,14 @@ pytestmark = pytest.mark.realregistry
 @pytest.fixture
 def project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo) -> Path:
     return make_project(tmp_path, registry, apt_repo)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    house = Wheelhouse(tmp_path_factory.mktemp("review-c-wheels"))
+    house.add("helper", "1.0")
+    with serve(house.root) as url:
+        yield f"{url}/simple"
 
 
 def codes(root: Path) -> set[str]:
@@ -61,3 +73,24 @@ def test_a_heredoc_run_is_pinned_and_verified(project: Path) -> None:
     assert codes(project) == set()
     edit(project, "pr-extra=1.0\n", "pr-extra=1.0 pr-lib\n")
     assert "apt-unpinned" in codes(project)
+
+
+@pytest.mark.parametrize("resolver", ["pip-compile", "uv"])
+@pytest.mark.parametrize("option", ["--extra-index-url", "-i", "--find-links"])
+def test_an_index_written_in_a_requirement_file_is_refused(tmp_path: Path, index: str, resolver: str,
+                                                           option: str) -> None:
+    """pytorch's README pattern, ``--extra-index-url .../cu124`` in the .in file: the resolver used it, but the
+    lock named only the configured index (so ``pip install -r`` in the image could not find ``+cu124``) and a
+    dead index there was never probed (pip-compile: exit 0 from the other indexes). One line, exit 2 instead."""
+    dead = f"http://${{INDEX_USER}}:${{INDEX_TOKEN}}@127.0.0.1:{_free_port()}/simple"
+    root = pyproject(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{index}"\n',
+                     {"base": f"{option} {dead}\nhelper\n"})
+    before = snapshot(root)
+
+    done = pinrepro(root, "lock", env=clean_env(INDEX_USER="bot", INDEX_TOKEN="pw-0d4e1f"), timeout=60)
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: requirements-base.in:1: {option} {dead} sets a package index in a "
+                                  "requirement file"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "pw-0d4e1f" not in done.stdout + done.stderr
+    assert snapshot(root) == before
