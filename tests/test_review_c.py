@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import images as im
 from tests.support.aptrepo import AptRepo
 from tests.support.registry import RegistryServer
 from tests.test_apt_lock import make_project, run
@@ -94,3 +95,19 @@ def test_an_index_written_in_a_requirement_file_is_refused(tmp_path: Path, index
                                   "requirement file"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "pw-0d4e1f" not in done.stdout + done.stderr
     assert snapshot(root) == before
+
+
+def test_an_unreadable_apt_source_with_a_password_is_reported_without_it(tmp_path: Path, registry: RegistryServer,
+                                                                         apt_repo: AptRepo) -> None:
+    root = make_project(tmp_path, registry, apt_repo, repo="debian-private")
+    layout = tmp_path / "private-layout"
+    # A private mirror whose credentials sit in the URI (apt allows it), written without its suite.
+    im.build_image(layout, "deb", [{"etc/os-release": b"ID=debian\nVERSION_CODENAME=bookworm\n",
+                                    "etc/apt/sources.list": b"deb https://bot:s3cret-pw@127.0.0.1:9/debian\n"}])
+    im.push(layout, "deb", registry.host, "debian-private", "bookworm")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = run(root, "lock")
+    assert result.exit_code == 2, result.output
+    assert "etc/apt/sources.list:1: cannot read the apt source 'deb https://127.0.0.1:9/debian'" in result.output
+    assert "s3cret-pw" not in result.output
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
