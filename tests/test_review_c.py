@@ -111,3 +111,31 @@ def test_an_unreadable_apt_source_with_a_password_is_reported_without_it(tmp_pat
     assert "etc/apt/sources.list:1: cannot read the apt source 'deb https://127.0.0.1:9/debian'" in result.output
     assert "s3cret-pw" not in result.output
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_an_install_inside_if_or_for_is_pinned_and_verified(project: Path) -> None:
+    edit(project, "RUN apt-get install -y pr-extra && rm -rf /var/lib/apt/lists/*\n",
+         "RUN if true; then apt-get install -y pr-extra; fi \\\n && for x in 1; do apt-get install -y pr-doc; done\n")
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.output
+    text = (project / "Dockerfile").read_text()
+    assert "then apt-get install -y pr-extra=1.0; fi" in text and "do apt-get install -y pr-doc=1.0; done" in text
+    assert codes(project) == set()
+    edit(project, "pr-doc=1.0;", "pr-doc=1.0 pr-lib;")
+    assert "apt-unpinned" in codes(project)
+
+
+@pytest.mark.parametrize("copy", ["COPY extra.list /etc/apt/sources.list.d/extra.list",
+                                  'ADD ["extra.sources", "/etc/apt/sources.list.d/"]', "COPY apt/ /etc/apt/"])
+def test_a_repository_copied_in_makes_the_stage_unpinnable(project: Path, copy: str) -> None:
+    """A sources file COPYed into the stage adds a repository the base image does not have, as an
+    ``echo deb ... > sources.list.d`` does: its installs are reported with the line, never resolved from the
+    base image's sources (a version from the wrong repository)."""
+    edit(project, "FROM base AS app\n", f"FROM base AS app\n{copy}\n")
+    result = run(project, "lock")
+    assert result.exit_code == 0, result.output
+    assert "Dockerfile:5: warning: this COPY adds an apt repository" in result.output.replace("ADD", "COPY")
+    text = (project / "Dockerfile").read_text()
+    assert "pr-tool=1.0" in text and "install -y pr-extra &&" in text
+    report = json.loads(run(project, "verify", "--format", "json").output)
+    assert ("apt-repository", 5) in {(f["code"], f["line"]) for f in report["findings"]}
