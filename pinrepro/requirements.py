@@ -159,6 +159,12 @@ def _input_files(config: Config, layer: Layer) -> list[str]:
             target = match.group(1)
             if not posixpath.isabs(target):
                 target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+            # Only project files are read (and quoted in errors): `-r /etc/passwd` must not print its lines.
+            if posixpath.isabs(target) or target.split("/")[0] == ".." or \
+                    not (config.root / target).resolve().is_relative_to(config.root.resolve()):
+                raise ConfigError(f"{match.group(1)[:200]} (included by {rel}) is outside the project",
+                                  where=f"{rel}:{number}",
+                                  fix="requirement files may only include files inside the project root")
             if not (config.root / target).is_file():
                 raise ConfigError(f"{match.group(1)} (included by {rel}) does not exist", where=f"{rel}:{number}",
                                   fix="fix the path; it is relative to the including file")
