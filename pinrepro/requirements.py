@@ -51,6 +51,10 @@ LayerProgress = Callable[[str, str, str, float | None], None]
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _UNSAFE_COMMENT = "# The following packages are considered to be unsafe in a requirements file:"
 _INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
+# An index named inside a requirement file: the resolver would use it, but the lock's index lines and the
+# reachability probe (pyindex) know only the configured ones, so the image's pip would not find its wheels.
+_INDEX_OPTION = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+|(?<=-i)|(?<=-f))"
+                           r"(\S*://\S+)")
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,15 @@ def _input_files(config: Config, layer: Layer) -> list[str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read {rel}: {exc}", where=where) from None
         for number, raw in enumerate(text.splitlines(), start=1):
+            option = _INDEX_OPTION.match(raw.strip())
+            if option:
+                setting = "index_url" if option.group(1) in ("-i", "--index-url") else (
+                    "find_links" if option.group(1) in ("-f", "--find-links") else "extra_index_urls")
+                raise ConfigError(
+                    f"{option.group(1)} {pyindex.redact(option.group(2))} sets a package index in a requirement "
+                    "file, where the lock and its checks cannot see it (pip in the image would not find its "
+                    "wheels)", where=f"{rel}:{number}",
+                    fix=f"move it to {setting} in the configuration ([tool.pinrepro] or pinrepro.toml)")
             match = _INCLUDE.match(raw.strip())
             if not match or "://" in match.group(1) or "$" in match.group(1):
                 continue
