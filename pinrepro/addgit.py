@@ -154,10 +154,13 @@ def resolver(root: Path) -> Resolve:
         wanted = ref or "HEAD"
         try:
             refs = Git(root).ls_remote(url, wanted)
-        except GitError as exc:  # its own advice is about pushing the refresh bot's branch
-            raise PinreproError(f"ADD {url}: {exc.what}", where=where,
-                                fix="check the URL, and that the repository can be read without a password "
-                                    "prompt") from None
+        except GitError as exc:
+            if exc.where in (None, "environment"):  # git missing, a bad PINREPRO_GIT_TIMEOUT: not this ADD's
+                raise
+            # Named at the ADD line; git's advice for a failed remote command is about the refresh bot's push.
+            fix = exc.fix if exc.fix and "push" not in exc.fix else (
+                "check the URL, and that the repository can be read without a password prompt")
+            raise PinreproError(f"ADD {url}: {exc.what}", where=where, fix=fix) from None
         # git's own order for a short name: tags before branches; an annotated tag's peeled commit wins.
         for name in (f"refs/tags/{wanted}^{{}}", f"refs/tags/{wanted}", f"refs/heads/{wanted}", wanted):
             if name in refs:
