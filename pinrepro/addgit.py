@@ -156,6 +156,8 @@ def resolver(root: Path) -> Resolve:
         try:
             refs = git.ls_remote(url, wanted)
         except GitError as error:
+            if error.where in (None, "environment"):  # git missing, a bad PINREPRO_GIT_TIMEOUT: not this ADD's
+                raise
             # Git's own fix speaks of the bot's push; here the ADD line is what to look at.
             reach = ("check the URL, and that this machine can reach it (network, proxy, and credentials or an SSH "
                      "key for a private repository)")

@@ -127,3 +127,22 @@ def test_a_replaced_digest_is_noted_where_it_was_written(tmp_path: Path, served:
     assert f"compose.yaml:3: note: {server.host}/lib/redis:7 was written with {stale[:19]}" in result.stderr
     assert "Dockerfile:1: note" not in result.stderr
     assert (root / "compose.yaml").read_text() == f"services:\n  a:\n    image: {server.host}/lib/redis:7@{digest}\n"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("    <<: 5\n", "compose.yaml:4: not valid YAML: expected a mapping or list of mappings for merging"),
+    ("    x: !!binary 'not base64!'\n", "compose.yaml:4: not valid YAML: failed to decode base64 data"),
+    ("    x: !!int abc\n", "compose.yaml:1: not valid YAML: invalid literal for int()"),
+    ("    x: !!timestamp 2020-13-45\n", "compose.yaml:1: not valid YAML: month must be in 1..12"),
+], ids=["merge-scalar", "binary", "int", "timestamp"])
+def test_a_value_no_yaml_reader_accepts_is_one_line(tmp_path: Path, served: tuple[RegistryServer, str],
+                                                    value: str, message: str) -> None:
+    """Review of #12: these gave "internal error ConstructorError / ValueError" once the file had a pin to write."""
+    server, _ = served
+    text = f"services:\n  a:\n    image: {server.host}/lib/redis:7\n{value}"
+    root = project(tmp_path, text)
+    result = run(root, "lock")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert (root / "compose.yaml").read_text() == text and not (root / "pinrepro.lock").exists()

@@ -40,7 +40,7 @@ class YamlDocument:
 
     def data(self) -> Any:
         """The document as plain Python data (what ``yaml.safe_load`` gives)."""
-        return to_python(self.root)
+        return to_python(self.root, self.path)
 
 
 def read_text(root: Path, name: str) -> str:
@@ -149,13 +149,22 @@ def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _DataLoader.add_multi_constructor("", _tagged)
 
 
-def to_python(node: yaml.Node | None) -> Any:
-    """Plain data for ``node``. Works on a copy: building data flattens merge keys in place."""
+def to_python(node: yaml.Node | None, name: str = "document") -> Any:
+    """Plain data for ``node``. Works on a copy: building data flattens merge keys in place. A value no YAML
+    reader accepts (``<<: 5``, ``!!int abc``, bad ``!!binary``) raises DeployFileError naming ``name``."""
     if node is None:
         return None
     loader = _DataLoader("")
     try:
         return loader.construct_document(copy.deepcopy(node))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise DeployFileError(f"not valid YAML: {exc.problem or exc.context}",
+                              where=f"{name}:{mark.line + 1}" if mark else name,
+                              fix="fix the value, or leave the file out of `deploy_files`") from None
+    except (ValueError, TypeError) as exc:  # a core-schema tag on a value it cannot hold (!!int abc)
+        raise DeployFileError(f"not valid YAML: {exc}", where=f"{name}:{line_of(node)}",
+                              fix="fix the value, or leave the file out of `deploy_files`") from None
     finally:
         loader.dispose()
 
