@@ -13,11 +13,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
-from pinrepro.errors import PinreproError
+from pinrepro.errors import GitError, PinreproError
 from pinrepro.findings import Finding
-from pinrepro.git import Git
+from pinrepro.git import TIMEOUT_ENV, Git, redact
 from pinrepro.lockfile import Lock, UrlLock
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -56,6 +57,18 @@ def is_git_source(word: str) -> bool:
     return False
 
 
+def _without_credentials(url: str) -> str | None:
+    """``url`` with its user and password shown as ``***``, or None when it has no secret in it. An SSH user
+    alone (``ssh://git@host/...``) is a login name, not a secret; over HTTP(S) a user alone is often a token."""
+    if "://" not in url:
+        return None  # git@host:path (scp form): a login name
+    parts = urlsplit(url)
+    if not parts.password and not (parts.username and parts.scheme != "ssh"):
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
 def find_git_adds(dockerfile: Dockerfile) -> list[GitAddSite]:
     found, _ = instructions(dockerfile.text, dockerfile.path)
     return [site for ins in found if (site := _site(dockerfile.path, ins)) is not None]
@@ -72,6 +85,11 @@ def _site(path: str, ins: Instruction) -> GitAddSite | None:
     base, has_fragment, fragment = url.partition("#")
     ref = fragment.split(":", 1)[0]
     site = GitAddSite(path, ins.line, url, base, ref, has_fragment=bool(has_fragment))
+    shown = _without_credentials(url)
+    if shown is not None:  # the lock key and every message would carry the token
+        return replace(site, url=shown, base=_without_credentials(base) or base,
+                       reason="the URL carries credentials, which must not go into the lock; use a build secret "
+                              "or an SSH key instead")
     if "$" in url:
         return replace(site, reason="the URL is built from a variable")
     if "?" in base:
@@ -134,7 +152,17 @@ def resolver(root: Path) -> Resolve:
 
     def resolve(url: str, ref: str, where: str) -> str:
         wanted = ref or "HEAD"
-        refs = Git(root).ls_remote(url, wanted)
+        git = Git(root)  # a bad PINREPRO_GIT_TIMEOUT is the environment's error, not this ADD line's
+        try:
+            refs = git.ls_remote(url, wanted)
+        except GitError as error:
+            if error.where in (None, "environment"):  # git missing, a bad PINREPRO_GIT_TIMEOUT: not this ADD's
+                raise
+            # Git's own fix speaks of the bot's push; here the ADD line is what to look at.
+            reach = ("check the URL, and that this machine can reach it (network, proxy, and credentials or an SSH "
+                     "key for a private repository)")
+            raise GitError(f"ADD {redact(url)}: {error.what}", where=where,
+                           fix=error.fix if TIMEOUT_ENV in (error.fix or "") else reach) from None
         # git's own order for a short name: tags before branches; an annotated tag's peeled commit wins.
         for name in (f"refs/tags/{wanted}^{{}}", f"refs/tags/{wanted}", f"refs/heads/{wanted}", wanted):
             if name in refs:

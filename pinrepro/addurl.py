@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+import requests
+import urllib3
 
 from pinrepro.addgit import is_git_entry, is_git_source
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock, UrlLock
-
-if TYPE_CHECKING:
-    import requests
+from pinrepro.registry import deadline
 
 SYNTAX_LINE = "# syntax=docker/dockerfile:1"
 _CHUNK = 1 << 20
@@ -96,26 +96,49 @@ def syntax_supports_checksum(directives: dict[str, str]) -> bool:
 def fetch_checksum(url: str, *, max_bytes: int, where: str, session: requests.Session | None = None,
                    timeout: float = 60.0) -> tuple[str, int]:
     """Download ``url`` once, streaming, and return (sha256 checksum, size); more than ``max_bytes`` is an error."""
-    import requests  # only when an ADD is downloaded: start-up stays fast (issue #15)
-
-    http = session or requests.Session()
+    http = session or deadline.watched_session()
     digest = hashlib.sha256()
     size = 0
+    seconds = deadline.setting("PINREPRO_BLOB_DEADLINE", 1800.0)
+    limit = None
     try:
-        with http.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
+        # A total deadline (#14): a server that drips must not hold lock forever, nor hand us a cut body.
+        with deadline.scope(seconds) as limit, \
+                http.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
             if response.status_code >= 400:
                 raise PinreproError(f"ADD {url}: the server answered {response.status_code}", where=where,
                                     fix="check the URL (and that it is public)")
-            for chunk in response.iter_content(_CHUNK):
+            for chunk in _chunks(response):
                 size += len(chunk)
                 if size > max_bytes:
                     raise PinreproError(f"ADD {url} is larger than add_max_bytes ({max_bytes} bytes)", where=where,
                                         fix="raise add_max_bytes in the pinrepro configuration if that is expected")
                 digest.update(chunk)
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        if limit is not None and limit.fired:
+            raise _too_slow(url, where, seconds) from None
         raise PinreproError(f"cannot download ADD {url}: {type(exc).__name__}", where=where,
                             fix="check the URL and the network, then run `pinrepro lock` again") from None
+    if limit is not None and limit.fired:  # the body ended because the deadline cut it: not the whole file
+        raise _too_slow(url, where, seconds)
     return f"sha256:{digest.hexdigest()}", size
+
+
+def _too_slow(url: str, where: str, seconds: float) -> PinreproError:
+    return PinreproError(f"cannot download ADD {url}: not complete within {seconds:g}s", where=where,
+                         fix="try again later, or raise PINREPRO_BLOB_DEADLINE")
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The (decoded) body as it arrives: ``read1`` returns after one read from the socket, where
+    ``iter_content`` waits for a whole chunk, so the size cap acts between a dripping server's bytes (the
+    deadline's watchdog cuts the socket when the whole download takes too long)."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 1.x has no read1: only each chunk is checked against the clock
+        yield from response.iter_content(_CHUNK)
+        return
+    while chunk := read1(_CHUNK, decode_content=True):
+        yield chunk
 
 
 def pin_text(dockerfile: Dockerfile, checksum_for: Callable[[AddSite], str | None], *,
@@ -257,13 +280,9 @@ def check_urls_online(lock: Lock, lock_name: str, fetch: Fetch) -> list[Finding]
 
 
 def fetcher(max_bytes: int) -> Fetch:
-    sessions: list[requests.Session] = []  # made by the first download: most runs download nothing
+    session = deadline.watched_session()
 
     def fetch(url: str, where: str) -> tuple[str, int]:
-        if not sessions:
-            import requests
-
-            sessions.append(requests.Session())
-        return fetch_checksum(url, max_bytes=max_bytes, where=where, session=sessions[0])
+        return fetch_checksum(url, max_bytes=max_bytes, where=where, session=session)
 
     return fetch

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
+import re
 from pathlib import Path
 
 from pinrepro.config import Config
@@ -17,28 +17,29 @@ _SKIPPED_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", 
 def find_dockerfiles(config: Config) -> list[Path]:
     """Every file matching the ``dockerfiles`` globs under the root, sorted, skipping VCS and venv folders."""
     found: set[Path] = set()
-    names: list[str] = []
     for pattern in config.dockerfiles:
-        name = pattern.removeprefix("**/") if pattern.startswith("**/") else ""
-        if name and "/" not in name and "**" not in name:
-            names.append(name)  # "**/<name>" (the defaults): matched in the one walk below
-            continue
-        for path in config.root.glob(pattern):
+        for path in [*config.root.glob(pattern), *_dangling_links(config.root, pattern)]:
             relative = path.relative_to(config.root)
-            if path.is_file() and not _SKIPPED_DIRS.intersection(relative.parts[:-1]):
+            if _SKIPPED_DIRS.intersection(relative.parts[:-1]):
+                continue
+            if path.is_file():
                 found.add(path)
-    if names:
-        # One walk for all of them that never enters the skipped folders, where pathlib's glob walks the whole
-        # tree once per pattern, .venv and node_modules included (issue #15: 1,000 Dockerfiles). Like pathlib's
-        # "**", it does not descend into symbolic links to directories; names match case-sensitively.
-        for directory, subdirectories, files in os.walk(config.root):
-            subdirectories[:] = [d for d in subdirectories if d not in _SKIPPED_DIRS]
-            for file in files:
-                if any(fnmatch.fnmatchcase(file, name) for name in names):
-                    path = Path(directory, file)
-                    if path.is_file():
-                        found.add(path)
+            elif path.is_symlink() and not path.exists():
+                # Skipping it would lock (and verify) the project as if that Dockerfile did not exist.
+                raise DockerfileError(f"is a symbolic link to {os.readlink(path)}, which does not exist (or loops)",
+                                      where=relative.as_posix(),
+                                      fix="point the link at the Dockerfile, or remove it")
     return sorted(found)
+
+
+def _dangling_links(root: Path, pattern: str) -> list[Path]:
+    """Links a pattern's literal last part names that lead nowhere: Path.glob leaves them out (it checks that a
+    literal name exists), while a wildcard part lists them like any other entry."""
+    parent, _, name = pattern.rpartition("/")
+    if not name or re.search(r"[*?\[]", name):
+        return []
+    return [d / name for d in (root.glob(parent) if parent else [root])
+            if (d / name).is_symlink() and not (d / name).exists()]
 
 
 def relative(config: Config, path: Path) -> str:

@@ -45,6 +45,11 @@ _DRIVER_CONFIG = re.compile(r"^(?P<kind>filter|diff)\.(?P<name>.+)\.(?P<key>[^.]
 # Programs the push needs to authenticate: the user's own (system, global, -c) stay, the repository's go.
 _PROGRAM_KEYS = r"^(filter\..*|diff\..*|credential\..*helper|core\.sshcommand)$"
 _REPOSITORY_SCOPES = {"local", "worktree"}
+# ls-remote, fetch and push end after this many seconds: a remote that accepts the connection and then says
+# nothing (a stuck ssh, a proxy, a firewall that drops packets) must not stall `lock` or an unattended bot. Generous,
+# because the bot's fetch in a shallow CI checkout may bring history with it.
+DEFAULT_NETWORK_TIMEOUT = 300.0
+TIMEOUT_ENV = "PINREPRO_GIT_TIMEOUT"
 
 
 def _overrides_for(listing: str) -> list[str]:
@@ -106,11 +111,13 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
 class Git:
     """git commands run in one repository (``cwd`` may be any directory inside the work tree)."""
 
-    def __init__(self, cwd: Path, *, secrets: Sequence[str] = (), executable: str = "git") -> None:
+    def __init__(self, cwd: Path, *, secrets: Sequence[str] = (), executable: str = "git",
+                 network_timeout: float | None = None) -> None:
         self.cwd = cwd
         self._secrets = tuple(secrets)
         self._executable = executable
         self._overrides: tuple[str, ...] | None = None
+        self.network_timeout = network_timeout if network_timeout is not None else network_timeout_from_env()
 
     def __repr__(self) -> str:
         return f"Git({str(self.cwd)!r})"
@@ -227,7 +234,8 @@ class Git:
 
     def remote_branch(self, remote: str, branch: str) -> str | None:
         """The commit ``branch`` points at on ``remote``, or None when the remote has no such branch."""
-        out = self._text("ls-remote", "--upload-pack=git-upload-pack", "--heads", remote, f"refs/heads/{branch}")
+        out = self._run("ls-remote", "--upload-pack=git-upload-pack", "--heads", remote, f"refs/heads/{branch}",
+                        remote=remote).stdout.decode().strip()
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref == f"refs/heads/{branch}":
@@ -237,23 +245,22 @@ class Git:
     def fetch(self, remote: str, branch: str) -> None:
         """Fetch ``branch`` from ``remote`` into the object store; no local ref or FETCH_HEAD is written."""
         self._run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--upload-pack=git-upload-pack", remote,
-                  f"refs/heads/{branch}")
+                  f"refs/heads/{branch}", remote=remote)
 
     def push(self, remote: str, commit: str, branch: str, *, expect: str | None) -> None:
         """Make ``branch`` on ``remote`` point at ``commit``, only if it still points at ``expect`` (None: only if it
         does not exist): a commit someone pushed since pinrepro looked is never overwritten."""
         lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
         self._run("push", "--quiet", "--no-verify", "--receive-pack=git-receive-pack", lease, remote,
-                  f"{commit}:refs/heads/{branch}")
+                  f"{commit}:refs/heads/{branch}", remote=remote)
 
     def ls_remote(self, url: str, ref: str) -> dict[str, str]:
         """Ref name -> object that ``url`` advertises for ``ref`` (``HEAD``, a branch or a tag, with the peeled
         ``refs/tags/<ref>^{}`` entry - the commit - for an annotated tag)."""
         if url.startswith("-"):
             raise GitError(f"'{url}' is not a repository URL", fix="write the URL in full")
-        # A remote that accepts the connection and then says nothing must not stall `pinrepro lock`.
         out = self._run("ls-remote", "--upload-pack=git-upload-pack", url, ref, f"{ref}^{{}}",
-                        timeout=120).stdout.decode().strip()
+                        remote=url).stdout.decode().strip()
         refs: dict[str, str] = {}
         for line in out.splitlines():
             sha, _, name = line.partition("\t")
@@ -274,7 +281,9 @@ class Git:
         return self._run(*args, stdin=stdin, env=env).stdout.decode().strip()
 
     def _run(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None,
-             check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+             check: bool = True, remote: str | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run git; ``remote`` (the remote's name or URL) marks a network command, which gets a time limit."""
+        timeout = self.network_timeout if remote is not None else None
         full_env = dict(os.environ)
         # Never wait for a password prompt in CI; the C locale keeps git's messages stable for the error line.
         full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANGUAGE": ""})
@@ -287,8 +296,10 @@ class Git:
                 capture_output=True, env=full_env, check=False, timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            raise GitError(f"`git {args[0]}` did not finish in {timeout:.0f} seconds", where=str(self.cwd),
-                           fix=_fix_for(args[0])) from None
+            raise GitError(f"`git {args[0]}` got no answer from remote '{redact(remote or '', self._secrets)}' "
+                           f"in {timeout:g} seconds and was stopped", where=str(self.cwd),
+                           fix=f"check the network path to the remote (ssh, proxy, VPN), or allow more time with "
+                               f"{TIMEOUT_ENV}=<seconds>") from None
         except FileNotFoundError:
             raise GitError("git is not installed", fix="install git (Debian: apt-get install git)") from None
         except NotADirectoryError:
@@ -315,10 +326,30 @@ class Git:
 
     def _failure(self, args: Sequence[str], stderr: bytes) -> str:
         lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-        # git's most telling line is usually the last "fatal:"/"error:" one.
+        # git's most telling line is usually the last "fatal:"/"error:" one; a rejected push is told by the
+        # remote's own words ("remote: ...") and the "! [remote rejected] ... (reason)" line, so keep those.
         telling = [line for line in lines if line.startswith(("fatal:", "error:", "remote:", "!"))] or lines
-        detail = redact(telling[-1] if telling else "no output", self._secrets)
+        answer = [line for line in lines if line.startswith("!")] + \
+            [line for line in lines if line.startswith("remote:") and line != "remote:"]
+        chosen = "; ".join(answer[:8]) if args[0] == "push" and answer else (telling[-1] if telling else "no output")
+        detail = redact(chosen, self._secrets)
         return f"`git {args[0]}` failed: {detail}"
+
+
+def network_timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """The time limit of git's network commands: PINREPRO_GIT_TIMEOUT (seconds), else the default."""
+    raw = (os.environ if environ is None else environ).get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_NETWORK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise GitError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds", where="environment",
+                       fix=f"set {TIMEOUT_ENV} to a positive number of seconds (default {DEFAULT_NETWORK_TIMEOUT:g}), "
+                           "or unset it")
+    return value
 
 
 def _fix_for(command: str) -> str:

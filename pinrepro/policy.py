@@ -11,6 +11,7 @@ engine walks the rules in order: a CONVERT that matches rewrites the source and 
 the new identifier; among ALLOW / DENY the last one that matches wins. So the DENY comes *first* and the
 ALLOWs after it: a locked image is converted, then allowed; an unlocked one (``--build-arg CUDA_VERSION=`` a
 version nobody locked) matches only the DENY and the build fails instead of pulling something unreviewed.
+(moby/buildkit ``sourcepolicy/engine.go``: ``Evaluate``, ``evaluatePolicy``; tests/test_policy.py models it.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pinrepro.config import Config
@@ -35,6 +37,31 @@ _IMAGE_SCHEME = "docker-image://"
 class PolicySettings:
     file: str = DEFAULT_POLICY_FILE
     deny_unlocked: bool = False
+
+
+def is_policy_text(data: bytes) -> bool:
+    """Whether an existing file may be replaced by a policy: empty, or a JSON object with ``rules`` (a policy);
+    anything else (a Dockerfile, the lock, a README) is not pinrepro's to overwrite."""
+    if not data.strip():
+        return True
+    try:
+        value = json.loads(data)
+    except ValueError:  # UnicodeDecodeError included
+        return False
+    return isinstance(value, dict) and isinstance(value.get("rules"), list)
+
+
+def refuse_foreign(path: Path, name: str, where: str) -> None:
+    """ConfigError when ``path`` holds a file that is not a source policy (see :func:`is_policy_text`)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name}: {exc.strerror}", where=where) from None
+    if not is_policy_text(data):
+        raise ConfigError(f"{name} exists and is not a source policy: writing the policy would overwrite it",
+                          where=where, fix="write the policy to a file of its own (-o, or [policy] file)")
 
 
 def load_settings(config: Config) -> PolicySettings:
@@ -79,7 +106,10 @@ def build_policy(lock: Lock, *, deny_unlocked: bool = False) -> dict[str, Any]:
     for url, entry in sorted(lock.urls.items()):
         if not entry.checksum.startswith("sha256:"):
             continue  # a Git source: its commit is written in the Dockerfile's ADD line
-        rules.append({"action": "CONVERT", "selector": {"identifier": url},
+        selector = {"identifier": url}
+        if "*" in url:  # BuildKit's default match is a wildcard: '*' would match (and convert) other URLs
+            selector["match_type"] = "EXACT"
+        rules.append({"action": "CONVERT", "selector": selector,
                       "updates": {"attrs": {"http.checksum": entry.checksum}}})
     return {"rules": rules}
 

@@ -21,9 +21,12 @@ _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "
 DEFAULT_TAG = "latest"
 
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+# re.ASCII: distribution's grammar is ASCII; Python's \w would also take "１.０" or "v²é".
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 _SHA256_HEX = re.compile(r"[a-f0-9]{64}")
+# The algorithms go-digest (and so docker build) accepts, and their hex lengths; `@md5:...` is refused by the build.
+_DIGEST_HEX_DIGITS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _DOMAIN_LABEL = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])")
 _IPV6 = re.compile(r"\[[a-fA-F0-9:]+\]")
 _MAX_NAME = 255
@@ -46,6 +49,8 @@ class ImageRef:
         original = text
         if not text or text != text.strip():
             raise _bad(original, "it is empty or has surrounding spaces")
+        if not text.isascii():
+            raise _bad(original, "it has non-ASCII characters (image references are ASCII only)")
         if "://" in text:
             raise _bad(original, "an image reference has no scheme; drop the 'https://'")
         digest: str | None = None
@@ -56,6 +61,12 @@ class ImageRef:
             algorithm, _, hex_part = digest.partition(":")
             if algorithm == "sha256" and not _SHA256_HEX.fullmatch(hex_part):
                 raise _bad(original, "a sha256 digest has exactly 64 lower-case hex digits")
+            digits = _DIGEST_HEX_DIGITS.get(algorithm)
+            if digits is None:
+                raise _bad(original, f"'{algorithm}' is not a digest algorithm docker build accepts "
+                                     "(sha256, sha384, sha512)")
+            if not re.fullmatch(f"[a-f0-9]{{{digits}}}", hex_part):
+                raise _bad(original, f"a {algorithm} digest has exactly {digits} lower-case hex digits")
         tag: str | None = None
         # A ':' after the last '/' separates the tag; one before it belongs to a host:port.
         last_slash = text.rfind("/")

@@ -103,9 +103,9 @@ def run_verify(
         findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
         findings.extend(check_git_online(lock, lock_name, resolver(config.root)))
     texts = {dockerfile.path: dockerfile.text for dockerfile in dockerfiles}
-    texts.update(deploy.texts)  # YAML comments are '#' too: an inline ignore works next to an image line
+    # YAML comments are '#' too: an inline ignore works next to an image line
     kept, suppressed = apply_ignores(sorted(set(findings), key=Finding.sort_key), ignore=config.verify.ignore,
-                                     texts=texts, config_source=config.source)
+                                     texts=texts, config_source=config.source, line_texts=deploy.texts)
     return VerifyReport(findings=tuple(kept), strict=strict, suppressed=tuple(suppressed))
 
 

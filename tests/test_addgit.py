@@ -158,3 +158,36 @@ def test_query_form_and_variables_are_reported() -> None:
     dockerfile = parse("FROM scratch\nADD https://h/r.git?ref=v1 /a\nADD https://h/${R}.git#v1 /b\n")
     assert [s.reason for s in find_git_adds(dockerfile)] == [
         "the query form (?ref=...) is not pinned yet; write <url>#<ref> instead", "the URL is built from a variable"]
+
+
+def test_an_unreachable_repository_is_one_line_at_the_add(tmp_path: Path, server: tuple[GitServer, Path]) -> None:
+    """Review of #12: the line named the project directory and gave the refresh bot's advice about pushing."""
+    daemon, _ = server
+    root = tmp_path / "project"
+    root.mkdir()
+    text = f"FROM scratch\nADD {daemon.url}/missing.git#main /src\n"
+    (root / "Dockerfile").write_text(text)
+    result = run(root, "lock")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: Dockerfile:2: ADD {daemon.url}/missing.git: `git ls-remote` failed")
+    assert result.stderr.endswith("- check the URL, and that this machine can reach it (network, proxy, and "
+                                  "credentials or an SSH key for a private repository)\n")
+    assert result.stderr.count("\n") == 1 and "push" not in result.stderr
+    assert (root / "Dockerfile").read_text() == text and not (root / "pinrepro.lock").exists()
+
+
+@pytest.mark.parametrize("userinfo", ["bot:s3cr3t-token", "s3cr3t-token", "x-access-token:s3cr3t-token"])
+def test_credentials_in_a_git_url_never_reach_lock_or_output(tmp_path: Path, userinfo: str) -> None:
+    """Review of #12: ``https://user:token@host/repo.git#main`` was resolved and the token written to the lock key."""
+    root = tmp_path / "project"
+    root.mkdir()
+    text = f"FROM scratch\nADD https://{userinfo}@127.0.0.1:1/org/tool.git#main /src\n"
+    (root / "Dockerfile").write_text(text)
+    result = run(root, "lock")
+    assert result.exit_code == 0, result.output
+    assert ("Dockerfile:2: warning: cannot pin ADD https://***@127.0.0.1:1/org/tool.git#main: the URL carries "
+            "credentials") in result.stderr
+    assert "s3cr3t-token" not in result.output + (root / "pinrepro.lock").read_text()
+    assert (root / "Dockerfile").read_text() == text
+    verify = run(root, "verify")
+    assert "s3cr3t-token" not in verify.output

@@ -197,3 +197,64 @@ def test_find_adds_reads_json_form_heredocs_and_several_sources() -> None:
         "ADD https://h/${VERSION}/t.tgz /t\n")
     assert [(s.line, s.url, s.reason is None) for s in find_adds(dockerfile)] == [
         (2, "https://h/a b.tgz", True), (6, "https://h/1", False), (9, "https://h/${VERSION}/t.tgz", False)]
+
+
+class _DripHandler(BaseHTTPRequestHandler):
+    """Promises 400 bytes and sends one every 50 ms: every read is quick, the download takes 20 s."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "400")
+        self.end_headers()
+        try:
+            for _ in range(400):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                threading.Event().wait(0.05)
+        except OSError:
+            pass  # the client gave up, as it should
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_drips_is_cut_off_by_the_download_deadline(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review of #12: the 60 s read timeout never fired for a server sending a byte now and then; `lock`
+    waited for the whole trickle (days, for a real file). PINREPRO_BLOB_DEADLINE bounds the whole download."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _DripHandler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/tool.tgz"
+        text = f"# syntax=docker/dockerfile:1\nFROM scratch\nADD {url} /x\n"
+        root = project(tmp_path, text)
+        monkeypatch.setenv("PINREPRO_BLOB_DEADLINE", "1")
+        result = run(root, "lock")
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (f"error: Dockerfile:3: cannot download ADD {url}: not complete within 1s - try again "
+                                 "later, or raise PINREPRO_BLOB_DEADLINE\n")
+        assert (root / "Dockerfile").read_text() == text and not (root / "pinrepro.lock").exists()
+        monkeypatch.setenv("PINREPRO_BLOB_DEADLINE", "soon")
+        bad = run(root, "lock")
+        assert bad.exit_code == 2
+        assert bad.stderr.startswith("error: environment: PINREPRO_BLOB_DEADLINE='soon' is not a positive number")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_star_in_an_add_url_is_matched_exactly_by_the_policy(tmp_path: Path, server: FileServer) -> None:
+    """Review of #12: BuildKit's default selector match is a wildcard, so ``?f=a*b`` also matched (and converted
+    to itself, with this checksum) every other ``?f=a...b`` download."""
+    server.files["/get?f=a*b.tgz"] = b"tool"
+    text = f"FROM scratch\nADD {server.url}/get?f=a*b.tgz /t\n"
+    root = project(tmp_path, text, 'pin = "policy"\n')
+    assert run(root, "lock").exit_code == 0
+    policy = json.loads((root / "pinrepro.policy.json").read_text())
+    assert policy["rules"] == [{"action": "CONVERT",
+                                "selector": {"identifier": f"{server.url}/get?f=a*b.tgz", "match_type": "EXACT"},
+                                "updates": {"attrs": {"http.checksum": sha(b"tool")}}}]
+    assert run(root, "verify").exit_code == 0

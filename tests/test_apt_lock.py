@@ -255,3 +255,19 @@ def test_a_name_from_an_arg_is_resolved_and_pinned_in_the_lock(project: Path) ->
     assert result.exit_code == 0, result.output
     [finding] = [f for f in json.loads(result.output)["findings"] if f["code"] == "apt-unpinned"]
     assert (finding["level"], finding["line"]) == ("warning", 6)
+
+
+def test_dry_run_creates_no_file_in_the_project_or_pinrepros_cache(project: Path, isolated_home: Path) -> None:
+    """--dry-run reads what earlier runs cached but creates nothing: no pinrepro.apt/ in the project, and none of
+    pinrepro's own apt caches (layer files, package lists) under $XDG_CACHE_HOME, as for image blobs."""
+    def everything(root: Path) -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) if root.exists() else []
+
+    cache = isolated_home / ".cache" / "pinrepro"
+    before, cached_before = everything(project), everything(cache)
+    for args, code in ((["lock", "--dry-run"], 0), (["lock", "--check"], 1)):
+        result = run(project, *args)
+        assert result.exit_code == code, result.output
+        assert "pr-tool=1.0" in result.output
+        assert everything(project) == before
+        assert everything(cache) == cached_before

@@ -31,7 +31,7 @@ def pin_all(name: str, text: str, digest: str = D) -> str:
     ("'redis'", "redis", f"'redis:latest@{D}'"),
     ("${REDIS:-redis:7}", "redis:7", f"${{REDIS:-redis:7@{D}}}"),
     ("${REDIS-redis:7}", "redis:7", f"${{REDIS-redis:7@{D}}}"),
-    ("redis:${TAG:-7}", "redis:7", f"redis:${{TAG:-7}}@{D}"),
+    ("redis:${TAG:-7}", "redis:7", f"redis:${{TAG:-7@{D}}}"),  # inside: TAG=8 must not run the 7 image
     (f"redis:7@{E}", f"redis:7@{E}", f"redis:7@{D}"),
     ("$REDIS", None, "$REDIS"),
     ("${REDIS}", None, "${REDIS}"),

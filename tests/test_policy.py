@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 from pinrepro.config import parse
 from pinrepro.errors import ConfigError
-from pinrepro.lockfile import ImageLock, Lock
+from pinrepro.lockfile import ImageLock, Lock, UrlLock
 from pinrepro.policy import build_policy, identifier, load_settings, render
 from pinrepro.reference import ImageRef
 
@@ -45,25 +45,59 @@ def _lock() -> Lock:
     })
 
 
-def evaluate(policy: dict[str, Any], source: str) -> str | None:
-    """A model of BuildKit's sourcepolicy engine: rules in order; a matching CONVERT rewrites the identifier and
-    evaluation starts over; among ALLOW / DENY the last match wins. Returns the identifier pulled, None if denied."""
-    for _ in range(20):
-        denied = False
+def _matches(selector: dict[str, Any], source: str) -> bool:
+    """BuildKit's ``match`` (sourcepolicy/matcher.go): an equal identifier always matches; otherwise EXACT does
+    not, and WILDCARD (the default) is util/wildcard: only ``*`` is special (any run of characters), the pattern
+    is anchored at both ends, and ``**`` is an error that fails every build."""
+    pattern = selector["identifier"]
+    if pattern == source:
+        return True
+    if selector.get("match_type", "WILDCARD") == "EXACT":
+        return False
+    assert selector.get("match_type", "WILDCARD") == "WILDCARD"
+    if "**" in pattern:
+        raise AssertionError(f"BuildKit refuses the wildcard {pattern!r}")
+    return re.fullmatch(re.escape(pattern).replace(r"\*", "(.*)"), source) is not None
+
+
+def evaluate(policy: dict[str, Any], source: str,
+             attrs: dict[str, str] | None = None) -> tuple[str, dict[str, str]] | None:
+    """A model of BuildKit's sourcepolicy engine (moby/buildkit sourcepolicy/engine.go, ``Evaluate`` and
+    ``evaluatePolicy``; ``mutate``): the rules in order, with ``deny`` false at the start of each pass; a matching
+    ALLOW sets it false and a matching DENY sets it true (the last match wins); a matching CONVERT that changes
+    the identifier or an attribute ends the pass, and the next pass evaluates the new source from the first
+    rule; a pass that changes nothing ends evaluation, denied if ``deny`` is set. More than 20 passes is an
+    error. Returns (identifier, attrs) of what BuildKit fetches, None when denied."""
+    attrs = dict(attrs or {})
+    for _ in range(21):
+        deny = False
+        mutated = False
         for rule in policy["rules"]:
-            pattern = rule["selector"]["identifier"]
-            if not fnmatch.fnmatchcase(source, pattern):
+            if not _matches(rule["selector"], source):
                 continue
-            if rule["action"] == "DENY":
-                denied = True
-            elif rule["action"] == "ALLOW":
-                denied = False
-            elif "identifier" in rule["updates"] and rule["updates"]["identifier"] != source:
-                source = rule["updates"]["identifier"]
-                break
-        else:
-            return None if denied else source
-    raise AssertionError("conversion loop")
+            if rule["action"] == "ALLOW":
+                deny = False
+            elif rule["action"] == "DENY":
+                deny = True
+            else:
+                assert rule["action"] == "CONVERT"
+                target = rule["updates"].get("identifier") or rule["selector"]["identifier"]
+                assert "$" not in target  # a wildcard's $1 would be expanded; pinrepro writes none
+                if target != source:
+                    source, mutated = target, True
+                for key, value in rule["updates"].get("attrs", {}).items():
+                    if attrs.get(key) != value:
+                        attrs[key], mutated = value, True
+                if mutated:
+                    break
+        if not mutated:
+            return None if deny else (source, attrs)
+    raise AssertionError("too many mutations on a single source")
+
+
+def pulled(policy: dict[str, Any], source: str) -> str | None:
+    result = evaluate(policy, source)
+    return None if result is None else result[0]
 
 
 def test_policy_converts_every_locked_tag_and_denies_only_when_asked() -> None:
@@ -80,14 +114,14 @@ def test_policy_converts_every_locked_tag_and_denies_only_when_asked() -> None:
 
     python = "docker-image://docker.io/library/python:3.11-slim"
     for policy in (plain, deny):
-        assert evaluate(policy, python) == f"{python}@{A}"
-        assert evaluate(policy, "docker-image://localhost:5000/ml/cuda:12.4") == f"docker-image://localhost:5000/ml/cuda:12.4@{B}"
-        assert evaluate(policy, f"docker-image://ghcr.io/o/tool@{C}") == f"docker-image://ghcr.io/o/tool@{C}"
+        assert pulled(policy, python) == f"{python}@{A}"
+        assert pulled(policy, "docker-image://localhost:5000/ml/cuda:12.4") == f"docker-image://localhost:5000/ml/cuda:12.4@{B}"
+        assert pulled(policy, f"docker-image://ghcr.io/o/tool@{C}") == f"docker-image://ghcr.io/o/tool@{C}"
     # --build-arg CUDA_VERSION=12.6 names an image nobody locked: pulled as is, or refused with --deny-unlocked.
-    assert evaluate(plain, "docker-image://localhost:5000/ml/cuda:12.6") == "docker-image://localhost:5000/ml/cuda:12.6"
-    assert evaluate(deny, "docker-image://localhost:5000/ml/cuda:12.6") is None
+    assert pulled(plain, "docker-image://localhost:5000/ml/cuda:12.6") == "docker-image://localhost:5000/ml/cuda:12.6"
+    assert pulled(deny, "docker-image://localhost:5000/ml/cuda:12.6") is None
     # Non-image sources (git, http, local) are not touched by the image deny rule.
-    assert evaluate(deny, "https://example.invalid/tool.tar.gz") == "https://example.invalid/tool.tar.gz"
+    assert pulled(deny, "https://example.invalid/tool.tar.gz") == "https://example.invalid/tool.tar.gz"
 
 
 def test_schema_rejects_what_buildkit_does_not_define() -> None:
@@ -116,3 +150,39 @@ def test_settings_are_validated(tmp_path: Path, table: dict[str, object], messag
     with pytest.raises(ConfigError, match="pin 'dockerfiles' is not known"):
         parse({"pin": "dockerfiles"}, root=tmp_path)
     assert load_settings(parse({"policy": {"deny_unlocked": True}}, root=tmp_path)).deny_unlocked
+
+
+def test_deny_unlocked_under_buildkits_exact_semantics() -> None:
+    """Review of #12: the model used fnmatch, where ``[`` and ``?`` are special and ``**`` is fine; BuildKit's
+    wildcard knows only ``*``. Under BuildKit's rules: a locked tag is converted and its ``@sha256`` identifier
+    allowed, a digest written in the FROM line (pin = "both") is allowed, anything unlocked is denied."""
+    lock = Lock(images={
+        "docker.io/library/python:3.11-slim": ImageLock(digest=A, media_type="", sites=("Dockerfile:1",)),
+        "[::1]:5000/ml/cuda:12.4": ImageLock(digest=B, media_type="", sites=("Dockerfile:3",)),
+    }, urls={
+        "https://example.invalid/get?file=a*b.tgz": UrlLock(checksum=C, sites=("Dockerfile:4",)),
+        "https://example.invalid/tool.tgz": UrlLock(checksum=A, sites=("Dockerfile:5",)),
+    })
+    policy = build_policy(lock, deny_unlocked=True)
+    jsonschema.validate(policy, SCHEMA)
+    python = "docker-image://docker.io/library/python:3.11-slim"
+    cuda = "docker-image://[::1]:5000/ml/cuda:12.4"
+    assert pulled(policy, python) == f"{python}@{A}"
+    assert pulled(policy, f"{python}@{A}") == f"{python}@{A}"  # the FROM line already pinned
+    assert pulled(policy, cuda) == f"{cuda}@{B}"
+    assert pulled(policy, f"{cuda}@{B}") == f"{cuda}@{B}"
+    for unlocked in (f"{python}@{B}", "docker-image://docker.io/library/python:3.12-slim",
+                     "docker-image://[::1]:5000/ml/cuda:12.6", "docker-image://docker.io/library/python:latest"):
+        assert pulled(policy, unlocked) is None, unlocked
+    # ADD URLs get their checksum; a '*' in a URL is a character, not a wildcard matching other URLs.
+    assert evaluate(policy, "https://example.invalid/get?file=a*b.tgz") == (
+        "https://example.invalid/get?file=a*b.tgz", {"http.checksum": C})
+    assert evaluate(policy, "https://example.invalid/get?file=aXXb.tgz") == (
+        "https://example.invalid/get?file=aXXb.tgz", {})
+    assert evaluate(policy, "https://example.invalid/tool.tgz") == ("https://example.invalid/tool.tgz",
+                                                                     {"http.checksum": A})
+    # The frontend image of a `# syntax=` line is not in the lock: denied, even pinned by digest (README).
+    assert pulled(policy, f"docker-image://docker.io/docker/dockerfile:1@{A}") is None
+    # The rule order is what makes this work: with the DENY last, every image would be denied.
+    reordered = {"rules": [*policy["rules"][1:], policy["rules"][0]]}
+    assert pulled(reordered, python) is None

@@ -95,3 +95,32 @@ def test_inline_comment_covers_the_whole_instruction(tmp_path: Path) -> None:
     assert sorted((s["line"], s["code"], s["reason"]) for s in data["suppressed"]) == [
         (4, "install-unlocked", "tooling, not the app"), (5, "conda-install", "tooling, not the app"),
         (11, "install-unlocked", None)]
+
+
+def test_inline_comment_follows_the_dockerfile_reader_with_escape_backtick(tmp_path: Path) -> None:
+    """The instruction a comment covers is the one BuildKit reads: with ``# escape=``` a backtick continues a
+    line and a trailing backslash (``C:\\``) does not, so the comment neither stops short nor reaches the next
+    instruction."""
+    (tmp_path / "pinrepro.lock").write_text("schema = 1\n")
+    (tmp_path / "Dockerfile").write_text(
+        "# escape=`\n"
+        "FROM scratch\n"
+        "# pinrepro: ignore=install-unlocked tooling, not the app\n"
+        "RUN echo start `\n"
+        "    # a comment inside the continuation\n"
+        "    && pip install rich\n"
+        "# pinrepro: ignore=install-unlocked listing only\n"
+        "RUN dir C:\\\n"
+        "RUN pip install httpx\n"
+        "# pinrepro: ignore=install-unlocked heredoc\n"
+        "RUN <<EOF\n"
+        "pip install tqdm `\n"
+        "EOF\n"
+        "RUN pip install click\n"
+    )
+    result = run(tmp_path, "verify", "--format", "json")
+    data = json.loads(result.stdout)
+    assert [(f["line"], f["code"]) for f in data["findings"]] == [(9, "install-unlocked"), (14, "install-unlocked")]
+    assert sorted((s["line"], s["code"], s["where"]) for s in data["suppressed"]) == [
+        (6, "install-unlocked", "Dockerfile:3"), (12, "install-unlocked", "Dockerfile:10")]
+    assert result.exit_code == 1

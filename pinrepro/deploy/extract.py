@@ -178,6 +178,9 @@ def _reference(doc: YamlDocument, node: yaml.Node | None, kind: FileKind, field:
     inner = (0, len(written))  # the part of the value that is the reference, as offsets into the value
     if compose and "$" in written:
         image, reason, default_at = _compose_value(written)
+        if default_at is None and image is not None:
+            default_at, reason = _tag_variable(written)
+            image = None if reason else image
         if default_at is not None:
             inner = default_at
     elif "${{" in written:
@@ -219,6 +222,29 @@ def _compose_value(value: str) -> tuple[str | None, str | None, tuple[int, int] 
     if unknown:
         return None, f"${{{unknown[0]}}} has no default (write ${{{unknown[0]}:-image:tag}} to pin one)", None
     return expanded, None, None
+
+
+def _tag_variable(value: str) -> tuple[tuple[int, int] | None, str | None]:
+    """A variable in the tag (``redis:${TAG:-7}``) picks the image, so the digest goes inside its default: written
+    after it, the digest would pin every tag anyone sets to this one, silently. (where the default is, why not)"""
+    variables = [m for m in _COMPOSE_VAR.finditer(value) if m.group(0) != "$$"]
+    masked = list(value)
+    for match in variables:
+        masked[match.start():match.end()] = "x" * (match.end() - match.start())
+    # A variable in the name only picks the repository: a digest after it then fails loudly where it does not belong.
+    text = "".join(masked)
+    name_end = text.rfind("/") + 1
+    colon = text.find(":", name_end)
+    tag_from = colon + 1 if colon >= 0 else min((m.start() for m in variables if m.start() >= name_end),
+                                                default=len(value))
+    in_tag = [m for m in variables if m.start() >= tag_from]
+    if not in_tag:
+        return None, None
+    last = in_tag[-1]
+    if last.end() == len(value) and last.group(2) in ("-", ":-") and last.group(3):
+        return (last.start(3), last.end(3)), None
+    return None, (f"${{{last.group(1) or last.group(4)}}} picks the tag, and a digest after it would pin every "
+                  f"tag to one image; end the value with ${{VAR:-tag}} so the digest can go inside the default")
 
 
 def _object_site(doc: YamlDocument, node: yaml.Node, kind: FileKind, field: str, name: str,

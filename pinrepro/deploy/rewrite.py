@@ -96,9 +96,10 @@ def _check(old_text: str, new_text: str, name: str,
             span = verbatim_span(old_text, node)
             assert span is not None  # extract made a "reference" edit only for a verbatim scalar
             node.value = node.value[:start - span[0]] + replacement + node.value[end - span[0]:]
-        node.tag = _STR_TAG
-    expected = [to_python(doc.root) for doc in old_docs]
-    actual = [to_python(doc.root) for doc in new_docs]
+        if node.tag.startswith("tag:yaml.org,2002:"):
+            node.tag = _STR_TAG  # a plain value read as a number or date reads as a string once pinned
+    expected = [to_python(doc.root, name) for doc in old_docs]
+    actual = [to_python(doc.root, name) for doc in new_docs]
     if expected != actual:
         raise DeployFileError("pinning would change more than the image references", where=where,
                               fix="report this as a pinrepro bug; the file was not changed")

@@ -40,7 +40,7 @@ class YamlDocument:
 
     def data(self) -> Any:
         """The document as plain Python data (what ``yaml.safe_load`` gives)."""
-        return to_python(self.root)
+        return to_python(self.root, self.path)
 
 
 def read_text(root: Path, name: str) -> str:
@@ -68,7 +68,59 @@ def parse_documents(text: str, name: str) -> list[YamlDocument]:
         roots = list(yaml.compose_all(source, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise _syntax_error(exc, name) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise DeployFileError("is nested too deeply to read", where=name,
+                              fix="flatten the document, or leave the file out of `deploy_files`") from None
+    for root in roots:
+        _check_aliases(root, name)
     return [YamlDocument(name, number, source, node) for number, node in enumerate(roots)]
+
+
+# Aliases make a document a graph: every walk over it (and PyYAML's own construction, which copies merged
+# mappings) costs as much as the document with each alias expanded. "Billion laughs" files expand to far more
+# nodes than they hold; real files expand to a few times their size at most.
+_MAX_EXPANSION = 100_000
+_MAX_DEPTH = 100  # building data from a node graph recurses per level; real files stay far below
+
+
+def _check_aliases(root: yaml.Node | None, name: str) -> None:
+    """Refuse a document whose aliases contain themselves or expand to far more nodes than it has."""
+    if root is None:
+        return
+    expanded: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 0)]
+    while stack:  # depth-first without recursion: documents may be nested deeper than Python's stack
+        node, finished, depth = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if finished:
+            open_nodes.discard(key)
+            expanded[key] = 1 + sum(expanded[id(child)] for child in children)
+            continue
+        if key in expanded:
+            continue
+        if key in open_nodes:
+            raise DeployFileError("an alias refers to a node that contains it", where=f"{name}:{line_of(node)}",
+                                  fix="YAML readers cannot build a recursive document; remove the alias")
+        if depth > _MAX_DEPTH:
+            raise DeployFileError(f"is nested more than {_MAX_DEPTH} levels deep", where=f"{name}:{line_of(node)}",
+                                  fix="flatten the document, or leave the file out of `deploy_files`")
+        open_nodes.add(key)
+        stack.append((node, True, depth))
+        stack.extend((child, False, depth + 1) for child in children)
+    if expanded[id(root)] > 10 * len(expanded) + _MAX_EXPANSION:
+        raise DeployFileError(f"its aliases expand to {expanded[id(root)]} nodes (from {len(expanded)})",
+                              where=f"{name}:{line_of(root)}",
+                              fix="write the repeated parts out, or leave the file out of `deploy_files`")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _syntax_error(exc: yaml.YAMLError, name: str) -> DeployFileError:
@@ -97,13 +149,22 @@ def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _DataLoader.add_multi_constructor("", _tagged)
 
 
-def to_python(node: yaml.Node | None) -> Any:
-    """Plain data for ``node``. Works on a copy: building data flattens merge keys in place."""
+def to_python(node: yaml.Node | None, name: str = "document") -> Any:
+    """Plain data for ``node``. Works on a copy: building data flattens merge keys in place. A value no YAML
+    reader accepts (``<<: 5``, ``!!int abc``, bad ``!!binary``) raises DeployFileError naming ``name``."""
     if node is None:
         return None
     loader = _DataLoader("")
     try:
         return loader.construct_document(copy.deepcopy(node))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise DeployFileError(f"not valid YAML: {exc.problem or exc.context}",
+                              where=f"{name}:{mark.line + 1}" if mark else name,
+                              fix="fix the value, or leave the file out of `deploy_files`") from None
+    except (ValueError, TypeError) as exc:  # a core-schema tag on a value it cannot hold (!!int abc)
+        raise DeployFileError(f"not valid YAML: {exc}", where=f"{name}:{line_of(node)}",
+                              fix="fix the value, or leave the file out of `deploy_files`") from None
     finally:
         loader.dispose()
 

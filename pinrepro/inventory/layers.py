@@ -15,12 +15,13 @@ import gzip
 import hashlib
 import posixpath
 import re
-import sys
 import tarfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Protocol
+
+import zstandard
 
 from pinrepro.errors import InventoryError, PinreproError
 from pinrepro.inventory.dpkg import Package, StatusFile, parse_status
@@ -216,10 +217,39 @@ class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-def _zstd_error() -> type[Exception]:
-    """zstandard.ZstdError once a zstd layer imported zstandard; before that no error can be one."""
-    module = sys.modules.get("zstandard")
-    return module.ZstdError if module is not None else OSError
+class _Bounded:
+    """Counts decompressed bytes; stops a layer that inflates past the cap or the ratio (a zip bomb).
+
+    PINREPRO_MAX_LAYER_BYTES (default 64 GiB) caps the uncompressed size; PINREPRO_MAX_LAYER_RATIO (default
+    1000, above gzip's own maximum of about 1032:1 only for degenerate input) caps uncompressed/compressed
+    once more than 1 GiB came out. A 32 MiB zstd layer of 1 TiB of zeros stops after about 1 GiB.
+    """
+
+    def __init__(self, inner: _Readable, verifier: _Verifier, where: str, digest: str) -> None:
+        from pinrepro.registry.deadline import setting
+
+        self._inner = inner
+        self._verifier = verifier
+        self._where = where
+        self._digest = digest
+        self._max = int(setting("PINREPRO_MAX_LAYER_BYTES", float(64 << 30)))
+        self._ratio = setting("PINREPRO_MAX_LAYER_RATIO", 1000.0)
+        self._ratio_after = min(self._max // 2, 1 << 30)
+        self.size = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._inner.read(size)
+        self.size += len(data)
+        if self.size > self._max:
+            self._refuse(f"inflates to more than {self._max} bytes (PINREPRO_MAX_LAYER_BYTES)")
+        if self.size > self._ratio_after and self.size > self._ratio * max(1, self._verifier.size):
+            self._refuse(f"inflates more than {self._ratio:g} times its compressed size "
+                         f"(PINREPRO_MAX_LAYER_RATIO); it looks like a decompression bomb")
+        return data
+
+    def _refuse(self, why: str) -> None:
+        raise InventoryError(f"layer {self._digest} {why}", where=self._where,
+                             fix="check the image; raise the limit if the layer is genuine")
 
 
 def _decompressed(head: bytes, source: _Replay) -> tuple[_Readable, str]:
@@ -229,8 +259,6 @@ def _decompressed(head: bytes, source: _Replay) -> tuple[_Readable, str]:
         # GzipFile, unlike tarfile's own "r|gz", reads multi-member gzip (pigz, some layer builders).
         return gzip.GzipFile(fileobj=source, mode="rb"), "gzip"  # type: ignore[call-overload]
     if head.startswith(_ZSTD_MAGIC):
-        import zstandard  # only for zstd layers; importing the cache (verify, lock) stays cheap
-
         # zstd:chunked and estargz-style layers are many frames: read across them.
         return zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True), "zstd"  # type: ignore[arg-type]
     return source, "tar"
@@ -245,12 +273,13 @@ def read_layer(stream: IO[bytes], *, digest: str, media_type: str = "", where: s
     verifier = _Verifier(stream, digest, where)
     head = verifier.read(4)
     source = _Replay(head, verifier)
-    reader, compression = _decompressed(head, source)
+    inflated, compression = _decompressed(head, source)
+    reader = _Bounded(inflated, verifier, where, digest) if compression != "tar" else inflated
     try:
         facts = _scan_tar(reader, digest=digest, where=where)
     except PinreproError:
         raise
-    except (tarfile.TarError, EOFError, OSError, zlib.error, _zstd_error(), UnicodeError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError, UnicodeError) as exc:
         # A corrupt download shows up as a decompression error first; report it as the digest mismatch
         # it is, when it is one.
         verifier.drain()
