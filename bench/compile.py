@@ -207,9 +207,12 @@ def refresh_no_change(scratch: Path, rounds: int) -> tuple[float, str]:
                 im.push_http(scratch / "layout", tag, server.url, "nvidia/cuda", tag, session=session)
         pyproject = root / "pyproject.toml"
         # apt pins are left out: the stand-in CUDA images have no apt sources, and this measures the resolver.
-        pyproject.write_text(pyproject.read_text().replace(
-            'python = "3.11"\n', f'python = "3.11"\nresolver = "uv"\n\n[tool.pinrepro.mirrors]\n'
-                                  f'"docker.io" = "http://{server.host}"\n\n[tool.pinrepro.apt]\nenabled = false\n', 1))
+        text = pyproject.read_text()
+        if 'resolver = "uv"' not in text:
+            text = text.replace("[tool.pinrepro]\n", '[tool.pinrepro]\nresolver = "uv"\n', 1)
+        text += (f'\n[tool.pinrepro.mirrors]\n"docker.io" = "http://{server.host}"\n'
+                 '\n[tool.pinrepro.apt]\nenabled = false\n')
+        pyproject.write_text(text)
         command = [*pinrepro_command(), "-C", str(root)]
         timed([*command, "lock", "-q"], env=env, timeout=900)
         runs = [timed([*command, "refresh"], env=env, timeout=900) for _ in range(rounds)]
