@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
 from pinrepro.errors import GitError, PinreproError
 from pinrepro.findings import Finding
-from pinrepro.git import Git
+from pinrepro.git import TIMEOUT_ENV, Git, redact
 from pinrepro.lockfile import Lock, UrlLock
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -152,15 +152,17 @@ def resolver(root: Path) -> Resolve:
 
     def resolve(url: str, ref: str, where: str) -> str:
         wanted = ref or "HEAD"
+        git = Git(root)  # a bad PINREPRO_GIT_TIMEOUT is the environment's error, not this ADD line's
         try:
-            refs = Git(root).ls_remote(url, wanted)
-        except GitError as exc:
-            if exc.where in (None, "environment"):  # git missing, a bad PINREPRO_GIT_TIMEOUT: not this ADD's
+            refs = git.ls_remote(url, wanted)
+        except GitError as error:
+            if error.where in (None, "environment"):  # git missing, a bad PINREPRO_GIT_TIMEOUT: not this ADD's
                 raise
-            # Named at the ADD line; git's advice for a failed remote command is about the refresh bot's push.
-            fix = exc.fix if exc.fix and "push" not in exc.fix else (
-                "check the URL, and that the repository can be read without a password prompt")
-            raise PinreproError(f"ADD {url}: {exc.what}", where=where, fix=fix) from None
+            # Git's own fix speaks of the bot's push; here the ADD line is what to look at.
+            reach = ("check the URL, and that this machine can reach it (network, proxy, and credentials or an SSH "
+                     "key for a private repository)")
+            raise GitError(f"ADD {redact(url)}: {error.what}", where=where,
+                           fix=error.fix if TIMEOUT_ENV in (error.fix or "") else reach) from None
         # git's own order for a short name: tags before branches; an annotated tag's peeled commit wins.
         for name in (f"refs/tags/{wanted}^{{}}", f"refs/tags/{wanted}", f"refs/heads/{wanted}", wanted):
             if name in refs:

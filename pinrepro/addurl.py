@@ -13,9 +13,7 @@ the output would carry the secret.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
@@ -28,12 +26,9 @@ from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instruct
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock, UrlLock
+from pinrepro.registry import deadline
 
 SYNTAX_LINE = "# syntax=docker/dockerfile:1"
-# A whole download ends after this many seconds: the read timeout bounds one silent wait, not a server that
-# sends a byte now and then (a stuck proxy, a throttled mirror), which would otherwise stall `lock` for days.
-DEFAULT_DOWNLOAD_SECONDS = 600.0
-TIMEOUT_ENV = "PINREPRO_ADD_TIMEOUT"
 _CHUNK = 1 << 20
 _CHECKSUM = re.compile(r"sha256:[a-f0-9]{64}")
 # Tags of docker/dockerfile that know ADD --checksum: 1, 1-labs, latest, 1.6 and later.
@@ -101,56 +96,49 @@ def syntax_supports_checksum(directives: dict[str, str]) -> bool:
 def fetch_checksum(url: str, *, max_bytes: int, where: str, session: requests.Session | None = None,
                    timeout: float = 60.0) -> tuple[str, int]:
     """Download ``url`` once, streaming, and return (sha256 checksum, size); more than ``max_bytes`` is an error."""
-    http = session or requests.Session()
+    http = session or deadline.watched_session()
     digest = hashlib.sha256()
     size = 0
-    limit = download_seconds()
-    started = time.monotonic()
+    seconds = deadline.setting("PINREPRO_BLOB_DEADLINE", 1800.0)
+    limit = None
     try:
-        with http.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
+        # A total deadline (#14): a server that drips must not hold lock forever, nor hand us a cut body.
+        with deadline.scope(seconds) as limit, \
+                http.get(url, stream=True, timeout=timeout, allow_redirects=True) as response:
             if response.status_code >= 400:
                 raise PinreproError(f"ADD {url}: the server answered {response.status_code}", where=where,
                                     fix="check the URL (and that it is public)")
             for chunk in _chunks(response):
-                if time.monotonic() - started > limit:
-                    raise PinreproError(f"ADD {url} did not download in {limit:g} seconds", where=where,
-                                        fix=f"check the server, or set {TIMEOUT_ENV} to more seconds")
                 size += len(chunk)
                 if size > max_bytes:
                     raise PinreproError(f"ADD {url} is larger than add_max_bytes ({max_bytes} bytes)", where=where,
                                         fix="raise add_max_bytes in the pinrepro configuration if that is expected")
                 digest.update(chunk)
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        if limit is not None and limit.fired:
+            raise _too_slow(url, where, seconds) from None
         raise PinreproError(f"cannot download ADD {url}: {type(exc).__name__}", where=where,
                             fix="check the URL and the network, then run `pinrepro lock` again") from None
+    if limit is not None and limit.fired:  # the body ended because the deadline cut it: not the whole file
+        raise _too_slow(url, where, seconds)
     return f"sha256:{digest.hexdigest()}", size
+
+
+def _too_slow(url: str, where: str, seconds: float) -> PinreproError:
+    return PinreproError(f"cannot download ADD {url}: not complete within {seconds:g}s", where=where,
+                         fix="try again later, or raise PINREPRO_BLOB_DEADLINE")
 
 
 def _chunks(response: requests.Response) -> Iterator[bytes]:
     """The (decoded) body as it arrives: ``read1`` returns after one read from the socket, where
-    ``iter_content`` waits for a whole chunk, so the caller sees the clock between a dripping server's bytes."""
+    ``iter_content`` waits for a whole chunk, so the size cap acts between a dripping server's bytes (the
+    deadline's watchdog cuts the socket when the whole download takes too long)."""
     read1 = getattr(response.raw, "read1", None)
     if read1 is None:  # urllib3 1.x has no read1: only each chunk is checked against the clock
         yield from response.iter_content(_CHUNK)
         return
     while chunk := read1(_CHUNK, decode_content=True):
         yield chunk
-
-
-def download_seconds() -> float:
-    """How long one ADD download may take: PINREPRO_ADD_TIMEOUT (seconds), else the default."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_DOWNLOAD_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 86400:
-        raise PinreproError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds", where="environment",
-                            fix=f"set it to a positive number of seconds (default {DEFAULT_DOWNLOAD_SECONDS:g}), "
-                                "or unset it")
-    return value
 
 
 def pin_text(dockerfile: Dockerfile, checksum_for: Callable[[AddSite], str | None], *,
@@ -292,7 +280,7 @@ def check_urls_online(lock: Lock, lock_name: str, fetch: Fetch) -> list[Finding]
 
 
 def fetcher(max_bytes: int) -> Fetch:
-    session = requests.Session()
+    session = deadline.watched_session()
 
     def fetch(url: str, where: str) -> tuple[str, int]:
         return fetch_checksum(url, max_bytes=max_bytes, where=where, session=session)

@@ -85,7 +85,8 @@ def common_options(func: F) -> F:
     """-C, -v and -q on every command, so they can follow the command name."""
     func = click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")(func)
     func = click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")(func)
-    func = click.option("-C", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+    # No click checks on -C: config.load says in one line what is wrong with it (missing, not a folder).
+    func = click.option("-C", "root", type=click.Path(path_type=Path), default=None,
                         help=_ROOT_HELP)(func)
     return func
 
@@ -108,9 +109,17 @@ def handles_errors(func: F) -> F:
                 _print_traceback()
             terminal.echo(f"{terminal.paint('error', 'error')}: {escape.terminal(exc.line())}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted; no file was changed unless reported above", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            from pinrepro.journal import InterruptedAfterWrite
+
+            if isinstance(exc, InterruptedAfterWrite):
+                click.echo("interrupted after the files were written (the write was let finish)", err=True)
+            else:
+                click.echo("interrupted; no file was changed", err=True)
+            # Worker threads may sit in a slow read: do not wait for them at interpreter exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:
@@ -124,7 +133,18 @@ def handles_errors(func: F) -> F:
 
 
 def load_config(root: Path | None) -> Config:
-    return config_module.load(project_root(root))
+    config = config_module.load(project_root(root))
+    from pinrepro import journal
+
+    # Finish or undo what a killed run left behind before reading anything (journal.py says how).
+    try:
+        with journal.project_lock(config.root):
+            said = journal.recover(config.root)
+    except journal.ProjectBusy:
+        said = None  # another run holds the project: it is not interrupted, leave its files alone
+    if said:
+        click.echo(f"pinrepro: {said}", err=True)
+    return config
 
 
 def project_root(root: Path | None) -> Path:
@@ -143,7 +163,7 @@ _ROOT_HELP = ("Project root (before or after the command). Default: the nearest 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pinrepro")
-@click.option("-C", "root", type=click.Path(file_okay=False, path_type=Path), default=None, help=_ROOT_HELP)
+@click.option("-C", "root", type=click.Path(path_type=Path), default=None, help=_ROOT_HELP)
 def cli(root: Path | None) -> None:
     """Pin base images by digest, lock layered Python requirements, record what is inside each image."""
 
@@ -270,7 +290,8 @@ def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str,
 @click.option("--token-env", default="GITHUB_TOKEN", show_default=True, metavar="NAME",
               help="Environment variable holding the GitHub token.")
 @click.option("--branch", default=None, help="Bot branch (default: [refresh] branch, or pinrepro/refresh).")
-@click.option("--base", default=None, help="Branch the pull request targets (default: the repository's default).")
+@click.option("--base", default=None, help="Branch the pull request targets (default: [refresh] base, else the "
+                                            "checked-out branch, else the repository's default branch).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("--allow-uncommitted", is_flag=True,
               help="With --open-pr: also publish uncommitted edits in the files pinrepro changes (refused otherwise).")
@@ -409,6 +430,7 @@ def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, de
         out.result(text.rstrip("\n"))
         return
     target = config.root / (output or settings.file)
+    policy_module.refuse_foreign(target, output or settings.file, "-o" if output else f"{config.source} policy")
     old = target.read_bytes() if target.is_file() else None
     if dry_run:
         diff = render.file_diff(config.root, {target: text.encode("utf-8")}, {target: old})

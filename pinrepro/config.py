@@ -6,14 +6,17 @@ errors that name the key: a typo must not be silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
+from pinrepro.scrub import remember
 from pinrepro.suppress import check_rule_ids
 
 DEFAULT_DOCKERFILE_GLOBS = ("**/Dockerfile", "**/Dockerfile.*", "**/*.Dockerfile")
@@ -114,6 +117,9 @@ _LAYER_KEYS = {
 def load(root: Path) -> Config:
     """Read the configuration of the project at ``root`` (pinrepro.toml wins over pyproject.toml)."""
     root = root.resolve()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"project directory {root} is a file, not a directory",
+                          fix="pass the folder that holds the project to -C")
     if not root.is_dir():
         raise ConfigError(f"project directory {root} does not exist", fix="pass an existing directory to -C")
     standalone = root / "pinrepro.toml"
@@ -122,7 +128,10 @@ def load(root: Path) -> Config:
         return parse(_read_toml(standalone), root=root, source="pinrepro.toml")
     if pyproject.is_file():
         data = _read_toml(pyproject)
-        section = data.get("tool", {}).get("pinrepro", {})
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError("[tool] must be a table", where="pyproject.toml", fix="write [tool.pinrepro] sections")
+        section = tool.get("pinrepro", {})
         if not isinstance(section, dict):
             raise ConfigError("[tool.pinrepro] must be a table", where="pyproject.toml")
         return parse(section, root=root, source="pyproject.toml [tool.pinrepro]")
@@ -142,7 +151,7 @@ def find_project_root(start: Path) -> Path:
                 with pyproject.open("rb") as handle:
                     if "pinrepro" in tomllib.load(handle).get("tool", {}):
                         return directory
-            except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            except (OSError, ValueError, AttributeError, TypeError):  # ValueError: TOML or UTF-8 errors
                 continue  # not ours to judge: a broken pyproject.toml elsewhere is not this project
     return start
 
@@ -154,6 +163,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return data
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=path.name, fix="fix the syntax error it names") from None
+    except UnicodeDecodeError as exc:
+        # tomllib decodes the bytes itself (TOML files are UTF-8); bytes are counted from 1, as editors do.
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start + 1} cannot be read)", where=path.name,
+                          fix="save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read it: {exc.strerror}", where=path.name) from None
 
@@ -171,11 +184,15 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
     ):
         raise ConfigError("'mirrors' must map registry hosts to mirror hosts", where=source,
                           fix='write e.g. mirrors = { "docker.io" = "mirror.internal:5000" }')
-    layers = _layers(data.get("layers", []), source, python, hashes, resolver, index)
+    layers = _layers(data.get("layers", []), source, python, hashes, resolver, index, root)
     refresh = data.get("refresh", {})
     if not isinstance(refresh, dict):
         raise ConfigError("'refresh' must be a table", where=source,
                           fix="write it as [refresh] / [tool.pinrepro.refresh]")
+    dockerfiles = _str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS)
+    for pattern in dockerfiles:
+        _inside(root, pattern, "dockerfiles", source)
+    lockfile = _inside(root, _opt_str(data, "lockfile", source) or DEFAULT_LOCKFILE, "lockfile", source)
     pin = _opt_str(data, "pin", source) or "dockerfile"
     if pin not in PIN_MODES:
         raise ConfigError(f"pin '{pin}' is not known", where=source, fix=f"use one of: {', '.join(PIN_MODES)}")
@@ -185,9 +202,9 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
                           fix="write it as [policy] / [tool.pinrepro.policy]")
     return Config(
         root=root,
-        dockerfiles=_str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS),
+        dockerfiles=dockerfiles,
         platforms=_platforms(data, source),
-        lockfile=_opt_str(data, "lockfile", source) or DEFAULT_LOCKFILE,
+        lockfile=lockfile,
         python=python,
         hashes=hashes,
         resolver=resolver,
@@ -206,6 +223,23 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         add_max_bytes=_positive_int(data, "add_max_bytes", source, DEFAULT_ADD_MAX_BYTES),
         syntax_directive=_bool(data, "syntax_directive", source, False),
     )
+
+
+def _inside(root: Path, value: str, key: str, where: str) -> str:
+    """A project-relative path: pinrepro reads and writes inside the project only (no absolute, no '..')."""
+    pure = PurePosixPath(value.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or "\0" in value:
+        raise ConfigError(f"'{key}' = '{_short(value)}' points outside the project", where=where,
+                          fix="use a path relative to the project root, without '..'")
+    real = (root / value).resolve() if "*" not in value and "?" not in value and "[" not in value else root
+    if not real.is_relative_to(root):
+        raise ConfigError(f"'{key}' = '{_short(value)}' leads outside the project through a symlink",
+                          where=where, fix="point it at a file inside the project")
+    return value
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 80 else value[:77] + "..."
 
 
 def _verify_options(raw: Any, source: str) -> VerifyOptions:
@@ -227,7 +261,7 @@ def _normal_host(host: str) -> str:
 
 
 def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: str,
-            index: IndexOptions) -> tuple[Layer, ...]:
+            index: IndexOptions, root: Path) -> tuple[Layer, ...]:
     if not isinstance(raw, list):
         raise ConfigError("'layers' must be an array of tables", where=source, fix="use [[tool.pinrepro.layers]]")
     layers: list[Layer] = []
@@ -242,6 +276,8 @@ def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: s
             raise ConfigError("a layer needs 'name' and 'requirements'", where=where,
                               fix='add name = "base" and requirements = "requirements-base.in"')
         lock = _opt_str(item, "lock", where) or _default_lock(requirements)
+        _inside(root, requirements, "requirements", where)
+        _inside(root, lock, "lock", where)
         layers.append(Layer(
             name=name,
             requirements=requirements,
@@ -292,6 +328,13 @@ def _check_layer_graph(layers: list[Layer], source: str) -> None:
 
 
 def _index_options(data: dict[str, Any], where: str, inherited: IndexOptions) -> IndexOptions:
+    for url in [data.get("index_url"), *(data.get("extra_index_urls") or [])]:
+        if isinstance(url, str):
+            with contextlib.suppress(ValueError):
+                password = urlsplit(url).password
+                # An index URL's password is scrubbed from every message; a ${VAR} placeholder is no secret.
+                if password and "$" not in password:
+                    remember(password)
     return IndexOptions(
         index_url=_opt_str(data, "index_url", where) or inherited.index_url,
         extra_index_urls=_str_list(data, "extra_index_urls", where, inherited.extra_index_urls),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from pinrepro.config import Config
@@ -16,11 +18,28 @@ def find_dockerfiles(config: Config) -> list[Path]:
     """Every file matching the ``dockerfiles`` globs under the root, sorted, skipping VCS and venv folders."""
     found: set[Path] = set()
     for pattern in config.dockerfiles:
-        for path in config.root.glob(pattern):
+        for path in [*config.root.glob(pattern), *_dangling_links(config.root, pattern)]:
             relative = path.relative_to(config.root)
-            if path.is_file() and not _SKIPPED_DIRS.intersection(relative.parts[:-1]):
+            if _SKIPPED_DIRS.intersection(relative.parts[:-1]):
+                continue
+            if path.is_file():
                 found.add(path)
+            elif path.is_symlink() and not path.exists():
+                # Skipping it would lock (and verify) the project as if that Dockerfile did not exist.
+                raise DockerfileError(f"is a symbolic link to {os.readlink(path)}, which does not exist (or loops)",
+                                      where=relative.as_posix(),
+                                      fix="point the link at the Dockerfile, or remove it")
     return sorted(found)
+
+
+def _dangling_links(root: Path, pattern: str) -> list[Path]:
+    """Links a pattern's literal last part names that lead nowhere: Path.glob leaves them out (it checks that a
+    literal name exists), while a wildcard part lists them like any other entry."""
+    parent, _, name = pattern.rpartition("/")
+    if not name or re.search(r"[*?\[]", name):
+        return []
+    return [d / name for d in (root.glob(parent) if parent else [root])
+            if (d / name).is_symlink() and not (d / name).exists()]
 
 
 def relative(config: Config, path: Path) -> str:

@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 from pinrepro.errors import DockerfileError, InvalidReferenceError
 from pinrepro.reference import DEFAULT_TAG, ImageRef
@@ -93,6 +93,8 @@ class Dockerfile:
     runs: tuple[RunScript, ...] = ()
 
 
+# containerd's platform specifier: one to three components of [A-Za-z0-9_-].
+_PLATFORM = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+){0,2}")
 _FROM_USAGE = "write FROM [--platform=<platform>] <image>[:<tag>] [AS <name>]"
 _BOM = "\ufeff"
 # Go's regexp \s is ASCII only; BuildKit's directive regexp relies on that.
@@ -364,23 +366,21 @@ def _implicit_tag(base: str) -> str:
 # Reading the file: physical lines -> logical instructions, the way parser.go does it.
 
 
-@dataclass(frozen=True)
-class _Line:
+class _Line(NamedTuple):
     number: int
     start: int  # offset in the text of the first character (after the BOM on line 1)
     content: str  # without trailing CR/LF characters (parser.go's trimNewline)
 
 
 def _lines(text: str) -> list[_Line]:
-    lines: list[_Line] = []
     position = 1 if text.startswith(_BOM) else 0
-    number = 0
-    while position < len(text):
-        newline = text.find("\n", position)
-        end = len(text) if newline < 0 else newline + 1
-        number += 1
-        lines.append(_Line(number, position, text[position:end].rstrip("\r\n")))
-        position = end
+    pieces = text[position:].split("\n")
+    if pieces[-1] == "":
+        pieces.pop()  # the text ends with a newline: no line after it
+    lines: list[_Line] = []
+    for number, piece in enumerate(pieces, start=1):
+        lines.append(_Line(number, position, piece.rstrip("\r")))
+        position += len(piece) + 1
     return lines
 
 
@@ -389,23 +389,38 @@ def _is_space(char: str) -> bool:
     return char.isspace() and char not in "\x1c\x1d\x1e\x1f"
 
 
+# The same set as _is_space, for a whole run at once (re's \s is str.isspace()).
+_LEADING_SPACE = re.compile(r"[^\S\x1c-\x1f]*")
+# _is_space's characters spelled out, for character classes that exclude them.
+_SPACE_CLASS = "".join(re.escape(c) for c in map(chr, range(0x3001)) if _is_space(c))
+
+
 def _lstrip_count(text: str) -> int:
-    count = 0
-    while count < len(text) and _is_space(text[count]):
-        count += 1
-    return count
+    match = _LEADING_SPACE.match(text)
+    return match.end() if match else 0
 
 
-@dataclass
 class _Logical:
     """A logical instruction: its text and, per character, the offset it came from in the file."""
 
-    line: int
-    text: str = ""
-    offsets: list[int] = field(default_factory=list)
+    def __init__(self, line: int) -> None:
+        self.line = line
+        self.offsets: list[int] = []
+        # Pieces are joined once, when the text is read: ``text += piece`` per continued line was quadratic
+        # (a 100,000-line RUN took seconds).
+        self._pieces: list[str] = []
+        self._text: str | None = ""
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = "".join(self._pieces)
+            self._pieces = [self._text]
+        return self._text
 
     def add(self, piece: str, start: int) -> None:
-        self.text += piece
+        self._pieces.append(piece)
+        self._text = None
         self.offsets.extend(range(start, start + len(piece)))
 
 
@@ -878,6 +893,11 @@ def _from_site(logical: _Logical, args_at: int, path: str, env: Mapping[str, _Va
         # ARG whose value pinrepro cannot know ($BUILDPLATFORM, $TARGETPLATFORM, no default) stays as written.
         with contextlib.suppress(_SyntaxProblem):
             platform = _expand(platform, env, escape).value or platform
+    if platform is not None and "$" not in platform and not _PLATFORM.fullmatch(platform):
+        # BuildKit parses it with containerd's platforms.Parse, which refuses this: the build would fail.
+        raise DockerfileError(f"FROM --platform '{platform}' is not a platform", where=where,
+                              fix="write one platform as os/arch[/variant], e.g. --platform=linux/arm64 (a FROM pulls "
+                                  "one platform; the platforms to build go to `docker buildx build --platform`)")
     spans = _from_words(text, rest_at)
     words = [text[a:b] for a, b in spans]
     if not words:
@@ -956,14 +976,21 @@ def _arg_words(text: str, start: int, escape: str) -> list[tuple[int, int]]:
     """Words of an ARG line; quotes may hold spaces (parseWords in line_parsers.go)."""
     spans: list[tuple[int, int]] = []
     position = start
+    # Runs of characters that change nothing, skipped in one step (per-character steps made long lines slow).
+    plain = {"": re.compile("[^" + _SPACE_CLASS + "'\"" + re.escape(escape) + "]+"),
+             '"': re.compile(r'[^"' + re.escape(escape) + r"]+"), "'": re.compile(r"[^']+")}
     while position < len(text):
-        while position < len(text) and _is_space(text[position]):
-            position += 1
+        spaces = _LEADING_SPACE.match(text, position)
+        position = spaces.end() if spaces else position
         if position >= len(text):
             break
         word_start = position
         quote = ""
         while position < len(text):
+            run = plain[quote].match(text, position)
+            if run is not None:
+                position = run.end()
+                continue
             char = text[position]
             if not quote and _is_space(char):
                 break
@@ -1014,6 +1041,10 @@ def _expand(word: str, env: Mapping[str, _Value], escape: str) -> _Expansion:
     return _Expansion(value, None, lexer.referenced)
 
 
+_SPECIAL: dict[tuple[str, str | None], re.Pattern[str]] = {}
+_MAX_NESTING = 32  # ${A:-${B:-...}} levels; BuildKit has no limit, but no real Dockerfile nests deeper
+
+
 class _Lexer:
     def __init__(self, text: str, env: Mapping[str, _Value], escape: str) -> None:
         self.text = text
@@ -1022,6 +1053,16 @@ class _Lexer:
         self.position = 0
         self.referenced = False
         self.names: list[str] = []  # every ARG the word reads, in order
+        self.depth = 0
+
+    def _plain_end(self, stop: str | None) -> int:
+        """Where the run of characters that stand for themselves, from the current position, ends."""
+        pattern = _SPECIAL.get((self.escape, stop))
+        if pattern is None:
+            special = "'\"$" + self.escape + (stop or "")
+            pattern = _SPECIAL[(self.escape, stop)] = re.compile("[" + re.escape(special) + "]")
+        match = pattern.search(self.text, self.position)
+        return match.start() if match else len(self.text)
 
     def _peek(self) -> str | None:
         return self.text[self.position] if self.position < len(self.text) else None
@@ -1045,6 +1086,11 @@ class _Lexer:
                 piece, why = self._double_quoted()
             elif char == "$":
                 piece, why = self._dollar()
+            elif char != self.escape:
+                # A run of ordinary characters in one slice: per-character appends made long values slow.
+                end = self._plain_end(stop)
+                piece, why = self.text[self.position:end], None
+                self.position = end
             else:
                 self.position += 1
                 if char == self.escape:
@@ -1131,6 +1177,15 @@ class _Lexer:
         char = self._peek()
         if char is None:
             raise _SyntaxProblem("missing '}'")
+        self.depth += 1
+        if self.depth > _MAX_NESTING:
+            raise _SyntaxProblem(f"${{...}} nested more than {_MAX_NESTING} levels deep")
+        try:
+            return self._braced(char)
+        finally:
+            self.depth -= 1
+
+    def _braced(self, char: str) -> tuple[str, str | None]:
         if char in "{}:":
             raise _SyntaxProblem("bad substitution")
         name = self._name()

@@ -21,11 +21,23 @@ class PinreproError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
-        """The one line the user reads: ``where: what; fix``."""
-        text = f"{self.where}: {self.what}" if self.where else self.what
+        """The one line the user reads: ``where: what; fix``, scrubbed of credentials and cut to be readable."""
+        from pinrepro.scrub import scrub
+
+        text = f"{clip(self.where, 300)}: {clip(self.what)}" if self.where else clip(self.what)
         if self.fix:
-            text = f"{text} - {self.fix}"
+            text = f"{text} - {clip(self.fix, 300)}"
+        return scrub(text)
+
+
+MAX_LINE = 600
+
+
+def clip(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut (a 1 MB reference is not a message)."""
+    if len(text) <= limit:
         return text
+    return f"{text[: limit - 100]}...[{len(text) - limit + 100} characters cut]...{text[-60:]}"
 
 
 class ConfigError(PinreproError):

@@ -22,6 +22,13 @@ class Finding:
     stage: str | None = None
     fix: str | None = None
 
+    def __post_init__(self) -> None:
+        # A finding may quote a 1 MB FROM line or a server's words: cut it to a readable length (#14).
+        from pinrepro.errors import clip
+
+        if len(self.message) > 1000:
+            object.__setattr__(self, "message", clip(self.message, 1000))
+
     def sort_key(self) -> tuple[str, int, str, str, str]:
         return (self.path, self.line or 0, self.level, self.code, self.message)
 

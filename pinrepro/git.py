@@ -326,9 +326,13 @@ class Git:
 
     def _failure(self, args: Sequence[str], stderr: bytes) -> str:
         lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-        # git's most telling line is usually the last "fatal:"/"error:" one.
+        # git's most telling line is usually the last "fatal:"/"error:" one; a rejected push is told by the
+        # remote's own words ("remote: ...") and the "! [remote rejected] ... (reason)" line, so keep those.
         telling = [line for line in lines if line.startswith(("fatal:", "error:", "remote:", "!"))] or lines
-        detail = redact(telling[-1] if telling else "no output", self._secrets)
+        answer = [line for line in lines if line.startswith("!")] + \
+            [line for line in lines if line.startswith("remote:") and line != "remote:"]
+        chosen = "; ".join(answer[:8]) if args[0] == "push" and answer else (telling[-1] if telling else "no output")
+        detail = redact(chosen, self._secrets)
         return f"`git {args[0]}` failed: {detail}"
 
 

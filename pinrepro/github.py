@@ -24,6 +24,9 @@ import requests
 from pinrepro import __version__
 from pinrepro.errors import GitHubError
 from pinrepro.reference import is_loopback_host
+from pinrepro.registry import deadline
+from pinrepro.registry.body import loads
+from pinrepro.scrub import remember
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -205,7 +208,8 @@ class GitHub:
                  timeout: float = TIMEOUT) -> None:
         self.api_url = api_url.rstrip("/")
         self._token = token
-        self._session = session or requests.Session()
+        remember(token)  # GitHub may quote the Authorization header back in a 401's message
+        self._session = session or deadline.watched_session()
         self._timeout = timeout
 
     def __repr__(self) -> str:
@@ -326,10 +330,16 @@ class GitHub:
             "Authorization": f"Bearer {self._token}",
             "User-Agent": f"pinrepro/{__version__}",
         }
+        seconds = deadline.setting("PINREPRO_HTTP_DEADLINE", 120.0)
         try:
-            response = self._session.request(method, url, headers=headers, params=params, json=json,
-                                             timeout=self._timeout, allow_redirects=False)
+            # A total deadline per request, body included (#14); the body is read inside the scope.
+            with deadline.scope(seconds) as limit:
+                response = self._session.request(method, url, headers=headers, params=params, json=json,
+                                                 timeout=self._timeout, allow_redirects=False)
         except requests.RequestException as exc:
+            if limit.fired:
+                raise GitHubError(f"the GitHub API did not answer within {seconds:g}s to {what}", where=self.api_url,
+                                  fix="try again later, or raise PINREPRO_HTTP_DEADLINE") from None
             # str(exc) could carry a URL or a proxy address; the class name and our own API URL are enough.
             raise GitHubError(f"cannot reach the GitHub API to {what} ({type(exc).__name__})",
                               where=self.api_url,
@@ -344,7 +354,7 @@ class GitHub:
         if response.status_code == 204 or not response.content:
             return None
         try:
-            return response.json()
+            return loads(response.content)
         except ValueError:
             raise GitHubError(f"GitHub answered {what} with something that is not JSON", where=url,
                               fix="check that GITHUB_API_URL points at the REST API (…/api/v3 on GHES)") from None

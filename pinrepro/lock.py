@@ -8,9 +8,10 @@ All new file contents are computed first; files are written only once everything
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,19 @@ from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile, FromSite, apply_edits, parse, rewrite, strip_digest
-from pinrepro.errors import PinreproError
+from pinrepro.errors import ConfigError, NotFoundError, PinreproError
 from pinrepro.findings import Finding
-from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.aptfiles import image_apt_files
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.scan import scan_platform
+from pinrepro.journal import Snapshot, WriteError, commit, project_lock
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock, UrlLock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
 from pinrepro.registry.platform import match_platform
 from pinrepro.requirements import LayerOutcome, LayerProgress, ResolverRunner, compile_layers, parse_lock
+from pinrepro.workers import worker_pool
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
@@ -131,13 +133,37 @@ def run_lock(
     layer_progress: LayerProgress | None = None,
 ) -> LockOutcome:
     """Pin images and requirement layers; write the files unless ``dry_run``."""
+    def run() -> LockOutcome:
+        return _run_lock(config, upgrade=upgrade, upgrade_packages=upgrade_packages, dry_run=dry_run,
+                         client=client, client_factory=client_factory, progress=progress,
+                         scan_progress=scan_progress, scanner=scanner, runner=runner, layer_progress=layer_progress)
+
+    if dry_run:
+        return run()
+    # One run per project at a time: a second one would interleave its renames with ours.
+    with project_lock(config.root):
+        return run()
+
+
+def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str], dry_run: bool,
+              client: RegistryClient | None, client_factory: Callable[[], RegistryClient] | None,
+              progress: Progress | None, scan_progress: Progress | None, scanner: Scanner | None,
+              runner: ResolverRunner | None, layer_progress: LayerProgress | None) -> LockOutcome:
+    # What every file we may write looked like when read: commit refuses to overwrite a later edit.
+    read_as: dict[Path, Snapshot | None] = {config.lock_path: Snapshot.of(config.lock_path)}
+    read_as.update({config.root / layer.lock: Snapshot.of(config.root / layer.lock) for layer in config.layers})
     old = lockfile.read(config.lock_path)
     dockerfiles = load_dockerfiles(config)
+    for dockerfile in dockerfiles:
+        _snapshot_as_read(read_as, config.root / dockerfile.path, dockerfile.text, dockerfile.path)
     sites, findings = collect_sites(dockerfiles)
     deploy = scan_project(config.root, config.deploy_files)
+    for name, text in deploy.texts.items():
+        _snapshot_as_read(read_as, config.root / name, text, name)
     deploy_sites = collect_deploy_sites(deploy)
     findings.extend(deploy.findings)
     sites.extend(image_site for _, image_site in deploy_sites)
+    _refuse_shared_files(config, dockerfiles, deploy)
     by_key: dict[str, list[ImageSite]] = {}
     for image_site in sites:
         by_key.setdefault(image_site.key, []).append(image_site)
@@ -221,12 +247,22 @@ def run_lock(
     old_lock_bytes = _read_or_none(config.lock_path)
     if new_lock_text != old_lock_bytes:
         files[config.lock_path] = new_lock_text
-    files = {inside_project(config, path): data for path, data in files.items()}
+    real = {path: inside_project(config, path) for path in files}
+    files = {real[path]: data for path, data in files.items()}
+    # Each file as it was read, under the name it is written by (a symlinked Dockerfile is written through it).
+    expected = {real[path]: read_as[path] for path in real if path in read_as}
     old_files = {path: _read_or_none(path) for path in files}
     if not dry_run and files:
-        write_atomically(files)
+        commit(config.root, files, expected)
     return LockOutcome(old=old, new=new, files=files, old_files=old_files, findings=findings,
                        resolved=resolver.resolved, layers_compiled=compiled, layers_unchanged=unchanged)
+
+
+def _snapshot_as_read(read_as: dict[Path, Snapshot | None], path: Path, text: str, name: str) -> None:
+    """Remember ``path`` as it is now, which must be the ``text`` just parsed from it."""
+    snapshot = read_as[path] = Snapshot.of(path)
+    if snapshot is None or snapshot.sha256 != hashlib.sha256(text.encode("utf-8")).hexdigest():
+        raise WriteError("changed while pinrepro was reading it", where=name, fix="run pinrepro again")
 
 
 def _lock_apt(config: Config, dockerfiles: list[Dockerfile], sites: list[ImageSite],
@@ -261,6 +297,10 @@ def inside_project(config: Config, path: Path) -> Path:
         return config.root / path.resolve().relative_to(root)
     except ValueError:
         name = path.relative_to(config.root).as_posix() if path.is_relative_to(config.root) else str(path)
+        if not Path(os.path.normpath(config.root.absolute() / path)).is_relative_to(config.root.absolute()):
+            # Not a link at all: a configured path (lockfile = "../x.lock") that names a place outside.
+            raise PinreproError(f"is outside the project {root}", where=name,
+                                fix="configure a path inside the project (lockfile, [policy] file)") from None
         raise PinreproError(f"{name} is a symbolic link to {path.resolve()}, outside the project", where=name,
                             fix="point the link at a file inside the project, or replace it with the file") from None
 
@@ -391,7 +431,10 @@ class _ImageResolver:
             for key in moved:
                 to_describe[key] = to_check[key]
         if to_describe:
-            descriptions = self.client().describe_many(list(to_describe.values()))
+            try:
+                descriptions = self.client().describe_many(list(to_describe.values()))
+            except NotFoundError as error:
+                raise _written_digest_gone(error, to_describe, by_key) from None
             for key, ref in to_describe.items():
                 images[key] = self._image_lock(descriptions[ref], by_key[key], previous.get(key))
                 if key in replaced and replaced[key] != images[key].digest:
@@ -421,7 +464,7 @@ class _ImageResolver:
 
         # Layers stream concurrently; each scan holds one layer stream at a time, so memory stays flat.
         scanned = []
-        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+        with worker_pool(min(4, len(missing))) as pool:
             for done, result in enumerate(pool.map(scan, missing), start=1):
                 scanned.append(result)
                 if self._scan_progress:
@@ -490,6 +533,45 @@ def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
                    f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
                    f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
                    f"change the default of {names} here and run `pinrepro lock`")
+
+
+def _refuse_shared_files(config: Config, dockerfiles: list[Dockerfile], deploy: DeployScan) -> None:
+    """Each file lock reads or writes has one role: a source policy or a layer lock named like the Dockerfile or
+    the lock file would overwrite it (one write silently winning over the other). Checked before any network."""
+    roles: dict[Path, str] = {}
+
+    def claim(relative: str, role: str, where: str) -> None:
+        path = (config.root / relative).resolve()
+        other = roles.setdefault(path, role)
+        if other != role:
+            raise ConfigError(f"{role} '{relative}' is also {other}: pinrepro would overwrite one with the other",
+                              where=where, fix=f"give {role} a file of its own")
+
+    source = _config_file(config)
+    for dockerfile in dockerfiles:
+        claim(dockerfile.path, "the Dockerfile", source)
+    for name in deploy.texts:
+        claim(name, "the deployment file", source)
+    claim(config.lockfile, "the lock file", source)
+    for layer in config.layers:
+        claim(layer.requirements, "a layer's requirements", source)  # two layers may read one file
+        claim(layer.lock, f"the lock of layer '{layer.name}'", source)
+    if config.pin != "dockerfile":
+        file = policy.load_settings(config).file
+        claim(file, "the source policy ([policy] file)", source)
+        policy.refuse_foreign(config.root / file, file, f"{config.source} policy")
+
+
+def _written_digest_gone(error: NotFoundError, to_describe: Mapping[str, ImageRef],
+                         by_key: Mapping[str, list[ImageSite]]) -> PinreproError:
+    """A digest-only FROM whose digest the registry does not have: there is no tag to pin again, so the error names
+    the FROM line and says what the user can do (the registry's own fix speaks of `lock --upgrade`)."""
+    for key, ref in to_describe.items():
+        if not ref.tag and ref.digest and ref.digest in error.what:
+            return NotFoundError(error.what, where=by_key[key][0].location,
+                                 fix="the digest written in this FROM line names no image there (deleted, or a typo): "
+                                     "write the digest or tag you mean and run `pinrepro lock`")
+    return error
 
 
 def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:

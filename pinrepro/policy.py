@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pinrepro.config import Config
@@ -36,6 +37,31 @@ _IMAGE_SCHEME = "docker-image://"
 class PolicySettings:
     file: str = DEFAULT_POLICY_FILE
     deny_unlocked: bool = False
+
+
+def is_policy_text(data: bytes) -> bool:
+    """Whether an existing file may be replaced by a policy: empty, or a JSON object with ``rules`` (a policy);
+    anything else (a Dockerfile, the lock, a README) is not pinrepro's to overwrite."""
+    if not data.strip():
+        return True
+    try:
+        value = json.loads(data)
+    except ValueError:  # UnicodeDecodeError included
+        return False
+    return isinstance(value, dict) and isinstance(value.get("rules"), list)
+
+
+def refuse_foreign(path: Path, name: str, where: str) -> None:
+    """ConfigError when ``path`` holds a file that is not a source policy (see :func:`is_policy_text`)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name}: {exc.strerror}", where=where) from None
+    if not is_policy_text(data):
+        raise ConfigError(f"{name} exists and is not a source policy: writing the policy would overwrite it",
+                          where=where, fix="write the policy to a file of its own (-o, or [policy] file)")
 
 
 def load_settings(config: Config) -> PolicySettings:

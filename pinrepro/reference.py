@@ -21,7 +21,8 @@ _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "
 DEFAULT_TAG = "latest"
 
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+# re.ASCII: distribution's grammar is ASCII; Python's \w would also take "１.０" or "v²é".
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 _SHA256_HEX = re.compile(r"[a-f0-9]{64}")
 # The algorithms go-digest (and so docker build) accepts, and their hex lengths; `@md5:...` is refused by the build.
@@ -48,6 +49,8 @@ class ImageRef:
         original = text
         if not text or text != text.strip():
             raise _bad(original, "it is empty or has surrounding spaces")
+        if not text.isascii():
+            raise _bad(original, "it has non-ASCII characters (image references are ASCII only)")
         if "://" in text:
             raise _bad(original, "an image reference has no scheme; drop the 'https://'")
         digest: str | None = None

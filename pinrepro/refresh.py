@@ -24,9 +24,9 @@ from typing import Any, Literal, Protocol
 from pinrepro.config import Config
 from pinrepro.errors import ConfigError, GitError
 from pinrepro.findings import Finding
-from pinrepro.fsutil import write_atomically
 from pinrepro.git import Git, Identity
 from pinrepro.github import GitHub, PullRequest, Repository, api_url_for_remote, token_from_env
+from pinrepro.journal import commit, project_lock
 from pinrepro.lockfile import Lock
 from pinrepro.summary import PR_BODY_LIMIT, Summary, render_markdown, summarize
 
@@ -149,7 +149,7 @@ def check_branch(name: str, *, where: str) -> str:
     """``name`` when git would accept it as a branch to push to; ConfigError naming ``where`` otherwise."""
     components = name.split("/")
     bad = (
-        not name or name == "@" or name.startswith(("-", "refs/")) or name.endswith(".")
+        not name or name in ("@", "HEAD") or name.startswith(("-", "refs/")) or name.endswith(".")
         or ".." in name or "@{" in name or _BAD_REF_CHARS.search(name) is not None
         or any(not part or part.startswith(".") or part.endswith(".lock") for part in components)
     )
@@ -240,7 +240,9 @@ def refresh(
                        dry_run=dry_run or context is not None)
     if context is not None and outcome.changed:
         _refuse_uncommitted(context.git, outcome.old_files, allow=allow_uncommitted)
-        write_atomically(outcome.files)
+        # As lock writes: one journaled set, under the project lock, refusing files changed since they were read.
+        with project_lock(config.root):
+            commit(config.root, outcome.files, outcome.old_files)
     summary = summarize(outcome.old, outcome.new, root=config.root, files=outcome.files,
                         old_files=outcome.old_files)
     markdown = render_markdown(summary)

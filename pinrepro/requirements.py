@@ -51,6 +51,10 @@ LayerProgress = Callable[[str, str, str, float | None], None]
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _UNSAFE_COMMENT = "# The following packages are considered to be unsafe in a requirements file:"
 _INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
+# An index named inside a requirement file: the resolver would use it, but the lock's index lines and the
+# reachability probe (pyindex) know only the configured ones, so the image's pip would not find its wheels.
+_INDEX_OPTION = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+|(?<=-i)|(?<=-f))"
+                           r"(\S*://\S+)")
 
 
 @dataclass(frozen=True)
@@ -140,12 +144,27 @@ def _input_files(config: Config, layer: Layer) -> list[str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read {rel}: {exc}", where=where) from None
         for number, raw in enumerate(text.splitlines(), start=1):
+            option = _INDEX_OPTION.match(raw.strip())
+            if option:
+                setting = "index_url" if option.group(1) in ("-i", "--index-url") else (
+                    "find_links" if option.group(1) in ("-f", "--find-links") else "extra_index_urls")
+                raise ConfigError(
+                    f"{option.group(1)} {pyindex.redact(option.group(2))} sets a package index in a requirement "
+                    "file, where the lock and its checks cannot see it (pip in the image would not find its "
+                    "wheels)", where=f"{rel}:{number}",
+                    fix=f"move it to {setting} in the configuration ([tool.pinrepro] or pinrepro.toml)")
             match = _INCLUDE.match(raw.strip())
             if not match or "://" in match.group(1) or "$" in match.group(1):
                 continue
             target = match.group(1)
             if not posixpath.isabs(target):
                 target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+            # Only project files are read (and quoted in errors): `-r /etc/passwd` must not print its lines.
+            if posixpath.isabs(target) or target.split("/")[0] == ".." or \
+                    not (config.root / target).resolve().is_relative_to(config.root.resolve()):
+                raise ConfigError(f"{match.group(1)[:200]} (included by {rel}) is outside the project",
+                                  where=f"{rel}:{number}",
+                                  fix="requirement files may only include files inside the project root")
             if not (config.root / target).is_file():
                 raise ConfigError(f"{match.group(1)} (included by {rel}) does not exist", where=f"{rel}:{number}",
                                   fix="fix the path; it is relative to the including file")

@@ -66,6 +66,16 @@ def creds() -> tuple[str, str]:
 
 # -- isolation from the machine's own credentials ----------------------------------------------------------
 @pytest.fixture(autouse=True)
+def fresh_scrubber() -> Iterator[None]:
+    """Each test starts with no remembered credentials (pinrepro.scrub is process-wide)."""
+    from pinrepro import scrub
+
+    scrub.forget_all()
+    yield
+    scrub.forget_all()
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point HOME and every credential/config location at an empty tmp dir, so no test reads (or writes)
     the real ``~/.docker/config.json`` or ``containers/auth.json``."""

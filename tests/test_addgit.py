@@ -170,7 +170,8 @@ def test_an_unreachable_repository_is_one_line_at_the_add(tmp_path: Path, server
     result = run(root, "lock")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: Dockerfile:2: ADD {daemon.url}/missing.git: `git ls-remote` failed")
-    assert result.stderr.endswith("- check the URL, and that the repository can be read without a password prompt\n")
+    assert result.stderr.endswith("- check the URL, and that this machine can reach it (network, proxy, and "
+                                  "credentials or an SSH key for a private repository)\n")
     assert result.stderr.count("\n") == 1 and "push" not in result.stderr
     assert (root / "Dockerfile").read_text() == text and not (root / "pinrepro.lock").exists()
 

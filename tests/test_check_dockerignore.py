@@ -107,3 +107,8 @@ def test_go_clean(raw: str, cleaned: str) -> None:
 
 def test_read_patterns_keeps_order_and_strips_the_bom() -> None:
     assert read_patterns("\ufeff/data\n!data/keep\n\n# c\n  x/  \n") == ["data", "!data/keep", "x"]
+
+
+def test_crlf_lines_read_like_lf() -> None:
+    assert read_patterns("data\r\n!data/keep\r\n# note\r\n") == ["data", "!data/keep"]
+    assert excluded("data\r\n!data/keep\r\n", "data/keep") is False

@@ -5,6 +5,7 @@ stage name reused as the next stage's base, which passes every rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -489,3 +490,32 @@ def test_a_stage_named_like_an_image_is_the_stage(tmp_path: Path) -> None:
     project(tmp_path, {"Dockerfile": reused})
     found = run_check(tmp_path).of("final-devel-base")
     assert [(f["line"], f["stage"]) for f in found] == [(1, "cuda")]
+
+
+def test_cuda_image_locked_before_contents_were_recorded(tmp_path: Path) -> None:
+    from pinrepro import lockfile
+    from pinrepro.lockfile import PlatformLock
+
+    project(tmp_path, {"Dockerfile": GOOD})
+    lock = lockfile.read(tmp_path / "pinrepro.lock")
+    assert lock is not None
+    bare = {key: replace(entry, platforms={"linux/amd64": PlatformLock(digest=DIGEST_A)})
+            for key, entry in lock.images.items()}
+    (tmp_path / "pinrepro.lock").write_text(lockfile.dumps(replace(lock, images=bare)))
+    found = run_check(tmp_path).of("driver-unknown")
+    assert [(f["line"], f["stage"]) for f in found] == [(9, "runtime")]
+    assert "linux/amd64 (no contents recorded)" in found[0]["message"]
+
+
+def test_jupyter_from_a_per_architecture_lock(tmp_path: Path) -> None:
+    config = ('platforms = ["linux/amd64", "linux/arm64"]\n[[layers]]\nname = "app"\n'
+              'requirements = "requirements-app.in"\n')
+    bad = variant("RUN pip install --no-cache-dir --no-deps /wheels/*.whl",
+                  "ARG TARGETARCH\nRUN pip install --no-cache-dir --no-deps --require-hashes "
+                  "-r /tmp/requirements-app.${TARGETARCH}.lock")
+    project(tmp_path, {"Dockerfile": bad, "pinrepro.toml": config, "requirements-app.in": "ipykernel\n",
+                       "requirements-app.amd64.lock": "ipykernel==6.29.5 \\\n    --hash=sha256:" + "e" * 64 + "\n",
+                       "requirements-app.arm64.lock": "ipykernel==6.29.5 \\\n    --hash=sha256:" + "e" * 64 + "\n"})
+    found = run_check(tmp_path).of("jupyter-in-final")
+    assert [(f["line"], f["stage"]) for f in found] == [(22, "serve")]
+    assert "ipykernel (from requirements-app.${TARGETARCH}.lock)" in found[0]["message"]

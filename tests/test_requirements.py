@@ -401,16 +401,17 @@ def test_includes_are_copied_and_hashed(tmp_path: Path, wheelhouse: Wheelhouse) 
     _require_uv()
     config = make_project(tmp_path / "p", wheelhouse.index_url, {"base": "-r reqs/common.in\n"}, resolver="uv")
     (tmp_path / "p" / "reqs").mkdir()
-    (tmp_path / "p" / "reqs" / "common.in").write_text("-r ../../shared.in\nbeta\n")
-    (tmp_path / "shared.in").write_text("epsilon\n")
+    # Through a parent folder, but inside the project: includes outside the project are refused (#14).
+    (tmp_path / "p" / "reqs" / "common.in").write_text("-r ../shared.in\nbeta\n")
+    (tmp_path / "p" / "shared.in").write_text("epsilon\n")
     first = input_sha256(config, config.layers[0])
     (outcome,) = compile_layers(config, {})
     assert outcome.content.decode() == top(wheelhouse) + "".join([
         entry(wheelhouse, "alpha", "1.1", "beta"),
         entry(wheelhouse, "beta", "1.0", "-r reqs/common.in"),
-        entry(wheelhouse, "epsilon", "1.0", "-r reqs/../../shared.in"),
+        entry(wheelhouse, "epsilon", "1.0", "-r reqs/../shared.in"),
     ])
-    (tmp_path / "shared.in").write_text("epsilon==1.0\n")
+    (tmp_path / "p" / "shared.in").write_text("epsilon==1.0\n")
     assert input_sha256(config, config.layers[0]) != first
 
 

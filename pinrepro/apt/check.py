@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pinrepro.apt.find import find_installs
-from pinrepro.apt.pinning import BUILD_DIR, stages_of
+from pinrepro.apt.pinning import BUILD_DIR, Stage, inputs_of, stages_of
 from pinrepro.apt.resolve import Request, resolve
 from pinrepro.apt.settings import AptSettings
 from pinrepro.apt.sources import read_sources
@@ -36,11 +36,13 @@ def check_apt(root: Path, settings: AptSettings, lock: Lock, lock_name: str,
     for dockerfile in dockerfiles:
         scan = find_installs(dockerfile)
         findings.extend(scan.findings)
-        for stage in stages_of(dockerfile, scan, lambda index: None):
+        stages = stages_of(dockerfile, scan, lambda index: None)
+        for stage in stages:
             if not stage.installs or stage.unpinnable:
                 continue
             seen.add(stage.key)
             records = stages_locked.get(stage.key)
+            reported = len(findings)
             for install in stage.installs:
                 for name in install.names:
                     if name.version is None and name.span is None:
@@ -65,6 +67,8 @@ def check_apt(root: Path, settings: AptSettings, lock: Lock, lock_name: str,
                 findings.append(Finding(dockerfile.path, stage.installs[0].line, "error", "apt-not-locked",
                                         f"the apt installs of {stage.key} are not in {lock_name}: run `pinrepro lock`"))
                 continue
+            if not any(f.level == "error" for f in findings[reported:]):  # one error per cause is enough
+                findings.extend(_changed_since_lock(lock, stages_locked, stages, stage, settings, lock_name))
             if isinstance(snapshot, str):
                 findings.extend(_check_build_sources(root, stage.directory, records, stage.key))
                 for install in stage.installs:
@@ -79,6 +83,26 @@ def check_apt(root: Path, settings: AptSettings, lock: Lock, lock_name: str,
         findings.append(Finding(lock_name, None, "error", "apt-stale",
                                 f"{key} has apt pins in {lock_name} but installs nothing: run `pinrepro lock`"))
     return findings
+
+
+def _changed_since_lock(lock: Lock, stages_locked: Mapping[str, Any], stages: list[Stage], stage: Stage,
+                        settings: AptSettings, lock_name: str) -> list[Finding]:
+    """The pins were resolved for other installs: names, flags (``--no-install-recommends``, ``-t``), an ARG's
+    value or an earlier stage's installs changed, so the build would install a closure the lock does not hold."""
+    snapshot = lock.apt.get("snapshot") if settings.snapshot != "off" else None
+    for platform, record in sorted(stages_locked.get(stage.key, {}).items()):
+        if not isinstance(record, dict) or "inputs_sha256" not in record:
+            continue
+        _, digest = _root_image(lock, stages_locked, stage.key, platform)
+        if digest is None:
+            continue
+        inputs = inputs_of(stages, stage, digest, snapshot if isinstance(snapshot, str) else None, settings, platform)
+        if inputs != record["inputs_sha256"]:
+            return [Finding(stage.installs[0].path, stage.installs[0].line, "error", "apt-drift",
+                            f"the apt installs of {stage.key} changed since {lock_name} was written (package "
+                            "names, install options, an ARG or an earlier stage), so the locked closure is not "
+                            "what the build installs: run `pinrepro lock`")]
+    return []
 
 
 def _check_build_sources(root: Path, directory: str, records: Mapping[str, Any], key: str) -> list[Finding]:

@@ -7,10 +7,20 @@ command line (``apt-get [options] install [options] names...``).
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 
-from pinrepro.dockerfile import Dockerfile, RunScript, ShellToken, expand_word, shell_tokens
+from pinrepro.dockerfile import (
+    Dockerfile,
+    Instruction,
+    RunScript,
+    ShellToken,
+    expand_word,
+    instructions,
+    shell_tokens,
+    unquote_word,
+)
 from pinrepro.findings import Finding
 
 _APT_COMMANDS = frozenset({"apt-get", "apt"})
@@ -18,6 +28,9 @@ _APT_COMMANDS = frozenset({"apt-get", "apt"})
 _VALUE_OPTIONS = frozenset({"-t", "--target-release", "--default-release", "-o", "--option", "-c",
                             "--config-file", "-a", "--host-architecture"})
 _WRAPPERS = frozenset({"sudo", "env", "command", "exec", "nice", "time"})
+# Shell reserved words that may start a simple command's words (``if true; then apt-get install ...; fi``):
+# the command after them runs in the build like any other.
+_RESERVED = frozenset({"if", "then", "else", "elif", "while", "until", "do", "!", "{", "(", "time"})
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
 # Debian policy 5.6.1 package names, with an optional :arch, =version and /release.
 _PACKAGE = re.compile(r"(?P<name>[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?)"
@@ -82,7 +95,25 @@ def find_installs(dockerfile: Dockerfile) -> AptScan:
             findings.extend(problems)
             if install is not None:
                 installs.append(install)
+    for instruction in instructions(dockerfile.text, dockerfile.path)[0]:
+        if instruction.command in ("copy", "add") and instruction.stage >= 0 and _copies_sources(instruction):
+            unpinnable.add(instruction.stage)
+            findings.append(Finding(
+                instruction.path, instruction.line, "warning", "apt-repository",
+                f"this {instruction.command.upper()} adds an apt repository at build time; packages from it are "
+                "not pinned (put the repository in the base image, or pin by hand)"))
     return AptScan(tuple(installs), tuple(findings), frozenset(unpinnable))
+
+
+def _copies_sources(instruction: Instruction) -> bool:
+    """A COPY/ADD whose destination is apt's sources (a .list/.sources file, sources.list.d, or /etc/apt itself)."""
+    words = instruction.exec_form() or [unquote_word(t.text) for t in shell_tokens(instruction.rest)
+                                        if not t.operator]
+    if len(words) < 2:
+        return False
+    destination = posixpath.normpath(words[-1])
+    return destination in ("/etc/apt", "/etc/apt/sources.list", "/etc/apt/sources.list.d") or (
+        destination.startswith("/etc/apt/sources.list.d/"))
 
 
 def _commands(tokens: list[ShellToken]) -> list[list[ShellToken]]:
@@ -100,6 +131,7 @@ def _strip_prefix(words: list[str]) -> list[str]:
     """Drop ``VAR=value`` assignments and wrappers (``sudo``, ``env``) in front of the command."""
     index = 0
     while index < len(words) and (_ASSIGNMENT.fullmatch(words[index]) or words[index] in _WRAPPERS
+                                  or words[index] in _RESERVED
                                   or (index and words[index - 1] == "env" and words[index].startswith("-"))):
         index += 1
     return words[index:]

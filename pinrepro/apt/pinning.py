@@ -131,6 +131,12 @@ def _chain(stages: list[Stage], stage: Stage) -> list[Stage]:
     return chain
 
 
+def inputs_of(stages: list[Stage], stage: Stage, base_digest: str, snapshot: str | None, settings: AptSettings,
+              platform: str) -> str:
+    """What ``lock`` records as ``inputs_sha256`` for ``stage``: verify compares it with the Dockerfile's now."""
+    return _inputs(_chain(stages, stage), base_digest, snapshot, settings, platform)
+
+
 def _inputs(chain: list[Stage], base_digest: str, snapshot: str | None, settings: AptSettings,
             platform: str) -> str:
     document = {

@@ -88,7 +88,9 @@ def _one_line(text: str, path: str) -> list[Source]:
             line = line[:match.start()] + line[match.end():]
         words = line.split()
         if len(words) < 3 or words[0] not in ("deb", "deb-src"):
-            raise PinreproError(f"cannot read the apt source '{line}'", where=f"{path}:{number}",
+            # The line may hold a mirror's user:password@ (apt allows it): never in a message.
+            shown = re.sub(r"(://)[^/\s@]*@", r"\1", line)
+            raise PinreproError(f"cannot read the apt source '{shown}'", where=f"{path}:{number}",
                                 fix="write it as 'deb [options] URI suite [component...]' (sources.list(5))")
         if words[0] == "deb":
             sources.append(Source(words[1], words[2], tuple(words[3:]), tuple(options), None, f"{path}:{number}"))

@@ -12,6 +12,7 @@ from pinrepro.check.packages import pip_install, requirement_name, system_instal
 from pinrepro.check.shell import Command, commands
 from pinrepro.dockerfile import Instruction, Stage, strip_digest
 from pinrepro.findings import Finding
+from pinrepro.pyplatforms import targetarch_pattern, targets
 from pinrepro.reference import ImageRef
 from pinrepro.requirements import parse_lock
 
@@ -87,11 +88,19 @@ def _layer_lock_packages(ctx: CheckContext) -> dict[str, set[str]]:
     """Package names per requirement-lock file name, for ``pip install -r <lock>`` in a Dockerfile."""
     found: dict[str, set[str]] = {}
     for layer in ctx.config.layers:
-        try:
-            text = (ctx.root / layer.lock).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # a missing lock is verify's finding
-        found[PurePosixPath(layer.lock).name] = {e.name for e in parse_lock(text) if e.name}
+        every: set[str] = set()
+        # One lock per architecture when the platforms span several (requirements-base.${TARGETARCH}.lock).
+        for target in targets(layer.lock, ctx.config.platforms):
+            try:
+                text = (ctx.root / target.lock).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # a missing lock is verify's finding
+            names = {e.name for e in parse_lock(text) if e.name}
+            found[PurePosixPath(target.lock).name] = names
+            every |= names
+        pattern = targetarch_pattern(layer.lock, ctx.config.platforms)
+        if pattern is not None:
+            found[PurePosixPath(pattern).name] = every
     return found
 
 

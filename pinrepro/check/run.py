@@ -82,9 +82,10 @@ def _suppress(ctx: CheckContext, findings: list[Finding]) -> tuple[list[Finding]
             for instruction in stage.instructions:
                 for line in range(instruction.line, instruction.end_line + 1):
                     spans[line] = instruction.line
+    line_texts: dict[str, str] = {}  # other files with findings (YAML, ...): a comment covers the line below it
     for path in {f.path for f in findings if f.path not in texts and f.line}:
         try:
-            texts[path] = (ctx.root / path).read_text(encoding="utf-8")
+            line_texts[path] = (ctx.root / path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
     originals: dict[int, Finding] = {}
@@ -95,7 +96,7 @@ def _suppress(ctx: CheckContext, findings: list[Finding]) -> tuple[list[Finding]
         originals[id(proxy)] = item
         matched.append(proxy)
     kept, suppressed = apply_ignores(matched, ignore=ctx.settings.ignore, texts=texts,
-                                     config_source=ctx.config.source)
+                                     config_source=ctx.config.source, line_texts=line_texts)
     return ([originals[id(f)] for f in kept],
             [replace(s, finding=originals[id(s.finding)]) for s in suppressed])
 

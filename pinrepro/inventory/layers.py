@@ -217,6 +217,41 @@ class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+class _Bounded:
+    """Counts decompressed bytes; stops a layer that inflates past the cap or the ratio (a zip bomb).
+
+    PINREPRO_MAX_LAYER_BYTES (default 64 GiB) caps the uncompressed size; PINREPRO_MAX_LAYER_RATIO (default
+    1000, above gzip's own maximum of about 1032:1 only for degenerate input) caps uncompressed/compressed
+    once more than 1 GiB came out. A 32 MiB zstd layer of 1 TiB of zeros stops after about 1 GiB.
+    """
+
+    def __init__(self, inner: _Readable, verifier: _Verifier, where: str, digest: str) -> None:
+        from pinrepro.registry.deadline import setting
+
+        self._inner = inner
+        self._verifier = verifier
+        self._where = where
+        self._digest = digest
+        self._max = int(setting("PINREPRO_MAX_LAYER_BYTES", float(64 << 30)))
+        self._ratio = setting("PINREPRO_MAX_LAYER_RATIO", 1000.0)
+        self._ratio_after = min(self._max // 2, 1 << 30)
+        self.size = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._inner.read(size)
+        self.size += len(data)
+        if self.size > self._max:
+            self._refuse(f"inflates to more than {self._max} bytes (PINREPRO_MAX_LAYER_BYTES)")
+        if self.size > self._ratio_after and self.size > self._ratio * max(1, self._verifier.size):
+            self._refuse(f"inflates more than {self._ratio:g} times its compressed size "
+                         f"(PINREPRO_MAX_LAYER_RATIO); it looks like a decompression bomb")
+        return data
+
+    def _refuse(self, why: str) -> None:
+        raise InventoryError(f"layer {self._digest} {why}", where=self._where,
+                             fix="check the image; raise the limit if the layer is genuine")
+
+
 def _decompressed(head: bytes, source: _Replay) -> tuple[_Readable, str]:
     # The magic bytes decide, not the media type: tools mislabel layers (an uncompressed tar under
     # ``+gzip``), and Docker's ``rootfs.diff.tar.gzip`` may in practice be zstd from BuildKit.
@@ -238,7 +273,8 @@ def read_layer(stream: IO[bytes], *, digest: str, media_type: str = "", where: s
     verifier = _Verifier(stream, digest, where)
     head = verifier.read(4)
     source = _Replay(head, verifier)
-    reader, compression = _decompressed(head, source)
+    inflated, compression = _decompressed(head, source)
+    reader = _Bounded(inflated, verifier, where, digest) if compression != "tar" else inflated
     try:
         facts = _scan_tar(reader, digest=digest, where=where)
     except PinreproError:

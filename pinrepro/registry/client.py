@@ -9,10 +9,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, TypeVar
 
@@ -21,8 +20,10 @@ import requests
 from pinrepro.errors import NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
+from pinrepro.registry.body import broken_off, loads
 from pinrepro.registry.platform import platform_key
 from pinrepro.registry.transport import Transport
+from pinrepro.workers import worker_pool
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -126,12 +127,12 @@ class RegistryClient:
         return self.mirrors.get(ref.registry) or self.mirrors.get(ref.api_host) or ref.api_host
 
     def _request(self, method: str, ref: ImageRef, path: str, *, headers: Mapping[str, str],
-                 stream: bool = False, allow_status: Iterable[int] = ()) -> requests.Response:
+                 stream: bool = False, allow_status: Iterable[int] = (), long_body: bool = False) -> requests.Response:
         host = self.host_for(ref)
         upstream = ref.registry if host != ref.api_host else None
         return self.transport.request(method, host, ref.repository, f"/v2/{ref.repository}{path}",
                                       headers=headers, stream=stream, allow_status=tuple(allow_status),
-                                      upstream=upstream)
+                                      upstream=upstream, long_body=long_body)
 
     # -- manifests ---------------------------------------------------------------------------------
 
@@ -285,7 +286,7 @@ class RegistryClient:
         if algorithm not in hashlib.algorithms_available:
             raise RegistryError(f"unsupported digest algorithm in {digest} for {ref}",
                                 fix="pinrepro verifies sha256 and sha512 digests")
-        response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True)
+        response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True, long_body=True)
         raw = _VerifiedStream(response, digest, self._where(ref),
                               lambda: self._mismatch(ref, "blob", digest, raw.actual()), self._count_blob)
         return io.BufferedReader(raw, buffer_size=_CHUNK)
@@ -327,7 +328,7 @@ class RegistryClient:
                 self.transport.prefetch_tokens(host, sorted(set(repositories)))
         results: dict[ImageRef, _T | BaseException] = {}
         total = len(unique)
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, max(1, total))) as pool:
+        with worker_pool(min(self.max_workers, max(1, total))) as pool:
             futures: dict[Future[_T], ImageRef] = {pool.submit(work, ref): ref for ref in unique}
             for done, future in enumerate(as_completed(futures), start=1):
                 ref = futures[future]
@@ -389,6 +390,11 @@ class _VerifiedStream(io.RawIOBase):
         try:
             data = self._response.raw.read(len(view), decode_content=True)
         except Exception as exc:
+            scope = getattr(self._response, "pinrepro_deadline", None)
+            if scope is not None and scope.fired:
+                raise RegistryError(f"the download of blob {self._digest} of {self._where} did not finish within "
+                                    f"{scope.seconds:g}s", fix="raise PINREPRO_BLOB_DEADLINE for slow links, "
+                                                              "or try again later") from None
             raise RegistryError(f"the download of blob {self._digest} of {self._where} broke off "
                                 f"({type(exc).__name__})",
                                 fix="try again; check the network or proxy") from None
@@ -412,11 +418,17 @@ class _VerifiedStream(io.RawIOBase):
 def _read_capped(response: requests.Response, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(_CHUNK):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    except requests.exceptions.RequestException as exc:
+        raise broken_off(response, exc) from None
+    scope = getattr(response, "pinrepro_deadline", None)
+    if scope is not None and scope.fired:  # cut short by the deadline: what came is not the whole body
+        raise broken_off(response, TimeoutError())
     return b"".join(chunks)
 
 
@@ -434,7 +446,7 @@ def _media_type(header: str | None) -> str:
 
 def _parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return loads(body)
     except ValueError:
         return None
 

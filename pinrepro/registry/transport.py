@@ -11,8 +11,6 @@ passwords and headers never reach a message.
 from __future__ import annotations
 
 import base64
-import email.utils
-import json
 import random
 import re
 import threading
@@ -20,16 +18,30 @@ import time
 import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
 
 from pinrepro import __version__
-from pinrepro.errors import AuthError, NotFoundError, RegistryError, RepositoryNotFoundError
+from pinrepro.errors import RegistryError
 from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, is_loopback_host
+from pinrepro.registry import deadline
 from pinrepro.registry.authn import Credential, Keychain
+from pinrepro.registry.body import buffer_capped, loads, plain_http_refused, problem_with_url
+from pinrepro.registry.challenge import ANONYMOUS, Challenge, parse_challenge, repository_scope, scope_repositories
+from pinrepro.registry.errors import (
+    ERROR_BODY_LIMIT,
+    auth_error,
+    error_codes,
+    for_repository,
+    for_suffix,
+    host_label,
+    not_found,
+    retry_after,
+    unreachable,
+)
+from pinrepro.scrub import remember
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -37,62 +49,9 @@ _MAX_REDIRECTS = 10
 _BACKOFF_BASE_S = 0.5
 # distribution token spec: "if expires_in is absent, assume 60 seconds"; a shorter value is treated as 60.
 _DEFAULT_TOKEN_LIFETIME_S = 60.0
-_ERROR_BODY_LIMIT = 64 << 10
 _RETRIES_HEADER = "X-Pinrepro-Retries"
-_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s"]*)')
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """What a 401's ``WWW-Authenticate`` asks for. ``scheme`` is ``bearer``, ``basic`` or ``none``."""
-
-    scheme: str
-    realm: str = ""
-    service: str | None = None
-    scope: str | None = None
-
-
-ANONYMOUS = Challenge("none")
-
-
-def parse_challenge(header: str | None) -> Challenge | None:
-    """Parse ``WWW-Authenticate``; values may be quoted or not. Bearer wins when several are offered."""
-    if not header or not header.strip():
-        return None
-    # Split "Basic realm=x, Bearer realm=y" into challenges: a scheme is a bare token followed by a space.
-    pieces = re.split(r"(?:^|,)\s*(?=[A-Za-z][\w-]*\s+[A-Za-z][\w-]*\s*=)", header.strip())
-    found: list[Challenge] = []
-    for piece in pieces:
-        piece = piece.strip()
-        if not piece:
-            continue
-        scheme, _, rest = piece.partition(" ")
-        params: dict[str, str] = {}
-        for match in _PARAM.finditer(rest):
-            value = match.group(2)
-            if value.startswith('"'):
-                value = re.sub(r"\\(.)", r"\1", value[1:-1])
-            params[match.group(1).lower()] = value
-        found.append(Challenge(scheme.lower(), params.get("realm", ""), params.get("service") or None,
-                               params.get("scope") or None))
-    bearer = [c for c in found if c.scheme == "bearer"]
-    if bearer:
-        return bearer[0]
-    return found[0] if found else None
-
-
-def repository_scope(repository: str) -> str:
-    return f"repository:{repository}:pull"
-
-
-def scope_repositories(scope: str) -> list[str]:
-    """Repository names in a scope string; a name may contain ':' (host:port), so split from the right."""
-    names = []
-    for item in scope.split():
-        kind, _, rest = item.partition(":")
-        if kind == "repository" and ":" in rest:
-            names.append(rest.rsplit(":", 1)[0])
-    return names
+# RFC 6750 b64token, loosened to any visible ASCII: what an Authorization header can carry.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass
@@ -119,25 +78,40 @@ class _NoNetrc(requests.auth.AuthBase):
         return r
 
 
+class _Session(requests.Session):
+    """Redirects are followed by hand (Transport._send_following_redirects, which checks each Location);
+    requests would otherwise parse Location even with allow_redirects=False, and crash on a bad one."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
 class Transport:
     """Sends registry requests with the right scheme and credentials; raises pinrepro errors."""
 
-    def __init__(self, keychain: Keychain, *, insecure_registries: Iterable[str] = (), timeout: float = 30.0,
+    def __init__(self, keychain: Keychain, *, insecure_registries: Iterable[str] = (), timeout: float | None = None,
                  max_retries: int = 4, max_retry_wait: float = 30.0, sleep: Callable[[float], None] = time.sleep,
                  user_agent: str = f"pinrepro/{__version__}", clock: Callable[[], float] = time.monotonic,
-                 pool_size: int = 16) -> None:
+                 pool_size: int = 16, total_deadline: float | None = None) -> None:
         self.keychain = keychain
         self.insecure_registries = frozenset(h.strip().lower() for h in insecure_registries)
-        self.timeout = timeout
+        # Defaults suited to CI, each overridable from the environment (deadline.py lists them).
+        self.timeout = timeout if timeout is not None else deadline.setting("PINREPRO_HTTP_TIMEOUT", 30.0)
+        self.total_deadline = total_deadline if total_deadline is not None \
+            else deadline.setting("PINREPRO_HTTP_DEADLINE", 120.0)
+        self.blob_deadline = deadline.setting("PINREPRO_BLOB_DEADLINE", 1800.0)
+        self.max_body = int(deadline.setting("PINREPRO_MAX_BODY", float(8 << 20)))
+        self._backoff_base = deadline.setting("PINREPRO_BACKOFF_S", _BACKOFF_BASE_S)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
         self._clock = clock
         self._random = random.Random()
-        self._session = requests.Session()
+        self._session = _Session()
         self._session.auth = _NoNetrc()
         self._session.headers["User-Agent"] = user_agent
         adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        deadline.watch(adapter)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._hosts: dict[str, _HostState] = {}
@@ -145,6 +119,7 @@ class Transport:
         self._credentials: dict[str, Credential | None] = {}
         self._lock = threading.Lock()
         self._count = 0
+        self._deadline_s = threading.local()  # a longer deadline for the layer download this thread sends
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
@@ -172,6 +147,8 @@ class Transport:
             if api_host in self._credentials:
                 return self._credentials[api_host]
         credential = self.keychain.resolve(api_host)
+        if credential is not None:
+            remember(credential.secret)  # a server may echo it in an error text: scrub it from every message
         with self._lock:
             self._credentials[api_host] = credential
         return credential
@@ -195,10 +172,12 @@ class Transport:
 
     def request(self, method: str, api_host: str, repository: str, path: str, *,
                 headers: Mapping[str, str] | None = None, stream: bool = False,
-                allow_status: Collection[int] = (), upstream: str | None = None) -> requests.Response:
+                allow_status: Collection[int] = (), upstream: str | None = None,
+                long_body: bool = False) -> requests.Response:
         """Send ``method`` to ``path`` on the registry; return a 2xx response (or one in ``allow_status``).
 
-        ``upstream`` names the registry a mirror stands in for, so messages can name both.
+        ``upstream`` names the registry a mirror stands in for, so messages can name both. ``long_body``: a
+        layer download, which gets PINREPRO_BLOB_DEADLINE instead of the per-request deadline.
         Anything else raises AuthError / NotFoundError / RegistryError.
         """
         state = self._ping(api_host, repository)
@@ -207,10 +186,14 @@ class Transport:
         while True:
             try:
                 auth = self._authorization(api_host, repository, state)
-                response = self._send_following_redirects(method, url, api_host, headers, auth, stream,
-                                                          repository, upstream)
+                self._deadline_s.value = self.blob_deadline if long_body else None
+                try:
+                    response = self._send_following_redirects(method, url, api_host, headers, auth, stream,
+                                                              repository, upstream)
+                finally:
+                    self._deadline_s.value = None
             except RegistryError as exc:
-                raise _for_repository(exc, repository) from None
+                raise for_repository(exc, repository) from None
             if response.status_code == 401 and not retried_auth and self._renew_auth(api_host, repository,
                                                                                     state, response, auth):
                 retried_auth = True
@@ -237,7 +220,7 @@ class Transport:
                 return state
             if state.unreachable is not None:
                 # Tried and failed with every retry already: later lookups fail fast, naming their repository.
-                raise _for_repository(state.unreachable, repository)
+                raise for_repository(state.unreachable, repository)
             insecure = api_host.lower() in self.insecure_registries
             # Plain HTTP only for loopback (as Docker does) or hosts the user listed as insecure.
             schemes = ["https", "http"] if insecure or is_loopback_host(api_host) else ["https"]
@@ -248,17 +231,22 @@ class Transport:
                     response = self._send_with_retries("GET", f"{scheme}://{api_host}/v2/", {}, False,
                                                        retry_connection_errors=last)
                 except RegistryError as exc:
-                    first_error = first_error or exc
+                    # Plain HTTP got further than TLS (something answered): its failure is the real cause.
+                    first_error = exc if first_error is None or (last and "connection refused" not in exc.what) \
+                        else first_error
                     if last:
                         state.unreachable = first_error
-                        raise _for_repository(first_error, repository) from None
+                        raise for_repository(first_error, repository) from None
                     continue
                 status = response.status_code
                 response.close()
+                if scheme == "http" and status in RETRY_STATUSES:
+                    # The server answered: its own error is the cause, not the failed https attempt before it.
+                    raise self._error_for(response, "GET", api_host, "", "/v2/", None, sent=False)
                 if scheme == "http" and status not in (200, 401):
                     # A TLS server answering plain HTTP with 400: the https error is the real one.
                     state.unreachable = first_error or RegistryError(f"cannot reach {api_host}: /v2/ answered {status}")
-                    raise _for_repository(state.unreachable, repository)
+                    raise for_repository(state.unreachable, repository)
                 state.scheme = scheme
                 if status == 401:
                     challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
@@ -331,9 +319,15 @@ class Transport:
     def _fetch_token(self, api_host: str, challenge: Challenge, scopes: list[str], repository: str) -> None:
         credential = self._credential(api_host)
         realm = challenge.realm
-        if not realm.startswith(("https://", "http://")):
+        if not realm.startswith(("https://", "http://")) or problem_with_url(realm):
             raise RegistryError(f"{api_host} asked for a token from '{realm}', which is not an http(s) URL"
-                                f"{_for(repository)}", fix="check the registry's auth configuration")
+                                f"{for_suffix(repository)}", fix="check the registry's auth configuration")
+        if realm.startswith("http://") and plain_http_refused(api_host, self._host(api_host).scheme,
+                                                              self.insecure_registries):
+            raise RegistryError(f"{api_host} asked for a token from plain-HTTP {urlsplit(realm).netloc}"
+                                f"{for_suffix(repository)}; refused, credentials would travel in clear text",
+                                fix="the registry's token realm must be https (or list the registry under "
+                                    "insecure_registries if you accept that)")
         headers: dict[str, str] = {}
         if credential is not None and credential.identity_token:
             # An identity token is an OAuth2 refresh token (distribution docs/spec/auth/oauth.md).
@@ -357,20 +351,25 @@ class Transport:
         received = self._clock()
         with response:
             if response.status_code in (401, 403):
-                raise _auth_error(response.status_code, api_host, repository, credential is not None,
+                raise auth_error(response.status_code, api_host, repository, credential is not None,
                                   token_endpoint=urlsplit(realm).netloc)
             if response.status_code >= 300:
                 raise self._error_for(response, "GET", api_host, repository, "", None, sent=credential is not None,
-                                      what=f"token request to {urlsplit(realm).netloc}{_for(repository)} failed "
+                                      what=f"token request to {urlsplit(realm).netloc}{for_suffix(repository)} failed "
                                            f"(token service of {api_host})")
             try:
-                body = response.json()
+                body = loads(response.content)
             except ValueError:
                 body = None
         value = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
             raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} answered without a token"
-                                f"{_for(repository)}", fix="check the registry's auth configuration")
+                                f"{for_suffix(repository)}", fix="check the registry's auth configuration")
+        remember(value)
+        if not _TOKEN_CHARS.fullmatch(value):
+            raise RegistryError(f"the token service {urlsplit(realm).netloc} for {api_host} sent a token with "
+                                f"characters an HTTP header cannot carry{for_suffix(repository)}",
+                                fix="check the registry's auth configuration")
         assert isinstance(body, dict)
         lifetime = body.get("expires_in")
         try:
@@ -394,15 +393,29 @@ class Transport:
     def _send_once(self, method: str, url: str, headers: Mapping[str, str], stream: bool,
                    data: str | None = None) -> requests.Response:
         verify = self._verify(url)
-        if verify:
-            response = self._session.request(method, url, headers=dict(headers), stream=stream, data=data,
-                                             timeout=self.timeout, allow_redirects=False)
-        else:
-            with warnings.catch_warnings():
-                # The user listed this host as insecure; the warning would only repeat that.
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                response = self._session.request(method, url, headers=dict(headers), stream=stream, data=data,
-                                                 timeout=self.timeout, allow_redirects=False, verify=False)
+        seconds = getattr(self._deadline_s, "value", None) or self.total_deadline
+        # Always streamed from requests' side: a body we keep is read here, with a size cap, under the deadline.
+        with deadline.scope(seconds) as limit:
+            try:
+                if verify:
+                    response = self._session.request(method, url, headers=dict(headers), stream=True, data=data,
+                                                     timeout=self.timeout, allow_redirects=False)
+                else:
+                    with warnings.catch_warnings():
+                        # The user listed this host as insecure; the warning would only repeat that.
+                        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                        response = self._session.request(method, url, headers=dict(headers), stream=True,
+                                                         data=data, timeout=self.timeout, allow_redirects=False,
+                                                         verify=False)
+                response.pinrepro_deadline = limit  # type: ignore[attr-defined]
+                if not stream or response.status_code >= 300:
+                    error = response.status_code >= 300
+                    buffer_capped(response, ERROR_BODY_LIMIT if error else self.max_body, urlsplit(url).netloc,
+                                  truncate=error)
+            except requests.exceptions.RequestException as exc:
+                if limit.fired:
+                    raise _DeadlinePassed(seconds) from exc
+                raise
         with self._lock:
             self._count += 1
         return response
@@ -415,18 +428,23 @@ class Transport:
         while True:
             try:
                 response = self._send_once(method, url, headers, stream, data)
+            except _DeadlinePassed as exc:
+                # Not retried: a server slow enough to miss it once would only make the wait a multiple.
+                raise RegistryError(f"{urlsplit(url).netloc} did not send a complete answer within {exc.seconds:g}s",
+                                    fix="the server is too slow or stalled; try again later, or raise "
+                                        "PINREPRO_HTTP_DEADLINE") from None
             except requests.exceptions.RequestException as exc:
                 transient = isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)) \
                     and not isinstance(exc, requests.exceptions.SSLError)
                 wait = self._backoff(attempt)
                 if not (transient and retry_connection_errors) or attempt >= self.max_retries \
                         or waited + wait > self.max_retry_wait:
-                    raise _unreachable(urlsplit(url).netloc, exc, self.timeout) from None
+                    raise unreachable(urlsplit(url).netloc, exc, self.timeout) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                wait = retry_after if retry_after is not None else self._backoff(attempt)
+                asked = retry_after(response.headers.get("Retry-After"))
+                wait = asked if asked is not None else self._backoff(attempt)
                 if attempt >= self.max_retries or waited + wait > self.max_retry_wait:
                     # Remembered for the error message (how many retries were made before giving up).
                     response.headers[_RETRIES_HEADER] = str(attempt)
@@ -438,7 +456,7 @@ class Transport:
 
     def _backoff(self, attempt: int) -> float:
         # Exponential backoff with jitter so parallel workers do not retry in lock step.
-        return float(_BACKOFF_BASE_S * (2 ** attempt) * self._random.uniform(0.5, 1.0))
+        return float(self._backoff_base * (2 ** attempt) * self._random.uniform(0.5, 1.0))
 
     def _send_following_redirects(self, method: str, url: str, api_host: str, headers: Mapping[str, str] | None,
                                   auth: str | None, stream: bool, repository: str,
@@ -456,10 +474,24 @@ class Transport:
                 return response
             location = response.headers["Location"]
             response.close()
-            current = urljoin(current, location)
+            try:
+                current = urljoin(current, location)
+                problem = problem_with_url(current)
+            except ValueError as exc:
+                problem = f"the URL does not parse ({exc})"
+            if problem:
+                raise RegistryError(f"{host_label(api_host, upstream)} redirected {repository} to "
+                                    f"'{location}', which pinrepro cannot follow: {problem}",
+                                    fix="check the registry or proxy configuration")
+            if urlsplit(current).scheme == "http" and origin.scheme == "https" and plain_http_refused(
+                    api_host, "https", self.insecure_registries):
+                raise RegistryError(f"{host_label(api_host, upstream)} redirected {repository} from https to "
+                                    f"plain-HTTP {urlsplit(current).netloc}; refused",
+                                    fix="the registry's storage must be served over https (or list the "
+                                        "registry under insecure_registries if you accept plain HTTP)")
             if response.status_code == 303 and method != "HEAD":
                 method = "GET"
-        raise RegistryError(f"{_host_label(api_host, upstream)} redirected more than {_MAX_REDIRECTS} times "
+        raise RegistryError(f"{host_label(api_host, upstream)} redirected more than {_MAX_REDIRECTS} times "
                             f"for {repository}", fix="check the registry or proxy configuration")
 
     # -- errors ------------------------------------------------------------------------------------
@@ -467,14 +499,14 @@ class Transport:
     def _error_for(self, response: requests.Response, method: str, api_host: str, repository: str, path: str,
                    upstream: str | None, *, sent: bool, what: str | None = None) -> RegistryError:
         status = response.status_code
-        codes, messages = _error_codes(response, method)
-        host = _host_label(api_host, upstream)
+        codes, messages = error_codes(response, method)
+        host = host_label(api_host, upstream)
         retries = response.headers.get(_RETRIES_HEADER, "0")
         retried = f" after {retries} {'retry' if retries == '1' else 'retries'}"
         if what is None and status in (401, 403):
-            return _auth_error(status, api_host, repository, sent, upstream=upstream)
+            return auth_error(status, api_host, repository, sent, upstream=upstream)
         if what is None and status == 404:
-            return _not_found(api_host, repository, path, codes, upstream)
+            return not_found(api_host, repository, path, codes, upstream)
         detail = f" ({'; '.join(messages)})" if messages else ""
         subject = what or f"{method} {path} on {host} failed"
         if status == 429:
@@ -504,129 +536,7 @@ def _basic(credential: Credential) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def _host_label(api_host: str, upstream: str | None) -> str:
-    return f"{api_host} (mirror of {upstream})" if upstream and upstream != api_host else api_host
-
-
-def _registry_name(api_host: str, upstream: str | None) -> str:
-    """How the user names the registry: docker.io rather than registry-1.docker.io."""
-    if upstream and upstream != api_host:
-        return api_host
-    return DOCKER_HUB if api_host == DOCKER_HUB_API_HOST else api_host
-
-
-def _login_command(api_host: str) -> str:
-    return "`docker login`" if api_host == DOCKER_HUB_API_HOST else f"`docker login {api_host}`"
-
-
-def _auth_error(status: int, api_host: str, repository: str, sent: bool, *, upstream: str | None = None,
-                token_endpoint: str | None = None) -> AuthError:
-    host = _host_label(api_host, upstream)
-    source = f"{status} from {token_endpoint} (token service of {host})" if token_endpoint else f"{status} from {host}"
-    subject = f"{source} for {repository}" if repository else source
-    login = _login_command(api_host)
-    if not sent:
-        return AuthError(f"{subject}: no credentials found (the repository is private or does not exist)",
-                         fix=f"log in with {login}, and check the repository name")
-    if status == 403:
-        return AuthError(f"{subject}: credentials were sent but do not allow pulling {repository or 'from it'}",
-                         fix=f"check the account's access, or log in as another user with {login}")
-    return AuthError(f"{subject}: wrong username or password (credentials were sent and rejected)",
-                     fix=f"log in again with {login} (use a token where the registry needs one)")
-
-
-def _not_found(api_host: str, repository: str, path: str, codes: list[str], upstream: str | None) -> NotFoundError:
-    name = f"{_registry_name(api_host, upstream)}/{repository}"
-    suffix = f" (mirror of {upstream})" if upstream and upstream != api_host else ""
-    reference = path.rsplit("/manifests/", 1)[1] if "/manifests/" in path else None
-    blob = path.rsplit("/blobs/", 1)[1] if "/blobs/" in path else None
-    if "NAME_UNKNOWN" in codes:
-        return RepositoryNotFoundError(f"repository {name} not found{suffix}",
-                             fix="check the image name (and log in if it is private)")
-    if blob is not None:
-        return NotFoundError(f"blob {blob} not found in {name}{suffix}",
-                             fix="the image may have been deleted; pin it again with `pinrepro lock --upgrade`")
-    if reference is not None:
-        if ":" in reference:
-            return NotFoundError(f"manifest {reference} not found in {name}{suffix}",
-                                 fix="the digest may have been deleted; pin the tag again with "
-                                     "`pinrepro lock --upgrade`")
-        return NotFoundError(f"tag '{reference}' not found in {name}{suffix}",
-                             fix="check the tag (the registry's tag list shows what exists)")
-    return NotFoundError(f"{path or '/v2/'} not found on {_host_label(api_host, upstream)} for {repository}",
-                         fix="check the registry name")
-
-
-def _error_codes(response: requests.Response, method: str) -> tuple[list[str], list[str]]:
-    """Registry error codes and messages from a ``{"errors": [{code, message}]}`` body (not for HEAD)."""
-    if method == "HEAD":
-        return [], []
-    try:
-        raw = b""
-        # iter_content works for streamed and already-read bodies alike; the limit guards against huge pages.
-        for chunk in response.iter_content(8192):
-            raw += chunk
-            if len(raw) >= _ERROR_BODY_LIMIT:
-                break
-        body: Any = json.loads(raw or b"null")
-    except (ValueError, OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
-        return [], []
-    codes: list[str] = []
-    messages: list[str] = []
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        for item in body["errors"]:
-            if isinstance(item, dict):
-                codes.append(str(item.get("code", "")))
-                message = str(item.get("message", ""))[:200]
-                messages.append(f"{item.get('code', '')}: {message}" if message else str(item.get("code", "")))
-    return codes, messages
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds: an integer, or an HTTP date (RFC 9110 section 10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _for(repository: str) -> str:
-    return f" (for {repository})" if repository else ""
-
-
-def _for_repository(error: RegistryError, repository: str) -> RegistryError:
-    """The same failure, saying which repository was being looked up (the user must learn which image failed)."""
-    if not repository or not error.what.startswith("cannot reach "):
-        return error
-    return RegistryError(f"{error.what}{_for(repository)}", where=error.where, fix=error.fix)
-
-
-def _unreachable(netloc: str, exc: requests.exceptions.RequestException, timeout: float) -> RegistryError:
-    """Name the failure (refused, DNS, TLS, timeout) without the raw exception's URL soup."""
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        reason = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text else "TLS handshake failed"
-        return RegistryError(f"cannot reach {netloc}: {reason}",
-                             fix="install the registry's CA certificate (REQUESTS_CA_BUNDLE), or list the "
-                                 "registry under insecure_registries if it has no valid certificate")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return RegistryError(f"cannot reach {netloc}: no answer within {timeout:g}s",
-                             fix="check the network and proxy settings (HTTPS_PROXY), or try again later")
-    lowered = text.lower()
-    if "refused" in lowered:
-        return RegistryError(f"cannot reach {netloc}: connection refused",
-                             fix="check that the registry is running and the host and port are right")
-    if any(marker in lowered for marker in ("name or service not known", "nodename nor servname", "getaddrinfo",
-                                            "name resolution", "no address associated", "failed to resolve")):
-        return RegistryError(f"cannot reach {netloc}: the host name does not resolve (DNS)",
-                             fix="check the registry name, your DNS and proxy settings")
-    return RegistryError(f"cannot reach {netloc}: connection failed ({type(exc).__name__})",
-                         fix="check the network and proxy settings, then try again")
+class _DeadlinePassed(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds

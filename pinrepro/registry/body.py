@@ -1,0 +1,99 @@
+"""Reading what a server sends, within bounds: capped bodies, bounded JSON, URLs pinrepro will follow.
+
+A hostile or broken server can answer with hundreds of MiB, JSON nested a million levels deep, a Location
+of ``file:///etc/passwd`` or an IPv6 literal that does not parse; each becomes one clear error, never a
+memory blow-up, a RecursionError or an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from pinrepro.errors import RegistryError
+from pinrepro.reference import is_loopback_host
+
+_CHUNK = 64 << 10
+
+
+def buffer_capped(response: requests.Response, limit: int, netloc: str, *, truncate: bool = False) -> None:
+    """Read the body of a streamed ``response`` into it (``response.content`` works after), at most ``limit``.
+
+    Over the limit: with ``truncate`` (error bodies, only read for their message) keep the first ``limit``
+    bytes; else close the connection and raise. Decompressed bytes count (a gzip bomb stops at the cap).
+    """
+    length = response.headers.get("Content-Length", "")
+    if not truncate and length.isdigit() and int(length) > limit:
+        response.close()
+        raise _too_big(netloc, limit)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            if not truncate:
+                raise _too_big(netloc, limit)
+            break
+    # requests reads .content, .json() and iter_content from these two once the body was consumed.
+    response._content = b"".join(chunks)[:limit]
+    setattr(response, "_content_consumed", True)  # noqa: B010 - not in requests' type stubs
+
+
+def broken_off(response: requests.Response, exc: Exception) -> RegistryError:
+    """The error for a body that stopped arriving: cut by the deadline, or broken framing."""
+    netloc = urlsplit(response.url or "").netloc or "the registry"
+    scope = getattr(response, "pinrepro_deadline", None)
+    if scope is not None and scope.fired:
+        return RegistryError(f"{netloc} did not send a complete answer within {scope.seconds:g}s",
+                             fix="the server is too slow or stalled; try again later, or raise "
+                                 "PINREPRO_HTTP_DEADLINE")
+    return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
+                         f"Content-Length)", fix="try again; check the network or proxy")
+
+
+def _too_big(netloc: str, limit: int) -> RegistryError:
+    return RegistryError(f"{netloc} sent an answer larger than {limit} bytes; refused to keep it in memory",
+                         fix="check the registry; raise PINREPRO_MAX_BODY if the answer is genuine")
+
+
+def loads(data: bytes | str) -> Any:
+    """json.loads that reports absurd nesting as invalid JSON (ValueError), not a RecursionError."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def problem_with_url(url: str) -> str | None:
+    """Why pinrepro will not send a request to ``url`` (not http(s), no host, unparsable), or None."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"the URL does not parse ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"'{parts.scheme}:' is not http or https" if parts.scheme else "it is not an absolute http(s) URL"
+    if not host:
+        return "the URL names no host"
+    if not parts.netloc.isascii() or any(c.isspace() for c in url):
+        return "the URL has characters a request line cannot carry"
+    return None
+
+
+def plain_http_refused(api_host: str, registry_scheme: str, insecure_registries: Collection[str]) -> bool:
+    """True when a plain-HTTP realm or redirect must be refused for ``api_host``.
+
+    Allowed only when the registry itself is loopback, listed in ``insecure_registries``, or spoken to over
+    plain HTTP already (then nothing is lost that was not already in clear text).
+    """
+    if registry_scheme == "http":
+        return False
+    return not (is_loopback_host(api_host) or api_host.lower() in insecure_registries)
+

@@ -1,0 +1,56 @@
+"""Credentials never reach the user's screen, even when a server repeats them back in its error text.
+
+Every credential pinrepro comes to hold (registry passwords and tokens, identity tokens, bearer tokens it
+was issued, the GitHub token, passwords in index URLs) is remembered here; ``scrub`` replaces each one in
+plain, URL-encoded and base64 form (at every alignment, so ``Basic base64(user:password)`` is caught too).
+``PinreproError.line`` scrubs every error line, so a server echoing ``DENIED: bad robot:PASSWORD`` or a
+401 body quoting the Authorization header prints ``***`` instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from urllib.parse import quote, quote_plus
+
+_MIN_LENGTH = 6  # shorter strings would blank out ordinary words; real credentials are longer
+_LOCK = threading.Lock()
+_FORMS: dict[str, None] = {}
+MASK = "***"
+
+
+def remember(secret: str | None) -> None:
+    """Add ``secret`` (and its encoded forms) to what ``scrub`` removes."""
+    if not secret or len(secret) < _MIN_LENGTH:
+        return
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    raw = secret.encode("utf-8", "surrogatepass")
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode("ascii")
+        urlsafe = base64.urlsafe_b64encode(b"\0" * pad + raw).decode("ascii")
+        # Drop the characters that depend on what comes before and after the secret.
+        start = (pad * 4 + 2) // 3
+        end = len(encoded) - (4 if (pad + len(raw)) % 3 else 0)
+        for text in (encoded, urlsafe):
+            core = text[start:end].rstrip("=")
+            if len(core) >= 8:
+                forms.add(core)
+    with _LOCK:
+        for form in sorted(forms, key=len, reverse=True):
+            if len(form) >= _MIN_LENGTH:
+                _FORMS[form] = None
+
+
+def scrub(text: str) -> str:
+    with _LOCK:
+        forms = sorted(_FORMS, key=len, reverse=True)
+    for form in forms:
+        if form in text:
+            text = text.replace(form, MASK)
+    return text
+
+
+def forget_all() -> None:
+    """For tests: start from an empty set."""
+    with _LOCK:
+        _FORMS.clear()
