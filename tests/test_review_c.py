@@ -148,3 +148,12 @@ def test_an_install_pinrepro_cannot_read_is_reported_not_silently_floating(proje
     assert run(project, "lock").exit_code == 0
     report = json.loads(run(project, "verify", "--format", "json").output)
     assert ("apt-hidden", 5) in {(f["code"], f["line"]) for f in report["findings"]}
+
+
+def test_a_name_with_its_native_architecture_is_pinned(project: Path) -> None:
+    """apt's Inst line drops the native ``:amd64``: the pin was never written and verify asked for a lock that
+    could not help."""
+    edit(project, "install -y pr-extra", "install -y pr-extra:amd64")
+    assert run(project, "lock").exit_code == 0
+    assert "install -y pr-extra:amd64=1.0 &&" in (project / "Dockerfile").read_text()
+    assert codes(project) == set()

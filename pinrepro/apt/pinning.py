@@ -198,7 +198,10 @@ def _resolve_stage(chain: list[Stage], records: Mapping[str, Any], image: str, d
                                                           status_required=False).packages}
     installed.update({p.name: p.version for part in carried for p in part})
     installed.update({name: p.version for name, p in closure.items()})
-    pins = {n.name: installed[n.name] for i in stage.installs for n in i.names if n.name in installed}
+    # apt prints a package of the native architecture without the ``:arch`` the RUN line may give it.
+    found = {n.name: installed.get(n.name) or installed.get(n.name.split(":")[0])
+             for i in stage.installs for n in i.names}
+    pins = {name: version for name, version in found.items() if version}
     record: dict[str, Any] = {
         "base": image if len(chain) == 1 else f"stage {chain[-2].key}",
         "pins": dict(sorted(pins.items())),
