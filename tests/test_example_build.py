@@ -4,10 +4,10 @@ Dockerfile exactly as the example writes it, and the built image checked against
 The nvidia/cuda tags the Dockerfile names are seeded into the tests' registry the way `make demo` seeds its
 look-alikes (the same CUDA environment, resolved through the same `mirrors` setting), but this time from a
 runnable root file system: the debootstrapped Debian bookworm of tests/support/debian.py, which has python3
-and pip as the example expects. Its /etc/pip.conf points pip at the tests' loopback wheel index (the example's
-Dockerfile declares no index ARG: a team's base image or build host would carry its mirror the same way) and
-allows installing into the system Python (Debian marks it externally managed). tini and libgomp1 come from the
-real Debian archive, used live because its snapshot service is out of reach from here.
+and pip as the example expects (real nvidia/cuda images have neither), and an /etc/pip.conf that allows
+installing into the system Python (Debian marks it externally managed). The requirement locks carry the tests'
+loopback wheel index (`--index-url`, from `index_url`), so pip inside the build fetches from loopback only.
+tini and libgomp1 come from the real Debian archive, used live because its snapshot service is out of reach.
 
 One build (it takes minutes); every test reads its results. Never skipped under CI=true.
 """
@@ -56,12 +56,12 @@ class Built:
     check: tuple[int, str]
 
 
-def _seed(buildah: Buildah, registry: RegistryServer, tar: Path, index: str) -> None:
+def _seed(buildah: Buildah, registry: RegistryServer, tar: Path) -> None:
     """nvidia/cuda look-alike tags in ``registry``: the Debian rootfs (pushed once by buildah), with the CUDA
     environment in its config, indexed for linux/amd64 and linux/arm64 (the example's platforms; the arm64
     entry shares the amd64 layers - it is resolved by `lock`, never run)."""
-    pip_conf = f"[global]\nindex-url = {index}\nbreak-system-packages = true\n"
-    buildah.image_from_tar(tar, {"etc/pip.conf": pip_conf.encode()}, "localhost/cuda-lookalike:base")
+    pip_conf = b"[global]\nbreak-system-packages = true\n"
+    buildah.image_from_tar(tar, {"etc/pip.conf": pip_conf}, "localhost/cuda-lookalike:base")
     pushed = buildah.push("localhost/cuda-lookalike:base", f"{registry.host}/nvidia/cuda:debian-rootfs")
     cuda_env = demo().CUDA_ENV
     with tarfile.open(tar) as archive:
@@ -137,7 +137,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
                         f'[[registry]]\nprefix = "docker.io/nvidia/cuda"\n'
                         f'location = "{registry.host}/nvidia/cuda"\ninsecure = true\n')
         buildah.env["CONTAINERS_REGISTRIES_CONF"] = str(conf)
-        _seed(buildah, registry, tar, index)
+        _seed(buildah, registry, tar)
         project = work / "ml-service"
         shutil.copytree(ROOT / "examples" / "ml-service", project)
         config = project / "pyproject.toml"
@@ -167,13 +167,20 @@ def test_installed_packages_are_the_locked_closure(built: Built) -> None:
     for name, value in stage["closure"].items():
         expected[name.split(":")[0]] = value.split()[0]
     assert built.dpkg == expected
-    assert {"tini", "libgomp1"} <= set(stage["pins"])
+    assert {"tini", "libgomp1"} == set(stage["pins"])
+    assert {"tini", "libgomp1"} <= set(built.dpkg) - set(built.base_packages)
+    pinned = (built.project / "Dockerfile").read_text()
+    assert f"tini={stage['pins']['tini']} libgomp1={stage['pins']['libgomp1']} &&" in pinned
+    froms = [line for line in pinned.splitlines() if line.startswith("FROM ")]
+    assert len(froms) == 2 and all("@sha256:" in line for line in froms)
 
 
 def test_pip_freeze_equals_the_amd64_requirement_lock(built: Built) -> None:
     locked = set()
     for name in ("requirements-base.amd64.lock", "requirements-app.amd64.lock"):
-        locked |= {f"{e.name}=={e.version}" for e in parse_lock((built.project / name).read_text())}
+        text = (built.project / name).read_text()
+        assert "\n--index-url http://127.0.0.1:" in text  # pip in the build fetches from loopback only
+        locked |= {f"{e.name}=={e.version}" for e in parse_lock(text)}
     assert locked == {f"{canonicalize_name(n)}=={v}" for n, _, v in (line.partition("==") for line in built.pip_freeze)}
     assert {"numpy==1.26.4", "fastapi==0.115.5", "starlette==0.41.3", "uvicorn==0.32.1"} == locked
 
