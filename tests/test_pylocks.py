@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from pinrepro.errors import ResolverError
-from pinrepro.requirements import ResolverRunner
+from tests.support.tools import require_uv
 from tests.wheelhouse import Wheelhouse, serve
 
 X86 = "manylinux_2_17_x86_64.manylinux2014_x86_64"
@@ -33,19 +32,10 @@ BOTH = pytest.mark.parametrize("resolver", ["pip-compile", "uv"])
 USER, PASSWORD = "bot", "pw-9f3c2e71a8"
 
 
-def _require_uv() -> None:
-    try:
-        ResolverRunner().find_uv()
-    except ResolverError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("uv is missing; CI=true, so this is a failure - pip install 'pinrepro[uv]'")
-        pytest.skip("uv is not installed")
-
-
 @pytest.fixture(autouse=True)
 def _uv_present(request: pytest.FixtureRequest) -> None:
     if "resolver" in request.fixturenames and request.getfixturevalue("resolver") == "uv":
-        _require_uv()
+        require_uv()
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +113,7 @@ TWO_PLATFORMS = 'platforms = ["linux/amd64", "linux/arm64"]\npython = "3.11"\n'
 
 
 def test_uv_locks_every_platform_and_pip_installs_each(tmp_path: Path, index: str) -> None:
-    _require_uv()
+    require_uv()
     root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{index}"\n',
                    {"base": "torchy\n", "app": "webapp\n"})
 
@@ -182,7 +172,7 @@ def test_pip_compile_refuses_a_platform_it_cannot_resolve_for(tmp_path: Path, in
 
 
 def test_verify_flags_a_configured_platform_without_a_lock(tmp_path: Path, index: str) -> None:
-    _require_uv()
+    require_uv()
     root = project(tmp_path / "p", f'python = "3.11"\nresolver = "uv"\nindex_url = "{index}"\n',
                    {"base": "torchy\n"})
     assert pinrepro(root, "lock").returncode == 0
@@ -379,7 +369,7 @@ def test_a_password_written_into_an_index_url_is_refused(tmp_path: Path, private
 
 
 def test_every_option_that_changes_the_resolution_recompiles(tmp_path: Path, index: str) -> None:
-    _require_uv()
+    require_uv()
     extra = tmp_path / "extra"
     Wheelhouse(extra).add("gpu-only", "1.0")
     root = project(tmp_path / "p", f'python = "3.11"\nindex_url = "{index}"\n',
@@ -423,7 +413,7 @@ def test_every_option_that_changes_the_resolution_recompiles(tmp_path: Path, ind
 
 def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path, index: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    _require_uv()
+    require_uv()
     from click.testing import CliRunner
 
     from pinrepro import cli
@@ -447,7 +437,7 @@ def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path
 
 
 def test_verify_points_a_dockerfile_at_the_lock_of_its_target_arch(tmp_path: Path, index: str) -> None:
-    _require_uv()
+    require_uv()
     root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{index}"\n',
                    {"base": "torchy\n"}, dockerfile=(
                        "FROM scratch\n"
@@ -551,7 +541,7 @@ def test_doctor_checks_the_requirement_locks_cuda_wheels_against_the_driver(tmp_
 
 
 def test_refresh_summary_names_each_platforms_lock_and_no_credential(tmp_path: Path, private_index: str) -> None:
-    _require_uv()
+    require_uv()
     port = private_index.rsplit(":", 1)[1]
     templated = f"http://${{INDEX_USER}}:${{INDEX_TOKEN}}@127.0.0.1:{port}"
     root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{templated}/simple"\n',
@@ -575,7 +565,7 @@ def test_index_timeout_must_be_seconds(tmp_path: Path) -> None:
 
 
 def test_adding_a_platform_keeps_the_pins_the_lock_had(tmp_path: Path) -> None:
-    _require_uv()
+    require_uv()
     wheels = Wheelhouse(tmp_path / "house")
     wheels.add("helper", "1.0")
     root = project(tmp_path / "p", f'python = "3.11"\nresolver = "uv"\nindex_url = "{wheels.index_url}"\n',

@@ -36,6 +36,7 @@ from pinrepro.requirements import (
     parse_lock,
 )
 from pinrepro.resolvers import CompileRequest, redact
+from tests.support.tools import require_uv
 from tests.wheelhouse import Dist, Wheelhouse, build_wheel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "requirements"
@@ -43,19 +44,10 @@ PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 BOTH = pytest.mark.parametrize("resolver", ["pip-compile", "uv"])
 
 
-def _require_uv() -> None:
-    try:
-        ResolverRunner().find_uv()
-    except ResolverError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("uv is missing; CI=true, so this is a failure - pip install 'pinrepro[uv]'")
-        pytest.skip("uv is not installed")
-
-
 @pytest.fixture(autouse=True)
 def _uv_present(request: pytest.FixtureRequest) -> None:
     if "resolver" in request.fixturenames and request.getfixturevalue("resolver") == "uv":
-        _require_uv()
+        require_uv()
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +132,7 @@ def test_upper_layer_keeps_the_version_the_base_layer_pins(tmp_path: Path, wheel
 
 
 def test_both_backends_write_the_same_bytes(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    _require_uv()
+    require_uv()
     layers = {"base": "alpha<2\ndelta\n", "app": "gamma-pkg[extra]\nepsilon\n"}
     texts = {}
     for resolver in ("pip-compile", "uv"):
@@ -244,7 +236,7 @@ def test_incremental_lock_recompiles_only_what_changed(tmp_path: Path, wheelhous
 
 
 def test_changed_options_and_hand_edited_lock_trigger_a_compile(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    _require_uv()
+    require_uv()
     config = make_project(tmp_path, wheelhouse.index_url, {"base": "alpha\n"}, resolver="uv")
     records = write(compile_layers(config, {}))
     lock = tmp_path / "requirements-base.lock"
@@ -398,7 +390,7 @@ def test_runner_environment_keeps_only_transport_settings() -> None:
 
 
 def test_includes_are_copied_and_hashed(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    _require_uv()
+    require_uv()
     config = make_project(tmp_path / "p", wheelhouse.index_url, {"base": "-r reqs/common.in\n"}, resolver="uv")
     (tmp_path / "p" / "reqs").mkdir()
     # Through a parent folder, but inside the project: includes outside the project are refused (#14).
@@ -469,7 +461,7 @@ def test_interpreter_without_pip_tools_says_how_to_install_it(tmp_path: Path, wh
 
 def test_a_layer_without_python_keeps_the_python_it_was_locked_for(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     """No python configured: a lock run from another interpreter must not silently re-target the layer."""
-    _require_uv()
+    require_uv()
     house = wheelhouse.copy(tmp_path / "house")
     house.add("zeta", "1.0")
     house.add("zeta", "2.0", requires_python=">=3.99")
@@ -508,7 +500,7 @@ def test_patch_level_target_needs_that_exact_interpreter(tmp_path: Path, wheelho
 
 
 def test_uv_compiles_for_the_configured_python_and_platform(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    _require_uv()
+    require_uv()
     house = wheelhouse.copy(tmp_path / "house")
     house.add("zeta", "1.0")
     house.add("zeta", "2.0", requires_python=">=3.13")
@@ -534,7 +526,7 @@ def test_pip_compile_refuses_another_platform(tmp_path: Path, wheelhouse: Wheelh
 
 
 def test_uv_refuses_a_platform_it_cannot_target(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    _require_uv()
+    require_uv()
     config = make_project(tmp_path, wheelhouse.index_url, {"base": "alpha\n"}, resolver="uv")
     with pytest.raises(ResolverError) as caught:
         compile_layers(config, {}, platform="linux/s390x")
@@ -758,7 +750,7 @@ def test_verify_reports_stale_constraints_options_and_missing_records(tmp_path: 
 
 
 def test_verify_after_a_real_lock_is_clean(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
-    _require_uv()
+    require_uv()
     config = make_project(tmp_path, wheelhouse.index_url, {"base": "alpha==1.0\n", "app": "gamma-pkg\n"},
                           resolver="uv")
     records = write(compile_layers(config, {}))

@@ -468,6 +468,8 @@ def _per_registry_from_env() -> int:
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
+    import requests  # loaded already: there is a response (the module imports it for annotations only)
+
     chunks: list[bytes] = []
     size = 0
     try:

@@ -39,3 +39,16 @@ def require_tool(name: str) -> str:
     if in_ci():
         pytest.fail(f"{reason}; CI=true, so a missing tool is a failure - install it in the CI image")
     pytest.skip(reason)
+
+
+def require_uv() -> None:
+    """Skip a uv test when uv is missing; under ``CI=true`` fail (``pip install 'pinrepro[uv]'`` installs it)."""
+    from pinrepro.errors import ResolverError
+    from pinrepro.requirements import ResolverRunner
+
+    try:
+        ResolverRunner().find_uv()
+    except ResolverError:
+        if in_ci():
+            pytest.fail("uv is missing; CI=true, so this is a failure - pip install 'pinrepro[uv]'")
+        pytest.skip("uv is not installed")
