@@ -1,6 +1,6 @@
 """A real Debian base image and a daemonless builder: ``debootstrap`` and ``buildah``, as root.
 
-``debootstrap --variant=minbase --include=python3-venv bookworm`` runs against the Debian archive (the one
+``debootstrap --variant=minbase --include=python3-venv,python3-pip bookworm`` runs against the Debian archive (the one
 network the tests may use) once a day: its tar is cached under ``$PINREPRO_TEST_CACHE`` (default
 ``/var/tmp/pinrepro-test-cache``), keyed by the date, so the suite pays ~30-60 s once and seconds afterwards.
 buildah runs with ``STORAGE_DRIVER=vfs`` and ``BUILDAH_ISOLATION=chroot`` (no overlay, no user namespaces)
@@ -46,7 +46,7 @@ def rootfs_tar() -> Path:
     cache = cache_root()
     cache.mkdir(parents=True, exist_ok=True)
     day = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
-    target = cache / f"debootstrap-{SUITE}-minbase-venv-{day}.tar"
+    target = cache / f"debootstrap-{SUITE}-minbase-venv-pip-{day}.tar"
     # Two xdist workers must not both bootstrap: the second waits for the first's tar.
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -55,14 +55,15 @@ def rootfs_tar() -> Path:
         work = cache / f"rootfs-{day}-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         try:
-            _run(["debootstrap", "--variant=minbase", "--include=python3-venv", SUITE, str(work)],
+            _run(["debootstrap", "--variant=minbase", "--include=python3-venv,python3-pip", SUITE, str(work)],
                  timeout=_DEBOOTSTRAP_TIMEOUT_S)
             partial = target.with_suffix(".partial")
             _run(["tar", "--numeric-owner", "-C", str(work), "-cf", str(partial), "."], timeout=600)
             partial.rename(target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        for old in cache.glob(f"debootstrap-{SUITE}-*.tar"):
+        # Only this variant's older days: a worktree on another variant keeps its own tar.
+        for old in cache.glob(f"debootstrap-{SUITE}-minbase-venv-pip-*.tar"):
             if old != target:
                 old.unlink()
     return target
@@ -115,8 +116,10 @@ class Buildah:
              f"docker://{destination}")
         return digest_file.read_text().strip()
 
-    def bud(self, context: Path, tag: str, *build_args: str) -> str:
+    def bud(self, context: Path, tag: str, *build_args: str, docker_format: bool = False) -> str:
         args = [arg for item in build_args for arg in ("--build-arg", item)]
+        if docker_format:
+            args += ["--format", "docker"]  # OCI image configs have no HEALTHCHECK: buildah drops it there
         return self("bud", "--network", "host", "--tls-verify=false", "--layers=false", "--pull-always", *args,
                     "-f", str(context / "Dockerfile"), "-t", tag, str(context))
 
