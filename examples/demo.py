@@ -60,7 +60,8 @@ def example_project(workdir: Path) -> Iterator[Path]:
     # stands in for it, and the images' apt sources point at it.
     archive = AptRepo(workdir / "apt", architectures=("amd64", "arm64"))
     for deb in (Deb("tini", "0.19.0-1"), Deb("libgomp1", "12.3.0-1ubuntu1~22.04", depends="gcc-12-base"),
-                Deb("gcc-12-base", "12.3.0-1ubuntu1~22.04")):
+                Deb("gcc-12-base", "12.3.0-1ubuntu1~22.04"), Deb("python3.11", "3.11.0~rc1-1~22.04"),
+                Deb("python3.11-venv", "3.11.0~rc1-1~22.04", depends="python3.11")):
         archive.add(deb)
     archive.publish()
     archive.start()

@@ -3,11 +3,11 @@ Dockerfile exactly as the example writes it, and the built image checked against
 
 The nvidia/cuda tags the Dockerfile names are seeded into the tests' registry the way `make demo` seeds its
 look-alikes (the same CUDA environment, resolved through the same `mirrors` setting), but this time from a
-runnable root file system: the debootstrapped Debian bookworm of tests/support/debian.py, which has python3
-and pip as the example expects (real nvidia/cuda images have neither), and an /etc/pip.conf that allows
-installing into the system Python (Debian marks it externally managed). The requirement locks carry the tests'
-loopback wheel index (`--index-url`, from `index_url`), so pip inside the build fetches from loopback only.
-tini and libgomp1 come from the real Debian archive, used live because its snapshot service is out of reach.
+runnable root file system: the debootstrapped Debian bookworm of tests/support/debian.py. Like real nvidia/cuda
+images, it is not where the service's Python comes from: the example installs python3.11 and python3.11-venv
+with apt (pinned like tini and libgomp1, from the real Debian archive, used live because its snapshot service is
+out of reach) and installs the locks into a virtual environment. The requirement locks carry the tests' loopback
+wheel index (`--index-url`, from `index_url`), so pip inside the build fetches from loopback only.
 
 One build (it takes minutes); every test reads its results. Never skipped under CI=true.
 """
@@ -60,8 +60,8 @@ def _seed(buildah: Buildah, registry: RegistryServer, tar: Path) -> None:
     """nvidia/cuda look-alike tags in ``registry``: the Debian rootfs (pushed once by buildah), with the CUDA
     environment in its config, indexed for linux/amd64 and linux/arm64 (the example's platforms; the arm64
     entry shares the amd64 layers - it is resolved by `lock`, never run)."""
-    pip_conf = b"[global]\nbreak-system-packages = true\n"
-    buildah.image_from_tar(tar, {"etc/pip.conf": pip_conf}, "localhost/cuda-lookalike:base")
+    marker = b"a look-alike of nvidia/cuda for pinrepro's tests\n"
+    buildah.image_from_tar(tar, {"etc/pinrepro-lookalike": marker}, "localhost/cuda-lookalike:base")
     pushed = buildah.push("localhost/cuda-lookalike:base", f"{registry.host}/nvidia/cuda:debian-rootfs")
     cuda_env = demo().CUDA_ENV
     with tarfile.open(tar) as archive:
