@@ -468,6 +468,8 @@ def _per_registry_from_env() -> int:
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
+    import requests  # loaded already: a response exists (the module itself loads without it, issue #15)
+
     chunks: list[bytes] = []
     size = 0
     try:
