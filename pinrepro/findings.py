@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pinrepro.suppress import Suppressed  # suppress builds on Finding: imported for annotations only
 
 # "note": something lock did that the user should know about; never fails a command.
 Level = Literal["error", "warning", "note"]
@@ -34,3 +37,26 @@ class Finding:
 
     def location(self) -> str:
         return f"{self.path}:{self.line}" if self.line else self.path
+
+
+@dataclass(frozen=True)
+class Report:
+    """What verify and check return: the findings, the silenced ones, and the exit code they make."""
+
+    findings: tuple[Finding, ...]
+    strict: bool = False
+    # Findings a rule id silenced ([tool.pinrepro.*] ignore, or an inline comment): shown, never counted.
+    suppressed: tuple[Suppressed, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "warning")
+
+    @property
+    def exit_code(self) -> int:
+        """1 for errors, or for warnings with ``strict``; else 0 (notes never fail a command)."""
+        return 1 if self.errors or (self.strict and self.warnings) else 0

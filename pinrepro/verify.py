@@ -19,7 +19,7 @@ from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
-from pinrepro.findings import Finding
+from pinrepro.findings import Finding, Report
 from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
@@ -28,32 +28,15 @@ from pinrepro.pyplatforms import targets
 from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef
 from pinrepro.requirements import check_dockerfile_installs
-from pinrepro.suppress import Suppressed, apply_ignores
+from pinrepro.suppress import apply_ignores
 
 if TYPE_CHECKING:
     from pinrepro.registry.client import RegistryClient  # requests: imported by --online only (issue #15)
 
 
 @dataclass(frozen=True)
-class VerifyReport:
-    findings: tuple[Finding, ...]
-    strict: bool = False
-    # Findings a rule id silenced ([tool.pinrepro.verify] ignore, or an inline comment): shown, never counted.
-    suppressed: tuple[Suppressed, ...] = ()
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.level == "error")
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.level == "warning")
-
-    @property
-    def exit_code(self) -> int:
-        if self.errors or (self.strict and self.warnings):
-            return 1
-        return 0
+class VerifyReport(Report):
+    """verify's findings (see :class:`pinrepro.findings.Report`)."""
 
 
 def run_verify(

@@ -146,3 +146,31 @@ def test_a_value_no_yaml_reader_accepts_is_one_line(tmp_path: Path, served: tupl
     assert result.stderr.startswith(f"error: {message}"), result.stderr
     assert result.stderr.count("\n") == 1
     assert (root / "compose.yaml").read_text() == text and not (root / "pinrepro.lock").exists()
+
+
+def test_braces_inside_string_values_do_not_make_a_manifest_a_template(tmp_path: Path,
+                                                                       served: tuple[RegistryServer, str]) -> None:
+    """Review of #12: one ``{{ $labels.instance }}`` in a PrometheusRule annotation made the whole manifest a
+    "template": its Deployment's image stayed floating and `verify` said 0 errors."""
+    server, digest = served
+    h = server.host
+    manifest = (f"apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n"
+                f"      - name: api\n        image: {h}/lib/redis:7\n---\n"
+                "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nspec:\n  groups:\n  - name: api\n"
+                "    rules:\n    - alert: Down\n      annotations:\n        summary: \"{{ $labels.instance }} down\"\n")
+    quoted = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: c\n    image: \"{{ .Values.image }}\"\n"
+    template = "{{- if .Values.on }}\napiVersion: v1\nkind: Pod\nspec:\n  image: {{ .Values.image }}\n{{- end }}\n"
+    root = project(tmp_path, "services: {}\n")
+    for name, text in {"k8s/app.yaml": manifest, "deploy/t/quoted.yaml": quoted,
+                       "deploy/t/pod.yaml": template}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    result = run(root, "lock")
+    assert result.exit_code == 0, result.stderr
+    assert (root / "k8s/app.yaml").read_text() == manifest.replace(f"{h}/lib/redis:7\n", f"{h}/lib/redis:7@{digest}\n")
+    assert "deploy/t/quoted.yaml:6: warning: cannot pin Pod spec.containers[c].image '{{ .Values.image }}': a " \
+           "template decides it" in result.stderr
+    assert "deploy/t/pod.yaml: note: skipped: a template" in result.stderr
+    assert (root / "deploy/t/quoted.yaml").read_text() == quoted
+    assert (root / "deploy/t/pod.yaml").read_text() == template
+    assert run(root, "verify").exit_code == 0

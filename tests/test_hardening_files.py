@@ -191,14 +191,12 @@ def test_edit_made_while_lock_waits_is_not_overwritten(tmp_path: Path, monkeypat
     dockerfile.write_text("FROM ubuntu:22.04\nRUN true\n")
     slow = _SlowRegistry(dockerfile)
     slow.push("ubuntu:22.04", 1)
-    import pinrepro.lock as lock_module
-    real = lock_module.RegistryClient
-    monkeypatch.setattr(lock_module, "RegistryClient", lambda *a, **k: slow)
-    monkeypatch.setattr(lock_module, "scan_platform", lambda *a, **k: _Contents())
-    try:
-        result = CliRunner().invoke(cli, ["lock", "-C", str(tmp_path)], catch_exceptions=False)
-    finally:
-        monkeypatch.setattr(lock_module, "RegistryClient", real)
+    import pinrepro.inventory.scan as scan_module
+    import pinrepro.registry.client as client_module
+    # lock imports the client and the scan when it first needs them (start-up time, #15): patch them there.
+    monkeypatch.setattr(client_module, "RegistryClient", lambda *a, **k: slow)
+    monkeypatch.setattr(scan_module, "scan_platform", lambda *a, **k: _Contents())
+    result = CliRunner().invoke(cli, ["lock", "-C", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 2, result.output
     assert "Dockerfile: changed while pinrepro was working" in result.stderr
     assert dockerfile.read_text() == "FROM ubuntu:22.04\nRUN echo edited by hand\n"

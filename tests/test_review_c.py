@@ -139,3 +139,12 @@ def test_a_repository_copied_in_makes_the_stage_unpinnable(project: Path, copy: 
     assert "pr-tool=1.0" in text and "install -y pr-extra &&" in text
     report = json.loads(run(project, "verify", "--format", "json").output)
     assert ("apt-repository", 5) in {(f["code"], f["line"]) for f in report["findings"]}
+
+
+@pytest.mark.parametrize("run_line", ["RUN bash -c 'apt-get install -y pr-extra'",
+                                      'RUN ["apt-get", "install", "-y", "pr-extra"]'])
+def test_an_install_pinrepro_cannot_read_is_reported_not_silently_floating(project: Path, run_line: str) -> None:
+    edit(project, "RUN apt-get install -y pr-extra && rm -rf /var/lib/apt/lists/*", run_line)
+    assert run(project, "lock").exit_code == 0
+    report = json.loads(run(project, "verify", "--format", "json").output)
+    assert ("apt-hidden", 5) in {(f["code"], f["line"]) for f in report["findings"]}

@@ -3,7 +3,8 @@ that drifted, and (online) versions that can no longer be downloaded.
 
 Every finding carries a stable rule id in ``Finding.code`` (``apt-unpinned``, ``apt-drift``, ``apt-not-locked``,
 ``apt-stale``, ``apt-no-snapshot-mount``, ``apt-not-downloadable``, plus the readers' ``apt-local-deb``,
-``apt-repository``, ``apt-unknown-name``, ``apt-pattern``), so they can be ignored by id like every other.
+``apt-repository``, ``apt-unknown-name``, ``apt-pattern``, ``apt-hidden``), so they can be ignored by id like
+every other.
 """
 
 from __future__ import annotations

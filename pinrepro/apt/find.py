@@ -30,6 +30,8 @@ _VALUE_OPTIONS = frozenset({"-t", "--target-release", "--default-release", "-o",
 _WRAPPERS = frozenset({"sudo", "env", "command", "exec", "nice", "time"})
 # Shell reserved words that may start a simple command's words (``if true; then apt-get install ...; fi``):
 # the command after them runs in the build like any other.
+_SHELLS = frozenset({"sh", "bash", "dash"})
+_APT_INSTALL = re.compile(r"\bapt(?:-get)?\b.*\binstall\b", re.DOTALL)
 _RESERVED = frozenset({"if", "then", "else", "elif", "while", "until", "do", "!", "{", "(", "time"})
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
 # Debian policy 5.6.1 package names, with an optional :arch, =version and /release.
@@ -89,6 +91,11 @@ def find_installs(dockerfile: Dockerfile) -> AptScan:
             if not argv:
                 continue
             offset = len(command) - len(argv)
+            if argv[0].rsplit("/", 1)[-1] in _SHELLS and "-c" in argv[1:-1]:
+                inner = expand_word(argv[argv.index("-c", 1) + 1], run.args) or ""
+                if _APT_INSTALL.search(inner):
+                    findings.append(_hidden(run.path, run.line, f"`{argv[0]} -c`"))
+                continue
             if argv[0].rsplit("/", 1)[-1] not in _APT_COMMANDS:
                 continue
             install, problems = _read_install(run, command[offset:])
@@ -96,6 +103,9 @@ def find_installs(dockerfile: Dockerfile) -> AptScan:
             if install is not None:
                 installs.append(install)
     for instruction in instructions(dockerfile.text, dockerfile.path)[0]:
+        exec_form = instruction.exec_form() if instruction.command == "run" else None
+        if exec_form and _APT_INSTALL.search(" ".join(exec_form)):
+            findings.append(_hidden(instruction.path, instruction.line, "the exec (JSON) form"))
         if instruction.command in ("copy", "add") and instruction.stage >= 0 and _copies_sources(instruction):
             unpinnable.add(instruction.stage)
             findings.append(Finding(
@@ -103,6 +113,12 @@ def find_installs(dockerfile: Dockerfile) -> AptScan:
                 f"this {instruction.command.upper()} adds an apt repository at build time; packages from it are "
                 "not pinned (put the repository in the base image, or pin by hand)"))
     return AptScan(tuple(installs), tuple(findings), frozenset(unpinnable))
+
+
+def _hidden(path: str, line: int, how: str) -> Finding:
+    return Finding(path, line, "warning", "apt-hidden",
+                   f"this RUN runs apt-get install through {how}, where pinrepro does not read it: its packages "
+                   "are not pinned (write the apt-get command in the RUN line's shell form)")
 
 
 def _copies_sources(instruction: Instruction) -> bool:

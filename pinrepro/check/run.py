@@ -14,7 +14,7 @@ from pinrepro.config import Config
 from pinrepro.discovery import load_dockerfiles, relative
 from pinrepro.dockerfile import Dockerfile, parse
 from pinrepro.errors import ConfigError, DockerfileError
-from pinrepro.findings import Finding
+from pinrepro.findings import Finding, Report
 from pinrepro.suppress import Suppressed, apply_ignores
 
 _RULE_SETS: tuple[Callable[[CheckContext], Iterable[Finding]], ...] = (
@@ -23,23 +23,10 @@ _RULE_SETS: tuple[Callable[[CheckContext], Iterable[Finding]], ...] = (
 
 
 @dataclass(frozen=True)
-class CheckReport:
-    findings: tuple[Finding, ...]
+class CheckReport(Report):
+    """check's findings (see :class:`pinrepro.findings.Report`), and notes that are no finding."""
+
     notes: tuple[str, ...] = ()  # information that is not a finding ("no deployment files: item 10 skipped")
-    strict: bool = False
-    suppressed: tuple[Suppressed, ...] = ()
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.level == "error")
-
-    @property
-    def warnings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.level == "warning")
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.errors or (self.strict and self.warnings) else 0
 
 
 def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = False) -> CheckReport:
@@ -57,7 +44,8 @@ def run_check(config: Config, *, paths: Sequence[Path] = (), strict: bool = Fals
     deploy_findings, notes = deploy.check(ctx, paths)
     findings.extend(deploy_findings)
     kept, suppressed = _suppress(ctx, sorted(set(_with_stages(ctx, findings)), key=Finding.sort_key))
-    return CheckReport(tuple(_severity(kept, settings)), tuple(notes), strict, tuple(suppressed))
+    return CheckReport(tuple(_severity(kept, settings)), strict=strict, suppressed=tuple(suppressed),
+                       notes=tuple(notes))
 
 
 def _verify(ctx: CheckContext, project: list[Dockerfile], selected: set[str], narrowed: bool) -> list[Finding]:

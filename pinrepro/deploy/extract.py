@@ -187,6 +187,8 @@ def _reference(doc: YamlDocument, node: yaml.Node | None, kind: FileKind, field:
         image, reason = None, "a workflow expression decides it"
     elif "$" in written:
         image, reason = None, "it is built from a variable"
+    elif "{{" in written:
+        image, reason = None, "a template decides it"
     if image is not None:
         try:
             ImageRef.parse(image)

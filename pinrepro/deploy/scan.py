@@ -6,13 +6,17 @@ renders them, so they are skipped with a note instead of failing the run.
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pinrepro.deploy.discovery import find_deploy_files, is_templated
-from pinrepro.deploy.model import DeploySite
+from pinrepro.deploy.model import DeployFileError, DeploySite
 from pinrepro.findings import Finding
+
+_BRACES = re.compile(r"(?<!\$)\{\{|\{%")  # what discovery.is_templated looks for
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ def scan_project(root: Path, globs: tuple[str, ...]) -> DeployScan:
         from pinrepro.deploy.yamlread import parse_documents, read_text
 
         text = read_text(root, name)
-        if not name.lower().endswith(".json") and is_templated(text):
+        if not name.lower().endswith(".json") and is_templated(text) and not _braces_only_in_strings(text, name):
             findings.append(Finding(name, None, "note", "templated",
                                     "skipped: a template ({{ }}) is not YAML until it is rendered; pin the images "
                                     "in the chart's values file"))
@@ -49,6 +53,37 @@ def scan_project(root: Path, globs: tuple[str, ...]) -> DeployScan:
                     findings.append(Finding(name, site.line, "warning", "unpinnable",
                                             f"cannot pin {site.field} '{site.written}': {site.reason}"))
     return DeployScan(tuple(sites), tuple(findings), texts)
+
+
+def _braces_only_in_strings(text: str, name: str) -> bool:
+    """True for a YAML file whose every ``{{`` is inside a string value - a Prometheus alert's
+    ``"{{ $labels.instance }}"``, an Argo parameter - not a template to render: its images are read and pinned."""
+    import yaml  # only for a project with deployment files (start-up time, issue #15)
+
+    from pinrepro.deploy.yamlread import parse_documents
+
+    try:
+        docs = parse_documents(text, name)
+    except DeployFileError:
+        return False
+    spans: list[tuple[int, int]] = []
+    for doc in docs:
+        stack = [doc.root] if doc.root is not None else []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.ScalarNode):
+                spans.append((int(node.start_mark.index), int(node.end_mark.index)))
+            elif isinstance(node, yaml.MappingNode):
+                stack.extend(item for pair in node.value for item in pair)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+    spans.sort()
+    starts = [start for start, _ in spans]
+    for match in _BRACES.finditer(text):
+        at = bisect.bisect_right(starts, match.start()) - 1
+        if at < 0 or not spans[at][0] <= match.start() < spans[at][1]:
+            return False
+    return True
 
 
 def pin_files(scan: DeployScan, digest_for: Callable[[DeploySite], str | None]) -> dict[str, str]:

@@ -468,7 +468,7 @@ def _per_registry_from_env() -> int:
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
-    import requests  # loaded already: a response exists (the module itself loads without it, issue #15)
+    import requests  # loaded already: there is a response (the module imports it for annotations only)
 
     chunks: list[bytes] = []
     size = 0
