@@ -16,17 +16,17 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
-import urllib3
 
 from pinrepro.addgit import is_git_entry, is_git_source
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock, UrlLock
-from pinrepro.registry import deadline
+
+if TYPE_CHECKING:
+    import requests
 
 SYNTAX_LINE = "# syntax=docker/dockerfile:1"
 _CHUNK = 1 << 20
@@ -96,6 +96,12 @@ def syntax_supports_checksum(directives: dict[str, str]) -> bool:
 def fetch_checksum(url: str, *, max_bytes: int, where: str, session: requests.Session | None = None,
                    timeout: float = 60.0) -> tuple[str, int]:
     """Download ``url`` once, streaming, and return (sha256 checksum, size); more than ``max_bytes`` is an error."""
+    # requests and the deadline machinery load only when an ADD is downloaded: start-up stays fast (issue #15).
+    import requests
+    import urllib3
+
+    from pinrepro.registry import deadline
+
     http = session or deadline.watched_session()
     digest = hashlib.sha256()
     size = 0
@@ -280,9 +286,13 @@ def check_urls_online(lock: Lock, lock_name: str, fetch: Fetch) -> list[Finding]
 
 
 def fetcher(max_bytes: int) -> Fetch:
-    session = deadline.watched_session()
+    sessions: list[requests.Session] = []  # made by the first download: most runs download nothing
 
     def fetch(url: str, where: str) -> tuple[str, int]:
-        return fetch_checksum(url, max_bytes=max_bytes, where=where, session=session)
+        if not sessions:
+            from pinrepro.registry import deadline
+
+            sessions.append(deadline.watched_session())
+        return fetch_checksum(url, max_bytes=max_bytes, where=where, session=sessions[0])
 
     return fetch

@@ -15,13 +15,12 @@ import gzip
 import hashlib
 import posixpath
 import re
+import sys
 import tarfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Protocol
-
-import zstandard
 
 from pinrepro.errors import InventoryError, PinreproError
 from pinrepro.inventory.dpkg import Package, StatusFile, parse_status
@@ -252,6 +251,12 @@ class _Bounded:
                              fix="check the image; raise the limit if the layer is genuine")
 
 
+def _zstd_error() -> type[Exception]:
+    """zstandard.ZstdError once a zstd layer imported zstandard; before that no error can be one."""
+    module = sys.modules.get("zstandard")
+    return module.ZstdError if module is not None else OSError
+
+
 def _decompressed(head: bytes, source: _Replay) -> tuple[_Readable, str]:
     # The magic bytes decide, not the media type: tools mislabel layers (an uncompressed tar under
     # ``+gzip``), and Docker's ``rootfs.diff.tar.gzip`` may in practice be zstd from BuildKit.
@@ -260,6 +265,8 @@ def _decompressed(head: bytes, source: _Replay) -> tuple[_Readable, str]:
         return gzip.GzipFile(fileobj=source, mode="rb"), "gzip"  # type: ignore[call-overload]
     if head.startswith(_ZSTD_MAGIC):
         # zstd:chunked and estargz-style layers are many frames: read across them.
+        import zstandard  # only for zstd layers; importing the cache (verify, lock) stays cheap
+
         return zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True), "zstd"  # type: ignore[arg-type]
     return source, "tar"
 
@@ -279,7 +286,7 @@ def read_layer(stream: IO[bytes], *, digest: str, media_type: str = "", where: s
         facts = _scan_tar(reader, digest=digest, where=where)
     except PinreproError:
         raise
-    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError, UnicodeError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, _zstd_error(), UnicodeError) as exc:
         # A corrupt download shows up as a decompression error first; report it as the digest mismatch
         # it is, when it is one.
         verifier.drain()

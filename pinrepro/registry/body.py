@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
 
 from pinrepro.errors import RegistryError
 from pinrepro.reference import is_loopback_host
+
+if TYPE_CHECKING:
+    import requests  # annotations only: the client's module loads without it (start-up time, issue #15)
 
 _CHUNK = 64 << 10
 
