@@ -167,10 +167,13 @@ def test_installed_packages_are_the_locked_closure(built: Built) -> None:
     for name, value in stage["closure"].items():
         expected[name.split(":")[0]] = value.split()[0]
     assert built.dpkg == expected
-    assert {"tini", "libgomp1"} == set(stage["pins"])
-    assert {"tini", "libgomp1"} <= set(built.dpkg) - set(built.base_packages)
+    named = ("tini", "libgomp1", "python3.11", "python3.11-venv")
+    assert set(named) == set(stage["pins"])
+    assert {"tini", "libgomp1"} <= set(built.dpkg) - set(built.base_packages)  # python3.11 is in the base here
     pinned = (built.project / "Dockerfile").read_text()
-    assert f"tini={stage['pins']['tini']} libgomp1={stage['pins']['libgomp1']} &&" in pinned
+    assert " ".join(f"{name}={stage['pins'][name]}" for name in named) + " &&" in pinned
+    builder = built.lock.apt["stages"]["Dockerfile:builder"]["linux/amd64"]
+    assert {"python3.11", "python3.11-venv"} == set(builder["pins"])
     froms = [line for line in pinned.splitlines() if line.startswith("FROM ")]
     assert len(froms) == 2 and all("@sha256:" in line for line in froms)
 
