@@ -21,9 +21,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -209,6 +207,8 @@ def probe_pages(urls: Iterable[tuple[str, str]], projects: Iterable[str], *, tim
 
 def _probe_one(url: str, timeout: float, *, missing_ok: bool = False) -> str | None:
     """Why ``url`` cannot serve as an index, or None when it answers."""
+    import urllib.request  # only when an index is probed: verify and a no-change lock never load it (#15)
+
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme == "file":
         path = Path(urllib.request.url2pathname(parsed.path))
@@ -227,6 +227,9 @@ def _probe_one(url: str, timeout: float, *, missing_ok: bool = False) -> str | N
 
 
 def _head(parsed: urllib.parse.SplitResult, timeout: float, missing_ok: bool) -> str | None:
+    import urllib.error
+    import urllib.request
+
     netloc = parsed.netloc.rsplit("@", 1)[-1]
     path = parsed.path if parsed.path.endswith("/") else parsed.path + "/"
     target = urllib.parse.urlunsplit((parsed.scheme, netloc, path, parsed.query, ""))

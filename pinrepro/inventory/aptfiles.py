@@ -16,14 +16,17 @@ import re
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pinrepro.errors import InventoryError
 from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.cache import default_cache_dir
-from pinrepro.inventory.layers import _decompressed, _Replay, _Verifier, normalize, resolve_link
-from pinrepro.inventory.scan import BlobSource, parse_manifest
+from pinrepro.inventory.layers import normalize, resolve_link
 from pinrepro.reference import ImageRef
+
+if TYPE_CHECKING:
+    # The scan and the layer readers load when layers are read, not for verify's apt checks (start-up, #15).
+    from pinrepro.inventory.scan import BlobSource
 
 # Directories whose direct children apt reads, and single files.
 _DIRECTORIES = ("etc/apt/sources.list.d", "etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/trusted.gpg.d",
@@ -42,6 +45,8 @@ def wanted(path: str) -> bool:
 def image_apt_files(client: BlobSource, ref: ImageRef, manifest_digest: str, *,
                     cache_dir: Path | None = None) -> dict[str, bytes]:
     """Image path -> content of every file apt would read on the platform image ``manifest_digest``."""
+    from pinrepro.inventory.scan import parse_manifest
+
     where = ref.name
     data, _, _ = client.get_manifest(ref.with_digest(manifest_digest))
     manifest = parse_manifest(data, where=where, digest=manifest_digest)
@@ -85,6 +90,8 @@ LayerFiles = tuple[dict[str, bytes], dict[str, str], frozenset[str], frozenset[s
 
 def read_layer_files(stream: IO[bytes], *, digest: str, where: str) -> LayerFiles:
     """(files, symlinks, whiteouts, opaque directories) of one layer, for the paths apt reads."""
+    from pinrepro.inventory.layers import _decompressed, _Replay, _Verifier
+
     verifier = _Verifier(stream, digest, where)
     head = verifier.read(4)
     reader, _ = _decompressed(head, _Replay(head, verifier))
