@@ -48,7 +48,8 @@ def failure(resolver: str, request: CompileRequest, output: str, *, program: str
 def _failure(resolver: str, request: CompileRequest, output: str, *, program: str) -> ResolverError:
     where = f"layer '{request.layer}' ({request.requirements})"
     if any(sign in output for sign in _NETWORK_SIGNS):
-        indexes = [request.index.index_url or "https://pypi.org/simple", *request.index.extra_index_urls]
+        # Only configured indexes are named by URL; without index_url the resolver used pip's own default.
+        indexes = [url for url in (request.index.index_url, *request.index.extra_index_urls) if url]
         named = [url for url in indexes if url.rstrip("/") + "/" in output]
         if len(named) == 1:  # the resolver says which index failed: name it, with the resolver's reason
             reason = redact(_uv_explanation(output) if resolver == "uv" else _pip_explanation(output))
@@ -56,8 +57,9 @@ def _failure(resolver: str, request: CompileRequest, output: str, *, program: st
                 f"the package index {redact(named[0])} failed during resolution" + (f": {reason}" if reason else ""),
                 where=where, fix="check the index; the layer was not locked from the other indexes alone",
             )
+        shown = ([] if request.index.index_url else ["pip's default index"]) + [redact(u) for u in indexes]
         return ResolverError(
-            f"cannot reach the package index ({', '.join(redact(u) for u in indexes)})", where=where,
+            f"cannot reach the package index ({', '.join(shown)})", where=where,
             fix="check the network or proxy, and index_url / extra_index_urls in the configuration",
         )
     explanation = redact(_uv_explanation(output) if resolver == "uv" else _pip_explanation(output))

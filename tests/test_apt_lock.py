@@ -38,7 +38,7 @@ def make_project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo, re
     layout = tmp_path / "layout"
     layers: list[im.LayerSpec] = [
         {"etc/os-release": b"ID=debian\nVERSION_CODENAME=bookworm\n", "var/lib/dpkg/status": STATUS,
-         "etc/apt/sources.list": b"deb http://deb.debian.org/debian bookworm main\n"},
+         "etc/apt/sources.list": b"deb http://mirror.example/debian bookworm main\n"},
         # The image's own repository replaces the archive (as an image built for a private mirror does), and
         # its key arrives through a link, as Debian's keyring package installs it.
         {"etc/apt/sources.list": apt_repo.sources_line(KEY).encode(), KEY.lstrip("/"): apt_repo.keyring.read_bytes(),
@@ -146,7 +146,7 @@ def test_verify_offline(project: Path) -> None:
     assert codes == {("apt-drift", 2), ("apt-unpinned", 5)}
 
     (project / "Dockerfile").write_text(text)
-    (project / "pinrepro.apt/base/sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
+    (project / "pinrepro.apt/base/sources.list").write_text("deb http://mirror.example/debian bookworm main\n")
     moved = run(project, "verify")
     assert moved.exit_code == 1
     assert "pinrepro.apt/base/sources.list: error: the snapshot sources of Dockerfile:base differ" in moved.output

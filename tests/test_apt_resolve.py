@@ -113,14 +113,14 @@ def test_no_apt_get_on_this_host(monkeypatch: pytest.MonkeyPatch, apt_repo: AptR
 # -- sources ---------------------------------------------------------------------------------------------------
 _DEB822 = b"""\
 Types: deb deb-src
-URIs: http://deb.debian.org/debian
+URIs: http://mirror.example/debian
 Suites: bookworm bookworm-updates
 Components: main contrib
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 # security updates
 Types: deb
-URIs: http://deb.debian.org/debian-security
+URIs: http://mirror.example/debian-security
 Suites: bookworm-security
 Components: main
 Signed-By:
@@ -138,19 +138,22 @@ Enabled: no
 
 
 def test_sources_both_formats() -> None:
-    files = {"etc/apt/sources.list": b"# comment\ndeb [arch=amd64 trusted=yes] http://127.0.0.1:1/debian s main\n"
-                                     b"deb-src http://127.0.0.1:1/debian s main\n",
-             "etc/apt/sources.list.d/debian.sources": _DEB822}
+    files = {"etc/apt/sources.list": b"# comment\ndeb [arch=amd64 trusted=yes] http://127.0.0.1:1/repo s main\n"
+                                     b"deb-src http://127.0.0.1:1/repo s main\n",
+             "etc/apt/sources.list.d/debian.sources": _DEB822,
+             # A vendor's repository named like the distribution's archive, in a file of its own: not official.
+             "etc/apt/sources.list.d/vendor.list": b"deb http://vendor.example/linux/debian bookworm stable\n"}
     sources = read_sources(files)
     assert [(s.uri, s.suite, s.archive, s.official) for s in sources] == [
-        ("http://127.0.0.1:1/debian", "s", "debian", False),
-        ("http://deb.debian.org/debian", "bookworm", "debian", True),
-        ("http://deb.debian.org/debian", "bookworm-updates", "debian", True),
-        ("http://deb.debian.org/debian-security", "bookworm-security", "debian-security", True),
+        ("http://127.0.0.1:1/repo", "s", "repo", False),
+        ("http://mirror.example/debian", "bookworm", "debian", True),
+        ("http://mirror.example/debian", "bookworm-updates", "debian", True),
+        ("http://mirror.example/debian-security", "bookworm-security", "debian-security", True),
+        ("http://vendor.example/linux/debian", "bookworm", "debian", False),
     ]
     assert sources[3].inline_key is not None and sources[3].inline_key.splitlines()[1] == ""
     template = "https://snapshot.example.invalid/archive/{archive}/{timestamp}/"
-    assert render(sources[2:], uri_for=lambda s: snapshot_uri(s, template, "20240102T030405Z"), snapshot=True) == (
+    assert render(sources[2:4], uri_for=lambda s: snapshot_uri(s, template, "20240102T030405Z"), snapshot=True) == (
         "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg check-valid-until=no] "
         "https://snapshot.example.invalid/archive/debian/20240102T030405Z/ bookworm-updates main contrib\n"
         "deb [check-valid-until=no] https://snapshot.example.invalid/archive/debian-security/20240102T030405Z/ "

@@ -413,7 +413,7 @@ def test_corrupted_contents_are_a_lock_error() -> None:
     ("Typing_Extensions==4.12.2  # via torch\n", {"typing-extensions": ("Typing_Extensions", "4.12.2")}),
     ("uvicorn[standard]==0.30.1 ; python_version >= '3.8'\n", {"uvicorn": ("uvicorn", "0.30.1")}),
     ("mypkg @ https://example.org/mypkg-1.0.tar.gz\n", {"mypkg": ("mypkg", "@ https://example.org/mypkg-1.0.tar.gz")}),
-    ("--index-url https://pypi.org/simple\n-c requirements-base.lock\n# comment\n\n", {}),
+    ("--index-url https://index.example/simple\n-c requirements-base.lock\n# comment\n\n", {}),
     ("numpy>=1.0\n", {}),  # not a pin: a lock never has one, and it must not be mistaken for one
     ("torch===2.3.0+cu121\n", {"torch": ("torch", "2.3.0+cu121")}),
     ("", {}),

@@ -16,11 +16,11 @@ from pinrepro.errors import PinreproError
 
 SOURCES_LIST = "etc/apt/sources.list"
 SOURCES_PARTS = "etc/apt/sources.list.d"
-# Hosts whose archives snapshot.debian.org / snapshot.ubuntu.com keep, so the default snapshot URL applies.
-OFFICIAL_HOSTS = re.compile(
-    r"(?:deb|security|ftp(?:\.[a-z]{2})?|httpredir)\.debian\.org|"
-    r"(?:[a-z]{2}\.)?(?:archive|security|ports)\.ubuntu\.com",
-)
+# The distribution's own archives, recognised without naming any mirror host: the archive name (the last part of
+# the URI's path, as the snapshot services spell it) of a source the image's distribution files declare. A vendor
+# repository added under sources.list.d (download.../linux/debian, a PPA) keeps its own files and is not one.
+_DISTRIBUTION_ARCHIVES = frozenset({"debian", "debian-security", "debian-ports", "ubuntu", "ubuntu-ports"})
+_DISTRIBUTION_FILES = frozenset({SOURCES_LIST, f"{SOURCES_PARTS}/debian.sources", f"{SOURCES_PARTS}/ubuntu.sources"})
 _OPTIONS = re.compile(r"\[([^\]]*)\]")
 
 
@@ -41,7 +41,8 @@ class Source:
 
     @property
     def official(self) -> bool:
-        return bool(OFFICIAL_HOSTS.fullmatch(urlsplit(self.uri).hostname or ""))
+        """One of the distribution's own archives, which the Debian and Ubuntu snapshot services keep."""
+        return self.archive in _DISTRIBUTION_ARCHIVES and self.where.rpartition(":")[0] in _DISTRIBUTION_FILES
 
     @property
     def public_uri(self) -> str:
