@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,17 +183,21 @@ def test_per_registry_cap_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
 def test_per_registry_cap_bounds_requests_in_flight_per_host() -> None:
     """12 HEADs with a cap of 3: never more than 3 at the registry at once, though 12 threads run."""
     in_flight = 0
+    started = 0
     peak = 0
-    guard = threading.Lock()
+    guard = threading.Condition()
     body = index_body(7)
 
     def slow(request: Any) -> tuple[int, dict[str, str], bytes]:
-        nonlocal in_flight, peak
+        nonlocal in_flight, started, peak
         with guard:
             in_flight += 1
+            started += 1
             peak = max(peak, in_flight)
-        time.sleep(0.02)  # holds the request open so overlapping ones would be seen; not a timing assertion
-        with guard:
+            guard.notify_all()
+            # Held open until the cap is reached (or every request has started), so a client that let more
+            # through would show it in ``peak``; bounded, so a client that allows fewer cannot hang the test.
+            guard.wait_for(lambda: in_flight >= 3 or started == 12, timeout=5)
             in_flight -= 1
         return 200, {"Content-Type": OCI_INDEX, "Docker-Content-Digest": sha(body)}, b""
 
@@ -205,7 +208,7 @@ def test_per_registry_cap_bounds_requests_in_flight_per_host() -> None:
             refs = [ImageRef.parse(f"ghcr.io/org/img:{n}") for n in range(12)]
             answers = client.head_many(refs)
     assert all(answer.digest == sha(body) for answer in answers.values())  # type: ignore[union-attr]
-    assert 1 <= peak <= 3
+    assert peak == 3  # the cap is used, and never passed
 
 
 def _ghcr_manifests() -> Any:
