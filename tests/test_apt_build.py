@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,11 +21,10 @@ from packaging.utils import canonicalize_name
 
 from pinrepro import lockfile
 from pinrepro.cli import cli
-from pinrepro.inventory.dpkg import parse_status
 from pinrepro.lockfile import Lock
 from pinrepro.requirements import parse_lock
 from tests.support.aptrepo import AptRepo, Deb
-from tests.support.debian import Buildah, rootfs_tar
+from tests.support.debian import Buildah, rootfs_packages, rootfs_tar
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
 from tests.wheelhouse import Wheelhouse
@@ -77,19 +75,11 @@ def _serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
     return server, server.server_address[1]
 
 
-def _dpkg(buildah: Buildah, image: str) -> dict[str, str]:
-    out = buildah.output(image, "dpkg-query", "-W", "-f", "${Package}\\t${Version}\\n")
-    return dict(line.split("\t", 1) for line in out.splitlines() if line)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) -> Iterator[Built]:
     require_tool("apt-get")
     tar = rootfs_tar()
-    with tarfile.open(tar) as archive:
-        member = archive.extractfile("./var/lib/dpkg/status")
-        assert member is not None
-        base_packages = {p.name: p.version for p in parse_status(member.read()).packages}
+    base_packages = rootfs_packages(tar)
     work = tmp_path_factory.mktemp("apt-build")
     repo = AptRepo(work / "repo")
     for deb in (Deb("pr-lib", "1.0"), Deb("pr-tool", "1.0", depends="pr-lib (>= 1.0)"), Deb("pr-doc", "1.0"),
@@ -127,7 +117,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
         assert lock is not None
         arg = f"PIP_INDEX_URL={index}"
         buildah.bud(project, "localhost/apt-app:first", arg)
-        first = _dpkg(buildah, "localhost/apt-app:first")
+        first = buildah.installed("localhost/apt-app:first")
         freeze = set(buildah.output("localhost/apt-app:first", "/opt/venv/bin/pip", "freeze").split())
 
         # The archive moves on: newer versions published, the locked ones gone from the index.
@@ -137,7 +127,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
         repo.remove("pr-lib", "1.0")
         repo.publish()
         buildah.bud(project, "localhost/apt-app:second", arg)
-        second = _dpkg(buildah, "localhost/apt-app:second")
+        second = buildah.installed("localhost/apt-app:second")
         yield Built(project, lock, (project / "Dockerfile").read_text(), base_packages, first, second, freeze,
                     verify.output, verify.exit_code, result.output)
     finally:
@@ -161,7 +151,7 @@ def test_dockerfile_is_pinned_and_verifies(built: Built) -> None:
     assert f"pr-extra=1.0 ca-certificates={pins['ca-certificates']} curl={pins['curl']} && rm" in built.dockerfile
     assert built.verify_exit == 0, built.verify_output
     # The real archive is used live here (its snapshot service is out of reach): lock says so, once per stage.
-    assert built.lock_output.count("http://deb.debian.org/debian (etc/apt/sources.list:1 in ") == 2
+    assert built.lock_output.count("/debian (etc/apt/sources.list:1 in ") == 2
     assert "is used live, snapshots are off for it" in built.lock_output
 
 

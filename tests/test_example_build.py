@@ -29,10 +29,9 @@ from packaging.utils import canonicalize_name
 
 from pinrepro import lockfile
 from pinrepro.cli import cli
-from pinrepro.inventory.dpkg import parse_status
 from pinrepro.lockfile import Lock
 from pinrepro.requirements import parse_lock
-from tests.support.debian import Buildah, rootfs_tar
+from tests.support.debian import Buildah, rootfs_packages, rootfs_tar
 from tests.support.images import OCI_INDEX, OCI_MANIFEST, compress, layer_tar, put_manifest, sha256_digest, upload_blob
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
@@ -108,19 +107,11 @@ def _seed(buildah: Buildah, registry: RegistryServer, tar: Path) -> None:
             put_manifest(http, registry.url, "nvidia/cuda", tag, index_doc, OCI_INDEX)
 
 
-def _dpkg(buildah: Buildah, image: str) -> dict[str, str]:
-    out = buildah.output(image, "dpkg-query", "-W", "-f", "${Package}\\t${Version}\\n")
-    return dict(line.split("\t", 1) for line in out.splitlines() if line)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) -> Iterator[Built]:
     require_tool("apt-get")
     tar = rootfs_tar()
-    with tarfile.open(tar) as archive:
-        member = archive.extractfile("./var/lib/dpkg/status")
-        assert member is not None
-        base_packages = {p.name: p.version for p in parse_status(member.read()).packages}
+    base_packages = rootfs_packages(tar)
     work = tmp_path_factory.mktemp("example-build")
     house = Wheelhouse(work / "wheels")
     house.add("numpy", "1.26.4")
@@ -152,7 +143,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
         assert lock is not None
         # BuildKit sets TARGETARCH by itself; buildah 1.28 does not, so it is passed as Docker would set it.
         buildah.bud(project, "localhost/ml-service:built", "TARGETARCH=amd64", docker_format=True)
-        dpkg = _dpkg(buildah, "localhost/ml-service:built")
+        dpkg = buildah.installed("localhost/ml-service:built")
         freeze = set(buildah.output("localhost/ml-service:built", "pip", "freeze").split())
         inspect = json.loads(buildah("inspect", "--type", "image", "localhost/ml-service:built"))
     verify = CliRunner().invoke(cli, ["verify", "--strict", "-C", str(project)], catch_exceptions=False)

@@ -14,6 +14,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -123,6 +124,11 @@ class Buildah:
         return self("bud", "--network", "host", "--tls-verify=false", "--layers=false", "--pull-always", *args,
                     "-f", str(context / "Dockerfile"), "-t", tag, str(context))
 
+    def installed(self, image: str) -> dict[str, str]:
+        """Package -> version of what dpkg has installed in ``image``."""
+        out = self.output(image, "dpkg-query", "-W", "-f", "${Package}\\t${Version}\\n")
+        return dict(line.split("\t", 1) for line in out.splitlines() if line)
+
     def output(self, image: str, *command: str) -> str:
         # Once, on a loaded machine, `buildah run` exited 0 with no stdout at all (the command's output lost under
         # chroot isolation); every command run here prints something, so an empty answer is asked again once.
@@ -146,3 +152,13 @@ def _run(argv: list[str], *, timeout: float, env: Mapping[str, str] | None = Non
         raise AssertionError(f"{' '.join(argv[:6])} failed ({result.returncode}):\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
+
+
+def rootfs_packages(tar: Path) -> dict[str, str]:
+    """Package -> version of the dpkg status inside the root file system ``tar``."""
+    from pinrepro.inventory.dpkg import parse_status
+
+    with tarfile.open(tar) as archive:
+        member = archive.extractfile("./var/lib/dpkg/status")
+        assert member is not None, f"{tar} has no dpkg status"
+        return {p.name: p.version for p in parse_status(member.read()).packages}
