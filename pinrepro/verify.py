@@ -20,6 +20,7 @@ from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding, Report
+from pinrepro.installs import check_dockerfile_installs
 from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
@@ -27,7 +28,6 @@ from pinrepro.policy import check_policy, load_settings
 from pinrepro.pyplatforms import targets
 from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef
-from pinrepro.requirements import check_dockerfile_installs
 from pinrepro.suppress import apply_ignores
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """The shell commands inside RUN, CMD and ENTRYPOINT, with the Dockerfile line each one starts on.
 
 Not a reader of its own: instructions come from pinrepro.dockerfile (continuations joined, heredoc bodies
-attached) and their scripts are split by its ``shell_tokens`` (the lexer apt pinning uses too). This groups the
+attached) and their scripts are split by its ``shell_tokens`` (the lexer apt pinning uses too); ``pinrepro
+check``'s rules and verify's install check (pinrepro.installs) read RUN lines through here. This groups the
 tokens into simple commands - words without their quotes, redirections, pipelines - keeping each word's
 position, so a finding names the physical line of the command and not only the first line of a 40-line RUN.
 Variable expansion, subshells and functions are not interpreted: the rules only look for literal commands.
