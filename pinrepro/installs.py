@@ -31,6 +31,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pinrepro.config import Config, Layer
 from pinrepro.dockerfile import instructions
 from pinrepro.dockerfile.commands import commands
+from pinrepro.errors import DockerfileError
 from pinrepro.findings import Finding
 from pinrepro.pyplatforms import targetarch_pattern, targets
 
@@ -57,14 +58,19 @@ _TARGETARCH = re.compile(r"\$\{TARGETARCH\}|\$TARGETARCH\b")
 def check_dockerfile_installs(text: str, path: str, config: Config) -> list[Finding]:
     """Errors for RUN commands that install Python packages around the locks, each on its command's line.
 
-    Every simple command of every RUN: its shell form, an exec form (``sh -c`` scripts included) and the
-    heredoc bodies a shell runs.
+    Every simple command of every RUN: its shell form, an exec form (``sh -c`` scripts included), the
+    heredoc bodies a shell runs, and the commands inside ``$(...)``.
     """
+    try:
+        found, _ = instructions(text, path)
+    except DockerfileError:
+        return []  # a file the reader refuses is reported as such where it is parsed (verify's FROM reading)
     findings: list[Finding] = []
-    for instruction in instructions(text, path)[0]:
+    for instruction in found:
         if instruction.command != "run":
             continue
-        for command in commands(instruction):
+        # $(pip install x) installs too: the commands inside substitutions are judged as well.
+        for command in commands(instruction, nested=True):
             findings.extend(check_command(list(command.argv), command.line, path, config))
     return findings
 

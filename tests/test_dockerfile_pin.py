@@ -1,3 +1,6 @@
+"""FROM sites and the global ARGs they see (pinrepro.dockerfile.pin), and the rewrite that pins them
+(pinrepro.dockerfile.rewrite)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -217,6 +220,23 @@ def test_doubled_escape_at_end_is_not_a_continuation() -> None:
         "Dockerfile:1: invalid image reference 'a\\': 'a\\' is not a valid repository path component (written as "
         "'a\\\\') - write it as [registry[:port]/]repository[:tag][@sha256:digest]"
     )
+
+
+# BuildKit stops looking for parser directives at the first line that is not one - a blank line included
+# (https://docs.docker.com/reference/dockerfile/#parser-directives; moby/buildkit
+# frontend/dockerfile/parser/directives.go, DirectiveParser.ParseLine). Below, `# escape=`` is a comment;
+# tests/test_installs.py pins the same for verify's RUN install check.
+LATE_ESCAPE = "\n# escape=`\nFROM python:3.11 `\n  AS build\n"
+
+
+def test_a_directive_after_a_blank_line_is_a_comment_for_the_from_parser() -> None:
+    with pytest.raises(DockerfileError) as caught:
+        parse(LATE_ESCAPE)
+    assert caught.value.where == "Dockerfile:3"
+    assert "FROM takes one image and an optional 'AS <name>'" in caught.value.what
+    # At the top of the file it is a directive: the backtick continues the line.
+    assert [(s.line, s.image, s.stage_name) for s in parse(LATE_ESCAPE.lstrip("\n")).sites] == [
+        (2, "python:3.11", "build")]
 
 
 def test_path_is_kept() -> None:
