@@ -15,7 +15,7 @@ import pytest
 import requests
 import responses
 
-from pinrepro.errors import AuthError, NotFoundError, RegistryError
+from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable
 from pinrepro.registry.authn import AnonymousKeychain, Credential
 from pinrepro.registry.transport import Challenge, Transport, parse_challenge, scope_repositories
 
@@ -622,7 +622,7 @@ def test_connection_refused_on_a_real_loopback_port() -> None:
     transport, sleeps = _transport(max_retries=2, timeout=5.0)
     with pytest.raises(RegistryError) as info:
         transport.request("GET", f"127.0.0.1:{port}", "team/app", "/v2/team/app/manifests/1")
-    assert type(info.value) is RegistryError
+    assert type(info.value) is RegistryUnreachable
     assert str(info.value) == (f"cannot reach 127.0.0.1:{port}: connection refused (for team/app) - check that the "
                                "registry is running and the host and port are right")
     assert len(sleeps.waits) == 2  # https once (no retry: http remains), http with 2 retries
