@@ -7,8 +7,10 @@ memory blow-up, a RecursionError or an internal error.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     import requests  # annotations only: the client's module loads without it (start-up time, issue #15)
 
 _CHUNK = 64 << 10
+# The algorithms image-spec descriptors use (descriptor.md "Registered algorithms": sha256, sha512; sha384 too).
+DIGEST_ALGORITHMS = ("sha256", "sha384", "sha512")
 
 
 def buffer_capped(response: requests.Response, limit: int, netloc: str, *, truncate: bool = False) -> None:
@@ -98,3 +102,79 @@ def plain_http_refused(api_host: str, registry_scheme: str, insecure_registries:
         return False
     return not (is_loopback_host(api_host) or api_host.lower() in insecure_registries)
 
+
+
+def digest_hash(digest: str) -> Any:
+    """A fresh hash object for ``digest``'s algorithm; ValueError for one pinrepro does not verify."""
+    algorithm = digest.partition(":")[0]
+    if algorithm not in DIGEST_ALGORITHMS:
+        raise ValueError(f"unsupported digest algorithm '{algorithm}' in {digest}")
+    return hashlib.new(algorithm)
+
+
+class VerifyingReader(io.RawIOBase):
+    """A body read through its hash; at its end the hash must equal ``digest``, else ``mismatch(actual)`` is raised.
+
+    The one verifying reader for content fetched by digest (layers from the registry client and in the layer
+    scan): the OCI distribution spec says clients MUST verify content against its digest
+    (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-blobs). ``size`` counts the
+    bytes read; ``count`` hears of each chunk (download statistics); ``on_close`` closes what is read from.
+    """
+
+    def __init__(self, read: Callable[[int], bytes], digest: str, mismatch: Callable[[str], Exception], *,
+                 count: Callable[[int], None] | None = None, on_close: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self._hash = digest_hash(digest)
+        self._read = read
+        self._digest = digest
+        self._mismatch = mismatch
+        self._count = count
+        self._on_close = on_close
+        self._checked = False
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def actual(self) -> str:
+        """The digest of what was read so far, in ``digest``'s algorithm."""
+        return f"{self._hash.name}:{self._hash.hexdigest()}"
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        if size == 0:
+            return b""
+        data = self._read(size)
+        if data:
+            self._hash.update(data)
+            self.size += len(data)
+            if self._count is not None:
+                self._count(len(data))
+        elif not self._checked:
+            self._checked = True
+            if self.actual() != self._digest:
+                raise self._mismatch(self.actual())
+        return data
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def readinto(self, buffer: Any, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        """Read to the end, so the digest is checked even when the consumer stopped early."""
+        while self.read(1 << 20):
+            pass
+
+    def close(self) -> None:
+        if not self.closed and self._on_close is not None:
+            self._on_close()
+        super().close()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
-from pinrepro.registry.body import broken_off, loads
+from pinrepro.registry.body import VerifyingReader, broken_off, digest_hash, loads
 from pinrepro.registry.platform import platform_key
 from pinrepro.workers import worker_pool
 
@@ -323,14 +323,17 @@ class RegistryClient:
         return body
 
     def open_blob(self, ref: ImageRef, digest: str) -> BinaryIO:
-        """A layer as a stream; reading past its end raises RegistryError when its sha256 does not match."""
-        algorithm = digest.partition(":")[0]
-        if algorithm not in hashlib.algorithms_available:
+        """A layer as a stream; reading past its end raises RegistryError when its digest does not match."""
+        try:
+            digest_hash(digest)
+        except ValueError:
             raise RegistryError(f"unsupported digest algorithm in {digest} for {ref}",
-                                fix="pinrepro verifies sha256 and sha512 digests")
+                                fix="pinrepro verifies sha256 and sha512 digests") from None
         response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True, long_body=True)
-        raw = _VerifiedStream(response, digest, self._where(ref),
-                              lambda: self._mismatch(ref, "blob", digest, raw.actual()), self._count_blob)
+        where = self._where(ref)
+        raw = VerifyingReader(_download(response, digest, where), digest,
+                              lambda actual: self._mismatch(ref, "blob", digest, actual),
+                              count=self._count_blob, on_close=response.close)
         return io.BufferedReader(raw, buffer_size=_CHUNK)
 
     # -- many at once ------------------------------------------------------------------------------
@@ -407,56 +410,6 @@ class RegistryClient:
                              fix="check the reference; the config blob of an image is small")
 
 
-class _VerifiedStream(io.RawIOBase):
-    """Reads a response body, hashing as it goes; at EOF the hash must equal the digest."""
-
-    def __init__(self, response: requests.Response, digest: str, where: str, mismatch: Callable[[], RegistryError],
-                 count: Callable[[int], None]) -> None:
-        super().__init__()
-        self._response = response
-        self._digest = digest
-        self._where = where
-        self._hash = hashlib.new(digest.partition(":")[0])
-        self._mismatch = mismatch
-        self._count = count
-        self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def actual(self) -> str:
-        return f"{self._digest.partition(':')[0]}:{self._hash.hexdigest()}"
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        try:
-            data = self._response.raw.read(len(view), decode_content=True)
-        except Exception as exc:
-            scope = getattr(self._response, "pinrepro_deadline", None)
-            if scope is not None and scope.fired:
-                raise RegistryError(f"the download of blob {self._digest} of {self._where} did not finish within "
-                                    f"{scope.seconds:g}s", fix="raise PINREPRO_BLOB_DEADLINE for slow links, "
-                                                              "or try again later") from None
-            raise RegistryError(f"the download of blob {self._digest} of {self._where} broke off "
-                                f"({type(exc).__name__})",
-                                fix="try again; check the network or proxy") from None
-        if not data:
-            if not self._checked:
-                self._checked = True
-                if self.actual() != self._digest:
-                    raise self._mismatch()
-            return 0
-        self._hash.update(data)
-        self._count(len(data))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._response.close()
-        super().close()
-
-
 def _per_registry_from_env() -> int:
     value = os.environ.get(PER_REGISTRY_ENV, "").strip()
     if not value:
@@ -465,6 +418,24 @@ def _per_registry_from_env() -> int:
         raise ConfigError(f"{value!r} is not a positive whole number", where=PER_REGISTRY_ENV,
                           fix=f"unset it, or set e.g. {PER_REGISTRY_ENV}=8")
     return int(value)
+
+
+def _download(response: requests.Response, digest: str, where: str) -> Callable[[int], bytes]:
+    """Reads of a layer download, its failures in the user's words (the deadline, or a connection that broke)."""
+
+    def read(size: int) -> bytes:
+        try:
+            return bytes(response.raw.read(size, decode_content=True))
+        except Exception as exc:
+            scope = getattr(response, "pinrepro_deadline", None)
+            if scope is not None and scope.fired:
+                raise RegistryError(f"the download of blob {digest} of {where} did not finish within "
+                                    f"{scope.seconds:g}s", fix="raise PINREPRO_BLOB_DEADLINE for slow links, "
+                                                              "or try again later") from None
+            raise RegistryError(f"the download of blob {digest} of {where} broke off ({type(exc).__name__})",
+                                fix="try again; check the network or proxy") from None
+
+    return read
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
@@ -487,11 +458,13 @@ def _read_capped(response: requests.Response, limit: int) -> bytes:
 
 
 def _digest_of(body: bytes, like: str, where: str) -> str:
-    algorithm = like.partition(":")[0]
-    if algorithm not in ("sha256", "sha384", "sha512"):
-        raise RegistryError(f"unsupported digest algorithm '{algorithm}' in {like} for {where}",
-                            fix="pinrepro verifies sha256 and sha512 digests")
-    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+    try:
+        hashed = digest_hash(like)
+    except ValueError:
+        raise RegistryError(f"unsupported digest algorithm '{like.partition(':')[0]}' in {like} for {where}",
+                            fix="pinrepro verifies sha256 and sha512 digests") from None
+    hashed.update(body)
+    return f"{hashed.name}:{hashed.hexdigest()}"
 
 
 def _media_type(header: str | None) -> str:
