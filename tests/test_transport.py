@@ -203,7 +203,9 @@ def test_retry_after_beyond_the_wait_budget_is_not_waited_for(rsps: responses.Re
     assert transport.request_count == 2
 
 
-def test_retries_are_bounded_with_exponential_backoff(rsps: responses.RequestsMock) -> None:
+def test_retries_are_bounded_with_exponential_backoff(rsps: responses.RequestsMock,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PINREPRO_BACKOFF_S")  # the real waits (recorded, not slept), not the suite's short ones
     rsps.get("https://ghcr.io/v2/", status=200)
     rsps.get("https://ghcr.io/v2/org/img/manifests/1", status=503, body="upstream down")
     transport, sleeps = _transport(max_retries=3)
