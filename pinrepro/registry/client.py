@@ -20,25 +20,24 @@ from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryE
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
 from pinrepro.registry.body import VerifyingReader, broken_off, digest_hash, loads
+from pinrepro.registry.mediatypes import (
+    ACCEPT_MANIFESTS,
+    GENERIC_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    body_media_type,
+    header_media_type,
+)
 from pinrepro.registry.platform import platform_key
 from pinrepro.workers import worker_pool
 
 if TYPE_CHECKING:
-    # requests loads with the transport, when a client is made: the descriptors and media types here serve the
-    # scan, apt and verify modules without it (start-up time, issue #15).
+    # requests loads with the transport, when a client is made: the descriptors here serve the scan, apt and
+    # verify modules without it (start-up time, issue #15).
     import requests
 
     from pinrepro.registry.transport import Transport
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-# All four, always: without the list/index types a registry answers the linux/amd64 manifest and the pin is
-# wrong for every other platform (dependabot-core #2962/#3060, distribution #3431).
-ACCEPT_MANIFESTS = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 # containerd's cap on manifest size (core/remotes/docker/fetcher.go).
 MAX_MANIFEST_BYTES = 4 << 20
 _MANIFEST_HEADERS = {
@@ -47,7 +46,6 @@ _MANIFEST_HEADERS = {
     "Accept-Encoding": "identity",
 }
 _BLOB_HEADERS = {"Accept-Encoding": "identity"}
-_GENERIC_TYPES = {"", "application/json", "text/plain", "application/octet-stream"}
 _CHUNK = 1 << 16
 _T = TypeVar("_T")
 # Requests in flight per registry host. Over a WAN each request waits a round trip, so lookups overlap them: 32
@@ -170,9 +168,9 @@ class RegistryClient:
                                  allow_status=(404, 405))
         with response:
             digest = response.headers.get("Docker-Content-Digest", "").strip()
-            media_type = _media_type(response.headers.get("Content-Type"))
+            media_type = header_media_type(response.headers.get("Content-Type"))
             length = response.headers.get("Content-Length")
-            usable = response.status_code < 300 and digest and media_type not in _GENERIC_TYPES
+            usable = response.status_code < 300 and digest and media_type not in GENERIC_TYPES
         if usable:
             if ref.digest and digest != ref.digest:
                 raise self._mismatch(ref, "manifest", ref.digest, digest)
@@ -201,7 +199,7 @@ class RegistryClient:
                 raise self._too_big(ref, int(length))
             body = _read_capped(response, MAX_MANIFEST_BYTES + 1)
             header_digest = response.headers.get("Docker-Content-Digest", "").strip()
-            header_type = _media_type(response.headers.get("Content-Type"))
+            header_type = header_media_type(response.headers.get("Content-Type"))
         if len(body) > MAX_MANIFEST_BYTES:
             raise self._too_big(ref, len(body))
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -213,8 +211,8 @@ class RegistryClient:
             digest = ref.digest
         document = _parse_json(body)
         media_type = header_type
-        if media_type in _GENERIC_TYPES:
-            media_type = _body_media_type(document)
+        if media_type in GENERIC_TYPES:
+            media_type = body_media_type(document)
         if media_type not in INDEX_TYPES | MANIFEST_TYPES:
             raise self._unknown_type(ref, media_type)
         if document is None:
@@ -263,7 +261,7 @@ class RegistryClient:
     def _manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
         cached = self.blob_cache.blob(ref.digest) if self.blob_cache is not None and ref.digest else None
         if cached is not None and ref.digest:
-            media_type = _body_media_type(_parse_json(cached))
+            media_type = body_media_type(_parse_json(cached))
             if media_type in INDEX_TYPES | MANIFEST_TYPES:
                 return cached, media_type, ref.digest
         body, media_type, digest = self.get_manifest(ref)
@@ -467,29 +465,11 @@ def _digest_of(body: bytes, like: str, where: str) -> str:
     return f"{hashed.name}:{hashed.hexdigest()}"
 
 
-def _media_type(header: str | None) -> str:
-    return (header or "").split(";", 1)[0].strip().lower()
-
-
 def _parse_json(body: bytes) -> Any:
     try:
         return loads(body)
     except ValueError:
         return None
-
-
-def _body_media_type(document: Any) -> str:
-    """The media type a manifest declares, or what its shape says when it declares none (image-spec allows it)."""
-    if not isinstance(document, dict):
-        return ""
-    declared = document.get("mediaType")
-    if isinstance(declared, str) and declared:
-        return declared
-    if isinstance(document.get("manifests"), list):
-        return OCI_INDEX
-    if isinstance(document.get("config"), dict):
-        return OCI_MANIFEST
-    return ""
 
 
 def _optional_str(value: object) -> str | None:
