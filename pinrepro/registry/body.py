@@ -178,3 +178,52 @@ class VerifyingReader(io.RawIOBase):
         if not self.closed and self._on_close is not None:
             self._on_close()
         super().close()
+
+
+def read_capped(response: requests.Response, limit: int) -> bytes:
+    """A streamed body, at most ``limit`` bytes; a body cut by the deadline or broken framing is an error."""
+    import requests  # loaded already: there is a response (the module imports it for annotations only)
+
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    except requests.exceptions.RequestException as exc:
+        raise broken_off(response, exc) from None
+    scope = getattr(response, "pinrepro_deadline", None)
+    if scope is not None and scope.fired:  # cut short by the deadline: what came is not the whole body
+        raise broken_off(response, TimeoutError())
+    return b"".join(chunks)
+
+
+def digest_of(body: bytes, like: str, where: str) -> str:
+    """The digest of ``body`` in the algorithm of the digest ``like``."""
+    try:
+        hashed = digest_hash(like)
+    except ValueError:
+        raise RegistryError(f"unsupported digest algorithm '{like.partition(':')[0]}' in {like} for {where}",
+                            fix="pinrepro verifies sha256 and sha512 digests") from None
+    hashed.update(body)
+    return f"{hashed.name}:{hashed.hexdigest()}"
+
+
+def download(response: requests.Response, digest: str, where: str) -> Callable[[int], bytes]:
+    """Reads of a layer download, its failures in the user's words (the deadline, or a connection that broke)."""
+
+    def read(size: int) -> bytes:
+        try:
+            return bytes(response.raw.read(size, decode_content=True))
+        except Exception as exc:
+            scope = getattr(response, "pinrepro_deadline", None)
+            if scope is not None and scope.fired:
+                raise RegistryError(f"the download of blob {digest} of {where} did not finish within "
+                                    f"{scope.seconds:g}s", fix="raise PINREPRO_BLOB_DEADLINE for slow links, "
+                                                              "or try again later") from None
+            raise RegistryError(f"the download of blob {digest} of {where} broke off ({type(exc).__name__})",
+                                fix="try again; check the network or proxy") from None
+
+    return read

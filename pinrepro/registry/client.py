@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
-from pinrepro.registry.body import VerifyingReader, broken_off, digest_hash, loads
+from pinrepro.registry.body import VerifyingReader, digest_hash, digest_of, download, loads, read_capped
+from pinrepro.registry.errors import digest_mismatch, too_big, unknown_media_type
 from pinrepro.registry.mediatypes import (
     ACCEPT_MANIFESTS,
     GENERIC_TYPES,
@@ -28,7 +29,7 @@ from pinrepro.registry.mediatypes import (
     body_media_type,
     header_media_type,
 )
-from pinrepro.registry.platform import platform_key
+from pinrepro.registry.platform import config_platform, index_platforms
 from pinrepro.workers import worker_pool
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class RegistryClient:
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
                 raise self._too_big(ref, int(length))
-            body = _read_capped(response, MAX_MANIFEST_BYTES + 1)
+            body = read_capped(response, MAX_MANIFEST_BYTES + 1)
             header_digest = response.headers.get("Docker-Content-Digest", "").strip()
             header_type = header_media_type(response.headers.get("Content-Type"))
         if len(body) > MAX_MANIFEST_BYTES:
@@ -205,8 +206,8 @@ class RegistryClient:
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         # Clients MUST verify (distribution spec): the header when present, the requested digest when asked.
         for expected in (header_digest, ref.digest):
-            if expected and _digest_of(body, expected, self._where(ref)) != expected:
-                raise self._mismatch(ref, "manifest", expected, _digest_of(body, expected, self._where(ref)))
+            if expected and digest_of(body, expected, self._where(ref)) != expected:
+                raise self._mismatch(ref, "manifest", expected, digest_of(body, expected, self._where(ref)))
         if ref.digest:
             digest = ref.digest
         document = _parse_json(body)
@@ -253,9 +254,7 @@ class RegistryClient:
         if not isinstance(image_config, dict):
             raise RegistryError(f"the config blob {config_digest} of {ref} is not a JSON object",
                                 fix="the image is not a container image; check the reference")
-        key = platform_key(str(image_config.get("os") or "unknown"), str(image_config.get("architecture") or
-                                                                         "unknown"),
-                           _optional_str(image_config.get("variant")))
+        key = config_platform(image_config)
         return ImageDescription(digest, media_type, {key: PlatformManifest(digest, media_type, config_digest)})
 
     def _manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
@@ -270,27 +269,12 @@ class RegistryClient:
         return body, media_type, digest
 
     def _platforms_of_index(self, ref: ImageRef, index: dict[str, Any]) -> dict[str, PlatformManifest]:
-        platforms: dict[str, PlatformManifest] = {}
         entries = index.get("manifests")
         if not isinstance(entries, list):
             raise RegistryError(f"the index of {ref} has no 'manifests' list",
                                 fix="the registry sent a broken index; report it to its operators")
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            platform = entry.get("platform")
-            digest = entry.get("digest")
-            if not isinstance(platform, dict) or not isinstance(digest, str):
-                continue
-            os_name = str(platform.get("os") or "")
-            architecture = str(platform.get("architecture") or "")
-            # BuildKit's attestation manifests sit in the index as "unknown/unknown".
-            if not os_name or not architecture or os_name == "unknown" or architecture == "unknown":
-                continue
-            key = platform_key(os_name, architecture, _optional_str(platform.get("variant")))
-            # The first entry for a platform wins, as in docker pull (containerd's platform matcher order).
-            platforms.setdefault(key, PlatformManifest(digest, str(entry.get("mediaType") or ""), None))
-        return platforms
+        return {key: PlatformManifest(digest, media_type, None)
+                for key, (digest, media_type) in index_platforms(entries).items()}
 
     # -- blobs -------------------------------------------------------------------------------------
 
@@ -309,11 +293,11 @@ class RegistryClient:
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_size:
                 raise self._blob_too_big(ref, digest, int(length), max_size)
-            body = _read_capped(response, max_size + 1)
+            body = read_capped(response, max_size + 1)
         if len(body) > max_size:
             raise self._blob_too_big(ref, digest, len(body), max_size)
         self._count_blob(len(body))
-        actual = _digest_of(body, digest, self._where(ref))
+        actual = digest_of(body, digest, self._where(ref))
         if actual != digest:
             raise self._mismatch(ref, "blob", digest, actual)
         if self.blob_cache:
@@ -329,7 +313,7 @@ class RegistryClient:
                                 fix="pinrepro verifies sha256 and sha512 digests") from None
         response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True, long_body=True)
         where = self._where(ref)
-        raw = VerifyingReader(_download(response, digest, where), digest,
+        raw = VerifyingReader(download(response, digest, where), digest,
                               lambda actual: self._mismatch(ref, "blob", digest, actual),
                               count=self._count_blob, on_close=response.close)
         return io.BufferedReader(raw, buffer_size=_CHUNK)
@@ -390,22 +374,18 @@ class RegistryClient:
         return f"{ref.name} (via mirror {host})" if host != ref.api_host else ref.name
 
     def _mismatch(self, ref: ImageRef, kind: str, expected: str, actual: str) -> RegistryError:
-        return RegistryError(f"digest mismatch for {kind} of {self._where(ref)}: expected {expected}, got {actual}",
-                             fix="the registry or a proxy altered the content; try again, or report it")
+        return digest_mismatch(kind, self._where(ref), expected, actual)
 
     def _unknown_type(self, ref: ImageRef, media_type: str) -> RegistryError:
-        shown = media_type or "none"
-        return RegistryError(f"unsupported manifest media type '{shown}' for {self._where(ref)}",
-                             fix="pinrepro understands OCI and Docker v2 manifests and indexes; Docker schema 1 "
-                                 "images must be re-pushed with a current Docker or skopeo")
+        return unknown_media_type(self._where(ref), media_type)
 
     def _too_big(self, ref: ImageRef, size: int) -> RegistryError:
-        return RegistryError(f"the manifest of {self._where(ref)} is {size} bytes, over the "
-                             f"{MAX_MANIFEST_BYTES}-byte limit", fix="check the reference; this is not an image")
+        return too_big(f"the manifest of {self._where(ref)}", size, MAX_MANIFEST_BYTES,
+                       fix="check the reference; this is not an image")
 
     def _blob_too_big(self, ref: ImageRef, digest: str, size: int, limit: int) -> RegistryError:
-        return RegistryError(f"blob {digest} of {self._where(ref)} is {size} bytes, over the {limit}-byte limit",
-                             fix="check the reference; the config blob of an image is small")
+        return too_big(f"blob {digest} of {self._where(ref)}", size, limit,
+                       fix="check the reference; the config blob of an image is small")
 
 
 def _per_registry_from_env() -> int:
@@ -418,59 +398,9 @@ def _per_registry_from_env() -> int:
     return int(value)
 
 
-def _download(response: requests.Response, digest: str, where: str) -> Callable[[int], bytes]:
-    """Reads of a layer download, its failures in the user's words (the deadline, or a connection that broke)."""
-
-    def read(size: int) -> bytes:
-        try:
-            return bytes(response.raw.read(size, decode_content=True))
-        except Exception as exc:
-            scope = getattr(response, "pinrepro_deadline", None)
-            if scope is not None and scope.fired:
-                raise RegistryError(f"the download of blob {digest} of {where} did not finish within "
-                                    f"{scope.seconds:g}s", fix="raise PINREPRO_BLOB_DEADLINE for slow links, "
-                                                              "or try again later") from None
-            raise RegistryError(f"the download of blob {digest} of {where} broke off ({type(exc).__name__})",
-                                fix="try again; check the network or proxy") from None
-
-    return read
-
-
-def _read_capped(response: requests.Response, limit: int) -> bytes:
-    import requests  # loaded already: there is a response (the module imports it for annotations only)
-
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_content(_CHUNK):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-    except requests.exceptions.RequestException as exc:
-        raise broken_off(response, exc) from None
-    scope = getattr(response, "pinrepro_deadline", None)
-    if scope is not None and scope.fired:  # cut short by the deadline: what came is not the whole body
-        raise broken_off(response, TimeoutError())
-    return b"".join(chunks)
-
-
-def _digest_of(body: bytes, like: str, where: str) -> str:
-    try:
-        hashed = digest_hash(like)
-    except ValueError:
-        raise RegistryError(f"unsupported digest algorithm '{like.partition(':')[0]}' in {like} for {where}",
-                            fix="pinrepro verifies sha256 and sha512 digests") from None
-    hashed.update(body)
-    return f"{hashed.name}:{hashed.hexdigest()}"
-
-
 def _parse_json(body: bytes) -> Any:
     try:
         return loads(body)
     except ValueError:
         return None
 
-
-def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -180,3 +180,18 @@ def retries_made(response: requests.Response) -> int:
     retry = getattr(response.raw, "retries", None)
     history = getattr(retry, "history", ())
     return len(history)
+
+
+def digest_mismatch(kind: str, where: str, expected: str, actual: str) -> RegistryError:
+    return RegistryError(f"digest mismatch for {kind} of {where}: expected {expected}, got {actual}",
+                         fix="the registry or a proxy altered the content; try again, or report it")
+
+
+def unknown_media_type(where: str, media_type: str) -> RegistryError:
+    return RegistryError(f"unsupported manifest media type '{media_type or 'none'}' for {where}",
+                         fix="pinrepro understands OCI and Docker v2 manifests and indexes; Docker schema 1 "
+                             "images must be re-pushed with a current Docker or skopeo")
+
+
+def too_big(what: str, size: int, limit: int, *, fix: str) -> RegistryError:
+    return RegistryError(f"{what} is {size} bytes, over the {limit}-byte limit", fix=fix)

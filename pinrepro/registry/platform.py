@@ -7,7 +7,8 @@ Normalisation follows containerd's ``platforms`` package: ``aarch64`` is ``arm64
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 _ARCH_ALIASES = {
     "x86_64": "amd64",
@@ -67,3 +68,34 @@ def match_platform(wanted: str, available: Iterable[str]) -> str | None:
         if len(same) == 1:
             return same[0]
     return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def config_platform(image_config: Mapping[str, Any]) -> str:
+    """The platform key of a single-platform image, from its config blob (``unknown`` for what is missing)."""
+    return platform_key(str(image_config.get("os") or "unknown"), str(image_config.get("architecture") or "unknown"),
+                        _text(image_config.get("variant")))
+
+
+def index_platforms(entries: list[Any]) -> dict[str, tuple[str, str]]:
+    """platform key -> (digest, media type) of an index's ``manifests``; attestations and broken entries skipped."""
+    platforms: dict[str, tuple[str, str]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        platform = entry.get("platform")
+        digest = entry.get("digest")
+        if not isinstance(platform, dict) or not isinstance(digest, str):
+            continue
+        os_name = str(platform.get("os") or "")
+        architecture = str(platform.get("architecture") or "")
+        # BuildKit's attestation manifests sit in the index as "unknown/unknown".
+        if not os_name or not architecture or os_name == "unknown" or architecture == "unknown":
+            continue
+        key = platform_key(os_name, architecture, _text(platform.get("variant")))
+        # The first entry for a platform wins, as in docker pull (containerd's platform matcher order).
+        platforms.setdefault(key, (digest, str(entry.get("mediaType") or "")))
+    return platforms
