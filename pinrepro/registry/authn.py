@@ -1,6 +1,7 @@
 """Where registry credentials come from: the user's Docker and podman/skopeo login files.
 
-Order (containers/image ``pkg/docker/config/config.go``, see FACTS.md), first file with an answer wins:
+Order (containers/image ``pkg/docker/config/config.go``, https://github.com/containers/image), first file
+with an answer wins:
 
 1. ``$REGISTRY_AUTH_FILE``
 2. ``$XDG_RUNTIME_DIR/containers/auth.json``

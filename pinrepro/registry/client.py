@@ -164,7 +164,7 @@ class RegistryClient:
 
     def head_digest(self, ref: ImageRef) -> Descriptor:
         """The digest ``ref`` points to. HEAD first (free on Docker Hub); GET and hash when HEAD can't tell."""
-        # HEAD may answer 404/405 where GET works (old distribution, Nexus, some Harbor) - FACTS.md.
+        # HEAD may answer 404/405 where GET works (old distribution, Nexus, some Harbor).
         response = self._request("HEAD", ref, f"/manifests/{ref.manifest_ref}", headers=_MANIFEST_HEADERS,
                                  allow_status=(404, 405))
         with response:

@@ -1,34 +1,33 @@
-"""The one HTTP session to registries: auth handshake, token cache, retries, redirects, errors.
+"""The one HTTP session to registries: auth handshake, token cache, retries, redirects.
 
-Handshake (go-containerregistry ``pkg/v1/remote/transport``; FACTS.md "Auth handshake"): ``GET /v2/`` once
-per host; 200 means anonymous, 401 with ``Basic`` means basic auth with the keychain's credential, 401 with
-``Bearer realm=...,service=...,scope=...`` means the token flow. Tokens are cached per (host, scope) and
-reused until shortly before they expire. Authorization is never sent to another host: redirects (blob
-downloads go to S3/CDN hosts) are followed by hand. Error messages name hosts and repositories only; tokens,
-passwords and headers never reach a message.
+Handshake (distribution's token auth, https://distribution.github.io/distribution/spec/auth/token/, as
+go-containerregistry ``pkg/v1/remote/transport`` does it): ``GET /v2/`` once per host; 200 means anonymous,
+401 with ``Basic`` means basic auth with the keychain's credential, 401 with ``Bearer realm=...,service=...``
+means the token flow. Tokens are cached per (host, scope) and reused until shortly before they expire.
+Authorization is never sent to another host: redirects (blob downloads go to S3/CDN hosts) are followed by
+hand. The pieces: challenge.py (WWW-Authenticate), token.py (the token request and answer), retry.py (when
+to send again), session.py (one send under a deadline), errors.py (every error, naming hosts and
+repositories only; tokens, passwords and headers never reach one).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import urllib3
 
 from pinrepro import __version__
 from pinrepro.errors import RegistryError, RegistryUnreachable
 from pinrepro.reference import is_loopback_host
-from pinrepro.registry import deadline, retry, token
+from pinrepro.registry import deadline, retry, session, token
 from pinrepro.registry.authn import Credential, Keychain
-from pinrepro.registry.body import buffer_capped, plain_http_refused, problem_with_url
+from pinrepro.registry.body import plain_http_refused, problem_with_url
 from pinrepro.registry.challenge import ANONYMOUS, Challenge, parse_challenge, repository_scope, scope_repositories
 from pinrepro.registry.errors import (
-    ERROR_BODY_LIMIT,
     auth_error,
     for_repository,
     for_suffix,
@@ -53,21 +52,6 @@ class _HostState:
     unreachable: RegistryError | None = None
 
 
-class _NoNetrc(requests.auth.AuthBase):
-    """Set as the session's auth so requests never adds ~/.netrc credentials (they would follow redirects)."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-
-class _Session(requests.Session):
-    """Redirects are followed by hand (Transport._send_following_redirects, which checks each Location);
-    requests would otherwise parse Location even with allow_redirects=False, and crash on a bad one."""
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        return None
-
-
 class Transport:
     """Sends registry requests with the right scheme and credentials; raises pinrepro errors."""
 
@@ -88,13 +72,7 @@ class Transport:
         self.max_retry_wait = max_retry_wait
         self._sleep = sleep
         self._clock = clock
-        self._session = _Session()
-        self._session.auth = _NoNetrc()
-        self._session.headers["User-Agent"] = user_agent
-        adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-        deadline.watch(adapter)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        self._session = session.new_session(user_agent, pool_size)
         self._hosts: dict[str, _HostState] = {}
         self._tokens: dict[tuple[str, str], token.Token] = {}
         self._credentials: dict[str, Credential | None] = {}
@@ -325,30 +303,10 @@ class Transport:
 
     def _send_once(self, method: str, url: str, headers: Mapping[str, str], stream: bool,
                    data: str | None = None) -> requests.Response:
-        verify = self._verify(url)
         seconds = getattr(self._deadline_s, "value", None) or self.total_deadline
-        # Always streamed from requests' side: a body we keep is read here, with a size cap, under the deadline.
-        with deadline.scope(seconds) as limit:
-            try:
-                if verify:
-                    response = self._session.request(method, url, headers=dict(headers), stream=True, data=data,
-                                                     timeout=self.timeout, allow_redirects=False)
-                else:
-                    with warnings.catch_warnings():
-                        # The user listed this host as insecure; the warning would only repeat that.
-                        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                        response = self._session.request(method, url, headers=dict(headers), stream=True,
-                                                         data=data, timeout=self.timeout, allow_redirects=False,
-                                                         verify=False)
-                response.pinrepro_deadline = limit  # type: ignore[attr-defined]
-                if not stream or response.status_code >= 300:
-                    error = response.status_code >= 300
-                    buffer_capped(response, ERROR_BODY_LIMIT if error else self.max_body, urlsplit(url).netloc,
-                                  truncate=error)
-            except requests.exceptions.RequestException as exc:
-                if limit.fired:
-                    raise _DeadlinePassed(seconds) from exc
-                raise
+        response = session.send_once(self._session, method, url, headers, stream=stream, data=data,
+                                     timeout=self.timeout, seconds=seconds, verify=self._verify(url),
+                                     max_body=self.max_body)
         with self._lock:
             self._count += 1
         return response
@@ -365,7 +323,7 @@ class Transport:
         while True:
             try:
                 response = self._send_once(method, url, headers, stream, data)
-            except _DeadlinePassed as exc:
+            except session.DeadlinePassed as exc:
                 # Not retried: a server slow enough to miss it once would only make the wait a multiple.
                 raise RegistryError(f"{urlsplit(url).netloc} did not send a complete answer within {exc.seconds:g}s",
                                     fix="the server is too slow or stalled; try again later, or raise "
@@ -392,12 +350,13 @@ class Transport:
     def _send_following_redirects(self, method: str, url: str, api_host: str, headers: Mapping[str, str] | None,
                                   auth: str | None, stream: bool, repository: str,
                                   upstream: str | None) -> requests.Response:
+        # Redirects are followed here, not by requests, so that credentials never follow a redirect to another
+        # host: blob downloads are redirected to S3/CDN hosts, which must not see the registry's token.
         origin = urlsplit(url)
         current = url
         for _ in range(_MAX_REDIRECTS + 1):
             sent = dict(headers or {})
             target = urlsplit(current)
-            # Credentials only to the registry itself: blob redirects go to S3/CDN hosts (FACTS.md).
             if auth is not None and (target.netloc, target.scheme) == (origin.netloc, origin.scheme):
                 sent["Authorization"] = auth
             response = self._send_with_retries(method, current, sent, stream)
@@ -425,8 +384,3 @@ class Transport:
         raise RegistryError(f"{host_label(api_host, upstream)} redirected more than {_MAX_REDIRECTS} times "
                             f"for {repository}", fix="check the registry or proxy configuration")
 
-
-class _DeadlinePassed(Exception):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
