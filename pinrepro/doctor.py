@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import platform as platform_module
 import re
 import shutil
 import subprocess
@@ -30,13 +29,12 @@ from pinrepro.inventory.driver_table import driver_floor, load_table, newest_cud
 from pinrepro.lockfile import Lock
 from pinrepro.manifest import contents_of
 from pinrepro.pyplatforms import targets
+from pinrepro.registry.platform import host_platform, uname_machine, without_variant
 
 Status = Literal["ok", "no", "unknown", "skipped"]
 _CUDA_HEADER = re.compile(r"CUDA Version:\s*(\d+\.\d+(?:\.\d+)?)")
 _DRIVER_HEADER = re.compile(r"Driver Version:\s*(\d+(?:\.\d+)+)")
 _CTK_VERSION = re.compile(r"version\s+v?(\d+(?:\.\d+)+\S*)", re.IGNORECASE)
-_MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le",
-                 "s390x": "s390x"}
 _TIMEOUT_S = 20.0
 
 
@@ -263,11 +261,6 @@ def probe_toolkit(run: Runner = run_tool) -> ToolkitInfo:
     return ToolkitInfo(installed=True, version=match[1] if match else None)
 
 
-def host_platform() -> str:
-    machine = platform_module.machine().lower()
-    return f"linux/{_MACHINE_ARCH.get(machine, machine)}"
-
-
 # -- the verdicts ---------------------------------------------------------------------------------------
 
 
@@ -290,12 +283,12 @@ def doctor(lock: Lock, *, run: Runner = run_tool, nvml: Callable[[], NvmlFacts |
 
 def requirement_locks(config: Config, platform: str | None = None) -> dict[str, str]:
     """The requirement locks this host would install (its platform's lock of each layer): path -> text."""
-    here = "/".join((platform or host_platform()).split("/")[:2])
+    here = without_variant(platform or host_platform())
     texts: dict[str, str] = {}
     for layer in config.layers:
         found = targets(layer.lock, config.platforms)
         for target in found:
-            if len(found) == 1 or "/".join(target.platform.split("/")[:2]) == here:
+            if len(found) == 1 or without_variant(target.platform) == here:
                 with contextlib.suppress(OSError, UnicodeDecodeError):
                     texts[target.lock] = (config.root / target.lock).read_text(encoding="utf-8")
     return texts
@@ -303,11 +296,11 @@ def requirement_locks(config: Config, platform: str | None = None) -> dict[str, 
 
 def check(lock: Lock, host: GpuHost, toolkit: ToolkitInfo, platform: str) -> DoctorReport:
     verdicts: list[Verdict] = []
-    wanted = "/".join(platform.split("/")[:2])
-    machine = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}.get(wanted)
+    wanted = without_variant(platform)
+    machine = uname_machine(wanted)
     for ref, image in sorted(lock.images.items()):
         for name, entry in sorted(image.platforms.items()):
-            if "/".join(name.split("/")[:2]) != wanted:
+            if without_variant(name) != wanted:
                 verdicts.append(Verdict(ref, name, "skipped", f"not this host's platform ({wanted})"))
                 continue
             if entry.absent:

@@ -17,7 +17,7 @@ from pinrepro.errors import InventoryError
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.contents import CudaInfo, PlatformContents
 from pinrepro.inventory.cuda import upstream_version
-from pinrepro.inventory.dpkg import Package, dpkg_architecture
+from pinrepro.inventory.dpkg import Package
 from pinrepro.inventory.driver_table import driver_floor
 from pinrepro.inventory.flights import LayerFlights
 from pinrepro.inventory.imageconfig import ImageConfig
@@ -26,6 +26,7 @@ from pinrepro.inventory.overlay import Overlay, python_from_dpkg
 from pinrepro.reference import ImageRef
 from pinrepro.registry.client import Descriptor
 from pinrepro.registry.mediatypes import INDEX_TYPES
+from pinrepro.registry.platform import dpkg_architecture
 
 _CUDNN_PACKAGE = re.compile(r"libcudnn(\d+)(?:-cuda-\d+)?")
 _CUBLAS_PACKAGE = re.compile(r"libcublas-\d+-\d+")
