@@ -13,7 +13,7 @@ import requests
 import urllib3
 
 from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable, RepositoryNotFoundError
-from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
+from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, canonical_registry
 from pinrepro.registry.body import loads
 
 ERROR_BODY_LIMIT = 64 << 10
@@ -27,7 +27,7 @@ def registry_name(api_host: str, upstream: str | None) -> str:
     """How the user names the registry: docker.io rather than registry-1.docker.io."""
     if upstream and upstream != api_host:
         return api_host
-    return DOCKER_HUB if api_host == DOCKER_HUB_API_HOST else api_host
+    return canonical_registry(api_host)
 
 
 def login_command(api_host: str) -> str:
