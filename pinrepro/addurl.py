@@ -24,6 +24,7 @@ from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instruct
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock, UrlLock
+from pinrepro.scrub import redact
 
 if TYPE_CHECKING:
     import requests
@@ -73,15 +74,9 @@ def _add_site(path: str, ins: Instruction) -> AddSite | None:
     elif "$" in url:
         reason = "the URL is built from a variable"
     elif urlsplit(url).username or urlsplit(url).password:
-        url = _redacted(url)
+        url = redact(url)
         reason = "the URL carries credentials, which must not go into the lock; use a build secret instead"
     return AddSite(path, ins.line, url, checksum, reason)
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return parts._replace(netloc=f"***@{host}" + (f":{parts.port}" if parts.port else "")).geturl()
 
 
 def syntax_supports_checksum(directives: dict[str, str]) -> bool:

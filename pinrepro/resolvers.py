@@ -34,11 +34,11 @@ from pathlib import Path
 
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
-from pinrepro.pyindex import Secrets, redact
+from pinrepro.pyindex import Secrets
 from pinrepro.registry.platform import host_platform, same_platform
 from pinrepro.resolverfailure import failure, skipped_index
 
-__all__ = ["COMPILE_COMMAND", "CompileRequest", "ResolverRunner", "compile_layer", "redact"]
+__all__ = ["COMPILE_COMMAND", "CompileRequest", "ResolverRunner", "compile_layer"]
 
 COMPILE_COMMAND = "pinrepro lock"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pinrepro.errors import GitError
-from pinrepro.git import Git, Identity, redact
+from pinrepro.git import Git, Identity
+from pinrepro.scrub import redact
 from tests.support.tools import require_tool
 
 BOT = Identity("pinrepro-bot", "bot@example.org")

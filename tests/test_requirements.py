@@ -35,7 +35,8 @@ from pinrepro.requirements import (
     options_sha256,
     parse_lock,
 )
-from pinrepro.resolvers import CompileRequest, redact
+from pinrepro.resolvers import CompileRequest
+from pinrepro.scrub import redact
 from tests.support.tools import require_uv
 from tests.wheelhouse import Dist, Wheelhouse, build_wheel
 
