@@ -16,8 +16,7 @@ from pinrepro.apt.stageset import added, stage_sets
 from pinrepro.escape import terminal
 from pinrepro.inventory.contents import UNKNOWN, PlatformContents
 from pinrepro.lockfile import ImageLock, Lock, PlatformLock
-
-_SHORT = 12 + len("sha256:")
+from pinrepro.reference import short_digest
 
 
 def contents_of(platform: PlatformLock, *, where: str = "pinrepro.lock") -> PlatformContents | None:
@@ -28,7 +27,7 @@ def contents_of(platform: PlatformLock, *, where: str = "pinrepro.lock") -> Plat
 
 
 def _short(digest: str | None) -> str:
-    return digest[:_SHORT] if digest else "-"
+    return short_digest(digest) if digest else "-"
 
 
 # -- rendering ----------------------------------------------------------------------------------------------

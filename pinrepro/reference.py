@@ -142,6 +142,12 @@ class ImageRef:
         return text
 
 
+def short_digest(digest: str) -> str:
+    """How messages and tables show a digest: its algorithm and first 12 hex digits (``sha256:0123456789ab``)."""
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}"
+
+
 def canonical_registry(host: str) -> str:
     """``docker.io`` for every Docker Hub alias (``index.docker.io``, ``registry-1.docker.io``, ...), else ``host``."""
     return DOCKER_HUB if host.strip().lower() in DOCKER_HUB_ALIASES else host

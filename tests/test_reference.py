@@ -6,7 +6,7 @@ import pytest
 
 from pinrepro.config import load
 from pinrepro.errors import InvalidReferenceError
-from pinrepro.reference import ImageRef, canonical_registry, is_loopback_host
+from pinrepro.reference import ImageRef, canonical_registry, is_loopback_host, short_digest
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -110,3 +110,8 @@ def test_config_mirrors_know_every_docker_hub_alias(alias: str, tmp_path: Path) 
     # config used to know only two of the aliases: a mirror for registry.hub.docker.com was never used.
     (tmp_path / "pinrepro.toml").write_text(f'mirrors = {{ "{alias}" = "127.0.0.1:5000" }}\n', encoding="utf-8")
     assert load(tmp_path).mirrors == {"docker.io": "127.0.0.1:5000"}
+
+
+def test_short_digest() -> None:
+    assert short_digest(DIGEST) == "sha256:aaaaaaaaaaaa"
+    assert short_digest("sha512:" + "b" * 128) == "sha512:bbbbbbbbbbbb"
