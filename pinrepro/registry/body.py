@@ -200,6 +200,17 @@ def read_capped(response: requests.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def read_within(response: requests.Response, limit: int, refuse: Callable[[int], Exception]) -> bytes:
+    """The whole body when it has at most ``limit`` bytes, else ``refuse(size)`` (Content-Length tells first)."""
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise refuse(int(length))
+    body = read_capped(response, limit + 1)
+    if len(body) > limit:
+        raise refuse(len(body))
+    return body
+
+
 def digest_of(body: bytes, like: str, where: str) -> str:
     """The digest of ``body`` in the algorithm of the digest ``like``."""
     try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
-from pinrepro.registry.body import VerifyingReader, digest_hash, digest_of, download, loads, read_capped
+from pinrepro.registry.body import VerifyingReader, digest_hash, digest_of, download, loads, read_within
 from pinrepro.registry.errors import digest_mismatch, too_big, unknown_media_type
 from pinrepro.registry.mediatypes import (
     ACCEPT_MANIFESTS,
@@ -176,7 +176,7 @@ class RegistryClient:
             if ref.digest and digest != ref.digest:
                 raise self._mismatch(ref, "manifest", ref.digest, digest)
             if media_type not in INDEX_TYPES | MANIFEST_TYPES:
-                raise self._unknown_type(ref, media_type)
+                raise unknown_media_type(self._where(ref), media_type)
             size = int(length) if length and length.isdigit() and int(length) > 0 else None
             return Descriptor(digest, media_type, size)
         # No Docker-Content-Digest (ECR, registry.access.redhat.com, proxies): hash the exact body.
@@ -195,14 +195,11 @@ class RegistryClient:
                 self._raise_if_no_repository(ref)
             raise missing
         with response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
-                raise self._too_big(ref, int(length))
-            body = read_capped(response, MAX_MANIFEST_BYTES + 1)
+            body = read_within(response, MAX_MANIFEST_BYTES, lambda size: too_big(
+                f"the manifest of {self._where(ref)}", size, MAX_MANIFEST_BYTES,
+                fix="check the reference; this is not an image"))
             header_digest = response.headers.get("Docker-Content-Digest", "").strip()
             header_type = header_media_type(response.headers.get("Content-Type"))
-        if len(body) > MAX_MANIFEST_BYTES:
-            raise self._too_big(ref, len(body))
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         # Clients MUST verify (distribution spec): the header when present, the requested digest when asked.
         for expected in (header_digest, ref.digest):
@@ -215,7 +212,7 @@ class RegistryClient:
         if media_type in GENERIC_TYPES:
             media_type = body_media_type(document)
         if media_type not in INDEX_TYPES | MANIFEST_TYPES:
-            raise self._unknown_type(ref, media_type)
+            raise unknown_media_type(self._where(ref), media_type)
         if document is None:
             raise RegistryError(f"the manifest of {ref} from {self.host_for(ref)} is not valid JSON",
                                 fix="the registry sent a broken manifest; try again or report it to its operators")
@@ -290,12 +287,9 @@ class RegistryClient:
             return cached
         response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True)
         with response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_size:
-                raise self._blob_too_big(ref, digest, int(length), max_size)
-            body = read_capped(response, max_size + 1)
-        if len(body) > max_size:
-            raise self._blob_too_big(ref, digest, len(body), max_size)
+            body = read_within(response, max_size, lambda size: too_big(
+                f"blob {digest} of {self._where(ref)}", size, max_size,
+                fix="check the reference; the config blob of an image is small"))
         self._count_blob(len(body))
         actual = digest_of(body, digest, self._where(ref))
         if actual != digest:
@@ -375,17 +369,6 @@ class RegistryClient:
 
     def _mismatch(self, ref: ImageRef, kind: str, expected: str, actual: str) -> RegistryError:
         return digest_mismatch(kind, self._where(ref), expected, actual)
-
-    def _unknown_type(self, ref: ImageRef, media_type: str) -> RegistryError:
-        return unknown_media_type(self._where(ref), media_type)
-
-    def _too_big(self, ref: ImageRef, size: int) -> RegistryError:
-        return too_big(f"the manifest of {self._where(ref)}", size, MAX_MANIFEST_BYTES,
-                       fix="check the reference; this is not an image")
-
-    def _blob_too_big(self, ref: ImageRef, digest: str, size: int, limit: int) -> RegistryError:
-        return too_big(f"blob {digest} of {self._where(ref)}", size, limit,
-                       fix="check the reference; the config blob of an image is small")
 
 
 def _per_registry_from_env() -> int:
