@@ -346,17 +346,18 @@ def read_lock(config: Config) -> Lock:
 def manifest(root: Path | None, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: str | None,
              exit_code: bool) -> None:
     """Print what is inside each pinned image: OS, Python, CUDA, cuDNN, NCCL, minimum driver, apt packages."""
+    from pinrepro import lockdiff
     from pinrepro import manifest as manifest_module
 
     out = Output(verbose, quiet)
     config = load_config(root)
     lock = read_lock(config)
     if old_lock is not None:
-        change = manifest_module.diff(_old_lock(config, old_lock), lock)
+        change = lockdiff.diff(_old_lock(config, old_lock), lock)
         if fmt == "json":
             out.result(json.dumps(change.to_json(), indent=2, sort_keys=True))
         else:
-            out.result(change.render_text())
+            out.result(manifest_module.render_diff_text(change))
         if exit_code and not change.empty:
             sys.exit(1)
         return

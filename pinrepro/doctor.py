@@ -24,11 +24,10 @@ from typing import Any, Literal, cast
 from pinrepro.config import Config
 from pinrepro.cudawheels import judge_wheels
 from pinrepro.escape import terminal
-from pinrepro.inventory.contents import UNKNOWN, CudaInfo
+from pinrepro.inventory.contents import UNKNOWN, CudaInfo, contents_of
 from pinrepro.inventory.cuda import HostFacts, compare_versions, parse_version
 from pinrepro.inventory.driver_table import driver_floor, load_table, newest_cuda_for_driver
 from pinrepro.lockfile import Lock
-from pinrepro.manifest import contents_of
 from pinrepro.pyplatforms import targets
 
 Status = Literal["ok", "no", "unknown", "skipped"]
