@@ -138,9 +138,9 @@ def diff(old: Lock, new: Lock) -> LockDiff:
     # apt installed by RUN lines: per stage, the final set compared (base image moves show here too).
     old_sets, new_sets = stage_sets(old), stage_sets(new)
     for key, platform in sorted(set(old_sets) | set(new_sets)):
-        changes = _apt_changes(old_sets.get((key, platform), {}), new_sets.get((key, platform), {}))
-        if changes:
-            platforms.append(PlatformDiff(f"stage {key}", platform, None, (), tuple(changes)))
+        apt = changes(old_sets.get((key, platform), {}), new_sets.get((key, platform), {}))
+        if apt:
+            platforms.append(PlatformDiff(f"stage {key}", platform, None, (), tuple(apt)))
     return LockDiff(images=tuple(images), platforms=tuple(platforms))
 
 
@@ -177,7 +177,7 @@ def _platform_diffs(ref: str, before: ImageLock, after: ImageLock) -> Iterable[P
             old_fields, new_fields = _fields(old_contents), _fields(new_contents)
             fields.extend(Change(key, old_fields[key], new_fields[key]) for key in old_fields
                           if old_fields[key] != new_fields[key])
-            apt = _apt_changes(old_contents.apt, new_contents.apt)
+            apt = changes(old_contents.apt, new_contents.apt)
         if fields or digest or apt:
             yield PlatformDiff(ref, name, digest, tuple(fields), tuple(apt))
 
@@ -197,9 +197,8 @@ def _fields(contents: PlatformContents) -> dict[str, str | None]:
     }
 
 
-def _apt_changes(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
-    changes = []
-    for name in sorted(set(old) | set(new)):
-        if old.get(name) != new.get(name):
-            changes.append(Change(name, old.get(name), new.get(name)))
-    return changes
+def changes(old: Mapping[str, str], new: Mapping[str, str], names: Mapping[str, str] | None = None) -> list[Change]:
+    """Name -> version before and after, as the values that moved, sorted by key; ``names`` maps a key (a
+    canonical package name) to the name shown (as the lock writes it)."""
+    return [Change((names or {}).get(key, key), old.get(key), new.get(key))
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]

@@ -146,16 +146,6 @@ def _platform_change(diff: PlatformDiff) -> PlatformChange | None:
     return PlatformChange(diff.ref, diff.platform, components, diff.min_driver, diff.apt)
 
 
-def _version_diff(old: Mapping[str, str], new: Mapping[str, str],
-                  names: Mapping[str, str] | None = None) -> list[Change]:
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        before, after = old.get(key), new.get(key)
-        if before != after:
-            changes.append(Change((names or {}).get(key, key), before, after))
-    return changes
-
-
 def parse_requirements(text: str) -> dict[str, tuple[str, str]]:
     """Pinned packages of a pip-compile / uv lock: canonical name -> (name as written, version or ``@ url``)."""
     pins: dict[str, tuple[str, str]] = {}
@@ -187,7 +177,7 @@ def _layer_changes(old: Lock, new: Lock, root: Path, files: Mapping[Path, bytes]
         before = parse_requirements(_decode(old_files.get(path)))
         after = parse_requirements(_decode(files[path]))
         names = {key: value[0] for key, value in {**before, **after}.items()}
-        packages = _version_diff({k: v[1] for k, v in before.items()}, {k: v[1] for k, v in after.items()}, names)
+        packages = lockdiff.changes({k: v[1] for k, v in before.items()}, {k: v[1] for k, v in after.items()}, names)
         if packages:
             yield LayerChange(name, lock, tuple(packages))
 

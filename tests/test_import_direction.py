@@ -65,9 +65,6 @@ FORBIDDEN = [
     ("pinrepro.lockdiff", "pinrepro.render"),
     ("pinrepro.manifest", "pinrepro.summary"),  # two renderers of one model, side by side
     ("pinrepro.summary", "pinrepro.manifest"),
-    ("pinrepro.render", "pinrepro.lock"),  # renderers get results handed in; they run nothing
-    ("pinrepro.render", "pinrepro.verify"),
-    ("pinrepro.render", "pinrepro.refresh"),
 ]
 
 
