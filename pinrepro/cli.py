@@ -56,7 +56,7 @@ def handles_errors(func: F) -> F:
         except PinreproError as exc:
             if verbose:
                 _print_traceback()
-            terminal.echo(f"{terminal.paint('error', 'error')}: {escape.terminal(exc.line())}", err=True)
+            terminal.error(exc.line())
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             from pinrepro.journal import InterruptedAfterWrite
@@ -74,8 +74,7 @@ def handles_errors(func: F) -> F:
         except Exception as exc:
             if verbose:
                 _print_traceback()
-            terminal.echo(f"{terminal.paint('error', 'error')}: internal error {type(exc).__name__}: "
-                          f"{escape.terminal(str(exc))} - rerun with -v and report it", err=True)
+            terminal.error(render.internal_error(exc))
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]

@@ -124,6 +124,11 @@ def lock_text(outcome: LockOutcome) -> str:
     return summary
 
 
+def internal_error(exc: BaseException) -> str:
+    """The one line for an exception pinrepro did not expect (its traceback comes with -v)."""
+    return f"internal error {type(exc).__name__}: {exc} - rerun with -v and report it"
+
+
 def info_line(note: str) -> str:
     return f"info: {note}"
 

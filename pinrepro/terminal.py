@@ -53,6 +53,11 @@ def echo(text: str, *, err: bool = False) -> None:
     click.echo(text, err=err, color=use_colour(err))
 
 
+def error(message: str) -> None:
+    """``error: message`` on stderr, the message on one line whatever it holds (it may quote a server)."""
+    echo(f"{paint('error', 'error')}: {escape.terminal(message)}", err=True)
+
+
 class Output:
     """Where a command's words go: results to stdout, progress and errors to stderr."""
 
