@@ -81,8 +81,8 @@ def test_a_registry_error_body_is_one_inert_line(tmp_path: Path, api: responses.
 
 def test_a_github_error_body_is_one_inert_line(tmp_path: Path, api: responses.RequestsMock,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_git import make_repos, sh
-    from tests.test_refresh import PULLS, FakeLock, cli_refresh, upstream
+    from tests.support.gitrepos import make_repos, sh
+    from tests.support.refresh import PULLS, FakeLock, cli_refresh, upstream
 
     repos = make_repos(tmp_path, {"Dockerfile": b"FROM python:3.11-slim\n"})
     monkeypatch.setattr("pinrepro.lock.run_lock", FakeLock(*upstream(1)))
@@ -104,7 +104,7 @@ WEIRD_DIR = "proj\n::error::forged\x1b[31m\x07"
 
 
 def test_a_project_directory_named_with_a_newline_and_esc(tmp_path: Path) -> None:
-    from tests.test_refresh import ENV
+    from tests.support.refresh import ENV
 
     missing = CliRunner().invoke(cli, ["lock", "-C", str(tmp_path / WEIRD_DIR)], catch_exceptions=False)
     assert missing.exit_code == 2

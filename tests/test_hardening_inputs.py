@@ -14,13 +14,12 @@ from click.testing import CliRunner, Result
 
 from pinrepro.cli import cli
 from tests.support import images as im
-from tests.support.registry import RegistryServer
-from tests.test_refresh import (  # noqa: F401 - fixtures used by name
+from tests.support.gitrepos import Repos
+from tests.support.refresh import (  # noqa: F401 - fixtures used by name
     ENV,
     PULLS,
     TOKEN,
     FakeLock,
-    Repos,
     api,
     assert_token_hidden,
     cli_refresh,
@@ -29,6 +28,7 @@ from tests.test_refresh import (  # noqa: F401 - fixtures used by name
     remote_branch,
     upstream,
 )
+from tests.support.registry import RegistryServer
 
 
 def invoke(root: Path, *args: str) -> Result:

@@ -1,6 +1,6 @@
 """Layered requirement locks with the real pip-compile and the real uv, against wheels the tests build.
 
-Nothing here reaches a network: the packages are tiny wheels (tests/wheelhouse.py) behind a ``file://`` simple
+Nothing here reaches a network: the packages are tiny wheels (tests/support/wheelhouse.py) behind a ``file://`` simple
 index, which replaces PyPI as the default index. The machine's own pip configuration (pip.conf, PIP_* variables,
 find-links) is in effect for the whole run, so every test also checks that none of it leaks in.
 """
@@ -37,7 +37,7 @@ from pinrepro.requirements import (
 )
 from pinrepro.resolvers import CompileRequest, redact
 from tests.support.tools import require_uv
-from tests.wheelhouse import Dist, Wheelhouse, build_wheel
+from tests.support.wheelhouse import Dist, Wheelhouse, build_wheel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "requirements"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
