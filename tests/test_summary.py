@@ -63,6 +63,13 @@ def _check_golden(name: str, text: str) -> None:
 # -- the golden files -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(UPDATE, reason="PINREPRO_UPDATE_GOLDEN=1 writes golden files on purpose")
+def test_a_missing_golden_file_fails_instead_of_being_written() -> None:
+    with pytest.raises(FileNotFoundError):
+        _check_golden("no-such-golden.md", "text\n")
+    assert not (GOLDEN / "no-such-golden.md").exists()
+
+
 def test_markdown_matches_golden() -> None:
     _check_golden("refresh.md", render_markdown(_summary()))
 
