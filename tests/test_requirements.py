@@ -1,6 +1,6 @@
 """Layered requirement locks with the real pip-compile and the real uv, against wheels the tests build.
 
-Nothing here reaches a network: the packages are tiny wheels (tests/wheelhouse.py) behind a ``file://`` simple
+Nothing here reaches a network: the packages are tiny wheels (tests/support/wheelhouse.py) behind a ``file://`` simple
 index, which replaces PyPI as the default index. The machine's own pip configuration (pip.conf, PIP_* variables,
 find-links) is in effect for the whole run, so every test also checks that none of it leaks in.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pinrepro import config as config_module
-from pinrepro.config import Config, IndexOptions
+from pinrepro.config import Config
 from pinrepro.errors import ConfigError, ResolverError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
@@ -34,9 +34,8 @@ from pinrepro.requirements import (
     options_sha256,
     parse_lock,
 )
-from pinrepro.resolvers import CompileRequest, redact
 from tests.support.tools import require_uv
-from tests.wheelhouse import Dist, Wheelhouse, build_wheel
+from tests.support.wheelhouse import Dist, Wheelhouse, build_wheel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "requirements"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -375,19 +374,6 @@ def test_user_level_pip_conf_and_uv_toml_do_not_leak(tmp_path: Path, wheelhouse:
     assert outcome.content.decode() == top(wheelhouse) + entry(wheelhouse, "alpha", "1.1", "-r requirements-base.in")
 
 
-def test_runner_environment_keeps_only_transport_settings() -> None:
-    runner = ResolverRunner(environ={
-        "PATH": "/bin", "PIP_INDEX_URL": "x", "PIP_FIND_LINKS": "x", "PIP_CERT": "/ca.pem", "PIP_RETRIES": "1",
-        "UV_INDEX_URL": "x", "UV_CACHE_DIR": "/c", "CUSTOM_COMPILE_COMMAND": "make", "HOME": "/h",
-    })
-    assert runner.environment() == {
-        "PATH": "/bin", "PIP_CERT": "/ca.pem", "PIP_RETRIES": "1", "UV_CACHE_DIR": "/c", "HOME": "/h",
-        "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-        "PIP_REQUIRE_VIRTUALENV": "0", "CUSTOM_COMPILE_COMMAND": "pinrepro lock", "UV_PYTHON_DOWNLOADS": "never",
-        "NO_COLOR": "1",
-    }
-
-
 def test_includes_are_copied_and_hashed(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     require_uv()
     config = make_project(tmp_path / "p", wheelhouse.index_url, {"base": "-r reqs/common.in\n"}, resolver="uv")
@@ -582,17 +568,6 @@ def test_unknown_package_keeps_the_resolver_explanation(tmp_path: Path, wheelhou
     assert expected in caught.value.what
     assert caught.value.fix == ("check the package name in requirements-base.in and the index options "
                                 "(index_url, extra_index_urls, find_links)")
-
-
-def test_redact_hides_credentials() -> None:
-    assert redact("https://u:p@idx.example:8443/simple") == "https://***@idx.example:8443/simple"
-    assert redact("https://idx.example/simple") == "https://idx.example/simple"
-    assert redact("from https://__token__:pypi-AgE@idx.example/s and git+https://tok@github.com/x/y.git, a@b") == (
-        "from https://***@idx.example/s and git+https://***@github.com/x/y.git, a@b")
-    request = CompileRequest(layer="base", requirements="r.in", output="r.lock", constraints=(), python="3.11",
-                             platform="linux/amd64", hashes=True,
-                             index=IndexOptions(index_url="https://u:s3cret@idx.example/simple"))
-    assert "s3cret" not in repr(request)
 
 
 def test_a_crashing_pip_compile_is_not_reported_as_a_conflict(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
