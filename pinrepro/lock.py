@@ -28,7 +28,7 @@ from pinrepro.errors import ConfigError, NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.journal import Snapshot, WriteError, commit, project_lock
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock, UrlLock
-from pinrepro.reference import ImageRef
+from pinrepro.reference import ImageRef, short_digest
 from pinrepro.registry.platform import match_platform
 from pinrepro.workers import worker_pool
 
@@ -496,7 +496,7 @@ def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
     names = ", ".join(site.build_args)
     example, written = site.build_args[0], strip_digest(site.written)[0]
     return Finding(site.path, site.line, "note", "build-arg-ignored",
-                   f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
+                   f"'{written}' is pinned to {short_digest(digest)}: `docker build --build-arg {example}=...` still "
                    f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
                    f"change the default of {names} here and run `pinrepro lock`")
 
@@ -543,8 +543,8 @@ def _written_digest_gone(error: NotFoundError, to_describe: Mapping[str, ImageRe
 def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:
     ref = first.ref.without_digest().familiar()
     return Finding(first.site.path, first.site.line, "note", "digest-replaced",
-                   f"{ref} was written with {written[:19]}, which is not locked for this reference; pinned "
-                   f"{served[:19]}, the digest its tag serves now (to keep a digest on purpose, write it "
+                   f"{ref} was written with {short_digest(written)}, which is not locked for this reference; pinned "
+                   f"{short_digest(served)}, the digest its tag serves now (to keep a digest on purpose, write it "
                    "without the tag)")
 
 

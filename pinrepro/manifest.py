@@ -15,12 +15,12 @@ from pinrepro.escape import terminal
 from pinrepro.inventory.contents import UNKNOWN, contents_of
 from pinrepro.lockdiff import LABELS, Change, LockDiff
 from pinrepro.lockfile import Lock, PlatformLock
+from pinrepro.reference import short_digest
 
-_SHORT = 12 + len("sha256:")
 
 
 def _short(digest: str | None) -> str:
-    return digest[:_SHORT] if digest else "-"
+    return short_digest(digest) if digest else "-"
 
 
 # -- rendering ----------------------------------------------------------------------------------------------

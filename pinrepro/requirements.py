@@ -37,6 +37,7 @@ from pinrepro.errors import ConfigError
 from pinrepro.lockfile import LayerLock
 from pinrepro.pyindex import Secrets, check_written_credentials, configured_indexes
 from pinrepro.resolvers import COMPILE_COMMAND, CompileRequest, ResolverRunner, check_target, compile_layer
+from pinrepro.scrub import redact
 
 __all__ = [
     "LayerOutcome", "LayerProgress", "LockEntry", "ResolverRunner", "compile_layers", "input_sha256",
@@ -146,7 +147,7 @@ def _input_files(config: Config, layer: Layer) -> list[str]:
                 setting = "index_url" if option.group(1) in ("-i", "--index-url") else (
                     "find_links" if option.group(1) in ("-f", "--find-links") else "extra_index_urls")
                 raise ConfigError(
-                    f"{option.group(1)} {pyindex.redact(option.group(2))} sets a package index in a requirement "
+                    f"{option.group(1)} {redact(option.group(2))} sets a package index in a requirement "
                     "file, where the lock and its checks cannot see it (pip in the image would not find its "
                     "wheels)", where=f"{rel}:{number}",
                     fix=f"move it to {setting} in the configuration ([tool.pinrepro] or pinrepro.toml)")

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from pinrepro import escape, lockdiff
 from pinrepro.deploy.discovery import is_deploy_path
+from pinrepro.inventory.cuda import parse_version
 from pinrepro.lockdiff import LABELS, Change, ImageDiff, PlatformDiff
 from pinrepro.lockfile import LayerLock, Lock
 from pinrepro.pyplatforms import targets
@@ -276,17 +277,10 @@ def _direction(change: Change) -> str:
         return "new requirement"
     if change.new is None:
         return "requirement dropped"
-    old, new = _version_key(change.old), _version_key(change.new)
-    if old is None or new is None:
+    old, new = parse_version(change.old), parse_version(change.new)
+    if old is None or new is None or old == new:
         return "changed"
     return "raised" if new > old else "lowered"
-
-
-def _version_key(text: str) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError:
-        return None
 
 
 def _headline(summary: Summary) -> str:

@@ -26,7 +26,7 @@ from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
 from pinrepro.pyplatforms import targets
 from pinrepro.pyverify import check_layers
-from pinrepro.reference import ImageRef
+from pinrepro.reference import ImageRef, short_digest
 from pinrepro.suppress import apply_ignores
 
 if TYPE_CHECKING:
@@ -116,8 +116,9 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str,
         elif ref.digest is not None and ref.digest != entry.digest:
             findings.append(Finding(
                 site.path, site.line, "error", "drift",
-                f"{ref.without_digest().familiar()} is pinned to {_short(ref.digest)} but {lock_name} has "
-                f"{_short(entry.digest)}: run `pinrepro lock` to record the Dockerfile's pin, or restore the line",
+                f"{ref.without_digest().familiar()} is pinned to {short_digest(ref.digest)} but {lock_name} has "
+                f"{short_digest(entry.digest)}: run `pinrepro lock` to record the Dockerfile's pin, or restore the "
+                "line",
             ))
         for platform, entry_platform in sorted((entry.platforms if entry else {}).items()):
             if entry_platform.absent:
@@ -163,7 +164,7 @@ def check_online(lock: Lock, client: RegistryClient, lock_name: str,
         answer = answers[ref]
         if isinstance(answer, NotFoundError):
             findings.append(Finding(lock_name, (lines or {}).get(key), "error", "not-pullable",
-                                    f"{key}@{_short(lock.images[key].digest)} is no longer pullable: "
+                                    f"{key}@{short_digest(lock.images[key].digest)} is no longer pullable: "
                                     "run `pinrepro lock --upgrade`"))
         elif isinstance(answer, PinreproError):
             raise answer
@@ -174,7 +175,7 @@ def check_online(lock: Lock, client: RegistryClient, lock_name: str,
         elif answer.digest != lock.images[key].digest:
             findings.append(Finding(
                 lock_name, (lines or {}).get(key), "warning", "tag-moved",
-                f"{key} now points to {_short(answer.digest)} (locked: {_short(lock.images[key].digest)}): "
+                f"{key} now points to {short_digest(answer.digest)} (locked: {short_digest(lock.images[key].digest)}): "
                 "`pinrepro lock --upgrade` moves the pin",
             ))
     return findings
@@ -186,11 +187,6 @@ def _lock_lines(config: Config) -> dict[str, int]:
         return lockfile.table_lines(config.lock_path.read_text(encoding="utf-8"), "images")
     except (OSError, UnicodeDecodeError):
         return {}
-
-
-def _short(digest: str) -> str:
-    algorithm, _, hex_part = digest.partition(":")
-    return f"{algorithm}:{hex_part[:12]}"
 
 
 def _default_client(config: Config) -> Callable[[], RegistryClient]:
