@@ -18,7 +18,6 @@ from pinrepro.lockfile import Lock, PlatformLock
 from pinrepro.reference import short_digest
 
 
-
 def _short(digest: str | None) -> str:
     return short_digest(digest) if digest else "-"
 
