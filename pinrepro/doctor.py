@@ -22,12 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pinrepro.config import Config
 from pinrepro.cudawheels import judge_wheels
-from pinrepro.escape import terminal
-from pinrepro.inventory.contents import UNKNOWN, CudaInfo
+from pinrepro.inventory.contents import UNKNOWN, CudaInfo, contents_of
 from pinrepro.inventory.cuda import HostFacts, parse_version, version_or_zero
 from pinrepro.inventory.driver_table import driver_floor, load_table, newest_cuda_for_driver
 from pinrepro.lockfile import Lock
-from pinrepro.manifest import contents_of
 from pinrepro.pyplatforms import targets
 from pinrepro.registry.platform import host_platform, uname_machine, without_variant
 
@@ -81,34 +79,12 @@ class GpuHost:
         return HostFacts(driver=parse_version(self.driver), cuda=parse_version(self.cuda), brand=self.brand,
                          arch=arch)
 
-    def describe(self) -> str:
-        if self.driver is None:
-            return f"no usable NVIDIA driver: {self.problem or 'not found'}"
-        text = f"NVIDIA driver {self.driver}"
-        if self.cuda:
-            text += f", supports CUDA up to {self.cuda}"
-            if self.cuda_source == "driver table":
-                text += " (from NVIDIA's driver table; nvidia-smi did not say)"
-        else:
-            text += ", newest supported CUDA unknown"
-        if self.gpus:
-            text += f"; GPUs: {', '.join(self.gpus)}"
-        if self.brand:
-            text += f" (brand {self.brand})"
-        return text
-
 
 @dataclass(frozen=True)
 class ToolkitInfo:
     installed: bool
     version: str | None = None
     problem: str | None = None
-
-    def describe(self) -> str:
-        if self.installed:
-            return f"NVIDIA Container Toolkit {self.version or '(version unknown)'} (nvidia-ctk)"
-        return f"NVIDIA Container Toolkit not found: {self.problem or 'nvidia-ctk is not on PATH'}" \
-               " - containers cannot use the GPU without it (or an equivalent runtime hook)"
 
 
 @dataclass(frozen=True)
@@ -132,20 +108,6 @@ class DoctorReport:
     def cannot_run(self) -> bool:
         """True when some locked image or CUDA wheel (of this host's platform) certainly cannot run here: exit 1."""
         return any(v.status == "no" for v in (*self.verdicts, *self.wheels))
-
-    def render_text(self) -> str:
-        # nvidia-smi's and nvidia-ctk's answers are quoted too: each stays on its line.
-        lines = [f"host: {terminal(self.host.describe())}", f"host platform: {terminal(self.host_platform)}",
-                 f"container toolkit: {terminal(self.toolkit.describe())}"]
-        if not self.verdicts:
-            lines.append("no images are pinned in the lock")
-        for verdict in (*self.verdicts, *self.wheels):
-            # The reason quotes the lock's image data (CUDA versions, NVIDIA_REQUIRE_CUDA): one line each.
-            lines.append(f"{verdict.status:<8} {terminal(verdict.ref)}  {terminal(verdict.platform)}: "
-                         f"{terminal(verdict.reason)}")
-        if self.cannot_run:
-            lines.append("some locked images cannot run on this host")
-        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {

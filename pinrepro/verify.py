@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinrepro import lockfile
 from pinrepro.addgit import check_git, check_git_online, resolver
@@ -16,18 +16,17 @@ from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.apt.check import check_apt, check_apt_online
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
-from pinrepro.discovery import load_dockerfiles
+from pinrepro.discovery import ImageSite, collect_deploy_sites, collect_sites, load_dockerfiles, wanted_platforms
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
-from pinrepro.findings import Finding, Report
+from pinrepro.findings import Finding, Report, findings_document
+from pinrepro.installs import check_dockerfile_installs
 from pinrepro.inventory.coherence import check_cuda_coherence
-from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
 from pinrepro.pyplatforms import targets
 from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef, short_digest
-from pinrepro.requirements import check_dockerfile_installs
 from pinrepro.suppress import apply_ignores
 
 if TYPE_CHECKING:
@@ -37,6 +36,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class VerifyReport(Report):
     """verify's findings (see :class:`pinrepro.findings.Report`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """``verify --format json``: findings, counts per level, the suppressed findings, the exit code."""
+        return findings_document(self.findings, self.exit_code, self.suppressed)
 
 
 def run_verify(
