@@ -5,6 +5,7 @@ pip-compile or uv writes is covered by tests/test_requirements.py."""
 from __future__ import annotations
 
 import os
+import platform as stdlib_platform
 import stat
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from pinrepro import resolvers
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
 from pinrepro.pyindex import Secrets
-from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target, redact
+from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target
+from pinrepro.scrub import redact
 
 
 def request(**changes: object) -> CompileRequest:
@@ -128,7 +130,7 @@ def test_uv_targets_the_platforms_it_knows() -> None:
 ])
 def test_pip_compile_targets_only_the_machine_it_runs_on(monkeypatch: pytest.MonkeyPatch, machine: str,
                                                           platform: str, ok: bool) -> None:
-    monkeypatch.setattr(resolvers.host_platform, "machine", lambda: machine)
+    monkeypatch.setattr(stdlib_platform, "machine", lambda: machine)
     if ok:
         check_target("pip-compile", platform, "base")
         return
