@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
+from pinrepro.reference import canonical_registry
 from pinrepro.schema import Table
 from pinrepro.scrub import remember
 from pinrepro.suppress import check_rule_ids
@@ -205,7 +206,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         hashes=hashes,
         resolver=resolver,
         index=index,
-        mirrors={_normal_host(k): v for k, v in mirrors.items()},
+        mirrors={canonical_registry(k): v for k, v in mirrors.items()},
         insecure_registries=table.strings("insecure_registries"),
         layers=layers,
         refresh=refresh,
@@ -269,10 +270,6 @@ def _verify_options(raw: Any, source: str) -> VerifyOptions:
         raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=table.where,
                           fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
     return VerifyOptions(ignore=ignore)
-
-
-def _normal_host(host: str) -> str:
-    return "docker.io" if host in {"index.docker.io", "registry-1.docker.io"} else host
 
 
 def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: str,

@@ -132,6 +132,13 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return home
 
 
+@pytest.fixture(autouse=True)
+def short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries wait a millisecond, not the real 0.5 s doubling (pinrepro/registry/retry.py): a registry that is
+    down costs tests no seconds. Subprocesses inherit it. test_transport checks the real backoff without it."""
+    monkeypatch.setenv("PINREPRO_BACKOFF_S", "0.001")
+
+
 # -- Docker config files and credential helpers ----------------------------------------------------------
 _HELPER_SCRIPT = """\
 #!{python}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pinrepro import lockfile, manifest
+from pinrepro import lockdiff, lockfile
+from pinrepro.manifest import render_diff_text
 from pinrepro.summary import render_markdown, summarize
 from tests.support.aptproject import make_project
 from tests.support.aptrepo import AptRepo, Deb
@@ -152,14 +153,14 @@ def test_manifest_shows_each_stage_and_its_diff(project: Path) -> None:
     assert old is not None
     stages = json.loads(json.dumps(old.apt))
     stages["stages"]["Dockerfile:base"]["linux/amd64"]["closure"]["pr-tool"] = "2.0 all pinrepro"
-    moved = manifest.diff(old, replace(old, apt=stages))
+    moved = lockdiff.diff(old, replace(old, apt=stages))
     # The app stage builds on base: its final set moved too.
     assert [(p.ref, [(c.name, c.old, c.new) for c in p.apt]) for p in moved.platforms] == [
         ("stage Dockerfile:app", [("pr-tool", "1.0", "2.0")]),
         ("stage Dockerfile:base", [("pr-tool", "1.0", "2.0")]),
     ]
     assert "stage Dockerfile:base  linux/amd64\n  apt: 0 added, 0 removed, 1 changed\n    ~ pr-tool 1.0 -> 2.0" in (
-        moved.render_text())
+        render_diff_text(moved))
 
 
 def test_host_without_apt_get(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pinrepro.errors import GitError
-from pinrepro.git import Git, Identity, redact
+from pinrepro.git import Git, Identity
+from pinrepro.scrub import redact
 from tests.support.gitrepos import Repos, make_repos, sh
 from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
 

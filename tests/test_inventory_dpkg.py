@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pinrepro.inventory.dpkg import Package, dpkg_architecture, parse_status
+from pinrepro.inventory.dpkg import Package, parse_status
 from pinrepro.inventory.osrelease import OsInfo, parse_os_release
+from pinrepro.registry.platform import dpkg_architecture
 from tests.support.debian import dpkg_query_installed
 from tests.support.tools import in_ci
 

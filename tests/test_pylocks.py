@@ -380,12 +380,12 @@ def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path
     require_uv()
     from click.testing import CliRunner
 
-    from pinrepro import cli
+    from pinrepro import cli, terminal
 
     for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
         monkeypatch.delenv(key)
     root = layered_project(tmp_path / "p", f'resolver = "uv"\nindex_url = "{index}"\n', {"base": "helper\n"})
-    monkeypatch.setattr(cli, "_terminal", lambda: True)
+    monkeypatch.setattr(terminal, "_terminal", lambda: True)
     done = CliRunner().invoke(cli.cli, ["lock", "-C", str(root)])
     assert done.exit_code == 0, done.stderr
     first, second = done.stderr.split("\n")[:2]
@@ -394,7 +394,7 @@ def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path
     assert first.endswith(" s")
     assert second.startswith("0 image(s), 1 requirement layer(s) locked; recompiled: base; unchanged: none")
     # not on a terminal (a CI log): no progress line
-    monkeypatch.setattr(cli, "_terminal", lambda: False)
+    monkeypatch.setattr(terminal, "_terminal", lambda: False)
     (root / "requirements-base.in").write_text("helper\nwebapp\n")
     quiet = CliRunner().invoke(cli.cli, ["lock", "-C", str(root)])
     assert quiet.exit_code == 0 and "compiling" not in quiet.stderr

@@ -21,6 +21,7 @@ from pinrepro.errors import ConfigError, GitError, GitHubError
 from pinrepro.findings import Finding
 from pinrepro.git import Identity
 from pinrepro.lock import run_lock
+from pinrepro.lockdiff import Change, ImageDiff
 from pinrepro.refresh import (
     DEFAULT_IDENTITY,
     RefreshSettings,
@@ -32,9 +33,7 @@ from pinrepro.refresh import (
 )
 from pinrepro.summary import (
     NOTHING_CHANGED,
-    ImageChange,
     PlatformChange,
-    VersionChange,
     render_markdown,
     summarize,
 )
@@ -478,15 +477,15 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
 
     key = f"{registry.host}/{repository}:stable"
     assert result.summary.images == (
-        ImageChange(key, v1.digest, v2.digest, "2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z"),)
+        ImageDiff(key, v1.digest, v2.digest, "2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z"),)
     assert result.summary.platforms == (PlatformChange(
         image=key, platform="linux/amd64",
-        components=(VersionChange("cuda", "12.4.1", "12.6.3"), VersionChange("cudnn", "9.1.0.70", "9.5.1.17"),
-                    VersionChange("nccl", "2.21.5", "2.23.4")),
-        min_driver=VersionChange("min_driver", "550.54.15", "560.35.05"),
-        apt=(VersionChange("curl", None, "7.81.0-1ubuntu1.18"), VersionChange("libc6", "2.35-0ubuntu3.7",
+        components=(Change("cuda", "12.4.1", "12.6.3"), Change("cudnn", "9.1.0.70", "9.5.1.17"),
+                    Change("nccl", "2.21.5", "2.23.4")),
+        min_driver=Change("min_driver", "550.54.15", "560.35.05"),
+        apt=(Change("curl", None, "7.81.0-1ubuntu1.18"), Change("libc6", "2.35-0ubuntu3.7",
                                                                                "2.35-0ubuntu3.8"),
-             VersionChange("libssl3", "3.0.2-0ubuntu1.15", None)),
+             Change("libssl3", "3.0.2-0ubuntu1.15", None)),
     ),)
     assert result.summary.files == ("Dockerfile", "pinrepro.lock")
     assert result.pull is not None and result.pull.action == "created" and result.pull.pushed

@@ -28,7 +28,6 @@ from pinrepro.pyverify import check_layers
 from pinrepro.requirements import (
     LayerOutcome,
     ResolverRunner,
-    check_dockerfile_installs,
     compile_layers,
     input_sha256,
     normalize_output,
@@ -730,45 +729,6 @@ def test_verify_after_a_real_lock_is_clean(tmp_path: Path, wheelhouse: Wheelhous
                           resolver="uv")
     records = write(compile_layers(config, {}))
     assert check_layers(config, Lock(layers=records)) == []
-
-
-# -- Dockerfile installs ------------------------------------------------------------------------------------
-
-
-def test_dockerfile_install_lines(tmp_path: Path) -> None:
-    config = make_project(tmp_path, "file:///nowhere/simple", {"base": "alpha\n", "app": "beta\n"})
-    text = (FIXTURES / "Dockerfile.installs").read_text()
-    findings = check_dockerfile_installs(text, "docker/Dockerfile", config)
-
-    def loose(line: int, packages: str, them: str = "it") -> tuple[int, str, str, str]:
-        return (line, "error", "install-unlocked", f"installs {packages} from the index, outside the locks "
-                f"(versions and hashes decided when the image is built) - add {them} to a layer's requirements "
-                "and install its lock")
-
-    def layer_input(line: int, value: str, layer: str) -> tuple[int, str, str, str]:
-        lock = f"requirements-{layer}.lock"
-        return (line, "error", "install-input", f"installs {value}, the input of layer '{layer}', instead of its "
-                f"lock {lock} - use `pip install --require-hashes --no-deps -r {lock}`")
-
-    uv_install = "use `uv pip install --require-hashes --no-deps -r requirements-app.lock`"
-    assert [(f.line, f.level, f.code, f.message) for f in findings] == [
-        layer_input(5, "requirements-base.in", "base"),
-        loose(8, "numpy, fastapi>=0.100, httpx==0.27.0", "them"),
-        layer_input(12, "/src/requirements-app.in", "app"),
-        loose(15, "uvicorn"),
-        (15, "error", "install-no-hashes", "installs the lock requirements-app.lock without --require-hashes, so a "
-                                           f"requirement without a hash would be installed unchecked - {uv_install}"),
-        (15, "error", "install-with-deps", "installs the layered lock requirements-app.lock without --no-deps, so a "
-                                           f"dependency another layer pins may be resolved again - {uv_install}"),
-        (16, "error", "install-not-a-lock", "installs extra.in, which is not a lock pinrepro writes - add it as a "
-                                            "requirement layer ([[tool.pinrepro.layers]]) and install its lock"),
-        loose(20, "pandas"),
-        loose(22, "torch"),
-        loose(24, "pip==24.0, setuptools==70.0.0", "them"),
-        loose(25, "scipy"),
-        loose(27, "rich"),
-    ]
-    assert {f.path for f in findings} == {"docker/Dockerfile"}
 
 
 def test_cli_lock_verify_and_upgrade_package_typo(tmp_path: Path, wheelhouse: Wheelhouse) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pinrepro.errors import LockfileError
+from pinrepro.lockdiff import Change, ImageDiff
 from pinrepro.lockfile import ImageLock, Lock, PlatformLock
 from pinrepro.summary import (
     APT_LIST_OMITTED,
@@ -27,16 +28,13 @@ from pinrepro.summary import (
     HEADING_PYTHON,
     HEADING_SYSTEM,
     NOTHING_CHANGED,
-    ImageChange,
     LayerChange,
     PlatformChange,
     Summary,
-    VersionChange,
     parse_requirements,
     render_json,
     render_markdown,
     summarize,
-    to_json,
 )
 from tests.support.scenario import BUSYBOX, CUDA_NEW, CUDA_OLD, OCI_INDEX, PY_NEW, PY_OLD, ROOT, scenario
 
@@ -113,10 +111,10 @@ def test_docs_show_the_golden_summary() -> None:
 def test_images_moved_and_added_with_dates() -> None:
     summary = _summary()
     assert summary.images == (
-        ImageChange("docker.io/library/busybox:1.36", None, BUSYBOX, None, "2024-09-26T21:31:42Z"),
-        ImageChange("docker.io/library/python:3.11-slim", PY_OLD, PY_NEW, "2024-05-14T02:03:04Z",
+        ImageDiff("docker.io/library/busybox:1.36", None, BUSYBOX, None, "2024-09-26T21:31:42Z"),
+        ImageDiff("docker.io/library/python:3.11-slim", PY_OLD, PY_NEW, "2024-05-14T02:03:04Z",
                     "2024-10-01T18:22:40Z"),
-        ImageChange("ghcr.io/acme/cuda-base:12-runtime", CUDA_OLD, CUDA_NEW, "2024-04-17T20:11:03.511Z",
+        ImageDiff("ghcr.io/acme/cuda-base:12-runtime", CUDA_OLD, CUDA_NEW, "2024-04-17T20:11:03.511Z",
                     "2024-11-21T09:45:12.004Z"),
     )
     assert [i.kind for i in summary.images] == ["added", "moved", "moved"]
@@ -132,16 +130,16 @@ def test_cuda_stack_python_and_driver_changes() -> None:
     assert cuda == [PlatformChange(
         image="ghcr.io/acme/cuda-base:12-runtime",
         platform="linux/amd64",
-        components=(VersionChange("cuda", "12.4.1", "12.6.3"), VersionChange("cudnn", "9.1.0.70-1", "9.5.1.17-1"),
-                    VersionChange("nccl", "2.21.5-1", "2.23.4-1"), VersionChange("cublas", "12.4.5.8-1", "12.6.4.1-1")),
-        min_driver=VersionChange("min_driver", "550.54.15", "560.35.05"),
-        apt=(VersionChange("libc6", "2.35-0ubuntu3.7", "2.35-0ubuntu3.8"), VersionChange("libgdbm6", "1.23-1", None),
-             VersionChange("libssl3", "3.0.2-0ubuntu1.15", "3.0.2-0ubuntu1.18"),
-             VersionChange("libzstd1", None, "1.4.8+dfsg-3build1"),
-             VersionChange("openssl", "3.0.2-0ubuntu1.15", "3.0.2-0ubuntu1.18")),
+        components=(Change("cuda", "12.4.1", "12.6.3"), Change("cudnn", "9.1.0.70-1", "9.5.1.17-1"),
+                    Change("nccl", "2.21.5-1", "2.23.4-1"), Change("cublas", "12.4.5.8-1", "12.6.4.1-1")),
+        min_driver=Change("min_driver", "550.54.15", "560.35.05"),
+        apt=(Change("libc6", "2.35-0ubuntu3.7", "2.35-0ubuntu3.8"), Change("libgdbm6", "1.23-1", None),
+             Change("libssl3", "3.0.2-0ubuntu1.15", "3.0.2-0ubuntu1.18"),
+             Change("libzstd1", None, "1.4.8+dfsg-3build1"),
+             Change("openssl", "3.0.2-0ubuntu1.15", "3.0.2-0ubuntu1.18")),
     )]
     python = [p for p in summary.platforms if p.image == "docker.io/library/python:3.11-slim"]
-    assert python[0].components == (VersionChange("python", "3.11.9", "3.11.10"),)
+    assert python[0].components == (Change("python", "3.11.9", "3.11.10"),)
     assert python[0].min_driver is None
     markdown = render_markdown(summary)
     assert "> - `ghcr.io/acme/cuda-base:12-runtime` (linux/amd64): 550.54.15 → **560.35.05** (raised)" in markdown
@@ -163,12 +161,12 @@ def test_apt_counts_up_front_full_list_folded() -> None:
 def test_python_packages_per_layer() -> None:
     summary = _summary()
     assert summary.layers == (
-        LayerChange("app", "requirements-app.lock", (VersionChange("fastapi", "0.111.0", "0.115.5"),)),
+        LayerChange("app", "requirements-app.lock", (Change("fastapi", "0.111.0", "0.115.5"),)),
         LayerChange("base", "requirements-base.lock", (
-            VersionChange("numpy", "1.26.4", "2.1.3"),
-            VersionChange("Pillow", "10.3.0", "11.0.0"),  # pillow -> Pillow is one package (PEP 503)
-            VersionChange("tomli", "2.0.1", None),
-            VersionChange("typing-extensions", None, "4.12.2"),
+            Change("numpy", "1.26.4", "2.1.3"),
+            Change("Pillow", "10.3.0", "11.0.0"),  # pillow -> Pillow is one package (PEP 503)
+            Change("tomli", "2.0.1", None),
+            Change("typing-extensions", None, "4.12.2"),
         )),
     )
 
@@ -180,7 +178,7 @@ def test_headline_counts() -> None:
 
 
 def test_json_shape() -> None:
-    data = to_json(_summary())
+    data = _summary().to_json()
     assert data["changed"] is True
     assert data["platforms"][1]["min_driver"] == {"name": "min_driver", "kind": "changed", "old": "550.54.15",
                                                   "new": "560.35.05"}
@@ -198,7 +196,7 @@ def test_nothing_changed() -> None:
     assert summary == Summary()
     assert not summary.changed
     assert render_markdown(summary) == NOTHING_CHANGED + "\n"
-    assert to_json(summary) == {"changed": False, "images": [], "platforms": [], "layers": [], "files": []}
+    assert summary.to_json() == {"changed": False, "images": [], "platforms": [], "layers": [], "files": []}
 
 
 def test_first_lock_has_no_old() -> None:
@@ -240,7 +238,7 @@ def test_platform_appearing_is_reported() -> None:
     grown = replace(image, platforms={**image.platforms, "linux/arm64": PlatformLock(digest="sha256:" + "73" * 32)})
     new = Lock(images={**s.new.images, "ghcr.io/acme/cuda-base:12-runtime": grown}, layers=s.new.layers)
     changes = [p for p in summarize(s.old, new, root=ROOT).platforms if p.platform == "linux/arm64"]
-    assert changes[0].components == (VersionChange("platform", "absent", "present"),)
+    assert changes[0].components == (Change("platform", "absent", "present"),)
 
 
 def test_image_that_gains_cuda_is_a_new_driver_requirement() -> None:
@@ -251,8 +249,8 @@ def test_image_that_gains_cuda_is_a_new_driver_requirement() -> None:
     new = Lock(images={"x:1": image(CUDA_NEW, {"python": "3.11.9", "apt": {},
                                                "cuda": {"version": "12.4.1", "min_driver": "550.54.15"}})})
     (change,) = summarize(old, new, root=ROOT).platforms
-    assert change.components == (VersionChange("cuda", None, "12.4.1"),)
-    assert change.min_driver == VersionChange("min_driver", None, "550.54.15")
+    assert change.components == (Change("cuda", None, "12.4.1"),)
+    assert change.min_driver == Change("min_driver", None, "550.54.15")
     markdown = render_markdown(summarize(old, new, root=ROOT))
     assert "> - `x:1` (linux/amd64): - → **550.54.15** (new requirement)" in markdown
     assert "cannot run these images" in markdown
@@ -298,7 +296,7 @@ def test_pull_request_body_limit_drops_the_apt_list_first() -> None:
 
 
 def test_pull_request_body_limit_cuts_a_huge_package_list() -> None:
-    packages = tuple(VersionChange(f"package-{n:04}", "1.0.0", "1.0.1") for n in range(2000))
+    packages = tuple(Change(f"package-{n:04}", "1.0.0", "1.0.1") for n in range(2000))
     summary = Summary(layers=(LayerChange("base", "requirements-base.lock", packages),),
                       files=("requirements-base.lock",))
     full = render_markdown(summary)
@@ -311,7 +309,7 @@ def test_pull_request_body_limit_cuts_a_huge_package_list() -> None:
 
 
 def test_table_cells_escape_pipes() -> None:
-    summary = Summary(layers=(LayerChange("x", "x.lock", (VersionChange("a", "1|2", "3"),)),))
+    summary = Summary(layers=(LayerChange("x", "x.lock", (Change("a", "1|2", "3"),)),))
     assert "| a | 1\\|2 | 3 |" in render_markdown(summary)
 
 
@@ -330,5 +328,5 @@ def test_images_only_deployment_files_use_get_their_own_section() -> None:
     base, deployed = markdown.split(HEADING_IMAGES)[1].split(HEADING_DEPLOY_IMAGES)
     assert "python:3.11-slim" in base and "redis" not in base
     assert "redis:7-alpine" in deployed and "python" not in deployed
-    as_json = {i["ref"]: i["deployment"] for i in to_json(summary)["images"]}
+    as_json = {i["ref"]: i["deployment"] for i in summary.to_json()["images"]}
     assert as_json == {"docker.io/library/python:3.11-slim": False, "docker.io/library/redis:7-alpine": True}
