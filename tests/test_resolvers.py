@@ -65,7 +65,7 @@ def test_search_path_replaces_path_and_pythonhome_is_dropped() -> None:
     assert env["PATH"] == "/mine" and "PYTHONHOME" not in env
 
 
-def test_redact_hides_credentials() -> None:
+def test_index_credentials_stay_out_of_messages_and_reprs() -> None:
     assert redact("https://u:p@idx.example:8443/simple") == "https://***@idx.example:8443/simple"
     assert redact("https://idx.example/simple") == "https://idx.example/simple"
     assert redact("from https://__token__:pypi-AgE@idx.example/s and git+https://tok@github.com/x/y.git, a@b") == (
