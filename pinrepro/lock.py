@@ -331,7 +331,7 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
     """A typo in --upgrade-package would otherwise do nothing, silently."""
     from packaging.utils import canonicalize_name
 
-    from pinrepro.requirements import parse_lock
+    from pinrepro.reqfile import parse_lock
 
     pinned = {entry.name for outcome in outcomes for text in (outcome.by_platform or {"": outcome.content}).values()
               for entry in parse_lock(text.decode("utf-8"))}

@@ -14,16 +14,15 @@ from pinrepro.config import Config, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import LayerLock, Lock, table_lines
+from pinrepro.reqfile import parse_lock, pins
 from pinrepro.requirements import (
     _lower,
     _ordered,
-    _pins,
     _platform_key,
     _read,
     _sha256,
     input_sha256,
     options_sha256,
-    parse_lock,
     target_python,
 )
 
@@ -128,13 +127,13 @@ def _check_lines(layer: Layer, text: str, path: str) -> Iterator[Finding]:
 
 def _check_repins(config: Config, layer: Layer, texts: Mapping[str, Mapping[str, str]],
                   target: pyplatforms.Target, platforms: tuple[str, ...]) -> Iterator[Finding]:
-    mine = _pins(texts[layer.name][target.platform])
+    mine = pins(texts[layer.name][target.platform])
     for dep in _lower(config, layer):
         dep_target = next((t for t in pyplatforms.targets(dep.lock, platforms)
                            if pyplatforms.arch(t.platform) == pyplatforms.arch(target.platform)), None)
         if dep_target is None or dep_target.platform not in texts.get(dep.name, {}):
             continue
-        for name, (version, _) in _pins(texts[dep.name][dep_target.platform]).items():
+        for name, (version, _) in pins(texts[dep.name][dep_target.platform]).items():
             if name in mine and mine[name][0] != version:
                 yield Finding(target.lock, mine[name][1], "error", "repinned",
                               f"pins {name}=={mine[name][0]} but lower layer '{dep.name}' pins {name}=={version} "

@@ -29,7 +29,6 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from pinrepro import pyindex, pyplatforms
@@ -39,22 +38,26 @@ from pinrepro.findings import Finding
 from pinrepro.installs import check_command
 from pinrepro.lockfile import LayerLock
 from pinrepro.pyindex import Secrets, check_written_credentials, configured_indexes
-from pinrepro.resolvers import COMPILE_COMMAND, CompileRequest, ResolverRunner, check_target, compile_layer
+from pinrepro.reqfile import (
+    INCLUDE_OPTIONS,
+    INDEX_OPTIONS,
+    lock_options,
+    normalize_output,
+    parse_lock,
+    pins,
+    pins_only,
+    without_options,
+)
+from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target, compile_layer
 
 __all__ = [
-    "LayerOutcome", "LayerProgress", "LockEntry", "ResolverRunner", "check_dockerfile_installs",
-    "compile_layers", "input_sha256", "options_sha256", "parse_lock", "target_python",
+    "LayerOutcome", "LayerProgress", "ResolverRunner", "check_dockerfile_installs",
+    "compile_layers", "input_sha256", "options_sha256", "target_python",
 ]
 
 # (layer, platform, resolver, seconds): seconds is None when the resolver starts, the time it took when done.
 LayerProgress = Callable[[str, str, str, float | None], None]
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
-_UNSAFE_COMMENT = "# The following packages are considered to be unsafe in a requirements file:"
-_INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S+)")
-# An index named inside a requirement file: the resolver would use it, but the lock's index lines and the
-# reachability probe (pyindex) know only the configured ones, so the image's pip would not find its wheels.
-_INDEX_OPTION = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+|(?<=-i)|(?<=-f))"
-                           r"(\S*://\S+)")
 
 
 @dataclass(frozen=True)
@@ -68,18 +71,6 @@ class LayerOutcome:
     # With one lock per architecture: every file whose content changes, and each platform's lock text.
     files: Mapping[Path, bytes] = field(default_factory=dict)
     by_platform: Mapping[str, bytes] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LockEntry:
-    """One requirement of a lock file (continuation lines joined)."""
-
-    line: int
-    text: str  # the requirement as written, without options
-    name: str | None  # canonical name, None when it does not parse
-    version: str | None  # the exact ``==`` version, None when not pinned that way
-    hashes: tuple[str, ...]
-    editable: bool = False
 
 
 # -- what a layer was compiled from ---------------------------------------------------------------
@@ -143,30 +134,31 @@ def _input_files(config: Config, layer: Layer) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read {rel}: {exc}", where=where) from None
-        for number, raw in enumerate(text.splitlines(), start=1):
-            option = _INDEX_OPTION.match(raw.strip())
-            if option:
-                setting = "index_url" if option.group(1) in ("-i", "--index-url") else (
-                    "find_links" if option.group(1) in ("-f", "--find-links") else "extra_index_urls")
+        for option in lock_options(text):
+            number, value = option.line, option.value
+            if option.option in INDEX_OPTIONS and "://" in value:
+                # An index named inside a requirement file: the resolver would use it, but the lock's index lines
+                # and the reachability probe (pyindex) know only the configured ones.
+                setting = "index_url" if option.option in ("-i", "--index-url") else (
+                    "find_links" if option.option in ("-f", "--find-links") else "extra_index_urls")
                 raise ConfigError(
-                    f"{option.group(1)} {pyindex.redact(option.group(2))} sets a package index in a requirement "
+                    f"{option.option} {pyindex.redact(value)} sets a package index in a requirement "
                     "file, where the lock and its checks cannot see it (pip in the image would not find its "
                     "wheels)", where=f"{rel}:{number}",
                     fix=f"move it to {setting} in the configuration ([tool.pinrepro] or pinrepro.toml)")
-            match = _INCLUDE.match(raw.strip())
-            if not match or "://" in match.group(1) or "$" in match.group(1):
+            if option.option not in INCLUDE_OPTIONS or not value or "://" in value or "$" in value:
                 continue
-            target = match.group(1)
+            target = value
             if not posixpath.isabs(target):
                 target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
             # Only project files are read (and quoted in errors): `-r /etc/passwd` must not print its lines.
             if posixpath.isabs(target) or target.split("/")[0] == ".." or \
                     not (config.root / target).resolve().is_relative_to(config.root.resolve()):
-                raise ConfigError(f"{match.group(1)[:200]} (included by {rel}) is outside the project",
+                raise ConfigError(f"{value[:200]} (included by {rel}) is outside the project",
                                   where=f"{rel}:{number}",
                                   fix="requirement files may only include files inside the project root")
             if not (config.root / target).is_file():
-                raise ConfigError(f"{match.group(1)} (included by {rel}) does not exist", where=f"{rel}:{number}",
+                raise ConfigError(f"{value} (included by {rel}) does not exist", where=f"{rel}:{number}",
                                   fix="fix the path; it is relative to the including file")
             pending.append(target)
     return order
@@ -211,116 +203,6 @@ def _lower(config: Config, layer: Layer) -> list[Layer]:
 
     visit(layer.name)
     return [item for item in _ordered(config.layers) if item in seen]
-
-
-# -- lock file text -------------------------------------------------------------------------------
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(first line number, text) of each logical line: continuations joined, comments removed."""
-    start = 0
-    parts: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = re.sub(r"(^|\s)#.*$", "", raw)
-        if not parts:
-            start = number
-        if line.rstrip().endswith("\\"):
-            parts.append(line.rstrip()[:-1])
-            continue
-        parts.append(line)
-        joined = " ".join(part.strip() for part in parts).strip()
-        parts = []
-        if joined:
-            yield start, joined
-    if parts:
-        joined = " ".join(part.strip() for part in parts).strip()
-        if joined:
-            yield start, joined
-
-
-def parse_lock(text: str) -> list[LockEntry]:
-    """The requirement lines of a pip-tools style lock (option lines such as --index-url are skipped)."""
-    entries: list[LockEntry] = []
-    for number, line in _logical_lines(text):
-        editable = False
-        if line.startswith(("-e ", "--editable ", "--editable=")):
-            editable = True
-            line = re.sub(r"^(-e|--editable)[ =]\s*", "", line)
-        elif line.startswith("-"):
-            continue
-        hashes = tuple(re.findall(r"--hash[= ](\S+)", line))
-        requirement = re.split(r"\s--?[a-z]", " " + line, maxsplit=1)[0].strip()
-        name: str | None = None
-        version: str | None = None
-        try:
-            parsed = Requirement(requirement)
-        except InvalidRequirement:
-            parsed = None
-        if parsed is not None:
-            name = canonicalize_name(parsed.name)
-            specs = list(parsed.specifier)
-            if not editable and parsed.url is None and len(specs) == 1 and specs[0].operator in ("==", "===") \
-                    and "*" not in specs[0].version:
-                version = specs[0].version
-        entries.append(LockEntry(number, requirement, name, version, hashes, editable))
-    return entries
-
-
-def _pins(text: str) -> dict[str, tuple[str, int]]:
-    return {e.name: (e.version, e.line) for e in parse_lock(text) if e.name and e.version}
-
-
-def header(python: str, platform: str) -> str:
-    return (
-        "#\n"
-        f"# This file is autogenerated by {COMPILE_COMMAND} for Python {python} on {platform}\n"
-        "# by the following command:\n"
-        "#\n"
-        f"#    {COMPILE_COMMAND}\n"
-        "#\n"
-    )
-
-
-def normalize_output(text: str, python: str, platform: str, *, index_lines: list[str] | None = None) -> str:
-    """pip-compile's and uv's output in one shape: the same header, entries sorted by name.
-
-    The resolvers differ only in the header and in pip-tools' trailing "unsafe" section (setuptools, pip),
-    which uv sorts in with the rest; with both in one shape, switching resolvers changes no byte that a
-    changed pin would not. ``index_lines`` (the configured index, pinrepro.pyindex) come right after the header;
-    index options the resolver printed itself are dropped.
-    """
-    lines = text.replace("\r\n", "\n").split("\n")
-    body_start = 0
-    for index, line in enumerate(lines[:12]):
-        if line.strip() == f"#    {COMPILE_COMMAND}":
-            body_start = index + 1
-            if body_start < len(lines) and lines[body_start].strip() == "#":
-                body_start += 1
-            break
-    else:  # a header we do not know: drop every leading comment line
-        while body_start < len(lines) and lines[body_start].startswith("#"):
-            body_start += 1
-    blocks: list[list[str]] = []
-    loose: list[str] = []  # option lines (e.g. --only-binary) stay first, in order
-    for line in lines[body_start:]:
-        if not line.strip() or line.strip() == _UNSAFE_COMMENT:
-            continue
-        if line[0].isspace() or line.startswith("#"):
-            (blocks[-1] if blocks else loose).append(line)
-        elif line.startswith("-") and not line.startswith(("-e ", "--editable")):
-            if index_lines is None or not re.match(r"^(--index-url|--extra-index-url|--find-links|-i|-f)\b", line):
-                loose.append(line)
-        else:
-            blocks.append([line])
-
-    def key(block: list[str]) -> tuple[bool, str]:
-        first = block[0]
-        editable = first.startswith(("-e ", "--editable"))
-        name = re.split(r"[\s=<>!~;\[@\\]", re.sub(r"^(-e|--editable)[ =]\s*", "", first), maxsplit=1)[0]
-        return (not editable, canonicalize_name(name) if name else first)
-
-    body = (index_lines or []) + loose + [line for block in sorted(blocks, key=key) for line in block]
-    return header(python, platform) + "".join(f"{line}\n" for line in body)
 
 
 # -- compiling ------------------------------------------------------------------------------------
@@ -378,7 +260,7 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
             and (before.requirements, before.lock) == (layer.requirements, layer.lock)
             and before.input_sha256 == inputs and before.options_sha256 == options
             and dict(before.constraints) == constraints and before.output_sha256 == _combined(targets, shas)
-            and not any(wanted & set(_pins(data.decode("utf-8", "replace")))
+            and not any(wanted & set(pins(data.decode("utf-8", "replace")))
                         for data in current.values() if data is not None)
         )
         if keep and before is not None:
@@ -388,7 +270,7 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
         trusted = before is not None and before.output_sha256 == _combined(targets, shas)
         outputs = {}
         version = ""
-        seed = _previous_pins(config, layer, before, targets)
+        seed = _previouspins(config, layer, before, targets)
         for target in targets:
             started = time.monotonic()
             if progress is not None:
@@ -410,7 +292,7 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
     return list(done.values())
 
 
-def _previous_pins(config: Config, layer: Layer, before: LayerLock | None,
+def _previouspins(config: Config, layer: Layer, before: LayerLock | None,
                    targets: list[pyplatforms.Target]) -> bytes | None:
     """When the layer's lock files change shape (a platform of another architecture added or removed), the
     pins of the files it had, so that adding linux/arm64 does not move a single linux/amd64 pin."""
@@ -421,7 +303,7 @@ def _previous_pins(config: Config, layer: Layer, before: LayerLock | None,
     if {t.lock for t in had} == {t.lock for t in targets}:
         return None
     found = [data for t in had if (data := _read(config.root / t.lock)) is not None]
-    return _pins_only(found[0]) if found else None
+    return pins_only(found[0]) if found else None
 
 
 def _platform_key(targets: list[pyplatforms.Target]) -> str | list[str]:
@@ -470,13 +352,13 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
         dep_target = next((t for t in dep_targets if pyplatforms.arch(t.platform) == pyplatforms.arch(platform)),
                           dep_targets[0])
         lower_locks.append(dep_target.lock)
-        staged[dep_target.lock] = _without_options(done[dep.name].by_platform.get(platform, done[dep.name].content))
+        staged[dep_target.lock] = without_options(done[dep.name].by_platform.get(platform, done[dep.name].content))
     output = target.lock
     if current is not None and not upgrade:
         # The existing lock seeds the resolver so its pins are kept. A lock pinrepro did not write (edited by
         # hand) passes on its pins only: newer pips enforce the hashes they find there, and an edited hash must
         # be fetched anew rather than fail the compile. Its index lines stay out: they are ours to write.
-        staged[output] = _without_options(current) if reuse_hashes else _pins_only(current)
+        staged[output] = without_options(current) if reuse_hashes else pins_only(current)
     where = f"{config.source} layer '{layer.name}'"
     index = _index_for(config, layer.index, secrets, where)
     if runner.probed is not None:
@@ -509,19 +391,6 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
     secrets.check_lock(text, where=f"layer '{layer.name}' ({layer.requirements})")
     lines = pyindex.index_lines(layer.index)
     return normalize_output(text, python, platform, index_lines=lines).encode("utf-8"), version
-
-
-def _without_options(lock: bytes) -> bytes:
-    """A lock without its option lines (--index-url ...): as a constraint or seed, only its pins matter."""
-    text = lock.decode("utf-8", "replace")
-    return "".join(line for line in text.splitlines(keepends=True)
-                   if not re.match(r"^-(-index-url|-extra-index-url|-find-links|i|f)\b", line)).encode("utf-8")
-
-
-def _pins_only(lock: bytes) -> bytes:
-    """``name==version`` lines of a lock, without hashes or annotations."""
-    entries = parse_lock(lock.decode("utf-8", "replace"))
-    return "".join(f"{e.name}=={e.version}\n" for e in entries if e.name and e.version).encode("utf-8")
 
 
 # -- Dockerfile RUN pip install lines -------------------------------------------------------------

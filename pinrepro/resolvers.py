@@ -36,11 +36,10 @@ from pathlib import Path
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
 from pinrepro.pyindex import Secrets, redact
+from pinrepro.reqfile import COMPILE_COMMAND
 from pinrepro.resolverfailure import failure, skipped_index
 
-__all__ = ["COMPILE_COMMAND", "CompileRequest", "ResolverRunner", "compile_layer", "redact"]
-
-COMPILE_COMMAND = "pinrepro lock"
+__all__ = ["CompileRequest", "ResolverRunner", "compile_layer", "redact"]
 
 # PIP_* / UV_* variables kept: they change how packages are fetched, never which ones or from where.
 _PIP_KEEP = frozenset({

@@ -25,15 +25,14 @@ from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
 from pinrepro.lockfile import LayerLock, Lock
 from pinrepro.pyverify import check_layers
+from pinrepro.reqfile import normalize_output, parse_lock
 from pinrepro.requirements import (
     LayerOutcome,
     ResolverRunner,
     check_dockerfile_installs,
     compile_layers,
     input_sha256,
-    normalize_output,
     options_sha256,
-    parse_lock,
 )
 from pinrepro.resolvers import CompileRequest, redact
 from tests.support.tools import require_uv
@@ -426,6 +425,24 @@ def test_missing_include_names_the_line(tmp_path: Path, wheelhouse: Wheelhouse) 
     with pytest.raises(ConfigError) as caught:
         compile_layers(config, {})
     assert caught.value.line() == ("requirements-base.in:2: other.in (included by requirements-base.in) does not "
+                                   "exist - fix the path; it is relative to the including file")
+
+
+def test_includes_are_read_as_pip_reads_them(tmp_path: Path) -> None:
+    """Continued lines, ``--requirement=``, ``-rfile`` and comments: each included file is part of the input."""
+    config = make_project(tmp_path, "file:///nowhere/simple", {
+        "base": "alpha\n-r \\\n    continued.in\n--requirement=long.in  # shared pins\n-rshort.in\n# -r gone.in\n"})
+    for name in ("continued.in", "long.in", "short.in"):
+        (tmp_path / name).write_text("beta\n")
+    first = input_sha256(config, config.layers[0])
+    for name in ("continued.in", "long.in", "short.in"):
+        (tmp_path / name).write_text(f"{name}\n")
+        assert input_sha256(config, config.layers[0]) != first, name
+        first = input_sha256(config, config.layers[0])
+    (tmp_path / "short.in").unlink()
+    with pytest.raises(ConfigError) as caught:
+        input_sha256(config, config.layers[0])
+    assert caught.value.line() == ("requirements-base.in:5: short.in (included by requirements-base.in) does not "
                                    "exist - fix the path; it is relative to the including file")
 
 
