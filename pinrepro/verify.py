@@ -14,13 +14,13 @@ from pinrepro import lockfile
 from pinrepro.addgit import check_git, check_git_online, resolver
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.apt.check import check_apt, check_apt_online
+from pinrepro.coherence import check_cuda_coherence
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding, Report
-from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
