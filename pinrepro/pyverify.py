@@ -13,11 +13,10 @@ from pinrepro import pyplatforms
 from pinrepro.config import Config, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
+from pinrepro.layers.order import below, ordered
 from pinrepro.lockfile import LayerLock, Lock, table_lines
 from pinrepro.reqfile import parse_lock, pins
 from pinrepro.requirements import (
-    _lower,
-    _ordered,
     _platform_key,
     _read,
     _sha256,
@@ -45,7 +44,7 @@ def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> 
         findings.append(Finding(config.lockfile, lines.get(name), "error", "stale-lock-entry",
                                 f"pinrepro.lock records layer '{name}', which is not configured any more - "
                                 "run `pinrepro lock` to drop it"))
-    for layer in _ordered(config.layers):
+    for layer in ordered(config.layers):
         record = lock.layers.get(layer.name)
         targets = pyplatforms.targets(layer.lock, platforms)
         data = {t.platform: _read(config.root / t.lock) for t in targets}
@@ -104,7 +103,7 @@ def _check_record(config: Config, layer: Layer, record: LayerLock | None, target
                       f"the resolver options of layer '{layer.name}' (resolver, python, platforms, hashes, indexes) "
                       "changed since it was compiled - run `pinrepro lock`")
     expected = {
-        dep.name: lock.layers[dep.name].output_sha256 for dep in _lower(config, layer) if dep.name in lock.layers
+        dep.name: lock.layers[dep.name].output_sha256 for dep in below(config.layers, layer) if dep.name in lock.layers
     }
     if expected != dict(record.constraints):
         stale = sorted(n for n in set(expected) | set(record.constraints)
@@ -128,7 +127,7 @@ def _check_lines(layer: Layer, text: str, path: str) -> Iterator[Finding]:
 def _check_repins(config: Config, layer: Layer, texts: Mapping[str, Mapping[str, str]],
                   target: pyplatforms.Target, platforms: tuple[str, ...]) -> Iterator[Finding]:
     mine = pins(texts[layer.name][target.platform])
-    for dep in _lower(config, layer):
+    for dep in below(config.layers, layer):
         dep_target = next((t for t in pyplatforms.targets(dep.lock, platforms)
                            if pyplatforms.arch(t.platform) == pyplatforms.arch(target.platform)), None)
         if dep_target is None or dep_target.platform not in texts.get(dep.name, {}):

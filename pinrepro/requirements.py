@@ -36,6 +36,7 @@ from pinrepro.config import Config, IndexOptions, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
 from pinrepro.installs import check_command
+from pinrepro.layers.order import below, ordered
 from pinrepro.lockfile import LayerLock
 from pinrepro.pyindex import Secrets, check_written_credentials, configured_indexes
 from pinrepro.reqfile import (
@@ -173,38 +174,6 @@ def input_sha256(config: Config, layer: Layer) -> str:
     return _sha256(listing.encode())
 
 
-def _ordered(layers: tuple[Layer, ...]) -> list[Layer]:
-    """Layers with every layer after the ones it is constrained by (config order otherwise; no cycles here)."""
-    by_name = {layer.name: layer for layer in layers}
-    done: list[Layer] = []
-
-    def visit(layer: Layer) -> None:
-        if layer in done:
-            return
-        for dep in layer.constraints:
-            visit(by_name[dep])
-        done.append(layer)
-
-    for layer in layers:
-        visit(layer)
-    return done
-
-
-def _lower(config: Config, layer: Layer) -> list[Layer]:
-    """Every layer below ``layer``, transitively, lowest first."""
-    by_name = {item.name: item for item in config.layers}
-    seen: list[Layer] = []
-
-    def visit(name: str) -> None:
-        for dep in by_name[name].constraints:
-            visit(dep)
-            if by_name[dep] not in seen:
-                seen.append(by_name[dep])
-
-    visit(layer.name)
-    return [item for item in _ordered(config.layers) if item in seen]
-
-
 # -- compiling ------------------------------------------------------------------------------------
 
 
@@ -244,12 +213,12 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
         for target in pyplatforms.targets(layer.lock, platforms):
             check_target(layer.resolver, target.platform, layer.name, platforms)
     done: dict[str, LayerOutcome] = {}
-    for layer in _ordered(config.layers):
+    for layer in ordered(config.layers):
         before = previous.get(layer.name)
         python = target_python(layer, config, before.python if before else None)
         files = _input_files(config, layer)
         inputs = input_sha256(config, layer)
-        lower = _lower(config, layer)
+        lower = below(config.layers, layer)
         constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
         targets = pyplatforms.targets(layer.lock, platforms)
         options = options_sha256(layer, python, _platform_key(targets))
