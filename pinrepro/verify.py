@@ -21,11 +21,11 @@ from pinrepro.discovery import load_dockerfiles
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding, Report
+from pinrepro.layers.check import check_layers
 from pinrepro.lock import ImageSite, collect_deploy_sites, collect_sites, wanted_platforms
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
 from pinrepro.pyplatforms import targets
-from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef
 from pinrepro.requirements import check_dockerfile_installs
 from pinrepro.suppress import apply_ignores

@@ -23,8 +23,8 @@ from pinrepro.config import Config, IndexOptions
 from pinrepro.errors import ConfigError, ResolverError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
+from pinrepro.layers.check import check_layers
 from pinrepro.lockfile import LayerLock, Lock
-from pinrepro.pyverify import check_layers
 from pinrepro.reqfile import normalize_output, parse_lock
 from pinrepro.requirements import (
     LayerOutcome,

@@ -1,8 +1,8 @@
 """verify's offline checks of the requirement layers: each lock (one per architecture where the platforms span
 several) against pinrepro.lock's record and the files on disk. Never runs a resolver.
 
-Moved out of pinrepro.requirements, which compiles the layers; the record's shape (what a layer was compiled
-from) is defined there and only read here.
+pinrepro.layers.compile writes the locks and their records; what a record says a layer was compiled from is
+computed by pinrepro.requirements and only compared here.
 """
 
 from __future__ import annotations
