@@ -25,7 +25,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -197,6 +197,18 @@ def _index_for(config: Config, index: IndexOptions, secrets: Secrets, where: str
     )
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every layer of one ``compile_layers`` call shares."""
+
+    config: Config
+    runner: ResolverRunner
+    platforms: tuple[str, ...]
+    upgrade: bool
+    wanted: frozenset[str]  # --upgrade-package names, canonical
+    progress: LayerProgress | None
+
+
 def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade: bool = False,
                    upgrade_packages: Collection[str] = (), runner: ResolverRunner | None = None,
                    platform: str | None = None, progress: LayerProgress | None = None) -> list[LayerOutcome]:
@@ -205,63 +217,67 @@ def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade
     Each layer is locked for every configured platform (one lock per architecture, pinrepro.pyplatforms);
     ``platform`` restricts that to one platform. ``progress`` hears of each resolver run as it starts and ends.
     """
-    runner = runner or ResolverRunner()
-    platforms = (platform,) if platform else tuple(config.platforms)
-    wanted = {canonicalize_name(name) for name in upgrade_packages}
+    run = _Run(config, runner or ResolverRunner(), (platform,) if platform else tuple(config.platforms), upgrade,
+               frozenset(canonicalize_name(name) for name in upgrade_packages), progress)
     for layer in config.layers:  # refuse an impossible target before any resolver runs
         check_written_credentials(layer.index, where=f"{config.source} layer '{layer.name}'")
-        for target in pyplatforms.targets(layer.lock, platforms):
-            check_target(layer.resolver, target.platform, layer.name, platforms)
+        for target in pyplatforms.targets(layer.lock, run.platforms):
+            check_target(layer.resolver, target.platform, layer.name, run.platforms)
     done: dict[str, LayerOutcome] = {}
     for layer in ordered(config.layers):
-        before = previous.get(layer.name)
-        python = target_python(layer, config, before.python if before else None)
-        files = _input_files(config, layer)
-        inputs = input_sha256(config, layer)
-        lower = below(config.layers, layer)
-        constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
-        targets = pyplatforms.targets(layer.lock, platforms)
-        options = options_sha256(layer, python, _platform_key(targets))
-        current = {t.platform: _read(config.root / t.lock) for t in targets}
-        shas = {t.platform: _sha256(data) for t in targets if (data := current[t.platform]) is not None}
-        keep = (
-            before is not None and len(shas) == len(targets) and not upgrade
-            and (before.requirements, before.lock) == (layer.requirements, layer.lock)
-            and before.input_sha256 == inputs and before.options_sha256 == options
-            and dict(before.constraints) == constraints and before.output_sha256 == _combined(targets, shas)
-            and not any(wanted & set(pins(data.decode("utf-8", "replace")))
-                        for data in current.values() if data is not None)
-        )
-        if keep and before is not None:
-            outputs = {t.lock: current[t.platform] or b"" for t in targets}
-            done[layer.name] = _outcome(config, layer, targets, outputs, before, compiled=False, current=current)
-            continue
-        trusted = before is not None and before.output_sha256 == _combined(targets, shas)
-        outputs = {}
-        version = ""
-        seed = _previouspins(config, layer, before, targets)
-        for target in targets:
-            started = time.monotonic()
-            if progress is not None:
-                progress(layer.name, target.platform, layer.resolver, None)
-            outputs[target.lock], version = _compile(
-                config, layer, files, lower, done, current[target.platform] or seed, runner, python=python,
-                target=target, platforms=platforms, upgrade=upgrade, upgrade_packages=tuple(sorted(wanted)),
-                reuse_hashes=trusted)
-            if progress is not None:
-                progress(layer.name, target.platform, layer.resolver, time.monotonic() - started)
-        new_shas = {t.platform: _sha256(outputs[t.lock]) for t in targets}
-        record = LayerLock(
-            requirements=layer.requirements, lock=layer.lock, input_sha256=inputs,
-            output_sha256=_combined(targets, new_shas), options_sha256=options, resolver=layer.resolver,
-            resolver_version=version, python=python, constraints=constraints,
-            platforms=new_shas if len(targets) > 1 else {},
-        )
-        done[layer.name] = _outcome(config, layer, targets, outputs, record, compiled=True, current=current)
+        done[layer.name] = _lock_layer(run, layer, previous.get(layer.name), done)
     return list(done.values())
 
 
-def _previouspins(config: Config, layer: Layer, before: LayerLock | None,
+def _lock_layer(run: _Run, layer: Layer, before: LayerLock | None, done: Mapping[str, LayerOutcome]) -> LayerOutcome:
+    """One layer's outcome: kept as it is when nothing it was compiled from changed, compiled otherwise."""
+    config = run.config
+    python = target_python(layer, config, before.python if before else None)
+    files = _input_files(config, layer)
+    inputs = input_sha256(config, layer)
+    lower = below(config.layers, layer)
+    constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
+    targets = pyplatforms.targets(layer.lock, run.platforms)
+    options = options_sha256(layer, python, _platform_key(targets))
+    current = {t.platform: _read(config.root / t.lock) for t in targets}
+    shas = {t.platform: _sha256(data) for t in targets if (data := current[t.platform]) is not None}
+    # The locks on disk are the ones pinrepro wrote (their hashes can be reused) when the record's hash matches.
+    trusted = before is not None and before.output_sha256 == _combined(targets, shas)
+    if trusted and before is not None and len(shas) == len(targets) and not run.upgrade and \
+            (before.requirements, before.lock) == (layer.requirements, layer.lock) and \
+            (before.input_sha256, before.options_sha256) == (inputs, options) and \
+            dict(before.constraints) == constraints and not _upgrades_a_pin(run.wanted, current.values()):
+        kept = {t.lock: current[t.platform] or b"" for t in targets}
+        return _outcome(config, layer, targets, kept, before, compiled=False, current=current)
+    outputs: dict[str, bytes] = {}
+    version = ""
+    seed = _previous_pins(config, layer, before, targets)
+    for target in targets:
+        started = time.monotonic()
+        if run.progress is not None:
+            run.progress(layer.name, target.platform, layer.resolver, None)
+        outputs[target.lock], version = _compile(
+            run, layer, files, lower, done, current[target.platform] or seed, python=python, target=target,
+            reuse_hashes=trusted)
+        if run.progress is not None:
+            run.progress(layer.name, target.platform, layer.resolver, time.monotonic() - started)
+    new_shas = {t.platform: _sha256(outputs[t.lock]) for t in targets}
+    record = LayerLock(
+        requirements=layer.requirements, lock=layer.lock, input_sha256=inputs,
+        output_sha256=_combined(targets, new_shas), options_sha256=options, resolver=layer.resolver,
+        resolver_version=version, python=python, constraints=constraints,
+        platforms=new_shas if len(targets) > 1 else {},
+    )
+    return _outcome(config, layer, targets, outputs, record, compiled=True, current=current)
+
+
+def _upgrades_a_pin(wanted: frozenset[str], locks: Iterable[bytes | None]) -> bool:
+    """True when --upgrade-package names a package one of the layer's locks pins."""
+    return bool(wanted) and any(wanted & set(pins(data.decode("utf-8", "replace")))
+                                for data in locks if data is not None)
+
+
+def _previous_pins(config: Config, layer: Layer, before: LayerLock | None,
                    targets: list[pyplatforms.Target]) -> bytes | None:
     """When the layer's lock files change shape (a platform of another architecture added or removed), the
     pins of the files it had, so that adding linux/arm64 does not move a single linux/amd64 pin."""
@@ -298,14 +314,53 @@ def _outcome(config: Config, layer: Layer, targets: list[pyplatforms.Target], ou
     )
 
 
-def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer], done: Mapping[str, LayerOutcome],
-             current: bytes | None, runner: ResolverRunner, *, python: str, target: pyplatforms.Target,
-             platforms: tuple[str, ...], upgrade: bool, upgrade_packages: tuple[str, ...],
+def _compile(run: _Run, layer: Layer, files: list[str], lower: list[Layer], done: Mapping[str, LayerOutcome],
+             current: bytes | None, *, python: str, target: pyplatforms.Target,
              reuse_hashes: bool) -> tuple[bytes, str]:
-    platform = target.platform
+    """One lock of ``layer`` (for ``target``'s platform) from the resolver, in pinrepro's shape; its version."""
+    config, runner, platform = run.config, run.runner, target.platform
     secrets = Secrets(runner.variables())
-    # Files the compile reads, at their project-relative paths, with ${VAR} in their URLs expanded for the
-    # resolver (the lock gets the ${VAR} form back); a lower layer's lock is its NEW text for this platform.
+    staged, lower_locks = _staged(run, files, lower, done, platform, secrets)
+    if current is not None and not run.upgrade:
+        # The existing lock seeds the resolver so its pins are kept. A lock pinrepro did not write (edited by
+        # hand) passes on its pins only: newer pips enforce the hashes they find there, and an edited hash must
+        # be fetched anew rather than fail the compile. Its index lines stay out: they are ours to write.
+        staged[target.lock] = without_options(current) if reuse_hashes else pins_only(current)
+    where = f"{config.source} layer '{layer.name}'"
+    index = _index_for(config, layer.index, secrets, where)
+    if runner.probed is not None:
+        pairs = [(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)]
+        pyindex.probe([pair for pair in pairs if pair[0] not in runner.probed], timeout=layer.index.timeout,
+                      layer=layer.name)
+        runner.probed.update(expanded for expanded, _ in pairs)
+    request = CompileRequest(
+        layer=layer.name, requirements=posixpath.normpath(layer.requirements), output=target.lock,
+        constraints=tuple(lower_locks), python=python, platform=platform,
+        hashes=layer.hashes, index=index, upgrade=run.upgrade, upgrade_packages=tuple(sorted(run.wanted)),
+        reuse_hashes=reuse_hashes and current is not None and not run.upgrade, secrets=secrets,
+    )
+    with tempfile.TemporaryDirectory(prefix="pinrepro-compile-") as scratch:
+        workdir = _scratch_project(Path(scratch), staged)
+        version = compile_layer(runner, layer.resolver, request, workdir)
+        text = secrets.restore((workdir / target.lock).read_text(encoding="utf-8"))
+    if layer.resolver == "pip-compile" and runner.probed is not None:
+        # uv fails on an index page it cannot read; pip skips it silently, so its pages are checked here
+        pyindex.probe_pages([(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)],
+                            [e.name for e in parse_lock(text) if e.name], timeout=layer.index.timeout,
+                            layer=layer.name)
+    secrets.check_lock(text, where=f"layer '{layer.name}' ({layer.requirements})")
+    lines = pyindex.index_lines(layer.index)
+    return normalize_output(text, python, platform, index_lines=lines).encode("utf-8"), version
+
+
+def _staged(run: _Run, files: list[str], lower: list[Layer], done: Mapping[str, LayerOutcome], platform: str,
+            secrets: Secrets) -> tuple[dict[str, bytes], list[str]]:
+    """The files one compile reads, by project-relative path, and the lower layers' locks among them (``-c``).
+
+    Inputs have ``${VAR}`` in their URLs expanded for the resolver (the lock gets the ``${VAR}`` form back); a
+    lower layer's lock is its NEW text for this platform's architecture.
+    """
+    config = run.config
     staged: dict[str, bytes] = {
         rel: secrets.expand_requirements((config.root / rel).read_text(encoding="utf-8"), where=rel).encode()
         for rel in files if not posixpath.isabs(rel)
@@ -317,49 +372,25 @@ def _compile(config: Config, layer: Layer, files: list[str], lower: list[Layer],
     lower_locks = []
     for dep in lower:
         # the lower layer's lock for the same architecture (its only lock when it has one)
-        dep_targets = pyplatforms.targets(dep.lock, platforms)
+        dep_targets = pyplatforms.targets(dep.lock, run.platforms)
         dep_target = next((t for t in dep_targets if pyplatforms.arch(t.platform) == pyplatforms.arch(platform)),
                           dep_targets[0])
         lower_locks.append(dep_target.lock)
         staged[dep_target.lock] = without_options(done[dep.name].by_platform.get(platform, done[dep.name].content))
-    output = target.lock
-    if current is not None and not upgrade:
-        # The existing lock seeds the resolver so its pins are kept. A lock pinrepro did not write (edited by
-        # hand) passes on its pins only: newer pips enforce the hashes they find there, and an edited hash must
-        # be fetched anew rather than fail the compile. Its index lines stay out: they are ours to write.
-        staged[output] = without_options(current) if reuse_hashes else pins_only(current)
-    where = f"{config.source} layer '{layer.name}'"
-    index = _index_for(config, layer.index, secrets, where)
-    if runner.probed is not None:
-        pairs = [(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)]
-        pyindex.probe([pair for pair in pairs if pair[0] not in runner.probed], timeout=layer.index.timeout,
-                      layer=layer.name)
-        runner.probed.update(expanded for expanded, _ in pairs)
+    return staged, lower_locks
+
+
+def _scratch_project(scratch: Path, staged: Mapping[str, bytes]) -> Path:
+    """``staged`` written under ``scratch`` at their relative paths; the project folder they are relative to."""
     # Includes such as ../shared/base.in need room above the project's copy (normpath puts ".." first).
     depth = max((rel.split("/").count("..") for rel in staged), default=0)
-    with tempfile.TemporaryDirectory(prefix="pinrepro-compile-") as scratch:
-        workdir = Path(scratch).joinpath(*(["up"] * depth), "project")
-        workdir.mkdir(parents=True)
-        for rel, data in staged.items():
-            path = workdir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        request = CompileRequest(
-            layer=layer.name, requirements=posixpath.normpath(layer.requirements), output=output,
-            constraints=tuple(lower_locks), python=python, platform=platform,
-            hashes=layer.hashes, index=index, upgrade=upgrade, upgrade_packages=upgrade_packages,
-            reuse_hashes=reuse_hashes and current is not None and not upgrade, secrets=secrets,
-        )
-        version = compile_layer(runner, layer.resolver, request, workdir)
-        text = secrets.restore((workdir / output).read_text(encoding="utf-8"))
-    if layer.resolver == "pip-compile" and runner.probed is not None:
-        # uv fails on an index page it cannot read; pip skips it silently, so its pages are checked here
-        pyindex.probe_pages([(secrets.expand(url, where=where), url) for url in configured_indexes(layer.index)],
-                            [e.name for e in parse_lock(text) if e.name], timeout=layer.index.timeout,
-                            layer=layer.name)
-    secrets.check_lock(text, where=f"layer '{layer.name}' ({layer.requirements})")
-    lines = pyindex.index_lines(layer.index)
-    return normalize_output(text, python, platform, index_lines=lines).encode("utf-8"), version
+    workdir = scratch.joinpath(*(["up"] * depth), "project")
+    workdir.mkdir(parents=True)
+    for rel, data in staged.items():
+        path = workdir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return workdir
 
 
 # -- Dockerfile RUN pip install lines -------------------------------------------------------------
