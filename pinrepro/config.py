@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
 from pinrepro.layers.order import ordered
+from pinrepro.reference import canonical_registry
 from pinrepro.scrub import remember
 from pinrepro.suppress import check_rule_ids
 
@@ -210,7 +211,7 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
         hashes=hashes,
         resolver=resolver,
         index=index,
-        mirrors={_normal_host(k): v for k, v in mirrors.items()},
+        mirrors={canonical_registry(k): v for k, v in mirrors.items()},
         insecure_registries=_str_list(data, "insecure_registries", source, ()),
         layers=layers,
         refresh=refresh,
@@ -255,10 +256,6 @@ def _verify_options(raw: Any, source: str) -> VerifyOptions:
         raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=where,
                           fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
     return VerifyOptions(ignore=ignore)
-
-
-def _normal_host(host: str) -> str:
-    return "docker.io" if host in {"index.docker.io", "registry-1.docker.io"} else host
 
 
 def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: str,

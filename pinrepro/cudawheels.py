@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pinrepro.inventory.cuda import compare_versions, parse_version
+from pinrepro.inventory.cuda import version_or_zero
 from pinrepro.inventory.driver_table import driver_floor
 from pinrepro.reqfile import INDEX_OPTIONS, lock_options, parse_lock
 
@@ -124,18 +124,18 @@ def judge_wheels(text: str, driver: str | None) -> tuple[str, str] | None:
     wheels = [w for w in cuda_wheels(text) if w.index is None]
     if not wheels:
         return None
-    top = max(wheels, key=lambda w: parse_version(w.cuda) or (0,))
+    top = max(wheels, key=lambda w: version_or_zero(w.cuda))
     needing = [w.what for w in wheels if w.cuda == top.cuda]
     shown = ", ".join(needing[:3]) + (f" and {len(needing) - 3} more" if len(needing) > 3 else "")
     label = f"CUDA {top.cuda}" + ("" if "." in top.cuda else ".x")
     if driver is None:
         return "no", f"{shown} need {label}, and this host has no NVIDIA driver"
-    have = parse_version(driver) or (0,)
+    have = version_or_zero(driver)
     toolkit, compat = driver_floors(top.cuda)
-    if toolkit and compare_versions(have, parse_version(toolkit) or (0,)) >= 0:
+    if toolkit and have >= version_or_zero(toolkit):
         return "ok", f"{shown} need {label}: driver {driver} >= {toolkit}"
     major = top.cuda.split(".")[0]
-    if compat and compare_versions(have, parse_version(compat) or (0,)) >= 0:
+    if compat and have >= version_or_zero(compat):
         if toolkit is None:
             return "ok", f"{shown} need {label}: driver {driver} >= {compat}"
         return "ok", (f"{shown} need {label}: driver {driver} runs them through minor-version compatibility "

@@ -21,21 +21,18 @@ import hashlib
 import json
 import posixpath
 import re
-import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from pinrepro import pyindex, pyplatforms
 from pinrepro.config import Config, IndexOptions, Layer
 from pinrepro.errors import ConfigError
-from pinrepro.findings import Finding
-from pinrepro.installs import check_command
 from pinrepro.layers.order import below, ordered
 from pinrepro.lockfile import LayerLock
 from pinrepro.pyindex import Secrets, check_written_credentials, configured_indexes
@@ -50,10 +47,11 @@ from pinrepro.reqfile import (
     without_options,
 )
 from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target, compile_layer
+from pinrepro.scrub import redact
 
 __all__ = [
-    "LayerOutcome", "LayerProgress", "ResolverRunner", "check_dockerfile_installs",
-    "compile_layers", "input_sha256", "options_sha256", "target_python",
+    "LayerOutcome", "LayerProgress", "ResolverRunner", "compile_layers", "input_sha256", "options_sha256",
+    "target_python",
 ]
 
 # (layer, platform, resolver, seconds): seconds is None when the resolver starts, the time it took when done.
@@ -143,7 +141,7 @@ def _input_files(config: Config, layer: Layer) -> list[str]:
                 setting = "index_url" if option.option in ("-i", "--index-url") else (
                     "find_links" if option.option in ("-f", "--find-links") else "extra_index_urls")
                 raise ConfigError(
-                    f"{option.option} {pyindex.redact(value)} sets a package index in a requirement "
+                    f"{option.option} {redact(value)} sets a package index in a requirement "
                     "file, where the lock and its checks cannot see it (pip in the image would not find its "
                     "wheels)", where=f"{rel}:{number}",
                     fix=f"move it to {setting} in the configuration ([tool.pinrepro] or pinrepro.toml)")
@@ -391,120 +389,3 @@ def _scratch_project(scratch: Path, staged: Mapping[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return workdir
-
-
-# -- Dockerfile RUN pip install lines -------------------------------------------------------------
-
-_SEPARATORS = frozenset({"&&", "||", ";", "|", "&", "(", ")", ";;", "\n"})
-
-
-def check_dockerfile_installs(text: str, path: str, config: Config) -> list[Finding]:
-    """Errors for RUN commands that install Python packages around the locks (judged by pinrepro.installs)."""
-    findings: list[Finding] = []
-    for line, script in _run_scripts(text):
-        for start, argv in _commands(script, line):
-            findings.extend(check_command(argv, start, path, config))
-    return findings
-
-
-def _run_scripts(text: str) -> Iterator[tuple[int, str]]:
-    """(line of the first script line, shell script) of each RUN instruction; continuations kept as newlines."""
-    escape = "\\"
-    lines = text.replace("\r\n", "\n").split("\n")
-    for line in lines[:5]:
-        match = re.match(r"^#\s*escape\s*=\s*(\S)\s*$", line)
-        if match:
-            escape = match.group(1)
-    index = 0
-    while index < len(lines):
-        start = index
-        first = lines[index]
-        if not first.strip() or first.lstrip().startswith("#"):
-            index += 1
-            continue
-        parts = [first]
-        while parts[-1].rstrip().endswith(escape) and index + 1 < len(lines):
-            parts[-1] = parts[-1].rstrip()[:-1]
-            index += 1
-            # Docker drops comment and blank lines inside a continued instruction; "" keeps the numbering.
-            while index + 1 < len(lines) and (not lines[index].strip() or lines[index].lstrip().startswith("#")):
-                parts.append("")
-                index += 1
-            parts.append(lines[index])
-        index += 1
-        instruction = "\n".join(parts)
-        match = re.match(r"^\s*RUN\s+(.*)$", instruction, flags=re.IGNORECASE | re.DOTALL)
-        if not match:
-            continue
-        body = match.group(1)
-        # "RUN \" alone on its line: the script starts on a later line, and findings name the command's line.
-        first_line = start + 1 + instruction[:match.start(1)].count("\n")
-        while True:  # RUN flags: --mount=..., --network=..., --security=...
-            flag = re.match(r"^\s*--[a-z-]+=\S+\s*", body)
-            if not flag:
-                break
-            first_line += flag.group(0).count("\n")
-            body = body[flag.end():]
-        heredoc = re.match(r"^<<(-?)[\"']?(\w+)[\"']?\s*(.*)$", body.split("\n", 1)[0].strip())
-        if heredoc:
-            delimiter = heredoc.group(2)
-            script: list[str] = []
-            body_start = index
-            while index < len(lines) and (lines[index].strip() if heredoc.group(1) else lines[index]) != delimiter:
-                script.append(lines[index])
-                index += 1
-            index += 1
-            yield from _shell_lines(script, body_start + 1)
-            continue
-        if body.lstrip().startswith("["):
-            try:
-                argv = json.loads(body)
-            except ValueError:
-                argv = None
-            if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
-                if len(argv) >= 3 and PurePosixPath(argv[0]).name in {"sh", "bash"} and argv[1] == "-c":
-                    yield first_line, argv[2]
-                else:
-                    yield first_line, shlex.join(argv)
-            continue
-        yield first_line, body
-
-
-def _shell_lines(lines: list[str], first_line: int) -> Iterator[tuple[int, str]]:
-    """A heredoc script's logical lines (backslash continuations kept inside as newlines)."""
-    parts: list[str] = []
-    start = first_line
-    for offset, text in enumerate(lines):
-        if not parts:
-            start = first_line + offset
-        if text.rstrip().endswith("\\"):
-            parts.append(text.rstrip()[:-1])
-            continue
-        parts.append(text)
-        yield start, "\n".join(parts)
-        parts = []
-    if parts:
-        yield start, "\n".join(parts)
-
-
-def _commands(script: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
-    """Each simple command of one shell line (escaped newlines inside), with the line its first word is on."""
-    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    argv: list[str] = []
-    line = first_line
-    try:
-        for token in lexer:
-            if token in _SEPARATORS:
-                if argv:
-                    yield line, argv
-                argv = []
-                continue
-            if not argv:
-                # lineno has counted the newlines read so far, which may include the one ending this token.
-                line = first_line + lexer.lineno - 1
-            argv.append(token)
-    except ValueError:
-        return  # unbalanced quotes: not a script we can read
-    if argv:
-        yield line, argv

@@ -27,7 +27,7 @@ from tests.support.aptrepo import AptRepo, Deb
 from tests.support.debian import Buildah, rootfs_packages, rootfs_tar
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
-from tests.wheelhouse import Wheelhouse
+from tests.support.wheelhouse import Wheelhouse
 
 pytestmark = [pytest.mark.realregistry, pytest.mark.realbuild]
 

@@ -1,6 +1,6 @@
 """Layered requirement locks with the real pip-compile and the real uv, against wheels the tests build.
 
-Nothing here reaches a network: the packages are tiny wheels (tests/wheelhouse.py) behind a ``file://`` simple
+Nothing here reaches a network: the packages are tiny wheels (tests/support/wheelhouse.py) behind a ``file://`` simple
 index, which replaces PyPI as the default index. The machine's own pip configuration (pip.conf, PIP_* variables,
 find-links) is in effect for the whole run, so every test also checks that none of it leaks in.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pinrepro import config as config_module
-from pinrepro.config import Config, IndexOptions
+from pinrepro.config import Config
 from pinrepro.errors import ConfigError, ResolverError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
@@ -29,14 +29,12 @@ from pinrepro.reqfile import normalize_output, parse_lock
 from pinrepro.requirements import (
     LayerOutcome,
     ResolverRunner,
-    check_dockerfile_installs,
     compile_layers,
     input_sha256,
     options_sha256,
 )
-from pinrepro.resolvers import CompileRequest, redact
 from tests.support.tools import require_uv
-from tests.wheelhouse import Dist, Wheelhouse, build_wheel
+from tests.support.wheelhouse import Dist, Wheelhouse, build_wheel
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "requirements"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -375,19 +373,6 @@ def test_user_level_pip_conf_and_uv_toml_do_not_leak(tmp_path: Path, wheelhouse:
     assert outcome.content.decode() == top(wheelhouse) + entry(wheelhouse, "alpha", "1.1", "-r requirements-base.in")
 
 
-def test_runner_environment_keeps_only_transport_settings() -> None:
-    runner = ResolverRunner(environ={
-        "PATH": "/bin", "PIP_INDEX_URL": "x", "PIP_FIND_LINKS": "x", "PIP_CERT": "/ca.pem", "PIP_RETRIES": "1",
-        "UV_INDEX_URL": "x", "UV_CACHE_DIR": "/c", "CUSTOM_COMPILE_COMMAND": "make", "HOME": "/h",
-    })
-    assert runner.environment() == {
-        "PATH": "/bin", "PIP_CERT": "/ca.pem", "PIP_RETRIES": "1", "UV_CACHE_DIR": "/c", "HOME": "/h",
-        "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-        "PIP_REQUIRE_VIRTUALENV": "0", "CUSTOM_COMPILE_COMMAND": "pinrepro lock", "UV_PYTHON_DOWNLOADS": "never",
-        "NO_COLOR": "1",
-    }
-
-
 def test_includes_are_copied_and_hashed(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     require_uv()
     config = make_project(tmp_path / "p", wheelhouse.index_url, {"base": "-r reqs/common.in\n"}, resolver="uv")
@@ -602,17 +587,6 @@ def test_unknown_package_keeps_the_resolver_explanation(tmp_path: Path, wheelhou
                                 "(index_url, extra_index_urls, find_links)")
 
 
-def test_redact_hides_credentials() -> None:
-    assert redact("https://u:p@idx.example:8443/simple") == "https://***@idx.example:8443/simple"
-    assert redact("https://idx.example/simple") == "https://idx.example/simple"
-    assert redact("from https://__token__:pypi-AgE@idx.example/s and git+https://tok@github.com/x/y.git, a@b") == (
-        "from https://***@idx.example/s and git+https://***@github.com/x/y.git, a@b")
-    request = CompileRequest(layer="base", requirements="r.in", output="r.lock", constraints=(), python="3.11",
-                             platform="linux/amd64", hashes=True,
-                             index=IndexOptions(index_url="https://u:s3cret@idx.example/simple"))
-    assert "s3cret" not in repr(request)
-
-
 def test_a_crashing_pip_compile_is_not_reported_as_a_conflict(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     config = make_project(tmp_path, wheelhouse.index_url, {"base": "alpha\n"}, extra='python = "3.7"')
     bindir = tmp_path / "bin"
@@ -772,45 +746,6 @@ def test_verify_after_a_real_lock_is_clean(tmp_path: Path, wheelhouse: Wheelhous
                           resolver="uv")
     records = write(compile_layers(config, {}))
     assert check_layers(config, Lock(layers=records)) == []
-
-
-# -- Dockerfile installs ------------------------------------------------------------------------------------
-
-
-def test_dockerfile_install_lines(tmp_path: Path) -> None:
-    config = make_project(tmp_path, "file:///nowhere/simple", {"base": "alpha\n", "app": "beta\n"})
-    text = (FIXTURES / "Dockerfile.installs").read_text()
-    findings = check_dockerfile_installs(text, "docker/Dockerfile", config)
-
-    def loose(line: int, packages: str, them: str = "it") -> tuple[int, str, str, str]:
-        return (line, "error", "install-unlocked", f"installs {packages} from the index, outside the locks "
-                f"(versions and hashes decided when the image is built) - add {them} to a layer's requirements "
-                "and install its lock")
-
-    def layer_input(line: int, value: str, layer: str) -> tuple[int, str, str, str]:
-        lock = f"requirements-{layer}.lock"
-        return (line, "error", "install-input", f"installs {value}, the input of layer '{layer}', instead of its "
-                f"lock {lock} - use `pip install --require-hashes --no-deps -r {lock}`")
-
-    uv_install = "use `uv pip install --require-hashes --no-deps -r requirements-app.lock`"
-    assert [(f.line, f.level, f.code, f.message) for f in findings] == [
-        layer_input(5, "requirements-base.in", "base"),
-        loose(8, "numpy, fastapi>=0.100, httpx==0.27.0", "them"),
-        layer_input(12, "/src/requirements-app.in", "app"),
-        loose(15, "uvicorn"),
-        (15, "error", "install-no-hashes", "installs the lock requirements-app.lock without --require-hashes, so a "
-                                           f"requirement without a hash would be installed unchecked - {uv_install}"),
-        (15, "error", "install-with-deps", "installs the layered lock requirements-app.lock without --no-deps, so a "
-                                           f"dependency another layer pins may be resolved again - {uv_install}"),
-        (16, "error", "install-not-a-lock", "installs extra.in, which is not a lock pinrepro writes - add it as a "
-                                            "requirement layer ([[tool.pinrepro.layers]]) and install its lock"),
-        loose(20, "pandas"),
-        loose(22, "torch"),
-        loose(24, "pip==24.0, setuptools==70.0.0", "them"),
-        loose(25, "scipy"),
-        loose(27, "rich"),
-    ]
-    assert {f.path for f in findings} == {"docker/Dockerfile"}
 
 
 def test_cli_lock_verify_and_upgrade_package_typo(tmp_path: Path, wheelhouse: Wheelhouse) -> None:

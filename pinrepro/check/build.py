@@ -9,8 +9,8 @@ from pathlib import PurePosixPath
 
 from pinrepro.check.model import CheckContext, DockerfileView, finding
 from pinrepro.check.packages import pip_install, requirement_name, system_install, system_remove
-from pinrepro.check.shell import Command, commands
 from pinrepro.dockerfile import Instruction, Stage, strip_digest
+from pinrepro.dockerfile.commands import Command, commands
 from pinrepro.findings import Finding
 from pinrepro.pyplatforms import targetarch_pattern, targets
 from pinrepro.reference import ImageRef

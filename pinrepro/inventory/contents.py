@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pinrepro.errors import LockfileError
 from pinrepro.inventory.cuda import CudaRequirement, parse_require
 from pinrepro.inventory.osrelease import OsInfo
+
+if TYPE_CHECKING:
+    from pinrepro.lockfile import PlatformLock
 
 UNKNOWN = "unknown"
 
@@ -154,6 +157,13 @@ class PlatformContents:
             labels=_str_table(data, "labels", where),
             notes=tuple(_str_list(data, "notes", where)),
         )
+
+
+def contents_of(platform: PlatformLock, *, where: str = "pinrepro.lock") -> PlatformContents | None:
+    """The platform's recorded contents; None when the platform is absent or the lock has no contents for it."""
+    if platform.absent or not platform.contents:
+        return None
+    return PlatformContents.from_toml(platform.contents, where=where)
 
 
 def _os_fields(info: OsInfo) -> dict[str, str | None]:
