@@ -42,8 +42,9 @@ from pinrepro import config as config_module
 from pinrepro import reqfile
 from pinrepro.errors import ResolverError
 from pinrepro.fsutil import write_atomically
+from pinrepro.layers.compile import compile_layers
 from pinrepro.lock import run_lock
-from pinrepro.requirements import ResolverRunner, compile_layers
+from pinrepro.resolvers import ResolverRunner
 
 SERVICE = {
     "base": ["numpy", "onnxruntime"],

@@ -16,9 +16,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 __all__ = [
     "COMPILE_COMMAND", "INCLUDE_OPTIONS", "INDEX_OPTIONS", "LockEntry", "LockOption", "header", "lock_options",
     "normalize_output", "parse_lock", "pins", "pins_only", "without_options",
@@ -88,6 +85,11 @@ def _option(line: str) -> tuple[str, str] | None:
 
 
 def _entry(number: int, line: str, editable: bool) -> LockEntry:
+    # packaging loads when a requirement is read: the resolver runner imports this module for COMPILE_COMMAND,
+    # and `pinrepro lock` without layers reads no requirement (start-up time, issue #15).
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     hashes = tuple(re.findall(r"--hash[= ](\S+)", line))
     requirement = re.split(r"\s--?[a-z]", " " + line, maxsplit=1)[0].strip()
     try:
@@ -175,6 +177,8 @@ def _body_start(lines: list[str]) -> int:
 
 def _sort_key(block: list[str]) -> tuple[bool, str]:
     """Editable lines first, then by canonical name (uv's order, and pip-tools' apart from its unsafe section)."""
+    from packaging.utils import canonicalize_name
+
     first = block[0]
     option = _option(first)
     editable = option is not None and option[0] in _EDITABLE

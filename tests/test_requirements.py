@@ -24,15 +24,11 @@ from pinrepro.errors import ConfigError, ResolverError
 from pinrepro.findings import Finding
 from pinrepro.fsutil import write_atomically
 from pinrepro.layers.check import check_layers
+from pinrepro.layers.compile import LayerOutcome, compile_layers
+from pinrepro.layers.inputs import input_sha256, options_sha256
 from pinrepro.lockfile import LayerLock, Lock
 from pinrepro.reqfile import normalize_output, parse_lock
-from pinrepro.requirements import (
-    LayerOutcome,
-    ResolverRunner,
-    compile_layers,
-    input_sha256,
-    options_sha256,
-)
+from pinrepro.resolvers import ResolverRunner
 from tests.support.tools import require_uv
 from tests.support.wheelhouse import Dist, Wheelhouse, build_wheel
 

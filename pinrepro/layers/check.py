@@ -2,7 +2,7 @@
 several) against pinrepro.lock's record and the files on disk. Never runs a resolver.
 
 pinrepro.layers.compile writes the locks and their records; what a record says a layer was compiled from is
-computed by pinrepro.requirements and only compared here.
+computed by pinrepro.layers.inputs and only compared here.
 """
 
 from __future__ import annotations
@@ -13,17 +13,10 @@ from pinrepro import pyplatforms
 from pinrepro.config import Config, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
+from pinrepro.layers.inputs import input_sha256, options_sha256, platform_key, read_or_none, sha256, target_python
 from pinrepro.layers.order import below, ordered
 from pinrepro.lockfile import LayerLock, Lock, table_lines
 from pinrepro.reqfile import parse_lock, pins
-from pinrepro.requirements import (
-    _platform_key,
-    _read,
-    _sha256,
-    input_sha256,
-    options_sha256,
-    target_python,
-)
 
 __all__ = ["check_layers"]
 
@@ -38,7 +31,7 @@ def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> 
     texts: dict[str, dict[str, str]] = {}  # layer -> platform -> its lock text
     configured = {layer.name for layer in config.layers}
     stale = sorted(set(lock.layers) - configured)
-    lock_text = (_read(config.lock_path) or b"").decode("utf-8", "replace") if stale else ""
+    lock_text = (read_or_none(config.lock_path) or b"").decode("utf-8", "replace") if stale else ""
     lines = table_lines(lock_text, "layers")
     for name in stale:
         findings.append(Finding(config.lockfile, lines.get(name), "error", "stale-lock-entry",
@@ -47,7 +40,7 @@ def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> 
     for layer in ordered(config.layers):
         record = lock.layers.get(layer.name)
         targets = pyplatforms.targets(layer.lock, platforms)
-        data = {t.platform: _read(config.root / t.lock) for t in targets}
+        data = {t.platform: read_or_none(config.root / t.lock) for t in targets}
         texts[layer.name] = {p: d.decode("utf-8", "replace") for p, d in data.items() if d is not None}
         findings.extend(_check_record(config, layer, record, targets, data, lock))
         for target in targets:
@@ -82,7 +75,7 @@ def _check_record(config: Config, layer: Layer, record: LayerLock | None, target
                       f"layer '{layer.name}' was locked from {record.requirements} into {record.lock}; "
                       "the configuration says otherwise - run `pinrepro lock`")
         return
-    shas = {t.platform: _sha256(data[t.platform] or b"") for t in targets}
+    shas = {t.platform: sha256(data[t.platform] or b"") for t in targets}
     recorded = record.platforms if len(targets) > 1 else {targets[0].platform: record.output_sha256}
     for target in targets:
         if recorded.get(target.platform) != shas[target.platform]:
@@ -98,7 +91,7 @@ def _check_record(config: Config, layer: Layer, record: LayerLock | None, target
         yield Finding(layer.requirements, None, "error", "input-changed",
                       f"{layer.requirements} changed since {layer.lock} was compiled - run `pinrepro lock`")
     python = target_python(layer, config, record.python)
-    if options_sha256(layer, python, _platform_key(targets)) != record.options_sha256:
+    if options_sha256(layer, python, platform_key(targets)) != record.options_sha256:
         yield Finding(targets[0].lock, None, "error", "options-changed",
                       f"the resolver options of layer '{layer.name}' (resolver, python, platforms, hashes, indexes) "
                       "changed since it was compiled - run `pinrepro lock`")

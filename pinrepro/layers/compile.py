@@ -1,4 +1,4 @@
-"""Layered Python lock files: compile each layer under the pins of the layers below it (checked offline by pyverify).
+"""Layered Python lock files: compile each layer under the pins of the layers below it (checked by layers.check).
 
 A layer is a ``.in`` file compiled into a lock (pip-tools' layered workflow, ``-c lower.lock``). The layers form
 the Dockerfile's install order (system / framework / app), so an upper layer is compiled under the pins of every
@@ -17,11 +17,7 @@ lock and checked to answer first, with ``${VAR}`` credentials kept as written (p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import posixpath
-import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -32,31 +28,26 @@ from packaging.utils import canonicalize_name
 
 from pinrepro import pyindex, pyplatforms
 from pinrepro.config import Config, IndexOptions, Layer
-from pinrepro.errors import ConfigError
+from pinrepro.layers.inputs import (
+    combined_sha256,
+    input_files,
+    input_sha256,
+    options_sha256,
+    platform_key,
+    read_or_none,
+    sha256,
+    target_python,
+)
 from pinrepro.layers.order import below, ordered
 from pinrepro.lockfile import LayerLock
 from pinrepro.pyindex import Secrets, check_written_credentials, configured_indexes
-from pinrepro.reqfile import (
-    INCLUDE_OPTIONS,
-    INDEX_OPTIONS,
-    lock_options,
-    normalize_output,
-    parse_lock,
-    pins,
-    pins_only,
-    without_options,
-)
+from pinrepro.reqfile import normalize_output, parse_lock, pins, pins_only, without_options
 from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target, compile_layer
-from pinrepro.scrub import redact
 
-__all__ = [
-    "LayerOutcome", "LayerProgress", "ResolverRunner", "compile_layers", "input_sha256", "options_sha256",
-    "target_python",
-]
+__all__ = ["LayerOutcome", "LayerProgress", "compile_layers"]
 
 # (layer, platform, resolver, seconds): seconds is None when the resolver starts, the time it took when done.
 LayerProgress = Callable[[str, str, str, float | None], None]
-_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 
 
 @dataclass(frozen=True)
@@ -71,115 +62,6 @@ class LayerOutcome:
     files: Mapping[Path, bytes] = field(default_factory=dict)
     by_platform: Mapping[str, bytes] = field(default_factory=dict)
 
-
-# -- what a layer was compiled from ---------------------------------------------------------------
-
-
-def target_python(layer: Layer, config: Config, recorded: str | None = None) -> str:
-    """The layer's target Python (major.minor[.patch]).
-
-    The configured one; when none is configured, the one the layer was last locked for (``recorded``, from
-    pinrepro.lock), and only for a layer never locked the running interpreter's major.minor. Without the
-    recorded fallback, ``pinrepro lock`` run from another Python would silently re-target every layer, while
-    ``verify`` still called the old locks good.
-    """
-    if recorded and not _PYTHON_VERSION.match(recorded):
-        recorded = None  # a hand-edited pinrepro.lock; the options hash no longer matches either, so it recompiles
-    python = layer.python or recorded or f"{sys.version_info.major}.{sys.version_info.minor}"
-    if not _PYTHON_VERSION.match(python):
-        raise ConfigError(f"python '{python}' of layer '{layer.name}' is not a version like 3.11",
-                          where=config.source, fix='write e.g. python = "3.11"')
-    return python
-
-
-def options_sha256(layer: Layer, python: str, platform: str | list[str]) -> str:
-    """Hash of every option that changes what the resolver picks or the lock says (a change means: recompile).
-
-    ``platform`` is the one target platform, or the list of them when the layer has a lock per architecture.
-    """
-    options: dict[str, object] = {
-        "resolver": layer.resolver,
-        "python": python,
-        "platform": platform,
-        "hashes": layer.hashes,
-        "index_url": layer.index.index_url,
-        "extra_index_urls": list(layer.index.extra_index_urls),
-        "find_links": list(layer.index.find_links),
-    }
-    if pyindex.index_lines(layer.index):
-        options["emits_index"] = True  # locks written before the index went into them are written again
-    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _input_files(config: Config, layer: Layer) -> list[str]:
-    """The layer's ``.in`` and every file it includes with -r / -c, recursively (project-relative POSIX paths)."""
-    where = f"{config.source} layer '{layer.name}'"
-    if not (config.root / layer.requirements).is_file():
-        raise ConfigError(f"requirements file {layer.requirements} does not exist", where=where,
-                          fix=f"create {layer.requirements} (one requirement per line) or fix 'requirements'")
-    order: list[str] = []
-    pending = [posixpath.normpath(layer.requirements)]
-    while pending:
-        rel = pending.pop(0)
-        if rel in order:
-            continue
-        order.append(rel)
-        path = config.root / rel
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {rel}: {exc}", where=where) from None
-        for option in lock_options(text):
-            number, value = option.line, option.value
-            if option.option in INDEX_OPTIONS and "://" in value:
-                # An index named inside a requirement file: the resolver would use it, but the lock's index lines
-                # and the reachability probe (pyindex) know only the configured ones.
-                setting = "index_url" if option.option in ("-i", "--index-url") else (
-                    "find_links" if option.option in ("-f", "--find-links") else "extra_index_urls")
-                raise ConfigError(
-                    f"{option.option} {redact(value)} sets a package index in a requirement "
-                    "file, where the lock and its checks cannot see it (pip in the image would not find its "
-                    "wheels)", where=f"{rel}:{number}",
-                    fix=f"move it to {setting} in the configuration ([tool.pinrepro] or pinrepro.toml)")
-            if option.option not in INCLUDE_OPTIONS or not value or "://" in value or "$" in value:
-                continue
-            target = value
-            if not posixpath.isabs(target):
-                target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-            # Only project files are read (and quoted in errors): `-r /etc/passwd` must not print its lines.
-            if posixpath.isabs(target) or target.split("/")[0] == ".." or \
-                    not (config.root / target).resolve().is_relative_to(config.root.resolve()):
-                raise ConfigError(f"{value[:200]} (included by {rel}) is outside the project",
-                                  where=f"{rel}:{number}",
-                                  fix="requirement files may only include files inside the project root")
-            if not (config.root / target).is_file():
-                raise ConfigError(f"{value} (included by {rel}) does not exist", where=f"{rel}:{number}",
-                                  fix="fix the path; it is relative to the including file")
-            pending.append(target)
-    return order
-
-
-def input_sha256(config: Config, layer: Layer) -> str:
-    """sha256 of the layer's ``.in``; when it includes other files, a hash over every file and its path."""
-    files = _input_files(config, layer)
-    if len(files) == 1:
-        return _sha256((config.root / files[0]).read_bytes())
-    listing = "".join(f"{rel}\0{_sha256((config.root / rel).read_bytes())}\n" for rel in files)
-    return _sha256(listing.encode())
-
-
-# -- compiling ------------------------------------------------------------------------------------
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
 
 
 def _index_for(config: Config, index: IndexOptions, secrets: Secrets, where: str) -> IndexOptions:
@@ -231,16 +113,16 @@ def _lock_layer(run: _Run, layer: Layer, before: LayerLock | None, done: Mapping
     """One layer's outcome: kept as it is when nothing it was compiled from changed, compiled otherwise."""
     config = run.config
     python = target_python(layer, config, before.python if before else None)
-    files = _input_files(config, layer)
+    files = input_files(config, layer)
     inputs = input_sha256(config, layer)
     lower = below(config.layers, layer)
     constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
     targets = pyplatforms.targets(layer.lock, run.platforms)
-    options = options_sha256(layer, python, _platform_key(targets))
-    current = {t.platform: _read(config.root / t.lock) for t in targets}
-    shas = {t.platform: _sha256(data) for t in targets if (data := current[t.platform]) is not None}
+    options = options_sha256(layer, python, platform_key(targets))
+    current = {t.platform: read_or_none(config.root / t.lock) for t in targets}
+    shas = {t.platform: sha256(data) for t in targets if (data := current[t.platform]) is not None}
     # The locks on disk are the ones pinrepro wrote (their hashes can be reused) when the record's hash matches.
-    trusted = before is not None and before.output_sha256 == _combined(targets, shas)
+    trusted = before is not None and before.output_sha256 == combined_sha256(targets, shas)
     if trusted and before is not None and len(shas) == len(targets) and not run.upgrade and \
             (before.requirements, before.lock) == (layer.requirements, layer.lock) and \
             (before.input_sha256, before.options_sha256) == (inputs, options) and \
@@ -259,10 +141,10 @@ def _lock_layer(run: _Run, layer: Layer, before: LayerLock | None, done: Mapping
             reuse_hashes=trusted)
         if run.progress is not None:
             run.progress(layer.name, target.platform, layer.resolver, time.monotonic() - started)
-    new_shas = {t.platform: _sha256(outputs[t.lock]) for t in targets}
+    new_shas = {t.platform: sha256(outputs[t.lock]) for t in targets}
     record = LayerLock(
         requirements=layer.requirements, lock=layer.lock, input_sha256=inputs,
-        output_sha256=_combined(targets, new_shas), options_sha256=options, resolver=layer.resolver,
+        output_sha256=combined_sha256(targets, new_shas), options_sha256=options, resolver=layer.resolver,
         resolver_version=version, python=python, constraints=constraints,
         platforms=new_shas if len(targets) > 1 else {},
     )
@@ -285,20 +167,8 @@ def _previous_pins(config: Config, layer: Layer, before: LayerLock | None,
         [pyplatforms.Target("", posixpath.normpath(before.lock))]
     if {t.lock for t in had} == {t.lock for t in targets}:
         return None
-    found = [data for t in had if (data := _read(config.root / t.lock)) is not None]
+    found = [data for t in had if (data := read_or_none(config.root / t.lock)) is not None]
     return pins_only(found[0]) if found else None
-
-
-def _platform_key(targets: list[pyplatforms.Target]) -> str | list[str]:
-    # One target keeps the key it always had (a plain platform), so existing records stay valid.
-    return targets[0].platform if len(targets) == 1 else [t.platform for t in targets]
-
-
-def _combined(targets: list[pyplatforms.Target], shas: Mapping[str, str]) -> str:
-    """The record's output_sha256: the lock's own sha256, or with several locks a hash over all of them."""
-    if len(targets) == 1:
-        return shas.get(targets[0].platform, "")
-    return _sha256("".join(f"{t.lock}\0{shas.get(t.platform, '')}\n" for t in targets).encode())
 
 
 def _outcome(config: Config, layer: Layer, targets: list[pyplatforms.Target], outputs: Mapping[str, bytes],
