@@ -1,6 +1,6 @@
 """resolvers.py: finding an interpreter or uv, the isolated environment, the argument lists, and running one
 resolver process under a timeout. Fake interpreters are shell scripts on a PATH of the test's own; what a real
-pip-compile or uv writes is covered by tests/test_requirements.py."""
+pip-compile or uv writes is covered by tests/test_layers_compile.py."""
 
 from __future__ import annotations
 
