@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from pinrepro.cli import cli
 from pinrepro.dockerfile import commands
 from pinrepro.dockerfile import reader as dockerfile_reader
-from tests.check_support import write_lock
+from tests.support.check import write_lock
 
 DIGEST = "sha256:" + "a" * 64
 TARGET_S = 1.0

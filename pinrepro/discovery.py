@@ -1,14 +1,24 @@
-"""Finding the project's Dockerfiles from the configured globs."""
+"""Finding the project's Dockerfiles from the configured globs, and the image sites they (and the deployment files)
+name: what `lock` pins and `verify` checks."""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pinrepro.config import Config
-from pinrepro.dockerfile import Dockerfile, parse
+from pinrepro.dockerfile import Dockerfile, FromSite, parse
 from pinrepro.errors import DockerfileError
+from pinrepro.findings import Finding
+from pinrepro.reference import ImageRef
+
+if TYPE_CHECKING:
+    from pinrepro.deploy.model import DeploySite
+    from pinrepro.deploy.scan import DeployScan
 
 # Directories that never hold the project's own Dockerfiles but can be huge or vendored.
 _SKIPPED_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache"}
@@ -62,3 +72,59 @@ def load_dockerfiles(config: Config) -> list[Dockerfile]:
             raise DockerfileError("is not UTF-8 text", where=name, fix="save the Dockerfile as UTF-8") from None
         parsed.append(parse(text, name, config.platforms))
     return parsed
+
+
+@dataclass(frozen=True)
+class ImageSite:
+    """One FROM (or ARG default) that names an image, parsed into a reference; or a deployment file's image."""
+
+    dockerfile: Dockerfile | None  # None for a deployment file (compose, Kubernetes, ...)
+    site: FromSite
+    ref: ImageRef  # with the digest written in the Dockerfile, if any
+
+    @property
+    def key(self) -> str:
+        """The lock's key: the reference without the digest (the tag is what moves)."""
+        return self.ref.without_digest().tagged if self.ref.tag else self.ref.tagged
+
+    @property
+    def location(self) -> str:
+        return f"{self.site.path}:{self.site.line}"
+
+
+def wanted_platforms(config: Config, group: Sequence[ImageSite]) -> tuple[str, ...]:
+    """The platforms a build pulls of one image: ``FROM --platform=linux/arm64`` pulls only that one, whatever
+    the configuration lists; ``--platform=$BUILDPLATFORM`` (any ARG) and no flag pull each configured one."""
+    wanted: dict[str, None] = {}
+    for image_site in group:
+        platform = image_site.site.platform
+        if platform and "$" not in platform:
+            wanted[platform.lower()] = None
+        else:
+            wanted.update(dict.fromkeys(config.platforms))
+    return tuple(wanted)
+
+
+def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[Finding]]:
+    """Image sites with parsed references, and findings for sites that cannot be pinned."""
+    sites: list[ImageSite] = []
+    findings: list[Finding] = []
+    for dockerfile in dockerfiles:
+        for site in dockerfile.sites:
+            if site.kind == "unresolved":
+                findings.append(Finding(site.path, site.line, "warning", "unresolved",
+                                        f"cannot pin '{site.written}': {site.reason}; it is left alone"))
+            if site.kind != "image" or site.image is None:
+                continue
+            # dockerfile.parse already rejected invalid references, naming the file and line.
+            sites.append(ImageSite(dockerfile, site, ImageRef.parse(site.image)))
+    return sites, findings
+
+
+def collect_deploy_sites(scan: DeployScan) -> list[tuple[DeploySite, ImageSite]]:
+    """The deployment files' references as image sites, so they share the lock, the resolver and verify."""
+    return [
+        (site, ImageSite(None, FromSite(site.path, site.line, site.written, site.image, "image"),
+                         ImageRef.parse(site.image)))
+        for site in scan.sites if site.image is not None
+    ]

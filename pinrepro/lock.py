@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,15 +21,14 @@ from pinrepro.apt.find import find_installs
 from pinrepro.apt.pinning import AptOutcome, lock_apt
 from pinrepro.apt.resolve import has_apt_get
 from pinrepro.config import Config
-from pinrepro.deploy.model import DeploySite
 from pinrepro.deploy.scan import DeployScan, pin_files, scan_project
-from pinrepro.discovery import load_dockerfiles
-from pinrepro.dockerfile import Dockerfile, FromSite, apply_edits, parse, rewrite, strip_digest
+from pinrepro.discovery import ImageSite, collect_deploy_sites, collect_sites, load_dockerfiles, wanted_platforms
+from pinrepro.dockerfile import Dockerfile, apply_edits, parse, rewrite, strip_digest
 from pinrepro.errors import ConfigError, NotFoundError, PinreproError
 from pinrepro.findings import Finding
 from pinrepro.journal import Snapshot, WriteError, commit, project_lock
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock, UrlLock
-from pinrepro.reference import ImageRef
+from pinrepro.reference import ImageRef, short_digest
 from pinrepro.registry.platform import match_platform
 from pinrepro.workers import worker_pool
 
@@ -37,30 +36,13 @@ if TYPE_CHECKING:
     # At run time these load when needed: the registry client (requests) when something must be resolved,
     # the resolvers (packaging) when layers are configured - a lock with nothing to do starts fast (issue #15).
     from pinrepro.inventory.cache import Cache
+    from pinrepro.layers.compile import LayerOutcome, LayerProgress
     from pinrepro.registry.client import ImageDescription, RegistryClient
-    from pinrepro.requirements import LayerOutcome, LayerProgress, ResolverRunner
+    from pinrepro.resolvers import ResolverRunner
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
 Scanner = Callable[[ImageRef, str], Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class ImageSite:
-    """One FROM (or ARG default) that names an image, parsed into a reference; or a deployment file's image."""
-
-    dockerfile: Dockerfile | None  # None for a deployment file (compose, Kubernetes, ...)
-    site: FromSite
-    ref: ImageRef  # with the digest written in the Dockerfile, if any
-
-    @property
-    def key(self) -> str:
-        """The lock's key: the reference without the digest (the tag is what moves)."""
-        return self.ref.without_digest().tagged if self.ref.tag else self.ref.tagged
-
-    @property
-    def location(self) -> str:
-        return f"{self.site.path}:{self.site.line}"
 
 
 @dataclass(frozen=True)
@@ -77,44 +59,6 @@ class LockOutcome:
     @property
     def changed(self) -> bool:
         return bool(self.files)
-
-
-def wanted_platforms(config: Config, group: Sequence[ImageSite]) -> tuple[str, ...]:
-    """The platforms a build pulls of one image: ``FROM --platform=linux/arm64`` pulls only that one, whatever
-    the configuration lists; ``--platform=$BUILDPLATFORM`` (any ARG) and no flag pull each configured one."""
-    wanted: dict[str, None] = {}
-    for image_site in group:
-        platform = image_site.site.platform
-        if platform and "$" not in platform:
-            wanted[platform.lower()] = None
-        else:
-            wanted.update(dict.fromkeys(config.platforms))
-    return tuple(wanted)
-
-
-def collect_sites(dockerfiles: list[Dockerfile]) -> tuple[list[ImageSite], list[Finding]]:
-    """Image sites with parsed references, and findings for sites that cannot be pinned."""
-    sites: list[ImageSite] = []
-    findings: list[Finding] = []
-    for dockerfile in dockerfiles:
-        for site in dockerfile.sites:
-            if site.kind == "unresolved":
-                findings.append(Finding(site.path, site.line, "warning", "unresolved",
-                                        f"cannot pin '{site.written}': {site.reason}; it is left alone"))
-            if site.kind != "image" or site.image is None:
-                continue
-            # dockerfile.parse already rejected invalid references, naming the file and line.
-            sites.append(ImageSite(dockerfile, site, ImageRef.parse(site.image)))
-    return sites, findings
-
-
-def collect_deploy_sites(scan: DeployScan) -> list[tuple[DeploySite, ImageSite]]:
-    """The deployment files' references as image sites, so they share the lock, the resolver and verify."""
-    return [
-        (site, ImageSite(None, FromSite(site.path, site.line, site.written, site.image, "image"),
-                         ImageRef.parse(site.image)))
-        for site in scan.sites if site.image is not None
-    ]
 
 
 def run_lock(
@@ -178,7 +122,7 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
     compiled: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     if config.layers:
-        from pinrepro.requirements import compile_layers
+        from pinrepro.layers.compile import compile_layers
 
         outcomes = compile_layers(
             config, old.layers if old else {}, upgrade=upgrade, upgrade_packages=upgrade_packages,
@@ -331,7 +275,7 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
     """A typo in --upgrade-package would otherwise do nothing, silently."""
     from packaging.utils import canonicalize_name
 
-    from pinrepro.requirements import parse_lock
+    from pinrepro.reqfile import parse_lock
 
     pinned = {entry.name for outcome in outcomes for text in (outcome.by_platform or {"": outcome.content}).values()
               for entry in parse_lock(text.decode("utf-8"))}
@@ -553,7 +497,7 @@ def _build_arg_notes(image_site: ImageSite, digest: str) -> Finding:
     names = ", ".join(site.build_args)
     example, written = site.build_args[0], strip_digest(site.written)[0]
     return Finding(site.path, site.line, "note", "build-arg-ignored",
-                   f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
+                   f"'{written}' is pinned to {short_digest(digest)}: `docker build --build-arg {example}=...` still "
                    f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
                    f"change the default of {names} here and run `pinrepro lock`")
 
@@ -600,8 +544,8 @@ def _written_digest_gone(error: NotFoundError, to_describe: Mapping[str, ImageRe
 def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:
     ref = first.ref.without_digest().familiar()
     return Finding(first.site.path, first.site.line, "note", "digest-replaced",
-                   f"{ref} was written with {written[:19]}, which is not locked for this reference; pinned "
-                   f"{served[:19]}, the digest its tag serves now (to keep a digest on purpose, write it "
+                   f"{ref} was written with {short_digest(written)}, which is not locked for this reference; pinned "
+                   f"{short_digest(served)}, the digest its tag serves now (to keep a digest on purpose, write it "
                    "without the tag)")
 
 
