@@ -22,6 +22,7 @@ shell variable, whose value a build argument decides.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -215,7 +216,9 @@ def _parse_install(args: list[str]) -> tuple[list[str], list[str], set[str]]:
     return files, names, flags
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_index_name(arg: str) -> bool:
+    # Cached: parsing a requirement is most of the check's time, and a long RUN repeats its words.
     if "$" in arg or "://" in arg or arg.startswith((".", "/", "~")) or "/" in arg \
             or arg.endswith((".whl", ".tar.gz", ".zip")):
         return False  # a path, URL or shell variable: not a name from an index

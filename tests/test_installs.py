@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pinrepro import config as config_module
 from pinrepro.config import Config
 from pinrepro.installs import check_dockerfile_installs
+from tests.support.layers import make_project
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "requirements"
 UNLOCKED = ("install-unlocked", "installs {} from the index, outside the locks (versions and hashes decided when "
@@ -15,14 +15,8 @@ UNLOCKED = ("install-unlocked", "installs {} from the index, outside the locks (
 
 
 def layered(root: Path) -> Config:
-    """Two requirement layers, base and app (app compiled under base), as pinrepro.toml declares them."""
-    for name in ("base", "app"):
-        (root / f"requirements-{name}.in").write_text(f"{name}-pkg\n")
-    (root / "pinrepro.toml").write_text(
-        'index_url = "file:///nowhere/simple"\n'
-        '[[layers]]\nname = "base"\nrequirements = "requirements-base.in"\nconstraints = []\n'
-        '[[layers]]\nname = "app"\nrequirements = "requirements-app.in"\nconstraints = ["base"]\n')
-    return config_module.load(root)
+    """Two requirement layers, base and app (app compiled under base)."""
+    return make_project(root, "file:///nowhere/simple", {"base": "alpha\n", "app": "beta\n"})
 
 
 def found(text: str, config: Config) -> list[tuple[int | None, str, str]]:
