@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -47,7 +47,7 @@ class RunScript:
     line: int  # where the RUN instruction starts
     stage: int  # index of the stage's FROM in Dockerfile.sites
     script: str  # the command line after RUN's flags, continuations joined (as the shell gets it), or a body
-    offsets: tuple[int, ...]
+    offsets: Sequence[int]  # an offsets.Offsets: runs, not one int per character
     # ARGs the stage can see: the value, or None when pinrepro cannot know it (no default, --build-arg).
     args: Mapping[str, str | None] = field(default_factory=dict, hash=False)
     heredoc: bool = False

@@ -96,7 +96,7 @@ def _run_scripts(step: Step, path: str, stage: int, args: Mapping[str, str | Non
     logical = step.logical
     flags, rest_at = builder_flags(logical.text, step.args_at, f"{path}:{logical.line}")
     scripts = [RunScript(path=path, line=logical.line, stage=stage, script=logical.text[rest_at:],
-                         offsets=tuple(logical.offsets[rest_at:]), args=args, flags=tuple(flags))]
+                         offsets=logical.offsets[rest_at:], args=args, flags=tuple(flags))]
     for body in step.bodies:
         scripts.append(RunScript(path=path, line=logical.line, stage=stage, script=body.text,
                                  offsets=body.offsets, args=args, heredoc=True, flags=tuple(flags)))

@@ -19,10 +19,11 @@ import bisect
 import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from pinrepro.dockerfile.offsets import Offsets, OffsetsBuilder
 from pinrepro.dockerfile.words import (
     arg_words,
     builder_flags,
@@ -70,7 +71,7 @@ class Instruction:
     heredocs: tuple[Heredoc, ...]
     stage: int  # index of the build stage it belongs to; -1 before the first FROM
     escape: str = "\\"
-    offsets: tuple[int, ...] = field(default=(), repr=False)  # per character of text: its offset in the file
+    offsets: Sequence[int] = field(default=(), repr=False)  # per character of text: its offset in the file
     _starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -156,7 +157,7 @@ def _instructions(text: str, path: str) -> tuple[tuple[Instruction, ...], tuple[
         found.append(Instruction(
             path=path, line=logical.line, end_line=step.end_line, command=step.command, text=logical.text,
             args_at=step.args_at, flags=tuple(flags), rest_at=rest_at, heredocs=heredocs, stage=stage,
-            escape=step.escape, offsets=tuple(logical.offsets), _starts=shared,
+            escape=step.escape, offsets=logical.offsets, _starts=shared,
         ))
     return tuple(found), tuple(directives.items())
 
@@ -184,11 +185,16 @@ class Logical:
 
     def __init__(self, line: int) -> None:
         self.line = line
-        self.offsets: list[int] = []
+        self._offsets = OffsetsBuilder()
         # Pieces are joined once, when the text is read: ``text += piece`` per continued line was quadratic
         # (a 100,000-line RUN took seconds).
         self._pieces: list[str] = []
         self._text: str | None = ""
+
+    @functools.cached_property
+    def offsets(self) -> Offsets:
+        """Read once the instruction is complete (after the last ``add``)."""
+        return self._offsets.build()
 
     @property
     def text(self) -> str:
@@ -200,7 +206,7 @@ class Logical:
     def add(self, piece: str, start: int) -> None:
         self._pieces.append(piece)
         self._text = None
-        self.offsets.extend(range(start, start + len(piece)))
+        self._offsets.add(len(piece), start)
 
 
 @dataclass
@@ -252,7 +258,7 @@ class Body:
     line: int  # the first body line
     lines: tuple[str, ...]  # as the command gets them (leading tabs removed for <<-)
     text: str  # the raw lines, each ending in "\n"
-    offsets: tuple[int, ...]  # the file offset of each character of text
+    offsets: Offsets  # the file offset of each character of text
 
 
 @dataclass(frozen=True)
@@ -326,7 +332,7 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: Logical, command: st
         first = lines[index].number if index < len(lines) else 0
         content: list[str] = []
         raw: list[str] = []
-        offsets: list[int] = []
+        offsets = OffsetsBuilder()
         while True:
             if index >= len(lines):
                 raise DockerfileError(f"heredoc <<{name} is never closed", where=where,
@@ -338,10 +344,9 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: Logical, command: st
                 break
             content.append(body.lstrip("\t") if chomp else body)
             raw.append(body + "\n")
-            offsets.extend(range(start, start + len(body)))
-            offsets.append(start + len(body))
+            offsets.add(len(body) + 1, start)  # the line, then its line break
         if bodies is not None:
-            bodies.append(Body(name, first, tuple(content), "".join(raw), tuple(offsets)))
+            bodies.append(Body(name, first, tuple(content), "".join(raw), offsets.build()))
     return index
 
 

@@ -8,7 +8,7 @@ Every slot is checked by expanding the word with a probe digest in place, with t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from pinrepro.dockerfile.model import FromSite, strip_digest
@@ -25,7 +25,7 @@ _PROBE_DIGEST = "sha256:" + "0" * 64
 class ArgDecl:
     name: str
     raw: str | None
-    offsets: list[int]  # file offsets of the characters of raw
+    offsets: Sequence[int]  # file offsets of the characters of raw
     env: Mapping[str, Value]  # what was visible when it was declared (a scope.Snapshot)
 
 
@@ -63,7 +63,7 @@ def _digest_span(raw: str) -> tuple[int, int]:
     return end, end
 
 
-def _make_slot(raw: str, offsets: list[int], env: Mapping[str, Value], escape: str,
+def _make_slot(raw: str, offsets: Sequence[int], env: Mapping[str, Value], escape: str,
                expected_base: str) -> Slot | None:
     """The slot for ``raw``, if putting a digest there really yields ``expected_base@digest``."""
     span_start, span_end = _digest_span(raw)
@@ -78,7 +78,7 @@ def _make_slot(raw: str, offsets: list[int], env: Mapping[str, Value], escape: s
     return Slot(tuple(offsets[span_start:span_end]), insert_at)
 
 
-def pin_slot(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, Value],
+def pin_slot(site: FromSite, referenced: bool, word_offsets: Sequence[int], env: Mapping[str, Value],
               decls: Mapping[str, ArgDecl], escape: str) -> tuple[FromSite, Slot | None]:
     site, slot = _place_pin(site, referenced, word_offsets, env, decls, escape)
     if site.pin_target == "arg" and site.arg_name is not None and site.arg_name in decls:
@@ -89,7 +89,7 @@ def pin_slot(site: FromSite, referenced: bool, word_offsets: list[int], env: Map
     return replace(site, build_args=names), slot
 
 
-def _place_pin(site: FromSite, referenced: bool, word_offsets: list[int], env: Mapping[str, Value],
+def _place_pin(site: FromSite, referenced: bool, word_offsets: Sequence[int], env: Mapping[str, Value],
                decls: Mapping[str, ArgDecl], escape: str) -> tuple[FromSite, Slot | None]:
     assert site.image is not None
     base, _ = strip_digest(site.image)
