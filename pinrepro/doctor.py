@@ -1,7 +1,8 @@
 """``pinrepro doctor``: can this host run the locked images? NVIDIA driver vs each image's CUDA needs.
 
 The host side comes from ``nvidia-smi`` (the driver version from ``--query-gpu``, the newest CUDA the driver
-supports from the "CUDA Version" in its header - not a toolkit version, FACTS.md) and from NVML through
+supports from the "CUDA Version" in its header - not a toolkit version: NVIDIA's CUDA compatibility guide,
+https://docs.nvidia.com/deploy/cuda-compatibility/) and from NVML through
 ``pynvml`` when that is importable (it also knows the GPU's brand, which NVIDIA_REQUIRE_CUDA's ``brand=``
 clauses test). The image side is the lock's recorded contents. The verdict follows the NVIDIA container
 runtime: NVIDIA_REQUIRE_CUDA must hold unless NVIDIA_DISABLE_REQUIRE is set; with the check disabled, the

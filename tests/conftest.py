@@ -71,8 +71,9 @@ def registry_marker_problem(item: pytest.Item) -> str | None:
         return None
     info = getattr(item, "_fixtureinfo", None)
     definitions = info.name2fixturedefs if info is not None else {}
+    # The last definition of a name is the one the test gets (a module's own overrides this file's).
     used = sorted(name for name in REGISTRY_FIXTURES
-                  if any(d.func.__module__ == __name__ for d in definitions.get(name, ())))
+                  if any(d.func.__module__ == __name__ for d in definitions.get(name, ())[-1:]))
     if not used:
         return None
     return f"{item.nodeid} uses {', '.join(used)} (Debian's docker-registry) without @pytest.mark.realregistry"

@@ -338,8 +338,8 @@ def test_all_settings() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"brnach": "x"}, "[tool.pinrepro.refresh]: unknown key 'brnach' - known keys: branch, base, title, labels, "
-                      "reviewers, team_reviewers, remote, author"),
+    ({"brnach": "x"}, "unknown key 'brnach' in [tool.pinrepro.refresh]; known: author, base, branch, labels, "
+                      "remote, reviewers, team_reviewers, title - remove it, or correct its spelling"),
     ({"branch": ""}, "[tool.pinrepro.refresh]: 'branch' must be a non-empty string"),
     ({"branch": "-x"}, "[tool.pinrepro.refresh] branch: '-x' is not a usable branch name - use a plain name such as "
                        "\"pinrepro/refresh\""),
@@ -413,7 +413,7 @@ def test_load_settings_from_pyproject(tmp_path: Path) -> None:
 def test_load_settings_pinrepro_toml_wins(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.pinrepro.refresh]\nbranch = "from-pyproject"\n')
     (tmp_path / "pinrepro.toml").write_text('[refresh]\nbrnach = "typo"\n')
-    with pytest.raises(ConfigError, match=r"^pinrepro.toml \[refresh\]: unknown key 'brnach'"):
+    with pytest.raises(ConfigError, match=r"^pinrepro.toml: unknown key 'brnach' in \[refresh\]; known: "):
         load_settings(load_config(tmp_path))
 
 
@@ -443,6 +443,7 @@ APT_V1 = {"libc6": "2.35-0ubuntu3.7", "libssl3": "3.0.2-0ubuntu1.15", "tzdata": 
 APT_V2 = {"curl": "7.81.0-1ubuntu1.18", "libc6": "2.35-0ubuntu3.8", "tzdata": "2024a-0ubuntu0.22.04"}
 
 
+@pytest.mark.realregistry
 def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer, api: responses.RequestsMock) -> None:
     from pinrepro.config import load
 

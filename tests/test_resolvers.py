@@ -1,10 +1,11 @@
 """resolvers.py: finding an interpreter or uv, the isolated environment, the argument lists, and running one
 resolver process under a timeout. Fake interpreters are shell scripts on a PATH of the test's own; what a real
-pip-compile or uv writes is covered by tests/test_requirements.py."""
+pip-compile or uv writes is covered by tests/test_layers_compile.py."""
 
 from __future__ import annotations
 
 import os
+import platform as stdlib_platform
 import stat
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from pinrepro import resolvers
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
 from pinrepro.pyindex import Secrets
-from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target, redact
+from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target
+from pinrepro.scrub import redact
 
 
 def request(**changes: object) -> CompileRequest:
@@ -63,7 +65,7 @@ def test_search_path_replaces_path_and_pythonhome_is_dropped() -> None:
     assert env["PATH"] == "/mine" and "PYTHONHOME" not in env
 
 
-def test_redact_hides_credentials() -> None:
+def test_index_credentials_stay_out_of_messages_and_reprs() -> None:
     assert redact("https://u:p@idx.example:8443/simple") == "https://***@idx.example:8443/simple"
     assert redact("https://idx.example/simple") == "https://idx.example/simple"
     assert redact("from https://__token__:pypi-AgE@idx.example/s and git+https://tok@github.com/x/y.git, a@b") == (
@@ -128,7 +130,7 @@ def test_uv_targets_the_platforms_it_knows() -> None:
 ])
 def test_pip_compile_targets_only_the_machine_it_runs_on(monkeypatch: pytest.MonkeyPatch, machine: str,
                                                           platform: str, ok: bool) -> None:
-    monkeypatch.setattr(resolvers.host_platform, "machine", lambda: machine)
+    monkeypatch.setattr(stdlib_platform, "machine", lambda: machine)
     if ok:
         check_target("pip-compile", platform, "base")
         return

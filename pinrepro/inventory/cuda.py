@@ -250,7 +250,9 @@ def cuda_from_env(env: Mapping[str, str]) -> CudaEnv:
         version=version,
         # NV_CUDNN_VERSION in current images; CUDNN_VERSION in the cudnn7/early cudnn8 ones.
         cudnn=upstream_version(_first(env, "NV_CUDNN_VERSION", "CUDNN_VERSION")),
-        # NCCL_VERSION is absent from some older tags (FACTS.md); the package variable is the fallback.
+        # NCCL_VERSION is absent from some older tags (NVIDIA's runtime Dockerfiles,
+        # https://gitlab.com/nvidia/container-images/cuda, do not set it in every release): the package variable
+        # is the fallback.
         nccl=upstream_version(_first(env, "NCCL_VERSION", "NV_LIBNCCL_PACKAGE_VERSION")),
         cublas=upstream_version(_first(env, "NV_LIBCUBLAS_VERSION")),
         require=require,
