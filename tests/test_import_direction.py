@@ -91,17 +91,16 @@ def test_no_import_against_the_flow(importer: str, imported: str) -> None:
     assert not offenders, offenders
 
 
-# What reading an image's contents needs: the registry client, references, the lock's model, file writes.
+# What reading an image's contents needs: the registry client, references, the lock's model and its table
+# validator, file writes.
 INVENTORY_MAY_USE = ("pinrepro.inventory", "pinrepro.registry", "pinrepro.reference", "pinrepro.lockfile",
-                     "pinrepro.errors", "pinrepro.fsutil", "pinrepro.scrub", "pinrepro.workers")
-# The CUDA coherence check reads Dockerfiles and requirement locks: a verify check, leaving inventory (seam 3).
-NOT_INVENTORY = {"pinrepro.inventory.coherence"}
+                     "pinrepro.schema", "pinrepro.errors", "pinrepro.fsutil", "pinrepro.scrub", "pinrepro.workers")
 
 
 def test_inventory_only_knows_image_contents() -> None:
     offenders = sorted(
         f"{module} imports {target}"
-        for module in _graph() if _within(module, "pinrepro.inventory") and module not in NOT_INVENTORY
+        for module in _graph() if _within(module, "pinrepro.inventory")
         for target in _reaches(module)
         if target != "pinrepro" and not any(_within(target, allowed) for allowed in INVENTORY_MAY_USE)
     )
