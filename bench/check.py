@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from click.testing import CliRunner
 
-from pinrepro import dockerfile as dockerfile_module
-from pinrepro.check import shell
 from pinrepro.cli import cli
-from tests.check_support import write_lock
+from pinrepro.dockerfile import commands
+from pinrepro.dockerfile import reader as dockerfile_reader
+from tests.support.check import write_lock
 
 DIGEST = "sha256:" + "a" * 64
 TARGET_S = 1.0
@@ -100,8 +100,8 @@ def main() -> int:
         findings = ""
         for _ in range(args.runs):
             # Every run starts cold: nothing read by the previous run is reused.
-            dockerfile_module._instructions.cache_clear()
-            shell.scripts.cache_clear()
+            dockerfile_reader._instructions.cache_clear()
+            commands.scripts.cache_clear()
             start, cpu_start = time.perf_counter(), time.process_time()
             result = CliRunner().invoke(cli, ["check", "-C", str(root), "--format", "json"])
             times.append(time.perf_counter() - start)

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
 from pinrepro.errors import GitError, PinreproError
 from pinrepro.findings import Finding
-from pinrepro.git import TIMEOUT_ENV, Git, redact
+from pinrepro.git import TIMEOUT_ENV, Git
 from pinrepro.lockfile import Lock, UrlLock
+from pinrepro.scrub import redact
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 Resolve = Callable[[str, str, str], str]  # (repository url, ref, where) -> commit

@@ -24,6 +24,8 @@ from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instruct
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock, UrlLock
+from pinrepro.reference import short_digest
+from pinrepro.scrub import redact
 
 if TYPE_CHECKING:
     import requests
@@ -73,15 +75,9 @@ def _add_site(path: str, ins: Instruction) -> AddSite | None:
     elif "$" in url:
         reason = "the URL is built from a variable"
     elif urlsplit(url).username or urlsplit(url).password:
-        url = _redacted(url)
+        url = redact(url)
         reason = "the URL carries credentials, which must not go into the lock; use a build secret instead"
     return AddSite(path, ins.line, url, checksum, reason)
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return parts._replace(netloc=f"***@{host}" + (f":{parts.port}" if parts.port else "")).geturl()
 
 
 def syntax_supports_checksum(directives: dict[str, str]) -> bool:
@@ -259,8 +255,9 @@ def check_urls(dockerfiles: list[Dockerfile], lock: Lock, lock_name: str, *, in_
                                         f"ADD {site.url} has no --checksum: run `pinrepro lock`"))
             elif site.checksum is not None and site.checksum != entry.checksum:
                 findings.append(Finding(site.path, site.line, "error", "drift",
-                                        f"ADD {site.url} has --checksum={site.checksum[:19]} but {lock_name} has "
-                                        f"{entry.checksum[:19]}: run `pinrepro lock`, or restore the line"))
+                                        f"ADD {site.url} has --checksum={short_digest(site.checksum)} but "
+                                        f"{lock_name} has {short_digest(entry.checksum)}: run `pinrepro lock`, or "
+                                        "restore the line"))
     for url in sorted(u for u, entry in lock.urls.items() if u not in seen and not is_git_entry(entry)):
         findings.append(Finding(lock_name, None, "error", "stale-lock-entry",
                                 f"{url} is in {lock_name} but no ADD uses it: run `pinrepro lock`"))
@@ -280,8 +277,9 @@ def check_urls_online(lock: Lock, lock_name: str, fetch: Fetch) -> list[Finding]
             continue
         if checksum != entry.checksum:
             findings.append(Finding(lock_name, None, "warning", "url-changed",
-                                    f"ADD {url} now has {checksum[:19]} (locked: {entry.checksum[:19]}): "
-                                    "`pinrepro lock --upgrade` moves the pin"))
+                                    f"ADD {url} now has {short_digest(checksum)} "
+                                    f"(locked: {short_digest(entry.checksum)}): `pinrepro lock --upgrade` moves "
+                                    "the pin"))
     return findings
 
 

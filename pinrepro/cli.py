@@ -10,7 +10,6 @@ error - printed as one line, the traceback only with -v.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import traceback
@@ -26,59 +25,9 @@ from pinrepro.config import Config
 from pinrepro.errors import LockfileError, PinreproError
 from pinrepro.helptext import EPILOGS
 from pinrepro.lockfile import Lock
+from pinrepro.terminal import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Output:
-    """Where a command's words go: results to stdout, progress and errors to stderr."""
-
-    def __init__(self, verbose: bool, quiet: bool) -> None:
-        self.verbose = verbose
-        self.quiet = quiet
-
-    # Everything printed goes through escape.terminal_block: a label, a file name or an error body from outside
-    # can neither drive the terminal nor start a workflow command in a CI log (issue #16).
-    def result(self, text: str, *, workflow_commands: bool = False, levels: bool = False) -> None:
-        """``levels``: the text is finding lines, whose level words get colour on a terminal."""
-        if text:
-            text = escape.terminal_block(text, workflow_commands=workflow_commands)
-            terminal.echo(terminal.paint_levels(text) if levels else text)
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            terminal.echo(terminal.paint_levels(escape.terminal_block(text)), err=True)
-
-    def progress(self, label: str) -> Callable[[int, int], None]:
-        """A progress line ``label done/total``, redrawn in place - only on a terminal, so CI logs stay clean."""
-
-        def show(done: int, total: int) -> None:
-            if not self.quiet and sys.stderr.isatty():
-                click.echo(f"\r{label} {done}/{total}", err=True, nl=done >= total)
-
-        return show
-
-    def layer_progress(self) -> Callable[[str, str, str, float | None], None]:
-        """One line per requirement layer being compiled: the resolver's name, then its elapsed time."""
-
-        def show(layer: str, platform: str, resolver: str, seconds: float | None) -> None:
-            if self.quiet or not _terminal():
-                return
-            label = f"compiling layer '{layer}' for {platform} with {resolver}"
-            if seconds is None:
-                click.echo(f"{label} ...", err=True, nl=self.verbose)
-            else:
-                click.echo(f"{'' if self.verbose else chr(13)}{label}: {seconds:.1f} s", err=True)
-
-        return show
-
-    def stream(self, line: str) -> None:
-        """A line of the resolver's own output (-v)."""
-        click.echo(f"  | {line}", err=True)
-
-
-def _terminal() -> bool:
-    return sys.stderr.isatty()
 
 
 def common_options(func: F) -> F:
@@ -107,7 +56,7 @@ def handles_errors(func: F) -> F:
         except PinreproError as exc:
             if verbose:
                 _print_traceback()
-            terminal.echo(f"{terminal.paint('error', 'error')}: {escape.terminal(exc.line())}", err=True)
+            terminal.error(exc.line())
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             from pinrepro.journal import InterruptedAfterWrite
@@ -125,8 +74,7 @@ def handles_errors(func: F) -> F:
         except Exception as exc:
             if verbose:
                 _print_traceback()
-            terminal.echo(f"{terminal.paint('error', 'error')}: internal error {type(exc).__name__}: "
-                          f"{escape.terminal(str(exc))} - rerun with -v and report it", err=True)
+            terminal.error(render.internal_error(exc))
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -186,7 +134,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
     config = load_config(root)
     runner = None
     if config.layers:  # the resolvers (packaging) load only for a project with requirement layers
-        from pinrepro.requirements import ResolverRunner
+        from pinrepro.resolvers import ResolverRunner
 
         runner = ResolverRunner(echo=out.stream if verbose else None)
     services = LockServices(resolve_progress=out.progress("resolving images"),
@@ -196,27 +144,15 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
                        services=services)
     for finding in outcome.findings:
         out.info(render.finding_line(finding))
-    names = sorted(p.relative_to(config.root).as_posix() for p in outcome.files)
     if fmt == "json":
-        out.result(json.dumps({
-            "changed": outcome.changed, "files": names, "resolved": list(outcome.resolved),
-            "images": {k: v.digest for k, v in outcome.new.images.items()},
-            "layers": {"recompiled": list(outcome.layers_compiled), "unchanged": list(outcome.layers_unchanged)},
-            "written": outcome.changed and not (dry_run or check),
-        }, indent=2, sort_keys=True))
+        out.result(render.lock_json(outcome, config.root, written=not (dry_run or check)))
     elif dry_run or check:
         out.result(render.file_diff(config.root, outcome.files, outcome.old_files).rstrip("\n"))
         if not outcome.changed:
             out.info("nothing to change")
     else:
-        summary = f"{len(outcome.new.images)} image(s), {len(outcome.new.layers)} requirement layer(s) locked"
-        if outcome.resolved:
-            summary += f"; resolved {len(outcome.resolved)} through the registry"
-        if outcome.layers_compiled or outcome.layers_unchanged:
-            summary += f"; recompiled: {', '.join(outcome.layers_compiled) or 'none'}"
-            summary += f"; unchanged: {', '.join(outcome.layers_unchanged) or 'none'}"
-        out.info(summary)
-        out.info("wrote " + ", ".join(map(escape.terminal, names)) if names else "nothing changed")
+        out.info(render.lock_text(outcome))
+        out.info(render.wrote(render.changed_files(config.root, outcome)))
     if check and outcome.changed:
         sys.exit(1)
 
@@ -235,18 +171,13 @@ def verify(root: Path | None, verbose: bool, quiet: bool, online: bool, strict: 
     config = load_config(root)
     report = run_verify(config, online=online, strict=strict)
     if fmt == "json":
-        out.result(render.findings_json(report.findings, report.exit_code, report.suppressed))
+        out.result(render.json_document(report.to_json()))
     elif fmt == "github":
         out.result(render.findings_github(report.findings, prefix=_workspace_prefix(config.root)),
                    workflow_commands=True)
     else:
         out.result(render.findings_text(report.findings), levels=True)
-        errors, warnings = len(report.errors), len(report.warnings)
-        # "ok" gets its colour in Output.info, after escaping (an escape sequence painted here would be defused).
-        line = "verify: ok" if not report.findings else f"verify: {errors} error(s), {warnings} warning(s)"
-        if report.suppressed:
-            line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
-        out.info(line)
+        out.info(render.verify_line(report))
     sys.exit(report.exit_code)
 
 
@@ -279,7 +210,7 @@ def check(root: Path | None, verbose: bool, quiet: bool, strict: bool, fmt: str,
         out.result(output.text(report), levels=True)
     if fmt != "json" and fmt != "sarif":
         for note in report.notes:
-            out.info(f"info: {note}")
+            out.info(render.info_line(note))
     if fmt == "text":
         out.info(output.summary(report))
     sys.exit(report.exit_code)
@@ -317,8 +248,7 @@ def refresh(root: Path | None, verbose: bool, quiet: bool, open_pr: bool, upgrad
         out.info(render.finding_line(finding))
     out.result(summary_module.render_json(result.summary) if fmt == "json" else result.markdown)
     if result.pull is not None:
-        where = f" {escape.terminal(result.pull.url)}" if result.pull.url else ""
-        out.info(f"pull request: {result.pull.action} (branch {result.pull.branch}){where}")
+        out.info(render.pull_text(result.pull))
 
 
 def _workspace_prefix(project_root: Path) -> str:
@@ -350,24 +280,25 @@ def read_lock(config: Config) -> Lock:
 def manifest(root: Path | None, verbose: bool, quiet: bool, fmt: str, packages: bool, old_lock: str | None,
              exit_code: bool) -> None:
     """Print what is inside each pinned image: OS, Python, CUDA, cuDNN, NCCL, minimum driver, apt packages."""
+    from pinrepro import lockdiff
     from pinrepro import manifest as manifest_module
 
     out = Output(verbose, quiet)
     config = load_config(root)
     lock = read_lock(config)
     if old_lock is not None:
-        change = manifest_module.diff(_old_lock(config, old_lock), lock)
+        change = lockdiff.diff(_old_lock(config, old_lock), lock)
         if fmt == "json":
-            out.result(json.dumps(change.to_json(), indent=2, sort_keys=True))
+            out.result(render.json_document(change.to_json()))
         else:
-            out.result(change.render_text())
+            out.result(manifest_module.render_diff_text(change))
         if exit_code and not change.empty:
             sys.exit(1)
         return
     if exit_code:
         raise click.UsageError("--exit-code needs --diff")
     if fmt == "json":
-        out.result(json.dumps(manifest_module.render_json(lock), indent=2, sort_keys=True))
+        out.result(render.json_document(manifest_module.render_json(lock)))
     else:
         out.result(manifest_module.render_text(lock, packages=packages))
 
@@ -405,9 +336,9 @@ def doctor(root: Path | None, verbose: bool, quiet: bool, fmt: str) -> None:
     config = load_config(root)
     report = run_doctor(read_lock(config), requirement_locks=requirement_locks(config))
     if fmt == "json":
-        out.result(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        out.result(render.json_document(report.to_json()))
     else:
-        out.result(report.render_text())
+        out.result(render.doctor_text(report))
     sys.exit(1 if report.cannot_run else 0)
 
 
@@ -441,7 +372,7 @@ def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, de
         out.result(diff.rstrip("\n"))
         return
     write_atomically({target: text.encode("utf-8")})
-    out.info(f"wrote {output or settings.file}")
+    out.info(render.wrote([output or settings.file]))
 
 
 @cli.command(epilog=EPILOGS["completion"])

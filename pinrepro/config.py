@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
+from pinrepro.layers.order import ordered
+from pinrepro.reference import canonical_registry
+from pinrepro.schema import Table
 from pinrepro.scrub import remember
 from pinrepro.suppress import check_rule_ids
 
@@ -173,56 +176,70 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") -> Config:
     """Validate the raw table and build a Config; every error names the key and the file."""
-    _reject_unknown(data, _TOP_KEYS, source)
-    index = _index_options(data, source, IndexOptions())
-    python = _opt_str(data, "python", source)
-    hashes = _bool(data, "hashes", source, True)
-    resolver = _resolver(data, source, "pip-compile")
-    mirrors = data.get("mirrors", {})
+    file, prefix = _file_and_prefix(source)
+    table = Table(data, known=_TOP_KEYS, file=file, section=f"[{prefix}]" if prefix else "the top-level table",
+                  where=source)
+    index = _index_options(table, IndexOptions())
+    python = table.string("python")
+    hashes = table.boolean("hashes", True)
+    resolver = _resolver(table, "pip-compile")
+    mirrors = table.get("mirrors", {})
     if not isinstance(mirrors, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and v for k, v in mirrors.items()
     ):
         raise ConfigError("'mirrors' must map registry hosts to mirror hosts", where=source,
                           fix='write e.g. mirrors = { "docker.io" = "mirror.internal:5000" }')
-    layers = _layers(data.get("layers", []), source, python, hashes, resolver, index, root)
-    refresh = data.get("refresh", {})
-    if not isinstance(refresh, dict):
-        raise ConfigError("'refresh' must be a table", where=source,
-                          fix="write it as [refresh] / [tool.pinrepro.refresh]")
-    dockerfiles = _str_list(data, "dockerfiles", source, DEFAULT_DOCKERFILE_GLOBS)
+    layers = _layers(table.get("layers", []), source, python, hashes, resolver, index, root)
+    refresh = _subtable(table, "refresh", source)
+    dockerfiles = table.strings("dockerfiles", DEFAULT_DOCKERFILE_GLOBS)
     for pattern in dockerfiles:
         _inside(root, pattern, "dockerfiles", source)
-    lockfile = _inside(root, _opt_str(data, "lockfile", source) or DEFAULT_LOCKFILE, "lockfile", source)
-    pin = _opt_str(data, "pin", source) or "dockerfile"
+    lockfile = _inside(root, table.string("lockfile") or DEFAULT_LOCKFILE, "lockfile", source)
+    pin = table.string("pin") or "dockerfile"
     if pin not in PIN_MODES:
         raise ConfigError(f"pin '{pin}' is not known", where=source, fix=f"use one of: {', '.join(PIN_MODES)}")
-    policy = data.get("policy", {})
-    if not isinstance(policy, dict):
-        raise ConfigError("'policy' must be a table", where=source,
-                          fix="write it as [policy] / [tool.pinrepro.policy]")
     return Config(
         root=root,
         dockerfiles=dockerfiles,
-        platforms=_platforms(data, source),
+        platforms=_platforms(table),
         lockfile=lockfile,
         python=python,
         hashes=hashes,
         resolver=resolver,
         index=index,
-        mirrors={_normal_host(k): v for k, v in mirrors.items()},
-        insecure_registries=_str_list(data, "insecure_registries", source, ()),
+        mirrors={canonical_registry(k): v for k, v in mirrors.items()},
+        insecure_registries=table.strings("insecure_registries"),
         layers=layers,
         refresh=refresh,
-        apt=parse_settings(data.get("apt"), where=source),
-        verify=_verify_options(data.get("verify", {}), source),
-        check=data.get("check", {}),
+        apt=parse_settings(table.get("apt"), where=source),
+        verify=_verify_options(table.get("verify", {}), source),
+        check=table.get("check", {}),
         source=source,
-        deploy_files=_str_list(data, "deploy_files", source, DEFAULT_DEPLOY_GLOBS),
+        deploy_files=table.strings("deploy_files", DEFAULT_DEPLOY_GLOBS),
         pin=pin,
-        policy=policy,
-        add_max_bytes=_positive_int(data, "add_max_bytes", source, DEFAULT_ADD_MAX_BYTES),
-        syntax_directive=_bool(data, "syntax_directive", source, False),
+        policy=_subtable(table, "policy", source),
+        add_max_bytes=table.positive_int("add_max_bytes", DEFAULT_ADD_MAX_BYTES),
+        syntax_directive=table.boolean("syntax_directive", False),
     )
+
+
+def _file_and_prefix(source: str) -> tuple[str, str]:
+    """The file a ``source`` names, and the table prefix its sections carry there (``tool.pinrepro``)."""
+    return ("pyproject.toml", "tool.pinrepro") if source.startswith("pyproject.toml") else (source, "")
+
+
+def _section(source: str, name: str) -> str:
+    prefix = _file_and_prefix(source)[1]
+    return f"[{prefix}.{name}]" if prefix else f"[{name}]"
+
+
+def _subtable(table: Table, key: str, source: str) -> Mapping[str, Any]:
+    """A table another module validates (it owns its keys): here only checked to be a table."""
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' must be a table", where=source,
+                          fix=f"write it as [{key}] / [tool.pinrepro.{key}]")
+    return value
 
 
 def _inside(root: Path, value: str, key: str, where: str) -> str:
@@ -243,21 +260,17 @@ def _short(value: str) -> str:
 
 
 def _verify_options(raw: Any, source: str) -> VerifyOptions:
-    where = f"{source} verify"
     if not isinstance(raw, dict):
         raise ConfigError("'verify' must be a table", where=source,
                           fix="write it as [verify] / [tool.pinrepro.verify]")
-    _reject_unknown(raw, _VERIFY_KEYS, where)
-    ignore = _str_list(raw, "ignore", where, ())
+    table = Table(raw, known=_VERIFY_KEYS, file=_file_and_prefix(source)[0], section=_section(source, "verify"),
+                  where=f"{source} verify")
+    ignore = table.strings("ignore")
     bad = check_rule_ids(ignore)
     if bad is not None:
-        raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=where,
+        raise ConfigError(f"'{bad}' in 'ignore' is not a rule id", where=table.where,
                           fix="use the id in [brackets] after a finding, e.g. ignore = [\"platform-absent\"]")
     return VerifyOptions(ignore=ignore)
-
-
-def _normal_host(host: str) -> str:
-    return "docker.io" if host in {"index.docker.io", "registry-1.docker.io"} else host
 
 
 def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: str,
@@ -265,28 +278,30 @@ def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: s
     if not isinstance(raw, list):
         raise ConfigError("'layers' must be an array of tables", where=source, fix="use [[tool.pinrepro.layers]]")
     layers: list[Layer] = []
+    file, prefix = _file_and_prefix(source)
     for position, item in enumerate(raw, start=1):
         where = f"{source} layers[{position}]"
         if not isinstance(item, dict):
             raise ConfigError("each layer must be a table", where=where)
-        _reject_unknown(item, _LAYER_KEYS, where)
-        name = _opt_str(item, "name", where)
-        requirements = _opt_str(item, "requirements", where)
+        table = Table(item, known=_LAYER_KEYS, file=file, where=where,
+                      section=f"[[{prefix + '.' if prefix else ''}layers]] #{position}")
+        name = table.string("name")
+        requirements = table.string("requirements")
         if not name or not requirements:
             raise ConfigError("a layer needs 'name' and 'requirements'", where=where,
                               fix='add name = "base" and requirements = "requirements-base.in"')
-        lock = _opt_str(item, "lock", where) or _default_lock(requirements)
+        lock = table.string("lock") or _default_lock(requirements)
         _inside(root, requirements, "requirements", where)
         _inside(root, lock, "lock", where)
         layers.append(Layer(
             name=name,
             requirements=requirements,
             lock=lock,
-            constraints=_str_list(item, "constraints", where, ()),
-            python=_opt_str(item, "python", where) or python,
-            hashes=_bool(item, "hashes", where, hashes),
-            resolver=_resolver(item, where, resolver),
-            index=_index_options(item, where, index),
+            constraints=table.strings("constraints"),
+            python=table.string("python") or python,
+            hashes=table.boolean("hashes", hashes),
+            resolver=_resolver(table, resolver),
+            index=_index_options(table, index),
         ))
     _check_layer_graph(layers, source)
     return tuple(layers)
@@ -308,27 +323,11 @@ def _check_layer_graph(layers: list[Layer], source: str) -> None:
             if dep not in by_name:
                 raise ConfigError(f"layer '{layer.name}' is constrained by unknown layer '{dep}'", where=source,
                                   fix=f"known layers: {', '.join(names)}")
-    # Depth-first search for a cycle, reporting its path.
-    state: dict[str, int] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = " -> ".join([*path[path.index(name):], name])
-            raise ConfigError(f"layer constraints form a cycle: {cycle}", where=source,
-                              fix="a layer can only be constrained by layers below it")
-        state[name] = 1
-        for dep in by_name[name].constraints:
-            visit(dep, [*path, name])
-        state[name] = 2
-
-    for name in names:
-        visit(name, [])
+    ordered(layers, source)  # refuses a cycle, naming it
 
 
-def _index_options(data: dict[str, Any], where: str, inherited: IndexOptions) -> IndexOptions:
-    for url in [data.get("index_url"), *(data.get("extra_index_urls") or [])]:
+def _index_options(table: Table, inherited: IndexOptions) -> IndexOptions:
+    for url in [table.get("index_url"), *(table.get("extra_index_urls") or [])]:
         if isinstance(url, str):
             with contextlib.suppress(ValueError):
                 password = urlsplit(url).password
@@ -336,77 +335,36 @@ def _index_options(data: dict[str, Any], where: str, inherited: IndexOptions) ->
                 if password and "$" not in password:
                     remember(password)
     return IndexOptions(
-        index_url=_opt_str(data, "index_url", where) or inherited.index_url,
-        extra_index_urls=_str_list(data, "extra_index_urls", where, inherited.extra_index_urls),
-        find_links=_str_list(data, "find_links", where, inherited.find_links),
-        timeout=_seconds(data, "index_timeout", where, inherited.timeout),
+        index_url=table.string("index_url") or inherited.index_url,
+        extra_index_urls=table.strings("extra_index_urls", inherited.extra_index_urls),
+        find_links=table.strings("find_links", inherited.find_links),
+        timeout=_seconds(table, "index_timeout", inherited.timeout),
     )
 
 
-def _seconds(data: dict[str, Any], key: str, where: str, default: float) -> float:
-    value = data.get(key, default)
+def _seconds(table: Table, key: str, default: float) -> float:
+    value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
-        raise ConfigError(f"'{key}' must be a number of seconds between 0 and 3600", where=where,
+        raise ConfigError(f"'{key}' must be a number of seconds between 0 and 3600", where=table.where,
                           fix=f"write e.g. {key} = 60")
     return float(value)
 
 
-def _resolver(data: dict[str, Any], where: str, default: str) -> str:
-    value = _opt_str(data, "resolver", where) or default
+def _resolver(table: Table, default: str) -> str:
+    value = table.string("resolver") or default
     if value not in RESOLVERS:
-        raise ConfigError(f"resolver '{value}' is not known", where=where,
+        raise ConfigError(f"resolver '{value}' is not known", where=table.where,
                           fix=f"use one of: {', '.join(RESOLVERS)}")
     return value
 
 
-def _platforms(data: dict[str, Any], where: str) -> tuple[str, ...]:
-    platforms = _str_list(data, "platforms", where, DEFAULT_PLATFORMS)
+def _platforms(table: Table) -> tuple[str, ...]:
+    platforms = table.strings("platforms", DEFAULT_PLATFORMS)
     for platform in platforms:
         parts = platform.split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise ConfigError(f"platform '{platform}' is not os/arch[/variant]", where=where,
+            raise ConfigError(f"platform '{platform}' is not os/arch[/variant]", where=table.where,
                               fix='write e.g. platforms = ["linux/amd64", "linux/arm64"]')
     if not platforms:
-        raise ConfigError("'platforms' is empty", where=where, fix='list at least one, e.g. ["linux/amd64"]')
+        raise ConfigError("'platforms' is empty", where=table.where, fix='list at least one, e.g. ["linux/amd64"]')
     return platforms
-
-
-def _reject_unknown(data: dict[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}'", where=where,
-                          fix=f"known keys: {', '.join(sorted(known))}")
-
-
-def _opt_str(data: dict[str, Any], key: str, where: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"'{key}' must be a non-empty string", where=where)
-    return value
-
-
-def _bool(data: dict[str, Any], key: str, where: str, default: bool) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"'{key}' must be true or false", where=where)
-    return value
-
-
-def _positive_int(data: dict[str, Any], key: str, where: str, default: int) -> int:
-    value = data.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"'{key}' must be a positive integer", where=where)
-    return value
-
-
-def _str_list(data: dict[str, Any], key: str, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    value = data.get(key)
-    if value is None:
-        return default
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"'{key}' must be a list of strings", where=where)
-    return tuple(value)

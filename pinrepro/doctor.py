@@ -1,7 +1,8 @@
 """``pinrepro doctor``: can this host run the locked images? NVIDIA driver vs each image's CUDA needs.
 
 The host side comes from ``nvidia-smi`` (the driver version from ``--query-gpu``, the newest CUDA the driver
-supports from the "CUDA Version" in its header - not a toolkit version, FACTS.md) and from NVML through
+supports from the "CUDA Version" in its header - not a toolkit version: NVIDIA's CUDA compatibility guide,
+https://docs.nvidia.com/deploy/cuda-compatibility/) and from NVML through
 ``pynvml`` when that is importable (it also knows the GPU's brand, which NVIDIA_REQUIRE_CUDA's ``brand=``
 clauses test). The image side is the lock's recorded contents. The verdict follows the NVIDIA container
 runtime: NVIDIA_REQUIRE_CUDA must hold unless NVIDIA_DISABLE_REQUIRE is set; with the check disabled, the
@@ -13,30 +14,29 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import platform as platform_module
 import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pinrepro.config import Config
 from pinrepro.cudawheels import judge_wheels
-from pinrepro.escape import terminal
-from pinrepro.inventory.contents import UNKNOWN, CudaInfo
-from pinrepro.inventory.cuda import HostFacts, compare_versions, parse_version
+from pinrepro.inventory.contents import UNKNOWN, CudaInfo, contents_of
+from pinrepro.inventory.cuda import HostFacts, parse_version, version_or_zero
 from pinrepro.inventory.driver_table import driver_floor, load_table, newest_cuda_for_driver
 from pinrepro.lockfile import Lock
-from pinrepro.manifest import contents_of
 from pinrepro.pyplatforms import targets
+from pinrepro.registry.platform import host_platform, uname_machine, without_variant
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 Status = Literal["ok", "no", "unknown", "skipped"]
 _CUDA_HEADER = re.compile(r"CUDA Version:\s*(\d+\.\d+(?:\.\d+)?)")
 _DRIVER_HEADER = re.compile(r"Driver Version:\s*(\d+(?:\.\d+)+)")
 _CTK_VERSION = re.compile(r"version\s+v?(\d+(?:\.\d+)+\S*)", re.IGNORECASE)
-_MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "ppc64le": "ppc64le",
-                 "s390x": "s390x"}
 _TIMEOUT_S = 20.0
 
 
@@ -80,34 +80,12 @@ class GpuHost:
         return HostFacts(driver=parse_version(self.driver), cuda=parse_version(self.cuda), brand=self.brand,
                          arch=arch)
 
-    def describe(self) -> str:
-        if self.driver is None:
-            return f"no usable NVIDIA driver: {self.problem or 'not found'}"
-        text = f"NVIDIA driver {self.driver}"
-        if self.cuda:
-            text += f", supports CUDA up to {self.cuda}"
-            if self.cuda_source == "driver table":
-                text += " (from NVIDIA's driver table; nvidia-smi did not say)"
-        else:
-            text += ", newest supported CUDA unknown"
-        if self.gpus:
-            text += f"; GPUs: {', '.join(self.gpus)}"
-        if self.brand:
-            text += f" (brand {self.brand})"
-        return text
-
 
 @dataclass(frozen=True)
 class ToolkitInfo:
     installed: bool
     version: str | None = None
     problem: str | None = None
-
-    def describe(self) -> str:
-        if self.installed:
-            return f"NVIDIA Container Toolkit {self.version or '(version unknown)'} (nvidia-ctk)"
-        return f"NVIDIA Container Toolkit not found: {self.problem or 'nvidia-ctk is not on PATH'}" \
-               " - containers cannot use the GPU without it (or an equivalent runtime hook)"
 
 
 @dataclass(frozen=True)
@@ -131,20 +109,6 @@ class DoctorReport:
     def cannot_run(self) -> bool:
         """True when some locked image or CUDA wheel (of this host's platform) certainly cannot run here: exit 1."""
         return any(v.status == "no" for v in (*self.verdicts, *self.wheels))
-
-    def render_text(self) -> str:
-        # nvidia-smi's and nvidia-ctk's answers are quoted too: each stays on its line.
-        lines = [f"host: {terminal(self.host.describe())}", f"host platform: {terminal(self.host_platform)}",
-                 f"container toolkit: {terminal(self.toolkit.describe())}"]
-        if not self.verdicts:
-            lines.append("no images are pinned in the lock")
-        for verdict in (*self.verdicts, *self.wheels):
-            # The reason quotes the lock's image data (CUDA versions, NVIDIA_REQUIRE_CUDA): one line each.
-            lines.append(f"{verdict.status:<8} {terminal(verdict.ref)}  {terminal(verdict.platform)}: "
-                         f"{terminal(verdict.reason)}")
-        if self.cannot_run:
-            lines.append("some locked images cannot run on this host")
-        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,8 +210,8 @@ def probe_host(run: Runner = run_tool, nvml: Callable[[], NvmlFacts | None] = pr
 
 def _newer_than_table(driver: str) -> bool:
     have = parse_version(driver)
-    newest = max((parse_version(minimum) or (0,) for minimum, _ in load_table().values()), default=(0,))
-    return have is None or compare_versions(have, newest) > 0
+    newest = max((version_or_zero(minimum) for minimum, _ in load_table().values()), default=version_or_zero("0"))
+    return have is None or have > newest
 
 
 def probe_toolkit(run: Runner = run_tool) -> ToolkitInfo:
@@ -261,11 +225,6 @@ def probe_toolkit(run: Runner = run_tool) -> ToolkitInfo:
                                    f"{message[0] if message else 'no output'}")
     match = _CTK_VERSION.search(result.stdout)
     return ToolkitInfo(installed=True, version=match[1] if match else None)
-
-
-def host_platform() -> str:
-    machine = platform_module.machine().lower()
-    return f"linux/{_MACHINE_ARCH.get(machine, machine)}"
 
 
 # -- the verdicts ---------------------------------------------------------------------------------------
@@ -290,12 +249,12 @@ def doctor(lock: Lock, *, run: Runner = run_tool, nvml: Callable[[], NvmlFacts |
 
 def requirement_locks(config: Config, platform: str | None = None) -> dict[str, str]:
     """The requirement locks this host would install (its platform's lock of each layer): path -> text."""
-    here = "/".join((platform or host_platform()).split("/")[:2])
+    here = without_variant(platform or host_platform())
     texts: dict[str, str] = {}
     for layer in config.layers:
         found = targets(layer.lock, config.platforms)
         for target in found:
-            if len(found) == 1 or "/".join(target.platform.split("/")[:2]) == here:
+            if len(found) == 1 or without_variant(target.platform) == here:
                 with contextlib.suppress(OSError, UnicodeDecodeError):
                     texts[target.lock] = (config.root / target.lock).read_text(encoding="utf-8")
     return texts
@@ -303,11 +262,11 @@ def requirement_locks(config: Config, platform: str | None = None) -> dict[str, 
 
 def check(lock: Lock, host: GpuHost, toolkit: ToolkitInfo, platform: str) -> DoctorReport:
     verdicts: list[Verdict] = []
-    wanted = "/".join(platform.split("/")[:2])
-    machine = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}.get(wanted)
+    wanted = without_variant(platform)
+    machine = uname_machine(wanted)
     for ref, image in sorted(lock.images.items()):
         for name, entry in sorted(image.platforms.items()):
-            if "/".join(name.split("/")[:2]) != wanted:
+            if without_variant(name) != wanted:
                 verdicts.append(Verdict(ref, name, "skipped", f"not this host's platform ({wanted})"))
                 continue
             if entry.absent:
@@ -354,7 +313,7 @@ def judge(cuda: CudaInfo | None, host: GpuHost, machine: str | None = None) -> t
     else:
         hint = f"; install a driver that supports CUDA {wanted or cuda.version} (its minimum is not in NVIDIA's " \
                "table that pinrepro carries)"
-    if compat_min and major and compare_versions(driver, parse_version(compat_min) or (0,)) >= 0:
+    if compat_min and major and driver >= version_or_zero(compat_min):
         hint += f" (or set NVIDIA_DISABLE_REQUIRE=true to run under minor-version compatibility, driver >= " \
                 f"{compat_min} for CUDA {major}.x, where features needing a newer driver may fail)"
     if result is False:
@@ -367,15 +326,15 @@ def judge(cuda: CudaInfo | None, host: GpuHost, machine: str | None = None) -> t
                       f"on some GPU brands - this GPU's brand is unknown (install pynvml to read it){hint}"
 
 
-def _judge_floors(shown: str, driver: tuple[int, ...], needs: str, toolkit_min: str | None, compat_min: str | None,
+def _judge_floors(shown: str, driver: Version, needs: str, toolkit_min: str | None, compat_min: str | None,
                   major: str | None) -> tuple[Status, str]:
     """NVIDIA_DISABLE_REQUIRE: the runtime starts anything; CUDA itself still needs a new enough driver."""
     prefix = "NVIDIA_DISABLE_REQUIRE is set, so the runtime does not check; "
     toolkit = parse_version(toolkit_min) if toolkit_min else None
     compat = parse_version(compat_min) if compat_min else None
-    if toolkit is not None and compare_versions(driver, toolkit) >= 0:
+    if toolkit is not None and driver >= toolkit:
         return "ok", f"{prefix}driver {shown} >= {toolkit_min}, the minimum for {needs}"
-    if compat is not None and compare_versions(driver, compat) >= 0:
+    if compat is not None and driver >= compat:
         return "ok", f"{prefix}driver {shown} >= {compat_min}, enough for CUDA {major}.x through minor-version " \
                      "compatibility (features needing a newer driver, such as PTX JIT, may fail)"
     if compat is not None:

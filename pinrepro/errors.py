@@ -60,6 +60,29 @@ class RegistryError(PinreproError):
     """A registry answered with an error, could not be reached, or sent something that does not verify."""
 
 
+class RegistryUnreachable(RegistryError):
+    """No HTTP answer came from a registry (refused, DNS, TLS, timeout): ``cannot reach <host>: <reason>``.
+
+    ``cause`` says which (``refused``, ``dns``, ``tls``, ``timeout``, ``status``, ``other``), so callers
+    decide by it rather than by the text; ``repository`` names the lookup that failed, when one did.
+    """
+
+    def __init__(self, host: str, reason: str, *, cause: str, fix: str, repository: str = "") -> None:
+        self.host = host
+        self.reason = reason
+        self.cause = cause
+        self.repository = repository
+        suffix = f" (for {repository})" if repository else ""
+        super().__init__(f"cannot reach {host}: {reason}{suffix}", fix=fix)
+
+    def for_repository(self, repository: str) -> RegistryUnreachable:
+        """The same failure, naming the repository being looked up (the user must learn which image failed)."""
+        if not repository or self.repository:
+            return self
+        return RegistryUnreachable(self.host, self.reason, cause=self.cause, fix=self.fix or "",
+                                   repository=repository)
+
+
 class AuthError(RegistryError):
     """Credentials were missing, wrong, or not enough for the repository."""
 

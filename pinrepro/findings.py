@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from pinrepro.suppress import Suppressed  # suppress builds on Finding: imported for annotations only
@@ -60,3 +61,18 @@ class Report:
     def exit_code(self) -> int:
         """1 for errors, or for warnings with ``strict``; else 0 (notes never fail a command)."""
         return 1 if self.errors or (self.strict and self.warnings) else 0
+
+
+def findings_document(findings: Iterable[Finding], exit_code: int,
+                      suppressed: Iterable[Suppressed] = ()) -> dict[str, Any]:
+    """verify's ``--format json`` document: the findings, their counts per level, the silenced ones."""
+    items = [
+        {"path": f.path, "line": f.line, "level": f.level, "code": f.code, "message": f.message}
+        for f in findings
+    ]
+    counts = {"error": 0, "warning": 0, "note": 0}
+    for item in items:
+        counts[str(item["level"])] += 1
+    silenced = [s.to_json() for s in suppressed]
+    counts["suppressed"] = len(silenced)
+    return {"findings": items, "exit_code": exit_code, "counts": counts, "suppressed": silenced}

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pinrepro.errors import GitError
+from pinrepro.scrub import redact
 
 # https://user:token@host/... -> https://***@host/...
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _IDENTITY = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
 _REGULAR_FILE = "100644"
 _SYMLINK = "120000"
@@ -97,15 +97,6 @@ class Identity:
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` with URL user-info and every given secret replaced by ``***``."""
-    text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 class Git:

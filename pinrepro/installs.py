@@ -1,9 +1,10 @@
 """Which ``RUN`` commands install Python packages around the locks, and why each one does.
 
 verify reports them as errors, with or without requirement layers: a build that runs ``pip install requests``
-pulls whatever the index serves that day, whatever pinrepro.lock says. The commands come from
-:func:`pinrepro.requirements.check_dockerfile_installs`, which reads the RUN instructions; this module only
-judges one command (its argv) at a time:
+pulls whatever the index serves that day, whatever pinrepro.lock says. :func:`check_dockerfile_installs` takes
+the RUN instructions and their simple commands from the one Dockerfile reader (pinrepro.dockerfile: BuildKit's
+continuations, parser directives and heredocs; its shell lexer for the words), and judges one command (its
+argv) at a time:
 
 - pip / ``python -m pip`` / ``uv pip`` ``install`` of names from an index (``install-unlocked``), of a
   requirements file that is not a lock pinrepro writes (``install-not-a-lock``, or ``install-input`` for a
@@ -28,6 +29,8 @@ from pathlib import PurePosixPath
 from packaging.requirements import InvalidRequirement, Requirement
 
 from pinrepro.config import Config, Layer
+from pinrepro.dockerfile import instructions
+from pinrepro.dockerfile.commands import commands
 from pinrepro.findings import Finding
 from pinrepro.pyplatforms import targetarch_pattern, targets
 
@@ -49,6 +52,21 @@ _CONDA = frozenset({"conda", "mamba", "micromamba"})
 _WRAPPERS = frozenset({"sudo", "env", "time", "exec", "command", "nice", "nohup"})
 _INSTALL_LOCK = "pip install --require-hashes --no-deps -r {lock}"
 _TARGETARCH = re.compile(r"\$\{TARGETARCH\}|\$TARGETARCH\b")
+
+
+def check_dockerfile_installs(text: str, path: str, config: Config) -> list[Finding]:
+    """Errors for RUN commands that install Python packages around the locks, each on its command's line.
+
+    Every simple command of every RUN: its shell form, an exec form (``sh -c`` scripts included) and the
+    heredoc bodies a shell runs.
+    """
+    findings: list[Finding] = []
+    for instruction in instructions(text, path)[0]:
+        if instruction.command != "run":
+            continue
+        for command in commands(instruction):
+            findings.extend(check_command(list(command.argv), command.line, path, config))
+    return findings
 
 
 def check_command(argv: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:

@@ -40,7 +40,7 @@ from pinrepro.lockflow.images import ImageResolver, absent_platform_findings, bu
 from pinrepro.lockflow.services import LockServices, Upgrade
 
 if TYPE_CHECKING:
-    from pinrepro.requirements import LayerOutcome
+    from pinrepro.layers.compile import LayerOutcome
 
 __all__ = ["LockOutcome", "LockServices", "Upgrade", "run_lock"]
 
@@ -163,7 +163,7 @@ def _pin_layers(config: Config, old: Lock | None, upgrade: Upgrade, services: Lo
             findings.append(Finding(config_file(config), None, "warning", "upgrade-package-unknown",
                                     "--upgrade-package needs requirement layers, and none are configured"))
         return _Layers()
-    from pinrepro.requirements import compile_layers
+    from pinrepro.layers.compile import compile_layers
 
     outcomes = compile_layers(config, old.layers if old else {}, upgrade=upgrade.everything,
                               upgrade_packages=upgrade.packages, runner=services.runner,
@@ -239,7 +239,7 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
     """A typo in --upgrade-package would otherwise do nothing, silently."""
     from packaging.utils import canonicalize_name
 
-    from pinrepro.requirements import parse_lock
+    from pinrepro.reqfile import parse_lock
 
     pinned = {entry.name for outcome in outcomes for text in (outcome.by_platform or {"": outcome.content}).values()
               for entry in parse_lock(text.decode("utf-8"))}

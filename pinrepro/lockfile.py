@@ -16,10 +16,17 @@ from typing import Any
 
 import tomli_w
 
-from pinrepro import __version__
 from pinrepro.errors import LockfileError
+from pinrepro.schema import check_keys, unknown_key
 
 SCHEMA = 1
+# The keys of each table ``dumps`` writes; any other is a corrupted (or hand-edited) lock. A platform's table is
+# open: next to ``digest`` it holds the image's contents, whose keys pinrepro.inventory.contents checks.
+_TOP_KEYS = ("schema", "images", "layers", "urls", "apt")
+_IMAGE_KEYS = ("digest", "media_type", "sites", "platforms", "implicit_tag")
+_LAYER_KEYS = ("requirements", "lock", "input_sha256", "output_sha256", "options_sha256", "resolver",
+               "resolver_version", "python", "constraints", "platforms")
+_URL_KEYS = ("checksum", "sites", "size", "ref")
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 HEADER = (
     "# This file is written by `pinrepro lock`. Do not edit it by hand.\n"
@@ -173,6 +180,9 @@ def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
     except tomllib.TOMLDecodeError as exc:
         raise LockfileError(f"corrupted lock file, not valid TOML ({exc})", where=where, fix=fix) from None
     schema = data.get("schema")
+    unknown = unknown_key(data, _TOP_KEYS, "the top-level table") if schema == SCHEMA else None
+    if unknown is not None:
+        raise LockfileError(f"corrupted lock file ({unknown})", where=where, fix=fix)
     if schema != SCHEMA:
         raise LockfileError(
             f"unsupported lock schema {schema!r} (this pinrepro reads schema {SCHEMA})", where=where,
@@ -180,17 +190,23 @@ def loads(text: str, *, where: str = "pinrepro.lock") -> Lock:
         )
     try:
         images = {key: _image_from_toml(value, key) for key, value in _table(data, "images").items()}
-        layers = {key: _layer_from_toml(value) for key, value in _table(data, "layers").items()}
-        urls = {key: _url_from_toml(value) for key, value in _table(data, "urls").items()}
+        layers = {key: _layer_from_toml(value, key) for key, value in _table(data, "layers").items()}
+        urls = {key: _url_from_toml(value, key) for key, value in _table(data, "urls").items()}
         apt = _table(data, "apt")
     except (KeyError, TypeError, ValueError) as exc:
         raise LockfileError(f"corrupted lock file ({exc})", where=where, fix=fix) from None
     return Lock(images=images, layers=layers, urls=urls, apt=apt)
 
 
-def _url_from_toml(data: Any) -> UrlLock:
+def _section(table: str, key: str) -> str:
+    """The header of one entry as the lock writes it: ``[layers.base]``, ``[images."docker.io/..."]``."""
+    return f"[{table}.{key}]" if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'[{table}."{key}"]'
+
+
+def _url_from_toml(data: Any, key: str) -> UrlLock:
     if not isinstance(data, dict):
         raise TypeError("each url must be a table")
+    check_keys(data, _URL_KEYS, _section("urls", key), ValueError)
     sites = data.get("sites", [])
     size = data.get("size")
     if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
@@ -225,6 +241,7 @@ def _digest(data: Mapping[str, Any], key: str, context: str) -> str:
 def _image_from_toml(data: Any, key: str) -> ImageLock:
     if not isinstance(data, dict):
         raise TypeError("each image must be a table")
+    check_keys(data, _IMAGE_KEYS, _section("images", key), ValueError)
     context = f"image '{key}'"
     platforms: dict[str, PlatformLock] = {}
     for name, entry in _table(data, "platforms").items():
@@ -249,9 +266,10 @@ def _image_from_toml(data: Any, key: str) -> ImageLock:
     )
 
 
-def _layer_from_toml(data: Any) -> LayerLock:
+def _layer_from_toml(data: Any, key: str) -> LayerLock:
     if not isinstance(data, dict):
         raise TypeError("each layer must be a table")
+    check_keys(data, _LAYER_KEYS, _section("layers", key), ValueError)
     constraints = _table(data, "constraints")
     platforms = _table(data, "platforms") if "platforms" in data else {}
     python = data.get("python")
@@ -284,7 +302,3 @@ def table_lines(text: str, table: str) -> dict[str, int]:
         if len(parts) == 2 and parts[0] == table:
             lines.setdefault(parts[1], number)
     return lines
-
-
-def generator() -> str:
-    return f"pinrepro {__version__}"

@@ -29,37 +29,12 @@ from pathlib import Path
 
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ConfigError, ResolverError
+from pinrepro.scrub import URL, VARIABLE, literal_credentials, redact
 
 # pip expands ${NAME} (upper case, digits, underscore) in requirement files; the same form is accepted in the
 # configuration's index URLs.
-VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#@]*)@", re.IGNORECASE)
 # A value this short would match inside unrelated text; such a "secret" is no secret worth scrubbing for.
 _MIN_SECRET = 4
-
-
-def redact(text: str) -> str:
-    """``text`` with the ``user:password@`` of every URL in it masked (``${VAR}`` forms are kept: no secret)."""
-
-    def mask(match: re.Match[str]) -> str:
-        url = match.group(0)
-        found = _USERINFO.match(url)
-        if found is None or _only_variables(found.group(2)):
-            return url
-        return f"{found.group(1)}***@{url[found.end():]}"
-
-    return _URL.sub(mask, text)
-
-
-def _only_variables(userinfo: str) -> bool:
-    return not re.sub(r"[:]", "", VARIABLE.sub("", userinfo))
-
-
-def literal_credentials(url: str) -> bool:
-    """True when ``url`` carries a user or password written out (not as ``${VAR}``)."""
-    found = _USERINFO.match(url.strip())
-    return found is not None and not _only_variables(found.group(2))
 
 
 @dataclass(frozen=True)
@@ -91,7 +66,7 @@ class Secrets:
         lines = []
         for number, line in enumerate(text.splitlines(keepends=True), start=1):
             place = f"{where}:{number}"
-            lines.append(_URL.sub(lambda match: self.expand(match.group(0), where=place), line))  # noqa: B023
+            lines.append(URL.sub(lambda match: self.expand(match.group(0), where=place), line))  # noqa: B023
         return "".join(lines)
 
     def values(self) -> dict[str, str]:
@@ -125,7 +100,7 @@ class Secrets:
     def check_lock(self, text: str, *, where: str) -> None:
         """Refuse a lock text (already ``restore``d) that would carry a credential in one of its URLs."""
         secrets = self.values().values()
-        for match in _URL.finditer(text):
+        for match in URL.finditer(text):
             url = match.group(0)
             if literal_credentials(url) or any(value in VARIABLE.sub("", url) for value in secrets):
                 raise ConfigError(

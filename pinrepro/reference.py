@@ -17,7 +17,8 @@ from pinrepro.errors import InvalidReferenceError
 DOCKER_HUB = "docker.io"
 # The host that actually serves Docker Hub's registry API (docker.io only redirects browsers).
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
-_DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+# Every host name that means Docker Hub (docker/cli and distribution's reference normalisation).
+DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 DEFAULT_TAG = "latest"
 
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
@@ -105,7 +106,8 @@ class ImageRef:
 
     @property
     def tagged(self) -> str:
-        """``registry/repository:tag`` - the key pinrepro uses for a tag's pin (empty tag for digest-only refs)."""
+        """The key pinrepro uses for a pin: ``registry/repository:tag``, or ``registry/repository@digest`` for a
+        digest-only reference (which has no tag)."""
         return f"{self.name}:{self.tag}" if self.tag else f"{self.name}@{self.digest}"
 
     def with_digest(self, digest: str | None) -> ImageRef:
@@ -140,6 +142,17 @@ class ImageRef:
         return text
 
 
+def short_digest(digest: str) -> str:
+    """How messages and tables show a digest: its algorithm and first 12 hex digits (``sha256:0123456789ab``)."""
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}"
+
+
+def canonical_registry(host: str) -> str:
+    """``docker.io`` for every Docker Hub alias (``index.docker.io``, ``registry-1.docker.io``, ...), else ``host``."""
+    return DOCKER_HUB if host.strip().lower() in DOCKER_HUB_ALIASES else host
+
+
 def _split_domain(text: str, original: str) -> tuple[str, str]:
     first, sep, rest = text.partition("/")
     is_domain = bool(sep) and (
@@ -148,7 +161,7 @@ def _split_domain(text: str, original: str) -> tuple[str, str]:
     if not is_domain:
         return DOCKER_HUB, text
     _check_domain(first, original)
-    registry = DOCKER_HUB if first.lower() in _DOCKER_HUB_ALIASES else first
+    registry = DOCKER_HUB if first.lower() in DOCKER_HUB_ALIASES else first
     return registry, rest
 
 

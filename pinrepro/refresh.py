@@ -29,6 +29,7 @@ from pinrepro.github import GitHub, PullRequest, Repository, api_url_for_remote,
 from pinrepro.journal import commit, project_lock
 from pinrepro.lockfile import Lock
 from pinrepro.lockflow.services import Upgrade
+from pinrepro.schema import Table
 from pinrepro.summary import PR_BODY_LIMIT, Summary, render_markdown, summarize
 
 DEFAULT_BRANCH = "pinrepro/refresh"
@@ -106,36 +107,35 @@ class RefreshResult:
 # -- settings -------------------------------------------------------------------------------------------------
 
 
-def parse_settings(raw: Mapping[str, Any] | None, *, where: str = "[tool.pinrepro.refresh]") -> RefreshSettings:
-    """Validate the raw ``refresh`` table; errors name the key."""
+def parse_settings(raw: Mapping[str, Any] | None, *, file: str | None = None,
+                   section: str = "[tool.pinrepro.refresh]") -> RefreshSettings:
+    """Validate the raw ``refresh`` table of ``file``; errors name the key."""
     if raw is None:
         return RefreshSettings()
+    where = f"{file} {section}" if file else section
     if not isinstance(raw, Mapping):
         raise ConfigError("'refresh' must be a table", where=where, fix='write [tool.pinrepro.refresh] branch = "..."')
-    unknown = sorted(set(raw) - set(SETTINGS_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}'", where=where, fix=f"known keys: {', '.join(SETTINGS_KEYS)}")
-    branch = check_branch(_string(raw, "branch", where) or DEFAULT_BRANCH, where=f"{where} branch")
-    base = _string(raw, "base", where)
+    table = Table(raw, known=SETTINGS_KEYS, file=file, section=section, where=where)
+    branch = check_branch(table.string("branch", strip=True) or DEFAULT_BRANCH, where=f"{where} branch")
+    base = table.string("base", strip=True)
     if base is not None:
         check_branch(base, where=f"{where} base")
-    remote = _string(raw, "remote", where) or DEFAULT_REMOTE
+    remote = table.string("remote", strip=True) or DEFAULT_REMOTE
     if remote.startswith("-") or any(c.isspace() for c in remote):
         # git takes the remote as a positional argument: "-..." would be read as an option (--upload-pack=...).
         raise ConfigError(f"'{remote}' is not a usable git remote name", where=f"{where} remote",
                           fix='name a configured remote such as "origin"')
-    author_text = _string(raw, "author", where)
     try:
-        author = Identity.parse(author_text or DEFAULT_AUTHOR)
+        author = Identity.parse(table.string("author", strip=True) or DEFAULT_AUTHOR)
     except GitError as exc:
         raise ConfigError(exc.what, where=f"{where} author", fix=exc.fix) from None
     return RefreshSettings(
         branch=branch,
         base=base,
-        title=_string(raw, "title", where) or DEFAULT_TITLE,
-        labels=_strings(raw, "labels", where),
-        reviewers=_strings(raw, "reviewers", where),
-        team_reviewers=_strings(raw, "team_reviewers", where),
+        title=table.string("title", strip=True) or DEFAULT_TITLE,
+        labels=table.strings("labels", strip=True),
+        reviewers=table.strings("reviewers", strip=True),
+        team_reviewers=table.strings("team_reviewers", strip=True),
         remote=remote,
         author=author,
     )
@@ -171,28 +171,9 @@ def override(settings: RefreshSettings, *, branch: str | None = None, base: str 
 
 def load_settings(config: Config) -> RefreshSettings:
     """The ``refresh`` table of the project's configuration."""
-    where = "pinrepro.toml [refresh]" if config.source == "pinrepro.toml" else "pyproject.toml [tool.pinrepro.refresh]"
-    return parse_settings(config.refresh or None, where=where)
-
-
-def _string(raw: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"'{key}' must be a non-empty string", where=where)
-    return value.strip()
-
-
-def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = raw.get(key)
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(f"'{key}' must be a list of strings", where=where)
-    return tuple(v.strip() for v in value)
+    if config.source == "pinrepro.toml":
+        return parse_settings(config.refresh or None, file="pinrepro.toml", section="[refresh]")
+    return parse_settings(config.refresh or None, file="pyproject.toml", section="[tool.pinrepro.refresh]")
 
 
 # -- the command ----------------------------------------------------------------------------------------------

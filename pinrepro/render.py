@@ -1,16 +1,32 @@
-"""Turning results into text, JSON or GitHub workflow annotations. Returns strings; cli.py prints them."""
+"""Turning results into text, JSON or GitHub workflow annotations. Returns strings; cli.py prints them.
+
+Each result knows its JSON data (``to_json()``); the words people read are written here, so cli.py formats
+nothing itself. The manifest and the refresh summary have their own renderers (manifest.py, summary.py).
+"""
 
 from __future__ import annotations
 
 import difflib
 import json
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pinrepro import escape
-from pinrepro.findings import Finding
+from pinrepro.findings import Finding, Report, findings_document
 from pinrepro.suppress import Suppressed
+
+if TYPE_CHECKING:
+    # Annotations only: rendering a result never loads the code that computes it.
+    from pinrepro.doctor import DoctorReport, GpuHost, ToolkitInfo
+    from pinrepro.lock import LockOutcome
+    from pinrepro.refresh import PullResult
+
+
+def json_document(data: Mapping[str, Any]) -> str:
+    """A command's ``--format json`` output: indented, keys sorted, so it reads and diffs well."""
+    return json.dumps(data, indent=2, sort_keys=True)
 
 
 def findings_text(findings: Iterable[Finding]) -> str:
@@ -24,17 +40,17 @@ def finding_line(f: Finding) -> str:
 
 
 def findings_json(findings: Iterable[Finding], exit_code: int, suppressed: Iterable[Suppressed] = ()) -> str:
-    items = [
-        {"path": f.path, "line": f.line, "level": f.level, "code": f.code, "message": f.message}
-        for f in findings
-    ]
-    counts = {"error": 0, "warning": 0, "note": 0}
-    for item in items:
-        counts[str(item["level"])] += 1
-    silenced = [s.to_json() for s in suppressed]
-    counts["suppressed"] = len(silenced)
-    return json.dumps({"findings": items, "exit_code": exit_code, "counts": counts, "suppressed": silenced},
-                      indent=2, sort_keys=True)
+    return json_document(findings_document(findings, exit_code, suppressed))
+
+
+def verify_line(report: Report) -> str:
+    """verify's last line on stderr: ``verify: ok``, or the counts (and how many were suppressed)."""
+    # "ok" gets its colour in Output.info, after escaping (an escape sequence painted here would be defused).
+    line = "verify: ok" if not report.findings else \
+        f"verify: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    if report.suppressed:
+        line += f" ({len(report.suppressed)} suppressed; --format json lists them)"
+    return line
 
 
 def findings_github(findings: Iterable[Finding], *, prefix: str = "") -> str:
@@ -77,3 +93,95 @@ def file_diff(root: Path, files: Mapping[Path, bytes], old_files: Mapping[Path, 
         chunks.append("".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
                               for line in diff))
     return "".join(chunks)
+
+
+# -- lock ------------------------------------------------------------------------------------------------------
+
+
+def changed_files(root: Path, outcome: LockOutcome) -> list[str]:
+    """The files a lock changes, relative to the project root, sorted."""
+    return sorted(p.relative_to(root).as_posix() for p in outcome.files)
+
+
+def lock_json(outcome: LockOutcome, root: Path, *, written: bool) -> str:
+    """``lock --format json``: what changed, what needed the registry, which layers were recompiled."""
+    return json_document({
+        "changed": outcome.changed, "files": changed_files(root, outcome), "resolved": list(outcome.resolved),
+        "images": {k: v.digest for k, v in outcome.new.images.items()},
+        "layers": {"recompiled": list(outcome.layers_compiled), "unchanged": list(outcome.layers_unchanged)},
+        "written": outcome.changed and written,
+    })
+
+
+def lock_text(outcome: LockOutcome) -> str:
+    """lock's summary line: how much is locked, what went to the registry, which layers were recompiled."""
+    summary = f"{len(outcome.new.images)} image(s), {len(outcome.new.layers)} requirement layer(s) locked"
+    if outcome.resolved:
+        summary += f"; resolved {len(outcome.resolved)} through the registry"
+    if outcome.layers_compiled or outcome.layers_unchanged:
+        summary += f"; recompiled: {', '.join(outcome.layers_compiled) or 'none'}"
+        summary += f"; unchanged: {', '.join(outcome.layers_unchanged) or 'none'}"
+    return summary
+
+
+def internal_error(exc: BaseException) -> str:
+    """The one line for an exception pinrepro did not expect (its traceback comes with -v)."""
+    return f"internal error {type(exc).__name__}: {exc} - rerun with -v and report it"
+
+
+def info_line(note: str) -> str:
+    return f"info: {note}"
+
+
+def wrote(names: Sequence[str]) -> str:
+    return "wrote " + ", ".join(map(escape.terminal, names)) if names else "nothing changed"
+
+
+def pull_text(pull: PullResult) -> str:
+    """refresh's line about the pull request: what happened to it, on which branch, where it is."""
+    where = f" {escape.terminal(pull.url)}" if pull.url else ""
+    return f"pull request: {pull.action} (branch {pull.branch}){where}"
+
+
+# -- doctor ----------------------------------------------------------------------------------------------------
+
+
+def doctor_text(report: DoctorReport) -> str:
+    """The host, its container toolkit, then one verdict line per locked image and platform (and CUDA wheel)."""
+    # nvidia-smi's and nvidia-ctk's answers are quoted too: each stays on its line.
+    lines = [f"host: {escape.terminal(host_text(report.host))}",
+             f"host platform: {escape.terminal(report.host_platform)}",
+             f"container toolkit: {escape.terminal(toolkit_text(report.toolkit))}"]
+    if not report.verdicts:
+        lines.append("no images are pinned in the lock")
+    for verdict in (*report.verdicts, *report.wheels):
+        # The reason quotes the lock's image data (CUDA versions, NVIDIA_REQUIRE_CUDA): one line each.
+        lines.append(f"{verdict.status:<8} {escape.terminal(verdict.ref)}  {escape.terminal(verdict.platform)}: "
+                     f"{escape.terminal(verdict.reason)}")
+    if report.cannot_run:
+        lines.append("some locked images cannot run on this host")
+    return "\n".join(lines)
+
+
+def host_text(host: GpuHost) -> str:
+    if host.driver is None:
+        return f"no usable NVIDIA driver: {host.problem or 'not found'}"
+    text = f"NVIDIA driver {host.driver}"
+    if host.cuda:
+        text += f", supports CUDA up to {host.cuda}"
+        if host.cuda_source == "driver table":
+            text += " (from NVIDIA's driver table; nvidia-smi did not say)"
+    else:
+        text += ", newest supported CUDA unknown"
+    if host.gpus:
+        text += f"; GPUs: {', '.join(host.gpus)}"
+    if host.brand:
+        text += f" (brand {host.brand})"
+    return text
+
+
+def toolkit_text(toolkit: ToolkitInfo) -> str:
+    if toolkit.installed:
+        return f"NVIDIA Container Toolkit {toolkit.version or '(version unknown)'} (nvidia-ctk)"
+    return f"NVIDIA Container Toolkit not found: {toolkit.problem or 'nvidia-ctk is not on PATH'}" \
+           " - containers cannot use the GPU without it (or an equivalent runtime hook)"

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pinrepro.errors import ResolverError
-from pinrepro.pyindex import redact
+from pinrepro.scrub import redact
 
 if TYPE_CHECKING:
     from pinrepro.resolvers import CompileRequest

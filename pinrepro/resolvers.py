@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform as host_platform
 import shutil
 import subprocess
 import sys
@@ -35,12 +34,12 @@ from pathlib import Path
 
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
-from pinrepro.pyindex import Secrets, redact
+from pinrepro.pyindex import Secrets
+from pinrepro.registry.platform import host_platform, same_platform
+from pinrepro.reqfile import COMPILE_COMMAND
 from pinrepro.resolverfailure import failure, skipped_index
 
-__all__ = ["COMPILE_COMMAND", "CompileRequest", "ResolverRunner", "compile_layer", "redact"]
-
-COMPILE_COMMAND = "pinrepro lock"
+__all__ = ["CompileRequest", "ResolverRunner", "compile_layer"]
 
 # PIP_* / UV_* variables kept: they change how packages are fetched, never which ones or from where.
 _PIP_KEEP = frozenset({
@@ -59,7 +58,6 @@ UV_PLATFORMS = {
     "linux/arm64": "aarch64-manylinux_2_28",
     "linux/arm64/v8": "aarch64-manylinux_2_28",
 }
-_HOST_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 _PROBE = (
     "import importlib.metadata as m, importlib.util as u, json, sys\n"
@@ -296,13 +294,8 @@ def host_platform_name() -> str | None:
     """This machine as a Docker platform (linux/amd64, linux/arm64), or None when it is none of those."""
     if not sys.platform.startswith("linux"):
         return None
-    arch = _HOST_ARCH.get(host_platform.machine().lower())
-    return f"linux/{arch}" if arch else None
-
-
-def _same_platform(a: str, b: str) -> bool:
-    strip = {"linux/arm64/v8": "linux/arm64"}
-    return strip.get(a, a) == strip.get(b, b)
+    host = host_platform()
+    return host if host in ("linux/amd64", "linux/arm64") else None
 
 
 def check_target(resolver: str, platform: str, layer: str, platforms: Sequence[str] = ()) -> None:
@@ -316,7 +309,7 @@ def check_target(resolver: str, platform: str, layer: str, platforms: Sequence[s
             )
         return
     host = host_platform_name()
-    if host is None or not _same_platform(host, platform):
+    if host is None or not same_platform(host, platform):
         also = len(platforms) > 1
         raise ResolverError(
             f"pip-compile resolves for the machine it runs on ({host or sys.platform}), "

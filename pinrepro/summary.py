@@ -9,19 +9,18 @@ Pure: the caller hands in both locks and the old and new bytes of the files that
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
-from pinrepro import escape, manifest
+from pinrepro import escape, lockdiff
 from pinrepro.deploy.discovery import is_deploy_path
+from pinrepro.inventory.cuda import parse_version
+from pinrepro.lockdiff import LABELS, Change, ImageDiff, PlatformDiff
 from pinrepro.lockfile import LayerLock, Lock
-from pinrepro.manifest import Change
 from pinrepro.pyplatforms import targets
+from pinrepro.reqfile import parse_lock
 
 # Section headings, in the order they appear; tests check each one is rendered.
 HEADING_DRIVER = "Minimum NVIDIA driver"
@@ -36,20 +35,6 @@ NOTHING_CHANGED = (
 )
 
 _SHORT_DIGEST = 12
-# One requirement line of pip-compile / uv output: name[extras]==version (or name @ url), before markers/hashes.
-_PINNED = re.compile(
-    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*"
-    r"(?:={2,3}\s*(?P<version>[^\s;\\#]+)|@\s*(?P<url>[^\s;\\#]+))"
-)
-
-
-# One named thing whose version moved; ``old``/``new`` None means added/removed. The manifest's own value type,
-# so image contents and Python packages read the same way.
-VersionChange = Change
-
-
-# A lock entry whose index digest moved, appeared or disappeared, with both creation dates: the manifest's own.
-ImageChange = manifest.ImageDiff
 
 
 @dataclass(frozen=True)
@@ -58,9 +43,9 @@ class PlatformChange:
 
     image: str
     platform: str
-    components: tuple[VersionChange, ...]  # os, python, cuda, cudnn, nccl, cublas, min_driver_compat, platform
-    min_driver: VersionChange | None
-    apt: tuple[VersionChange, ...]
+    components: tuple[Change, ...]  # os, python, cuda, cudnn, nccl, cublas, min_driver_compat, platform
+    min_driver: Change | None
+    apt: tuple[Change, ...]
 
 
 @dataclass(frozen=True)
@@ -69,12 +54,12 @@ class LayerChange:
 
     layer: str
     lock: str
-    packages: tuple[VersionChange, ...]
+    packages: tuple[Change, ...]
 
 
 @dataclass(frozen=True)
 class Summary:
-    images: tuple[ImageChange, ...] = ()
+    images: tuple[ImageDiff, ...] = ()
     platforms: tuple[PlatformChange, ...] = ()
     layers: tuple[LayerChange, ...] = ()
     files: tuple[str, ...] = ()  # every file that changes, relative to the project root
@@ -88,6 +73,29 @@ class Summary:
     def driver_changes(self) -> tuple[PlatformChange, ...]:
         return tuple(p for p in self.platforms if p.min_driver is not None)
 
+    def to_json(self) -> dict[str, Any]:
+        """The summary as plain data with stable keys (``refresh --format json``)."""
+        return {
+            "changed": self.changed,
+            "images": [
+                {"ref": i.ref, "kind": i.kind, "old_digest": i.old_digest, "new_digest": i.new_digest,
+                 "old_created": i.old_created, "new_created": i.new_created, "deployment": i.ref in self.deployment}
+                for i in self.images
+            ],
+            "platforms": [
+                {"image": p.image, "platform": p.platform,
+                 "components": [c.to_json() for c in p.components],
+                 "min_driver": p.min_driver.to_json() if p.min_driver else None,
+                 "apt": [c.to_json() for c in p.apt]}
+                for p in self.platforms
+            ],
+            "layers": [
+                {"layer": layer.layer, "lock": layer.lock, "packages": [c.to_json() for c in layer.packages]}
+                for layer in self.layers
+            ],
+            "files": list(self.files),
+        }
+
 
 # -- building the summary -------------------------------------------------------------------------------------
 
@@ -96,13 +104,13 @@ def summarize(old: Lock | None, new: Lock, *, root: Path, files: Mapping[Path, b
               old_files: Mapping[Path, bytes | None] | None = None) -> Summary:
     """Compare two locks; requirement-lock texts come from ``old_files`` (before) and ``files`` (after).
 
-    Image and platform changes come from the manifest's own diff (pinrepro.manifest.diff), so ``refresh`` and
-    ``manifest`` never disagree about what moved.
+    Image and platform changes come from the one diff of two locks (pinrepro.lockdiff.diff), so ``refresh`` and
+    ``manifest --diff`` never disagree about what moved.
     """
     files = files or {}
     old_files = old_files or {}
     previous = old or Lock()
-    moved = manifest.diff(previous, new)
+    moved = lockdiff.diff(previous, new)
     images = moved.images
     platforms = tuple(filter(None, (_platform_change(p) for p in moved.platforms)))
     return Summary(
@@ -124,7 +132,7 @@ def _display_path(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def _platform_change(diff: manifest.PlatformDiff) -> PlatformChange | None:
+def _platform_change(diff: PlatformDiff) -> PlatformChange | None:
     # NVIDIA_REQUIRE_CUDA lists every driver branch clause; its changes show up as min-driver changes already.
     components = tuple(c for c in diff.fields if c.name not in {"min_driver", "require"})
     if not components and diff.min_driver is None and not diff.apt:
@@ -132,34 +140,17 @@ def _platform_change(diff: manifest.PlatformDiff) -> PlatformChange | None:
     return PlatformChange(diff.ref, diff.platform, components, diff.min_driver, diff.apt)
 
 
-def _version_diff(old: Mapping[str, str], new: Mapping[str, str],
-                  names: Mapping[str, str] | None = None) -> list[VersionChange]:
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        before, after = old.get(key), new.get(key)
-        if before != after:
-            changes.append(VersionChange((names or {}).get(key, key), before, after))
-    return changes
-
-
 def parse_requirements(text: str) -> dict[str, tuple[str, str]]:
     """Pinned packages of a pip-compile / uv lock: canonical name -> (name as written, version or ``@ url``)."""
     pins: dict[str, tuple[str, str]] = {}
-    logical = ""
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            logical += line[:-1] + " "
+    for entry in parse_lock(text):
+        # an editable line installs whatever its source holds: not a pin (pinrepro.reqfile)
+        if entry.editable or entry.name is None or entry.written_name is None:
             continue
-        logical += line
-        statement = logical.strip()
-        logical = ""
-        if not statement or statement.startswith(("#", "-")):
-            continue
-        match = _PINNED.match(statement)
-        if match:
-            version = match["version"] or f"@ {match['url']}"
-            pins[canonicalize_name(match["name"])] = (match["name"], version)
+        if entry.version is not None:
+            pins[entry.name] = (entry.written_name, entry.version)
+        elif entry.url is not None:
+            pins[entry.name] = (entry.written_name, f"@ {entry.url}")
     return pins
 
 
@@ -173,7 +164,7 @@ def _layer_changes(old: Lock, new: Lock, root: Path, files: Mapping[Path, bytes]
         before = parse_requirements(_decode(old_files.get(path)))
         after = parse_requirements(_decode(files[path]))
         names = {key: value[0] for key, value in {**before, **after}.items()}
-        packages = _version_diff({k: v[1] for k, v in before.items()}, {k: v[1] for k, v in after.items()}, names)
+        packages = lockdiff.changes({k: v[1] for k, v in before.items()}, {k: v[1] for k, v in after.items()}, names)
         if packages:
             yield LayerChange(name, lock, tuple(packages))
 
@@ -188,12 +179,6 @@ def _decode(data: bytes | None) -> str:
 
 
 # -- Markdown -------------------------------------------------------------------------------------------------
-
-_LABELS = {
-    "platform": "platform", "os": "OS", "python": "Python", "cuda": "CUDA", "cudnn": "cuDNN", "nccl": "NCCL",
-    "cublas": "cuBLAS", "min_driver": "min driver", "min_driver_compat": "min driver (CUDA minor compatibility)",
-}
-
 
 # GitHub refuses pull request bodies over 65536 characters (422 "body is too long"); keep a margin.
 PR_BODY_LIMIT = 60_000
@@ -239,7 +224,7 @@ def _render_markdown(summary: Summary, *, apt_list: bool) -> str:
         out += [HEADING_SYSTEM, "", "| image | platform | component | old | new |", "| --- | --- | --- | --- | --- |"]
         for platform, change in system:
             new = f"**{_cell(change.new)}**" if change.name == "min_driver" else _cell(change.new)
-            label = _LABELS.get(change.name, change.name)
+            label = LABELS.get(change.name, change.name)
             out.append(f"| {_code(platform.image)} | {_cell(platform.platform)} | {label} | {_cell(change.old)} "
                        f"| {new} |")
         out.append("")
@@ -273,22 +258,15 @@ def _driver_callout(platforms: tuple[PlatformChange, ...]) -> list[str]:
     return [*lines, ""]
 
 
-def _direction(change: VersionChange) -> str:
+def _direction(change: Change) -> str:
     if change.old is None:
         return "new requirement"
     if change.new is None:
         return "requirement dropped"
-    old, new = _version_key(change.old), _version_key(change.new)
-    if old is None or new is None:
+    old, new = parse_version(change.old), parse_version(change.new)
+    if old is None or new is None or old == new:
         return "changed"
     return "raised" if new > old else "lowered"
-
-
-def _version_key(text: str) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError:
-        return None
 
 
 def _headline(summary: Summary) -> str:
@@ -317,7 +295,7 @@ def _headline(summary: Summary) -> str:
     return "**" + parts[0][0].upper() + parts[0][1:] + "**" + "".join(f", {part}" for part in parts[1:]) + "."
 
 
-def _images_section(images: tuple[ImageChange, ...], heading: str = HEADING_IMAGES) -> list[str]:
+def _images_section(images: tuple[ImageDiff, ...], heading: str = HEADING_IMAGES) -> list[str]:
     lines = [heading, "", "| image | old | new | created |", "| --- | --- | --- | --- |"]
     for image in images:
         lines.append(f"| {_code(image.ref)} | {_digest(image.old_digest)} | {_digest(image.new_digest)} | "
@@ -351,13 +329,13 @@ def _python_section(layers: tuple[LayerChange, ...]) -> list[str]:
     return lines
 
 
-def _change_row(change: VersionChange) -> str:
+def _change_row(change: Change) -> str:
     old = _cell(change.old) if change.old is not None else "*(added)*"
     new = _cell(change.new) if change.new is not None else "*(removed)*"
     return f"| {_cell(change.name)} | {old} | {new} |"
 
 
-def _kind_counts(changes: Iterable[VersionChange]) -> str:
+def _kind_counts(changes: Iterable[Change]) -> str:
     counts = {"added": 0, "removed": 0, "changed": 0}
     for change in changes:
         counts[change.kind] += 1
@@ -393,33 +371,5 @@ def _code(text: str) -> str:
 # -- JSON -----------------------------------------------------------------------------------------------------
 
 
-def to_json(summary: Summary) -> dict[str, Any]:
-    """The summary as plain data with stable keys (``refresh --format json``)."""
-    return {
-        "changed": summary.changed,
-        "images": [
-            {"ref": i.ref, "kind": i.kind, "old_digest": i.old_digest, "new_digest": i.new_digest,
-             "old_created": i.old_created, "new_created": i.new_created, "deployment": i.ref in summary.deployment}
-            for i in summary.images
-        ],
-        "platforms": [
-            {"image": p.image, "platform": p.platform,
-             "components": [_change_json(c) for c in p.components],
-             "min_driver": _change_json(p.min_driver) if p.min_driver else None,
-             "apt": [_change_json(c) for c in p.apt]}
-            for p in summary.platforms
-        ],
-        "layers": [
-            {"layer": layer.layer, "lock": layer.lock, "packages": [_change_json(c) for c in layer.packages]}
-            for layer in summary.layers
-        ],
-        "files": list(summary.files),
-    }
-
-
 def render_json(summary: Summary) -> str:
-    return json.dumps(to_json(summary), indent=2, sort_keys=True) + "\n"
-
-
-def _change_json(change: VersionChange) -> dict[str, Any]:
-    return {"name": change.name, "kind": change.kind, "old": change.old, "new": change.new}
+    return json.dumps(summary.to_json(), indent=2, sort_keys=True) + "\n"

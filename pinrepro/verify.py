@@ -8,25 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinrepro import lockfile
 from pinrepro.addgit import check_git, check_git_online, resolver
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.apt.check import check_apt, check_apt_online
+from pinrepro.coherence import check_cuda_coherence
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import ImageSite, collect_deploy_sites, collect_sites, load_dockerfiles, wanted_platforms
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
-from pinrepro.findings import Finding, Report
-from pinrepro.inventory.coherence import check_cuda_coherence
+from pinrepro.findings import Finding, Report, findings_document
+from pinrepro.installs import check_dockerfile_installs
+from pinrepro.layers.check import check_layers
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
 from pinrepro.pyplatforms import targets
-from pinrepro.pyverify import check_layers
-from pinrepro.reference import ImageRef
-from pinrepro.requirements import check_dockerfile_installs
+from pinrepro.reference import ImageRef, short_digest
 from pinrepro.suppress import apply_ignores
 
 if TYPE_CHECKING:
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class VerifyReport(Report):
     """verify's findings (see :class:`pinrepro.findings.Report`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """``verify --format json``: findings, counts per level, the suppressed findings, the exit code."""
+        return findings_document(self.findings, self.exit_code, self.suppressed)
 
 
 def run_verify(
@@ -112,8 +116,9 @@ def check_images(sites: list[ImageSite], lock: Lock, lock_name: str,
         elif ref.digest is not None and ref.digest != entry.digest:
             findings.append(Finding(
                 site.path, site.line, "error", "drift",
-                f"{ref.without_digest().familiar()} is pinned to {_short(ref.digest)} but {lock_name} has "
-                f"{_short(entry.digest)}: run `pinrepro lock` to record the Dockerfile's pin, or restore the line",
+                f"{ref.without_digest().familiar()} is pinned to {short_digest(ref.digest)} but {lock_name} has "
+                f"{short_digest(entry.digest)}: run `pinrepro lock` to record the Dockerfile's pin, or restore the "
+                "line",
             ))
         for platform, entry_platform in sorted((entry.platforms if entry else {}).items()):
             if entry_platform.absent:
@@ -159,7 +164,7 @@ def check_online(lock: Lock, client: RegistryClient, lock_name: str,
         answer = answers[ref]
         if isinstance(answer, NotFoundError):
             findings.append(Finding(lock_name, (lines or {}).get(key), "error", "not-pullable",
-                                    f"{key}@{_short(lock.images[key].digest)} is no longer pullable: "
+                                    f"{key}@{short_digest(lock.images[key].digest)} is no longer pullable: "
                                     "run `pinrepro lock --upgrade`"))
         elif isinstance(answer, PinreproError):
             raise answer
@@ -170,7 +175,7 @@ def check_online(lock: Lock, client: RegistryClient, lock_name: str,
         elif answer.digest != lock.images[key].digest:
             findings.append(Finding(
                 lock_name, (lines or {}).get(key), "warning", "tag-moved",
-                f"{key} now points to {_short(answer.digest)} (locked: {_short(lock.images[key].digest)}): "
+                f"{key} now points to {short_digest(answer.digest)} (locked: {short_digest(lock.images[key].digest)}): "
                 "`pinrepro lock --upgrade` moves the pin",
             ))
     return findings
@@ -182,11 +187,6 @@ def _lock_lines(config: Config) -> dict[str, int]:
         return lockfile.table_lines(config.lock_path.read_text(encoding="utf-8"), "images")
     except (OSError, UnicodeDecodeError):
         return {}
-
-
-def _short(digest: str) -> str:
-    algorithm, _, hex_part = digest.partition(":")
-    return f"{algorithm}:{hex_part[:12]}"
 
 
 def _default_client(config: Config) -> Callable[[], RegistryClient]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import registry as registry_support
 from tests.support.aptrepo import AptRepo, Deb
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
@@ -59,6 +60,46 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     yield from _start(tmp_path_factory, "token")
 
 
+REGISTRY_FIXTURES = frozenset({"registry", "auth_registry", "token_registry"})
+
+
+def registry_marker_problem(item: pytest.Item) -> str | None:
+    """Why ``item`` needs the realregistry marker it lacks (it uses one of the registries above), or None.
+
+    A module may define its own fixture named ``registry`` (an in-memory fake): only this file's count."""
+    if item.get_closest_marker("realregistry") is not None:
+        return None
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs if info is not None else {}
+    # The last definition of a name is the one the test gets (a module's own overrides this file's).
+    used = sorted(name for name in REGISTRY_FIXTURES
+                  if any(d.func.__module__ == __name__ for d in definitions.get(name, ())[-1:]))
+    if not used:
+        return None
+    return f"{item.nodeid} uses {', '.join(used)} (Debian's docker-registry) without @pytest.mark.realregistry"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = registry_marker_problem(item)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A RegistryServer started while ``item`` runs (its setup included) fails it unless it is marked."""
+
+    def guard() -> None:
+        if item.get_closest_marker("realregistry") is None:
+            pytest.fail(f"{item.nodeid} starts a RegistryServer without @pytest.mark.realregistry", pytrace=False)
+
+    registry_support.start_guard = guard
+    try:
+        return (yield)
+    finally:
+        registry_support.start_guard = None
+
+
 @pytest.fixture
 def creds() -> tuple[str, str]:
     return (TEST_USER, TEST_PASSWORD)
@@ -89,6 +130,13 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(home / "containers-auth.json"))
     return home
+
+
+@pytest.fixture(autouse=True)
+def short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries wait a millisecond, not the real 0.5 s doubling (pinrepro/registry/retry.py): a registry that is
+    down costs tests no seconds. Subprocesses inherit it. test_transport checks the real backoff without it."""
+    monkeypatch.setenv("PINREPRO_BACKOFF_S", "0.001")
 
 
 # -- Docker config files and credential helpers ----------------------------------------------------------

@@ -8,54 +8,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from pinrepro import lockfile, manifest
-from pinrepro.cli import cli
+from pinrepro import lockdiff, lockfile
+from pinrepro.manifest import render_diff_text
 from pinrepro.summary import render_markdown, summarize
-from tests.support import images as im
+from tests.support.aptproject import make_project
 from tests.support.aptrepo import AptRepo, Deb
+from tests.support.cliproject import run
 from tests.support.registry import RegistryServer
-from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.realregistry
-
-KEY = "/usr/share/keyrings/pinrepro-test.gpg"
-STATUS = b"Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n"
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
 
 
 @pytest.fixture
 def project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo) -> Path:
     return make_project(tmp_path, registry, apt_repo)
-
-
-def make_project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo, repo: str = "debian") -> Path:
-    require_tool("apt-get")
-    layout = tmp_path / "layout"
-    layers: list[im.LayerSpec] = [
-        {"etc/os-release": b"ID=debian\nVERSION_CODENAME=bookworm\n", "var/lib/dpkg/status": STATUS,
-         "etc/apt/sources.list": b"deb http://mirror.example/debian bookworm main\n"},
-        # The image's own repository replaces the archive (as an image built for a private mirror does), and
-        # its key arrives through a link, as Debian's keyring package installs it.
-        {"etc/apt/sources.list": apt_repo.sources_line(KEY).encode(), KEY.lstrip("/"): apt_repo.keyring.read_bytes(),
-         "etc/apt/trusted.gpg.d/pinrepro-test.gpg": im.Symlink(KEY)},
-    ]
-    im.build_image(layout, "deb", layers)
-    im.push(layout, "deb", registry.host, repo, "bookworm")
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "pinrepro.toml").write_text(f'[apt.snapshot_url]\ndebian = "{apt_repo.snapshot_template}"\n')
-    (root / "Dockerfile").write_text(
-        f"FROM {registry.host}/{repo}:bookworm AS base\n"
-        "RUN apt-get update && apt-get install -y --no-install-recommends \\\n    pr-tool\n"
-        "FROM base AS app\n"
-        "RUN apt-get install -y pr-extra && rm -rf /var/lib/apt/lists/*\n"
-    )
-    return root
 
 
 def test_lock_pins_records_and_keeps(project: Path, apt_repo: AptRepo) -> None:
@@ -186,14 +153,14 @@ def test_manifest_shows_each_stage_and_its_diff(project: Path) -> None:
     assert old is not None
     stages = json.loads(json.dumps(old.apt))
     stages["stages"]["Dockerfile:base"]["linux/amd64"]["closure"]["pr-tool"] = "2.0 all pinrepro"
-    moved = manifest.diff(old, replace(old, apt=stages))
+    moved = lockdiff.diff(old, replace(old, apt=stages))
     # The app stage builds on base: its final set moved too.
     assert [(p.ref, [(c.name, c.old, c.new) for c in p.apt]) for p in moved.platforms] == [
         ("stage Dockerfile:app", [("pr-tool", "1.0", "2.0")]),
         ("stage Dockerfile:base", [("pr-tool", "1.0", "2.0")]),
     ]
     assert "stage Dockerfile:base  linux/amd64\n  apt: 0 added, 0 removed, 1 changed\n    ~ pr-tool 1.0 -> 2.0" in (
-        moved.render_text())
+        render_diff_text(moved))
 
 
 def test_host_without_apt_get(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pinrepro.check.rules import RULES, VERIFY_IDS
-from tests.check_support import GOOD, project, run_check
+from tests.support.check import GOOD, project, run_check
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = GOOD.replace("USER app\n", "").replace("env PYTHONUNBUFFERED=1\n", "")  # one error, one warning

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.check_support import DIGEST_B, GOOD, project, run_check
+from tests.support.check import DIGEST_B, GOOD, project, run_check
 
 RUNTIME = f"nvidia/cuda:12.4.1-runtime-ubuntu22.04@{DIGEST_B}"
 

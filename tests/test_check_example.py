@@ -5,31 +5,19 @@ layers compiled against a local wheel index instead of PyPI."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
 
 from pinrepro import lockfile
 from pinrepro.cli import cli
+from tests.support.example import demo
 from tests.support.tools import require_tool
-from tests.wheelhouse import Wheelhouse
+from tests.support.wheelhouse import Wheelhouse
 
 pytestmark = pytest.mark.realregistry
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pinrepro_demo", ROOT / "examples" / "demo.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_example_service_passes_check(tmp_path: Path) -> None:
     require_tool("apt-get")  # apt pinning resolves the runtime stage's apt installs with the host's apt-get

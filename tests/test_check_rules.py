@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.check_support import DIGEST_A, DIGEST_B, GOOD, project, run_check
+from tests.support.check import DIGEST_A, DIGEST_B, GOOD, project, run_check
 
 
 def variant(old: str, new: str, text: str = GOOD) -> str:
@@ -324,7 +324,7 @@ def test_copy_all_with_a_complete_dockerignore(tmp_path: Path) -> None:
 def test_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     files = {"docker/train.Dockerfile": _COPY_ALL, "docker/train.Dockerfile.dockerignore": _FULL_IGNORE}
     project(tmp_path, files, lock=False)
-    from tests.check_support import write_lock
+    from tests.support.check import write_lock
 
     write_lock(tmp_path, "docker/train.Dockerfile")
     assert "dockerignore-missing" not in run_check(tmp_path).rules()

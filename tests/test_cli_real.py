@@ -193,9 +193,10 @@ _REF_FIX = "write it as [registry[:port]/]repository[:tag][@sha256:digest]"
          "Dockerfile:1: invalid image reference '{host}/base@sha256:12': 'sha256:12' is not a digest (expected "
          "sha256:<64 hex digits>) - " + _REF_FIX),
         ({"Dockerfile": "FROM {host}/base:1\n", "pinrepro.toml": "platfroms = []\n"},
-         "pinrepro.toml: unknown key 'platfroms' - known keys: add_max_bytes, apt, check, deploy_files, dockerfiles, "
-         "extra_index_urls, find_links, hashes, index_timeout, index_url, insecure_registries, layers, lockfile, "
-         "mirrors, pin, platforms, policy, python, refresh, resolver, syntax_directive, verify"),
+         "pinrepro.toml: unknown key 'platfroms' in the top-level table; known: add_max_bytes, apt, check, "
+         "deploy_files, dockerfiles, extra_index_urls, find_links, hashes, index_timeout, index_url, "
+         "insecure_registries, layers, lockfile, mirrors, pin, platforms, policy, python, refresh, resolver, "
+         "syntax_directive, verify - remove it, or correct its spelling"),
         ({"Dockerfile": "FROM {host}/base:1\n", "pinrepro.lock": "schema = 1\n[images\n"},
          "pinrepro.lock: corrupted lock file, not valid TOML (Expected ']' at the end of a table declaration (at line "
          "2, column 8)) - restore it from version control, or delete it and run `pinrepro lock` to pin everything "

@@ -56,7 +56,7 @@ def test_pinrepro_toml_wins_over_pyproject(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("platfroms = []", "pinrepro.toml: unknown key 'platfroms' - known keys:"),
+        ("platfroms = []", "pinrepro.toml: unknown key 'platfroms' in the top-level table; known: add_max_bytes, "),
         ("platforms = 'linux'", "pinrepro.toml: platform 'linux' is not os/arch[/variant]"),
         ("platforms = []", "pinrepro.toml: 'platforms' is empty"),
         ("hashes = 'yes'", "pinrepro.toml: 'hashes' must be true or false"),
@@ -66,7 +66,7 @@ def test_pinrepro_toml_wins_over_pyproject(tmp_path: Path) -> None:
         ("lockfile = ", "pinrepro.toml: not valid TOML"),
         ("[[layers]]\nname = 'a'\n", "pinrepro.toml layers[1]: a layer needs 'name' and 'requirements'"),
         ("[[layers]]\nname = 'a'\nrequirements = 'a.in'\nconstraint = ['b']\n",
-         "pinrepro.toml layers[1]: unknown key 'constraint'"),
+         "pinrepro.toml: unknown key 'constraint' in [[layers]] #1; known: constraints, extra_index_urls, "),
         ("[[layers]]\nname = 'a'\nrequirements = 'a.in'\nconstraints = ['b']\n",
          "pinrepro.toml: layer 'a' is constrained by unknown layer 'b' - known layers: a"),
         ("[[layers]]\nname = 'a'\nrequirements = 'a.in'\nconstraints = ['b']\n"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pinrepro import render
 from pinrepro.doctor import (
     CommandResult,
     GpuHost,
@@ -142,7 +143,7 @@ def test_new_driver(bin_dir: Path) -> None:
         ("reg/unrecorded:1", "linux/s390x"): ("skipped", "not this host's platform (linux/amd64)"),
     }
     assert report.cannot_run
-    text = report.render_text()
+    text = render.doctor_text(report)
     assert text.splitlines()[0] == (
         "host: NVIDIA driver 550.54.14, supports CUDA up to 12.4; GPUs: NVIDIA H100 80GB HBM3, NVIDIA H100 80GB HBM3"
     )
@@ -176,7 +177,8 @@ def test_new_enough_for_everything(bin_dir: Path) -> None:
     report = doctor(lock(), nvml=no_nvml, platform="linux/amd64")
     assert not report.cannot_run
     assert report.toolkit.installed is False
-    assert report.toolkit.describe().startswith("NVIDIA Container Toolkit not found: nvidia-ctk is not on PATH")
+    assert render.toolkit_text(report.toolkit).startswith(
+        "NVIDIA Container Toolkit not found: nvidia-ctk is not on PATH")
 
 
 def test_old_driver_and_cuda_compat_brands(bin_dir: Path) -> None:
@@ -203,7 +205,7 @@ def test_header_without_cuda_version_uses_the_table(bin_dir: Path) -> None:
     smi(bin_dir, "470.82.01", None)
     host = probe_host(nvml=no_nvml)
     assert (host.cuda, host.cuda_source) == ("11.4", "driver table")
-    assert "(from NVIDIA's driver table; nvidia-smi did not say)" in host.describe()
+    assert "(from NVIDIA's driver table; nvidia-smi did not say)" in render.host_text(host)
     smi(bin_dir, "700.1", None)  # newer than the table: the CUDA it supports is unknown, not guessed
     assert probe_host(nvml=no_nvml).cuda is None
     assert statuses(lock())[("reg/cuda:12.4", "linux/amd64")] == "unknown"
@@ -229,7 +231,7 @@ def test_failing_nvidia_smi(bin_dir: Path) -> None:
 def test_no_gpu_at_all(bin_dir: Path) -> None:
     report = doctor(lock(), nvml=no_nvml, platform="linux/amd64")
     assert report.host.problem == "nvidia-smi is not installed (not on PATH): this host has no NVIDIA driver"
-    assert report.render_text().splitlines()[0] == (
+    assert render.doctor_text(report).splitlines()[0] == (
         "host: no usable NVIDIA driver: nvidia-smi is not installed (not on PATH): this host has no NVIDIA driver"
     )
     got = {(v.ref, v.platform): v.status for v in report.verdicts}
@@ -268,14 +270,14 @@ def test_judge_without_cuda_facts() -> None:
 def test_check_empty_lock() -> None:
     report = check(Lock(), GpuHost(driver=None, cuda=None, problem="none"), ToolkitInfo(False), "linux/amd64")
     assert report.verdicts == () and not report.cannot_run
-    assert "no images are pinned in the lock" in report.render_text()
+    assert "no images are pinned in the lock" in render.doctor_text(report)
 
 
 def test_real_host_does_not_crash() -> None:
     """Whatever this machine has (usually no GPU), doctor answers without raising."""
     report = doctor(lock(), platform="linux/amd64")
     assert isinstance(report.cannot_run, bool)
-    assert report.render_text().startswith("host: ")
+    assert render.doctor_text(report).startswith("host: ")
     assert os.environ.get("PATH") is not None
 
 

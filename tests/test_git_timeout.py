@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_git import Repos, sh
-from tests.test_git import isolated_git as isolated_git  # autouse fixture: no machine git configuration
-from tests.test_refresh import ENV
-from tests.test_refresh import project as project  # fixture
+from tests.support.gitrepos import Repos, sh
+from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
+from tests.support.refresh import ENV
+from tests.support.refresh import project as project  # fixture
 
 # pinrepro must give up after PINREPRO_GIT_TIMEOUT; this is only the test's own guard against a hang.
 GUARD = 60

@@ -27,8 +27,8 @@ from pinrepro import journal
 from pinrepro.cli import cli
 from pinrepro.config import load
 from pinrepro.lock import LockServices, run_lock
+from tests.support.fakeregistry import FakeRegistry
 from tests.support.kill import kill_once, pinrepro_command, run_once
-from tests.test_lock import FakeRegistry
 
 State = dict[str, bytes]
 

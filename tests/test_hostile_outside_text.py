@@ -17,10 +17,10 @@ from click.testing import CliRunner, Result
 
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support.github import pull_json
+from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
+from tests.support.gitrepos import make_repos, sh
 from tests.support.registry import RegistryServer
-from tests.test_git import isolated_git as isolated_git  # autouse fixture: no machine git configuration
-from tests.test_git import make_repos, sh
-from tests.test_github import pull_json
 
 pytestmark = pytest.mark.realregistry
 
@@ -71,7 +71,7 @@ def _dpkg_status(packages: Mapping[str, str]) -> bytes:
 
 @pytest.fixture
 def api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
 
 

@@ -6,16 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+from packaging.version import Version as V
 
 from pinrepro.inventory.cuda import (
     Condition,
     HostFacts,
-    compare_versions,
     cuda_from_env,
     env_list_to_mapping,
     parse_require,
     parse_version,
     upstream_version,
+    version_or_zero,
 )
 from pinrepro.inventory.driver_table import COMPAT_FLOORS, driver_floor, load_table, newest_cuda_for_driver
 
@@ -70,8 +71,8 @@ def test_only_cuda_version_implies_a_requirement() -> None:
     cuda = cuda_from_env({"CUDA_VERSION": "11.8.0"})
     assert cuda.require is not None
     assert (cuda.require.text, cuda.require.implied) == ("cuda>=11.8", True)
-    assert cuda.require.evaluate(HostFacts(driver=(520, 61, 5), cuda=(11, 8))) is True
-    assert cuda.require.evaluate(HostFacts(driver=(470, 82, 1), cuda=(11, 4))) is False
+    assert cuda.require.evaluate(HostFacts(driver=V("520.61.5"), cuda=V("11.8"))) is True
+    assert cuda.require.evaluate(HostFacts(driver=V("470.82.1"), cuda=V("11.4"))) is False
 
 
 def test_disable_require_skips_the_check() -> None:
@@ -79,7 +80,7 @@ def test_disable_require_skips_the_check() -> None:
         {"CUDA_VERSION": "12.4.0", "NVIDIA_REQUIRE_CUDA": "cuda>=12.4", "NVIDIA_DISABLE_REQUIRE": "true"}
     )
     assert cuda.require is not None and cuda.require.disabled
-    assert cuda.require.evaluate(HostFacts(driver=(390, 0), cuda=(9, 1))) is True
+    assert cuda.require.evaluate(HostFacts(driver=V("390.0"), cuda=V("9.1"))) is True
 
 
 def test_config_without_cuda() -> None:
@@ -110,14 +111,14 @@ def test_parse_require_keeps_garbage_visible() -> None:
 @pytest.mark.parametrize(
     ("host", "expected"),
     [
-        (HostFacts(driver=(550, 54, 14), cuda=(12, 4)), True),  # new enough driver
-        (HostFacts(driver=(560, 28, 3), cuda=(12, 6)), True),
-        (HostFacts(driver=(535, 104, 5), cuda=(12, 2), brand="Tesla"), True),  # cuda-compat on a datacenter GPU
-        (HostFacts(driver=(535, 104, 5), cuda=(12, 2)), None),  # same, brand unknown: cannot tell
-        (HostFacts(driver=(530, 30, 2), cuda=(12, 1), brand="tesla"), False),  # no clause for the 530 branch
-        (HostFacts(driver=(470, 82, 1), cuda=(11, 4), brand="geforce"), True),
-        (HostFacts(driver=(471, 0), cuda=(11, 4), brand="tesla"), False),  # driver<471 is exclusive
-        (HostFacts(driver=(450, 80, 2), cuda=(11, 0), brand="tesla"), False),
+        (HostFacts(driver=V("550.54.14"), cuda=V("12.4")), True),  # new enough driver
+        (HostFacts(driver=V("560.28.3"), cuda=V("12.6")), True),
+        (HostFacts(driver=V("535.104.5"), cuda=V("12.2"), brand="Tesla"), True),  # cuda-compat on a datacenter GPU
+        (HostFacts(driver=V("535.104.5"), cuda=V("12.2")), None),  # same, brand unknown: cannot tell
+        (HostFacts(driver=V("530.30.2"), cuda=V("12.1"), brand="tesla"), False),  # no clause for the 530 branch
+        (HostFacts(driver=V("470.82.1"), cuda=V("11.4"), brand="geforce"), True),
+        (HostFacts(driver=V("471.0"), cuda=V("11.4"), brand="tesla"), False),  # driver<471 is exclusive
+        (HostFacts(driver=V("450.80.2"), cuda=V("11.0"), brand="tesla"), False),
         (HostFacts(driver=None, cuda=None), None),
     ],
 )
@@ -130,15 +131,15 @@ def test_require_evaluation(host: HostFacts, expected: bool | None) -> None:
 @pytest.mark.parametrize(
     ("condition", "host", "expected"),
     [
-        (Condition("driver", "<", "471"), HostFacts(driver=(470, 82, 1), cuda=None), True),
-        (Condition("driver", "==", "470.82.01"), HostFacts(driver=(470, 82, 1), cuda=None), True),
-        (Condition("driver", "!=", "470"), HostFacts(driver=(470, 0, 0), cuda=None), False),
-        (Condition("cuda", ">", "12.2"), HostFacts(driver=None, cuda=(12, 2)), False),
-        (Condition("cuda", "<=", "12.2"), HostFacts(driver=None, cuda=(12, 2)), True),
+        (Condition("driver", "<", "471"), HostFacts(driver=V("470.82.1"), cuda=None), True),
+        (Condition("driver", "==", "470.82.01"), HostFacts(driver=V("470.82.1"), cuda=None), True),
+        (Condition("driver", "!=", "470"), HostFacts(driver=V("470.0.0"), cuda=None), False),
+        (Condition("cuda", ">", "12.2"), HostFacts(driver=None, cuda=V("12.2")), False),
+        (Condition("cuda", "<=", "12.2"), HostFacts(driver=None, cuda=V("12.2")), True),
         (Condition("arch", "=", "x86_64"), HostFacts(driver=None, cuda=None, arch="x86_64"), True),
         (Condition("arch", "=", "x86_64"), HostFacts(driver=None, cuda=None), None),
         (Condition("brand", "!=", "tesla"), HostFacts(driver=None, cuda=None, brand="GeForce"), True),
-        (Condition("driver", ">=", "abc"), HostFacts(driver=(1,), cuda=None), None),
+        (Condition("driver", ">=", "abc"), HostFacts(driver=V("1"), cuda=None), None),
     ],
 )
 def test_condition_evaluation(condition: Condition, host: HostFacts, expected: bool | None) -> None:
@@ -147,13 +148,17 @@ def test_condition_evaluation(condition: Condition, host: HostFacts, expected: b
 
 # -- versions -----------------------------------------------------------------------------------------------
 def test_versions() -> None:
-    assert parse_version("470.82.01") == (470, 82, 1)
-    assert parse_version("12.4") == (12, 4)
+    assert parse_version("470.82.01") == V("470.82.1")
+    assert parse_version("470.82.01").release == (470, 82, 1)  # type: ignore[union-attr]
+    assert parse_version("12.4").release == (12, 4)  # type: ignore[union-attr]
     assert parse_version("12.4.0-1") is None
+    assert parse_version("12.4rc1") is None  # dotted numbers only, not every PEP 440 version
     assert parse_version(None) is None
-    assert compare_versions((470,), (470, 0, 0)) == 0
-    assert compare_versions((470, 82, 1), (471,)) == -1
-    assert compare_versions((12, 10), (12, 9)) == 1
+    # missing trailing parts count as 0
+    assert V("470") == parse_version("470.0.0")
+    assert V("470.82.1") < V("471")
+    assert V("12.10") > V("12.9")
+    assert version_or_zero("not a version") == V("0")
 
 
 @pytest.mark.parametrize(

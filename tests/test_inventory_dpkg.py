@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from pinrepro.inventory.dpkg import Package, dpkg_architecture, parse_status
+from pinrepro.inventory.dpkg import Package, parse_status
 from pinrepro.inventory.osrelease import OsInfo, parse_os_release
+from pinrepro.registry.platform import dpkg_architecture
+from tests.support.debian import dpkg_query_installed
 from tests.support.tools import in_ci
 
 STATUS = b"""\
@@ -101,25 +102,6 @@ def test_empty_and_crlf() -> None:
 )
 def test_dpkg_architecture(arch: str | None, variant: str | None, dpkg: str | None) -> None:
     assert dpkg_architecture(arch, variant) == dpkg
-
-
-def dpkg_query_installed(dpkg_query: str, status: Path, workdir: Path) -> set[Package]:
-    """The oracle: what ``dpkg-query -W`` says is installed in a copy of ``status`` (config-files and
-    half-removed packages are listed by dpkg-query but are not installed, so they are dropped here too)."""
-    admin = workdir / "dpkg-admin"
-    (admin / "updates").mkdir(parents=True)
-    shutil.copy(status, admin / "status")
-    out = subprocess.run(
-        [dpkg_query, f"--admindir={admin}", "-W",
-         "-f=${db:Status-Want} ${db:Status-Status} ${Package} ${Architecture} ${Version}\n"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    installed = set()
-    for line in out.splitlines():
-        want, state, name, arch, version = line.split(" ")
-        if want in ("install", "hold") and state not in ("not-installed", "config-files"):
-            installed.add(Package(name, version, arch))
-    return installed
 
 
 def test_host_status_matches_dpkg_query(tmp_path: Path) -> None:

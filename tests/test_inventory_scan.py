@@ -21,9 +21,9 @@ from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain
 from pinrepro.registry.client import PlatformManifest, RegistryClient
 from tests.support import images as im
+from tests.support.debian import dpkg_query_installed
 from tests.support.registry import RegistryServer
 from tests.support.tools import in_ci
-from tests.test_inventory_dpkg import dpkg_query_installed
 
 pytestmark = pytest.mark.realregistry
 

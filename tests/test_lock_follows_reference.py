@@ -6,34 +6,16 @@ End to end through the CLI against the real registry of the test suite; the regi
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pinrepro import lockfile
-from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support.cliproject import locked, push, run, snapshot, unique
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def push(registry: RegistryServer, layout: Path, repo: str, tag: str, marker: str,
-         arch: str = "amd64") -> str:
-    """A single-platform image of its own content under ``repo:tag``; returns the digest the registry serves."""
-    name = hashlib.sha1(f"{repo}:{tag}:{marker}:{arch}".encode()).hexdigest()[:12]
-    im.build_image(layout, name, [{"etc/os-release": b"ID=ubuntu\n", "marker": marker.encode()}], arch=arch)
-    return im.push_http(layout, name, registry.url, repo, tag)
 
 
 @pytest.fixture
@@ -41,17 +23,6 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     return root
-
-
-def unique(tmp_path: Path) -> str:
-    """A repository prefix of this test's own on the shared registry."""
-    return "t" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:10]
-
-
-def locked(project: Path) -> dict[str, str]:
-    lock = lockfile.read(project / "pinrepro.lock")
-    assert lock is not None
-    return {key: image.digest for key, image in lock.images.items()}
 
 
 @pytest.mark.parametrize("where", ["from-line", "arg-default", "repository-path"])

@@ -11,8 +11,9 @@ from pinrepro import lockfile
 from pinrepro.errors import LockfileError
 from pinrepro.inventory.contents import CudaInfo, PlatformContents
 from pinrepro.inventory.osrelease import OsInfo
+from pinrepro.lockdiff import Change, ImageDiff, LockDiff, diff
 from pinrepro.lockfile import ImageLock, Lock, PlatformLock
-from pinrepro.manifest import Change, ImageDiff, ManifestDiff, diff, render_json, render_text
+from pinrepro.manifest import render_diff_text, render_json, render_text
 
 D = {c: "sha256:" + c * 64 for c in "abcdef0123"}
 CUDA = CudaInfo(
@@ -134,9 +135,9 @@ def test_render_json_shape() -> None:
 
 def test_diff_of_equal_locks_is_empty() -> None:
     result = diff(make_lock(), make_lock())
-    assert result == ManifestDiff()
+    assert result == LockDiff()
     assert result.empty
-    assert result.render_text() == "the manifest did not change"
+    assert render_diff_text(result) == "the manifest did not change"
 
 
 def moved_locks() -> tuple[Lock, Lock]:
@@ -181,7 +182,7 @@ def test_diff_reports_images_fields_and_apt() -> None:
         Change("libcudnn9-cuda-12", None, "9.1.0.70-1"),
     )
     assert [c.kind for c in platform.apt] == ["changed", "removed", "added"]
-    assert result.render_text() == "\n".join([
+    assert render_diff_text(result) == "\n".join([
         f"removed  ghcr.io/x/gone:1  {D['2'][:19]}",
         f"added    ghcr.io/x/new:1  {D['1'][:19]}",
         f"moved    nvcr.io/nvidia/cuda:12.4.0-devel-ubuntu22.04  {D['a'][:19]} -> {D['e'][:19]}",
@@ -258,7 +259,7 @@ def test_diff_to_json() -> None:
             },
         }],
     }
-    assert ManifestDiff().to_json() == {"changed": False, "images": [], "platforms": []}
+    assert LockDiff().to_json() == {"changed": False, "images": [], "platforms": []}
 
 
 def test_diff_text_tells_unknown_from_absent() -> None:
@@ -271,7 +272,7 @@ def test_diff_text_tells_unknown_from_absent() -> None:
         image, platforms={"linux/amd64": PlatformLock(digest=D["d"], contents=before.to_toml())})})
     new = replace(old, images={**old.images, "docker.io/library/python:3.11": replace(
         image, platforms={"linux/amd64": PlatformLock(digest=D["d"], contents=after.to_toml())})})
-    assert diff(old, new).render_text() == "\n".join([
+    assert render_diff_text(diff(old, new)) == "\n".join([
         "docker.io/library/python:3.11  linux/amd64",
         "  OS                   unknown -> debian 12 (bookworm)",
         "  CUDA                 none -> 13.2.0",

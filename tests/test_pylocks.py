@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cliproject import clean_env, layered_project, pinrepro, snapshot
+from tests.support.registry import free_port
 from tests.support.tools import require_uv
-from tests.wheelhouse import Wheelhouse, serve
+from tests.support.wheelhouse import Wheelhouse, serve
 
 X86 = "manylinux_2_17_x86_64.manylinux2014_x86_64"
 ARM = "manylinux_2_17_aarch64.manylinux2014_aarch64"
@@ -62,38 +64,6 @@ def private_index(tmp_path_factory: pytest.TempPathFactory, house: Wheelhouse) -
         yield url
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without the machine's pip/uv settings (pip.conf, PIP_FIND_LINKS, ...)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    return env | {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"} | extra
-
-
-def pinrepro(root: Path, *args: str, env: dict[str, str] | None = None,
-             timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pinrepro", *args, "-C", str(root)], capture_output=True,
-                          text=True, env=env or clean_env(), timeout=timeout, check=False)
-
-
-def project(root: Path, toml: str, layers: dict[str, str], *, constraints: dict[str, list[str]] | None = None,
-            dockerfile: str = "FROM scratch\n") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    lines = [toml]
-    previous: list[str] = []
-    for name, text in layers.items():
-        (root / f"requirements-{name}.in").write_text(text)
-        deps = (constraints or {}).get(name, previous[-1:])
-        lines += ["[[layers]]", f'name = "{name}"', f'requirements = "requirements-{name}.in"',
-                  "constraints = [" + ", ".join(f'"{d}"' for d in deps) + "]"]
-        previous.append(name)
-    (root / "pinrepro.toml").write_text("\n".join(lines) + "\n")
-    (root / "Dockerfile").write_text(dockerfile)
-    return root
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def pip_download(lock: Path, platform: str, dest: Path, python: str = "3.11") -> subprocess.CompletedProcess[str]:
     """The oracle for "installs on that platform": pip fetching every pinned file for it, hashes checked."""
     return subprocess.run(
@@ -114,7 +84,7 @@ TWO_PLATFORMS = 'platforms = ["linux/amd64", "linux/arm64"]\npython = "3.11"\n'
 
 def test_uv_locks_every_platform_and_pip_installs_each(tmp_path: Path, index: str) -> None:
     require_uv()
-    root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{index}"\n',
+    root = layered_project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{index}"\n',
                    {"base": "torchy\n", "app": "webapp\n"})
 
     done = pinrepro(root, "lock")
@@ -159,7 +129,7 @@ def test_uv_locks_every_platform_and_pip_installs_each(tmp_path: Path, index: st
 
 
 def test_pip_compile_refuses_a_platform_it_cannot_resolve_for(tmp_path: Path, index: str) -> None:
-    root = project(tmp_path / "p", TWO_PLATFORMS + f'index_url = "{index}"\n', {"base": "torchy\n"})
+    root = layered_project(tmp_path / "p", TWO_PLATFORMS + f'index_url = "{index}"\n', {"base": "torchy\n"})
     before = snapshot(root)
 
     done = pinrepro(root, "lock")
@@ -173,7 +143,7 @@ def test_pip_compile_refuses_a_platform_it_cannot_resolve_for(tmp_path: Path, in
 
 def test_verify_flags_a_configured_platform_without_a_lock(tmp_path: Path, index: str) -> None:
     require_uv()
-    root = project(tmp_path / "p", f'python = "3.11"\nresolver = "uv"\nindex_url = "{index}"\n',
+    root = layered_project(tmp_path / "p", f'python = "3.11"\nresolver = "uv"\nindex_url = "{index}"\n',
                    {"base": "torchy\n"})
     assert pinrepro(root, "lock").returncode == 0
     (root / "pinrepro.toml").write_text(
@@ -201,7 +171,7 @@ def test_configured_indexes_are_written_into_the_lock(tmp_path: Path, house: Whe
     extra_house = Wheelhouse(extra)
     extra_house.add("gpu-only", "1.0")
     with serve(extra) as extra_url:
-        root = project(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{index}"\n'
+        root = layered_project(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{index}"\n'
                        f'extra_index_urls = ["{extra_url}/simple"]\nfind_links = ["{extra_url}/files/"]\n',
                        {"base": "helper\ngpu-only\n"})
         env = clean_env(PIP_INDEX_URL="http://leak.invalid/simple", UV_EXTRA_INDEX_URL="http://leak2.invalid/s")
@@ -268,12 +238,6 @@ class _Broken:
         self.sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def broken_index(request: pytest.FixtureRequest, index: str) -> Iterator[tuple[str, str]]:
     """(URL of a failing extra index, what the error says about it)."""
@@ -288,7 +252,7 @@ def broken_index(request: pytest.FixtureRequest, index: str) -> Iterator[tuple[s
         finally:
             server.close()
     elif kind == "refused":
-        yield f"http://127.0.0.1:{_free_port()}/simple", "cannot be reached (Connection refused)"
+        yield f"http://127.0.0.1:{free_port()}/simple", "cannot be reached (Connection refused)"
     elif kind == "404":
         yield index.replace("/simple", "/no-such-index/simple"), "answered HTTP 404"
     else:  # TLS spoken to a plain HTTP server
@@ -300,7 +264,7 @@ def broken_index(request: pytest.FixtureRequest, index: str) -> Iterator[tuple[s
 def test_a_failing_configured_index_is_exit_2_naming_it(tmp_path: Path, index: str, resolver: str,
                                                         broken_index: tuple[str, str]) -> None:
     url, problem = broken_index
-    root = project(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{index}"\n'
+    root = layered_project(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{index}"\n'
                    f'extra_index_urls = ["{url}"]\nindex_timeout = 2\n', {"base": "helper\n"})
     before = snapshot(root)
 
@@ -322,7 +286,7 @@ def test_credentials_stay_variables_in_locks_output_and_errors(tmp_path: Path, p
                                                                resolver: str) -> None:
     port = private_index.rsplit(":", 1)[1]
     templated = f"http://${{INDEX_USER}}:${{INDEX_TOKEN}}@127.0.0.1:{port}"
-    root = project(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{templated}/simple"\n',
+    root = layered_project(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{templated}/simple"\n',
                    {"base": f"webapp\nhelper @ {templated}/files/helper-1.0-py3-none-any.whl\n"})
     # (not PIP_USER: pip reads that one as its --user option)
     env = clean_env(INDEX_USER=USER, INDEX_TOKEN=PASSWORD)
@@ -355,7 +319,7 @@ def test_credentials_stay_variables_in_locks_output_and_errors(tmp_path: Path, p
 
 def test_a_password_written_into_an_index_url_is_refused(tmp_path: Path, private_index: str) -> None:
     port = private_index.rsplit(":", 1)[1]
-    root = project(tmp_path / "p", f'index_url = "http://{USER}:{PASSWORD}@127.0.0.1:{port}/simple"\n',
+    root = layered_project(tmp_path / "p", f'index_url = "http://{USER}:{PASSWORD}@127.0.0.1:{port}/simple"\n',
                    {"base": "helper\n"})
     before = snapshot(root)
     done = pinrepro(root, "lock")
@@ -372,7 +336,7 @@ def test_every_option_that_changes_the_resolution_recompiles(tmp_path: Path, ind
     require_uv()
     extra = tmp_path / "extra"
     Wheelhouse(extra).add("gpu-only", "1.0")
-    root = project(tmp_path / "p", f'python = "3.11"\nindex_url = "{index}"\n',
+    root = layered_project(tmp_path / "p", f'python = "3.11"\nindex_url = "{index}"\n',
                    {"base": "helper\n", "app": "webapp\n"})
     config = root / "pinrepro.toml"
 
@@ -416,12 +380,12 @@ def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path
     require_uv()
     from click.testing import CliRunner
 
-    from pinrepro import cli
+    from pinrepro import cli, terminal
 
     for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
         monkeypatch.delenv(key)
-    root = project(tmp_path / "p", f'resolver = "uv"\nindex_url = "{index}"\n', {"base": "helper\n"})
-    monkeypatch.setattr(cli, "_terminal", lambda: True)
+    root = layered_project(tmp_path / "p", f'resolver = "uv"\nindex_url = "{index}"\n', {"base": "helper\n"})
+    monkeypatch.setattr(terminal, "_terminal", lambda: True)
     done = CliRunner().invoke(cli.cli, ["lock", "-C", str(root)])
     assert done.exit_code == 0, done.stderr
     first, second = done.stderr.split("\n")[:2]
@@ -430,7 +394,7 @@ def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path
     assert first.endswith(" s")
     assert second.startswith("0 image(s), 1 requirement layer(s) locked; recompiled: base; unchanged: none")
     # not on a terminal (a CI log): no progress line
-    monkeypatch.setattr(cli, "_terminal", lambda: False)
+    monkeypatch.setattr(terminal, "_terminal", lambda: False)
     (root / "requirements-base.in").write_text("helper\nwebapp\n")
     quiet = CliRunner().invoke(cli.cli, ["lock", "-C", str(root)])
     assert quiet.exit_code == 0 and "compiling" not in quiet.stderr
@@ -438,7 +402,7 @@ def test_progress_names_each_layer_and_its_resolver_on_a_terminal(tmp_path: Path
 
 def test_verify_points_a_dockerfile_at_the_lock_of_its_target_arch(tmp_path: Path, index: str) -> None:
     require_uv()
-    root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{index}"\n',
+    root = layered_project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{index}"\n',
                    {"base": "torchy\n"}, dockerfile=(
                        "FROM scratch\n"
                        "RUN pip install --require-hashes --no-deps -r requirements-base.lock\n"
@@ -482,7 +446,7 @@ def test_verify_names_every_cuda_wheel_too_new_for_the_image_once(tmp_path: Path
     from pinrepro.inventory.contents import CudaInfo, PlatformContents
     from pinrepro.lockfile import ImageLock, PlatformLock
 
-    root = project(tmp_path / "p", f'index_url = "{cuda_house.index_url}"\n',
+    root = layered_project(tmp_path / "p", f'index_url = "{cuda_house.index_url}"\n',
                    {"base": "torch\nonnxruntime-gpu\ncupy-cuda11x\n"})
     assert pinrepro(root, "lock").returncode == 0
     # the image pinned and its contents recorded as `lock` would have (verify needs no registry for them)
@@ -521,7 +485,7 @@ def _fake_smi(bin_dir: Path, driver: str, cuda: str) -> None:
 
 def test_doctor_checks_the_requirement_locks_cuda_wheels_against_the_driver(tmp_path: Path,
                                                                            cuda_house: Wheelhouse) -> None:
-    root = project(tmp_path / "p", f'index_url = "{cuda_house.index_url}"\n', {"base": "torch\n"})
+    root = layered_project(tmp_path / "p", f'index_url = "{cuda_house.index_url}"\n', {"base": "torch\n"})
     assert pinrepro(root, "lock").returncode == 0
     _fake_smi(tmp_path / "bin", "550.54.14", "12.4")
     env = clean_env(PATH=f"{tmp_path / 'bin'}:/usr/bin:/bin")
@@ -544,7 +508,7 @@ def test_refresh_summary_names_each_platforms_lock_and_no_credential(tmp_path: P
     require_uv()
     port = private_index.rsplit(":", 1)[1]
     templated = f"http://${{INDEX_USER}}:${{INDEX_TOKEN}}@127.0.0.1:{port}"
-    root = project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{templated}/simple"\n',
+    root = layered_project(tmp_path / "p", TWO_PLATFORMS + f'resolver = "uv"\nindex_url = "{templated}/simple"\n',
                    {"base": "torchy\n"})
     env = clean_env(INDEX_USER=USER, INDEX_TOKEN=PASSWORD)
 
@@ -557,7 +521,7 @@ def test_refresh_summary_names_each_platforms_lock_and_no_credential(tmp_path: P
 
 
 def test_index_timeout_must_be_seconds(tmp_path: Path) -> None:
-    root = project(tmp_path / "p", 'index_timeout = "fast"\n', {"base": "helper\n"})
+    root = layered_project(tmp_path / "p", 'index_timeout = "fast"\n', {"base": "helper\n"})
     done = pinrepro(root, "lock")
     assert (done.returncode, done.stderr) == (2, (
         "error: pinrepro.toml: 'index_timeout' must be a number of seconds between 0 and 3600 - "
@@ -568,7 +532,7 @@ def test_adding_a_platform_keeps_the_pins_the_lock_had(tmp_path: Path) -> None:
     require_uv()
     wheels = Wheelhouse(tmp_path / "house")
     wheels.add("helper", "1.0")
-    root = project(tmp_path / "p", f'python = "3.11"\nresolver = "uv"\nindex_url = "{wheels.index_url}"\n',
+    root = layered_project(tmp_path / "p", f'python = "3.11"\nresolver = "uv"\nindex_url = "{wheels.index_url}"\n',
                    {"base": "helper\n"})
     assert pinrepro(root, "lock").returncode == 0
     wheels.add("helper", "1.1")  # published after the lock: adding a platform is no upgrade

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pinrepro.config import load
 from pinrepro.errors import InvalidReferenceError
-from pinrepro.reference import ImageRef, is_loopback_host
+from pinrepro.reference import ImageRef, canonical_registry, is_loopback_host, short_digest
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -88,3 +91,27 @@ def test_formats() -> None:
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize("alias", ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com",
+                                   "Index.Docker.IO"])
+def test_every_docker_hub_alias_is_docker_io(alias: str) -> None:
+    assert canonical_registry(alias) == "docker.io"
+    assert ImageRef.parse(f"{alias.lower()}/library/ubuntu:22.04").registry == "docker.io"
+
+
+def test_other_hosts_stay_as_written() -> None:
+    assert canonical_registry("ghcr.io") == "ghcr.io"
+    assert canonical_registry("hub.docker.com.example") == "hub.docker.com.example"
+
+
+@pytest.mark.parametrize("alias", ["index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"])
+def test_config_mirrors_know_every_docker_hub_alias(alias: str, tmp_path: Path) -> None:
+    # config used to know only two of the aliases: a mirror for registry.hub.docker.com was never used.
+    (tmp_path / "pinrepro.toml").write_text(f'mirrors = {{ "{alias}" = "127.0.0.1:5000" }}\n', encoding="utf-8")
+    assert load(tmp_path).mirrors == {"docker.io": "127.0.0.1:5000"}
+
+
+def test_short_digest() -> None:
+    assert short_digest(DIGEST) == "sha256:aaaaaaaaaaaa"
+    assert short_digest("sha512:" + "b" * 128) == "sha512:bbbbbbbbbbbb"

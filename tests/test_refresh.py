@@ -6,25 +6,22 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
 import yaml
-from click.testing import CliRunner, Result
 from responses import matchers
 
-from pinrepro.cli import cli
 from pinrepro.config import Config
 from pinrepro.config import load as load_config
 from pinrepro.errors import ConfigError, GitError, GitHubError
 from pinrepro.findings import Finding
 from pinrepro.git import Identity
 from pinrepro.lock import Upgrade, run_lock
-from pinrepro.lockfile import Lock
+from pinrepro.lockdiff import Change, ImageDiff
 from pinrepro.refresh import (
     DEFAULT_IDENTITY,
     RefreshSettings,
@@ -36,126 +33,36 @@ from pinrepro.refresh import (
 )
 from pinrepro.summary import (
     NOTHING_CHANGED,
-    ImageChange,
     PlatformChange,
-    VersionChange,
     render_markdown,
     summarize,
 )
 from tests.support import images as im
+from tests.support.github import pull_json
+from tests.support.gitrepos import Repos, make_repos, sh
+from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
+from tests.support.refresh import (
+    API,
+    BRANCH,
+    ENV,
+    PULLS,
+    TOKEN,
+    FakeLock,
+    assert_no_token_on_disk,
+    assert_token_hidden,
+    cli_refresh,
+    list_open,
+    pushed_refs,
+    record_pushes,
+    remote_branch,
+    upstream,
+)
+from tests.support.refresh import api as api  # fixture
+from tests.support.refresh import project as project  # fixture
 from tests.support.registry import RegistryServer
-from tests.test_git import Repos, make_repos, sh
-from tests.test_git import isolated_git as isolated_git  # autouse fixture: no machine git configuration
-from tests.test_github import pull_json
-from tests.test_summary import scenario
 
-TOKEN = "ghs_RefreshT0kenThatMustNeverLeak0123456"
-API = "https://api.github.com"
-PULLS = f"{API}/repos/octo-org/octo-repo/pulls"
-BRANCH = "pinrepro/refresh"
-ENV = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "octo-org/octo-repo"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = RefreshSettings(author=Identity("pinrepro-bot", "bot@example.org"))
-
-
-@dataclass(frozen=True)
-class FakeOutcome:
-    old: Lock | None
-    new: Lock
-    files: Mapping[Path, bytes]
-    old_files: Mapping[Path, bytes | None]
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.files)
-
-
-class FakeLock:
-    """Stands in for pinrepro.lock.run_lock: "resolves" to ``target`` and rewrites what differs, like the real one."""
-
-    def __init__(self, target: Mapping[str, bytes], old: Lock | None = None, new: Lock | None = None) -> None:
-        self.target = dict(target)
-        self.old = old
-        self.new = new
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, config: Config, **kwargs: Any) -> FakeOutcome:
-        self.calls.append(kwargs)
-        files: dict[Path, bytes] = {}
-        old_files: dict[Path, bytes | None] = {}
-        for name, data in self.target.items():
-            path = config.root / name
-            current = path.read_bytes() if path.exists() else None
-            if current != data:
-                files[path] = data
-                old_files[path] = current
-        if not kwargs.get("dry_run"):
-            for path, data in files.items():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-        new = self.new or Lock()
-        return FakeOutcome(self.old if files else new, new, files, old_files,
-                           [Finding("Dockerfile", 1, "warning", "absent-platform", "no linux/arm64")])
-
-
-def _texts(files: Mapping[Path, bytes | None], root: Path) -> dict[str, bytes]:
-    return {path.relative_to(root).as_posix(): data for path, data in files.items() if data is not None}
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Repos:
-    s = scenario(Path("/x"))
-    return make_repos(tmp_path, _texts(s.old_files, Path("/x")))
-
-
-def upstream(version: int) -> tuple[dict[str, bytes], Lock, Lock]:
-    """What `lock --upgrade` produces after ``version`` upstream releases (1: the scenario, 2: one more)."""
-    s = scenario(Path("/x"))
-    target = _texts(s.files, Path("/x"))
-    if version == 2:
-        target["requirements-base.lock"] = target["requirements-base.lock"].replace(b"numpy==2.1.3",
-                                                                                    b"numpy==2.2.0")
-    return target, s.old, s.new
-
-
-@pytest.fixture
-def api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-def list_open(api: responses.RequestsMock, answer: list[dict[str, Any]]) -> None:
-    api.get(PULLS, json=answer, match=[
-        matchers.query_param_matcher({"head": f"octo-org:{BRANCH}", "state": "open", "per_page": "100"}),
-        matchers.header_matcher({"Authorization": f"Bearer {TOKEN}", "X-GitHub-Api-Version": "2022-11-28",
-                                 "Accept": "application/vnd.github+json"}),
-    ])
-
-
-def remote_branch(repos: Repos) -> str | None:
-    out = sh(repos.bare, "for-each-ref", "--format=%(objectname)", f"refs/heads/{BRANCH}")
-    return out or None
-
-
-def record_pushes(repos: Repos) -> Path:
-    """A pre-receive hook on the remote that logs every ref update pushed to it: "pushes nothing" is observed, not
-    inferred from the branch's commit (a push of an identical commit would leave that unchanged too)."""
-    log = repos.bare.parent / "pushes.log"
-    log.write_text("")
-    hook = repos.bare / "hooks" / "pre-receive"
-    hook.write_text(f"#!/bin/sh\ncat >> '{log}'\n")
-    hook.chmod(0o755)
-    return log
-
-
-def pushed_refs(log: Path) -> list[str]:
-    return [line.split()[2] for line in log.read_text().splitlines()]
-
-
-def assert_no_token_on_disk(repos: Repos) -> None:
-    for config in (repos.work / ".git" / "config", repos.bare / "config"):
-        assert TOKEN not in config.read_text()
 
 
 # -- without --open-pr ----------------------------------------------------------------------------------------
@@ -431,8 +338,8 @@ def test_all_settings() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"brnach": "x"}, "[tool.pinrepro.refresh]: unknown key 'brnach' - known keys: branch, base, title, labels, "
-                      "reviewers, team_reviewers, remote, author"),
+    ({"brnach": "x"}, "unknown key 'brnach' in [tool.pinrepro.refresh]; known: author, base, branch, labels, "
+                      "remote, reviewers, team_reviewers, title - remove it, or correct its spelling"),
     ({"branch": ""}, "[tool.pinrepro.refresh]: 'branch' must be a non-empty string"),
     ({"branch": "-x"}, "[tool.pinrepro.refresh] branch: '-x' is not a usable branch name - use a plain name such as "
                        "\"pinrepro/refresh\""),
@@ -506,7 +413,7 @@ def test_load_settings_from_pyproject(tmp_path: Path) -> None:
 def test_load_settings_pinrepro_toml_wins(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.pinrepro.refresh]\nbranch = "from-pyproject"\n')
     (tmp_path / "pinrepro.toml").write_text('[refresh]\nbrnach = "typo"\n')
-    with pytest.raises(ConfigError, match=r"^pinrepro.toml \[refresh\]: unknown key 'brnach'"):
+    with pytest.raises(ConfigError, match=r"^pinrepro.toml: unknown key 'brnach' in \[refresh\]; known: "):
         load_settings(load_config(tmp_path))
 
 
@@ -536,6 +443,7 @@ APT_V1 = {"libc6": "2.35-0ubuntu3.7", "libssl3": "3.0.2-0ubuntu1.15", "tzdata": 
 APT_V2 = {"curl": "7.81.0-1ubuntu1.18", "libc6": "2.35-0ubuntu3.8", "tzdata": "2024a-0ubuntu0.22.04"}
 
 
+@pytest.mark.realregistry
 def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer, api: responses.RequestsMock) -> None:
     from pinrepro.config import load
 
@@ -569,15 +477,15 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
 
     key = f"{registry.host}/{repository}:stable"
     assert result.summary.images == (
-        ImageChange(key, v1.digest, v2.digest, "2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z"),)
+        ImageDiff(key, v1.digest, v2.digest, "2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z"),)
     assert result.summary.platforms == (PlatformChange(
         image=key, platform="linux/amd64",
-        components=(VersionChange("cuda", "12.4.1", "12.6.3"), VersionChange("cudnn", "9.1.0.70", "9.5.1.17"),
-                    VersionChange("nccl", "2.21.5", "2.23.4")),
-        min_driver=VersionChange("min_driver", "550.54.15", "560.35.05"),
-        apt=(VersionChange("curl", None, "7.81.0-1ubuntu1.18"), VersionChange("libc6", "2.35-0ubuntu3.7",
+        components=(Change("cuda", "12.4.1", "12.6.3"), Change("cudnn", "9.1.0.70", "9.5.1.17"),
+                    Change("nccl", "2.21.5", "2.23.4")),
+        min_driver=Change("min_driver", "550.54.15", "560.35.05"),
+        apt=(Change("curl", None, "7.81.0-1ubuntu1.18"), Change("libc6", "2.35-0ubuntu3.7",
                                                                                "2.35-0ubuntu3.8"),
-             VersionChange("libssl3", "3.0.2-0ubuntu1.15", None)),
+             Change("libssl3", "3.0.2-0ubuntu1.15", None)),
     ),)
     assert result.summary.files == ("Dockerfile", "pinrepro.lock")
     assert result.pull is not None and result.pull.action == "created" and result.pull.pushed
@@ -619,17 +527,6 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
 
 
 # -- the command line: `pinrepro refresh --open-pr` through click --------------------------------------------
-
-
-def cli_refresh(repos: Repos, *args: str, env: Mapping[str, str | None] = ENV) -> Result:
-    # GITHUB_API_URL of the machine running the tests must not redirect the mocked API.
-    return CliRunner().invoke(cli, ["refresh", "-C", str(repos.work), *args],
-                              env={"GITHUB_API_URL": None, **env}, catch_exceptions=False)
-
-
-def assert_token_hidden(result: Result, repos: Repos) -> None:
-    assert TOKEN not in result.stdout and TOKEN not in result.stderr
-    assert_no_token_on_disk(repos)
 
 
 def test_cli_open_pr_creates_then_leaves_it(project: Repos, api: responses.RequestsMock,

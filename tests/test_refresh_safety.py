@@ -15,10 +15,10 @@ import pytest
 import responses
 from responses import matchers
 
-from tests.test_git import Repos, make_repos, sh
-from tests.test_git import isolated_git as isolated_git  # autouse fixture: no machine git configuration
-from tests.test_github import pull_json
-from tests.test_refresh import (
+from tests.support.github import pull_json
+from tests.support.gitrepos import Repos, make_repos, sh
+from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
+from tests.support.refresh import (
     API,
     BRANCH,
     ENV,
@@ -32,8 +32,8 @@ from tests.test_refresh import (
     remote_branch,
     upstream,
 )
-from tests.test_refresh import api as api  # fixture
-from tests.test_refresh import project as project  # fixture
+from tests.support.refresh import api as api  # fixture
+from tests.support.refresh import project as project  # fixture
 
 BOT = "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>"
 

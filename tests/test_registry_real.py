@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pinrepro.errors import AuthError, NotFoundError, RegistryError, RepositoryNotFoundError
+from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain, DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
@@ -361,7 +361,7 @@ def test_registry_down(tmp_path: Path) -> None:
     server.stop()
     with _client(sleep=lambda _: None) as client, pytest.raises(RegistryError) as info:
         client.describe(ImageRef.parse(f"{host}/real/down:t"))
-    assert type(info.value) is RegistryError
+    assert type(info.value) is RegistryUnreachable
     message = str(info.value)
     # The user must learn which image failed and where: the registry and the repository.
     assert host in message
@@ -373,6 +373,6 @@ def test_unused_port(tmp_path: Path) -> None:
     host = f"127.0.0.1:{_unused_port()}"
     with _client(sleep=lambda _: None) as client, pytest.raises(RegistryError) as info:
         client.head_digest(ImageRef.parse(f"{host}/real/app:t"))
-    assert type(info.value) is RegistryError
+    assert type(info.value) is RegistryUnreachable
     assert host in str(info.value)
     assert "real/app" in str(info.value)

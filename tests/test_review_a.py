@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pinrepro import lockfile
+from tests.support.cliproject import locked, push, run, unique
 from tests.support.registry import RegistryServer
-from tests.test_lock_follows_reference import locked, push, run, unique
 
 
 @pytest.mark.realregistry
@@ -159,8 +159,8 @@ def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path, monkeypatch:
 def test_head_is_not_a_bot_branch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`--branch HEAD` pushed refs/heads/HEAD, a branch git itself refuses to create (`git branch HEAD`: not a
     valid branch name), which makes `origin/HEAD` ambiguous in every clone. Refused like other unusable names."""
-    from tests.test_git import make_repos, sh
-    from tests.test_refresh_safety import cli_refresh, pushed_refs, record_pushes
+    from tests.support.gitrepos import make_repos, sh
+    from tests.support.refresh import cli_refresh, pushed_refs, record_pushes
 
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import images as im
+from tests.support.aptproject import make_project
 from tests.support.aptrepo import AptRepo
-from tests.support.registry import RegistryServer
-from tests.test_apt_lock import make_project, run
-from tests.test_pylocks import _free_port, clean_env, pinrepro, snapshot
-from tests.test_pylocks import project as pyproject
-from tests.wheelhouse import Wheelhouse, serve
+from tests.support.cliproject import clean_env, layered_project, pinrepro, run, snapshot
+from tests.support.registry import RegistryServer, free_port
+from tests.support.wheelhouse import Wheelhouse, serve
 
 pytestmark = pytest.mark.realregistry
 
@@ -83,8 +82,8 @@ def test_an_index_written_in_a_requirement_file_is_refused(tmp_path: Path, index
     """pytorch's README pattern, ``--extra-index-url .../cu124`` in the .in file: the resolver used it, but the
     lock named only the configured index (so ``pip install -r`` in the image could not find ``+cu124``) and a
     dead index there was never probed (pip-compile: exit 0 from the other indexes). One line, exit 2 instead."""
-    dead = f"http://${{INDEX_USER}}:${{INDEX_TOKEN}}@127.0.0.1:{_free_port()}/simple"
-    root = pyproject(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{index}"\n',
+    dead = f"http://${{INDEX_USER}}:${{INDEX_TOKEN}}@127.0.0.1:{free_port()}/simple"
+    root = layered_project(tmp_path / "p", f'resolver = "{resolver}"\nindex_url = "{index}"\n',
                      {"base": f"{option} {dead}\nhelper\n"})
     before = snapshot(root)
 

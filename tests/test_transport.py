@@ -15,7 +15,7 @@ import pytest
 import requests
 import responses
 
-from pinrepro.errors import AuthError, NotFoundError, RegistryError
+from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable
 from pinrepro.registry.authn import AnonymousKeychain, Credential
 from pinrepro.registry.transport import Challenge, Transport, parse_challenge, scope_repositories
 
@@ -60,7 +60,7 @@ class Clock:
 
 @pytest.fixture
 def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
 
 
@@ -203,7 +203,9 @@ def test_retry_after_beyond_the_wait_budget_is_not_waited_for(rsps: responses.Re
     assert transport.request_count == 2
 
 
-def test_retries_are_bounded_with_exponential_backoff(rsps: responses.RequestsMock) -> None:
+def test_retries_are_bounded_with_exponential_backoff(rsps: responses.RequestsMock,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PINREPRO_BACKOFF_S")  # the real waits (recorded, not slept), not the suite's short ones
     rsps.get("https://ghcr.io/v2/", status=200)
     rsps.get("https://ghcr.io/v2/org/img/manifests/1", status=503, body="upstream down")
     transport, sleeps = _transport(max_retries=3)
@@ -622,7 +624,7 @@ def test_connection_refused_on_a_real_loopback_port() -> None:
     transport, sleeps = _transport(max_retries=2, timeout=5.0)
     with pytest.raises(RegistryError) as info:
         transport.request("GET", f"127.0.0.1:{port}", "team/app", "/v2/team/app/manifests/1")
-    assert type(info.value) is RegistryError
+    assert type(info.value) is RegistryUnreachable
     assert str(info.value) == (f"cannot reach 127.0.0.1:{port}: connection refused (for team/app) - check that the "
                                "registry is running and the host and port are right")
     assert len(sleeps.waits) == 2  # https once (no retry: http remains), http with 2 retries

@@ -23,8 +23,9 @@ from pinrepro.apt.sources import read_sources, render, snapshot_uri
 from pinrepro.dockerfile import Dockerfile
 from pinrepro.findings import Finding
 from pinrepro.inventory.aptfiles import os_id
-from pinrepro.inventory.dpkg import dpkg_architecture, parse_status
+from pinrepro.inventory.dpkg import parse_status
 from pinrepro.lockfile import ImageLock
+from pinrepro.registry.platform import dpkg_architecture
 
 BUILD_DIR = "pinrepro.apt"  # generated sources the build mounts, one directory per stage
 MOUNT_TARGET = "/run/pinrepro.apt"

@@ -10,8 +10,8 @@ from pathlib import PurePosixPath
 from pinrepro.check.context import Context, context_for, copy_sources, is_model_file, walk
 from pinrepro.check.dockerignore import go_clean
 from pinrepro.check.model import CheckContext, DockerfileView, finding
-from pinrepro.check.shell import Command, commands
 from pinrepro.dockerfile import Instruction, Stage
+from pinrepro.dockerfile.commands import Command, commands
 from pinrepro.findings import Finding
 
 _PYTHON_DOWNLOADS = re.compile(r"\b(?:snapshot_download|hf_hub_download|from_pretrained)\s*\(")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from pinrepro.check.model import CheckContext, DockerfileView, finding
 from pinrepro.check.packages import pip_install
-from pinrepro.check.shell import Command, scripts
 from pinrepro.dockerfile import Instruction, Stage
+from pinrepro.dockerfile.commands import Command, scripts
 from pinrepro.findings import Finding
 
 # Names that hold a secret: *_TOKEN, *_KEY, *_SECRET, *_PASSWORD (HF_TOKEN, WANDB_API_KEY, AWS_SECRET_ACCESS_KEY).

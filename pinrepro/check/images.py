@@ -15,7 +15,7 @@ from pinrepro.dockerfile import Dockerfile, strip_digest
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.contents import PlatformContents
-from pinrepro.inventory.cuda import compare_versions, parse_version
+from pinrepro.inventory.cuda import parse_version
 from pinrepro.inventory.driver_table import driver_floor
 from pinrepro.pyplatforms import targets
 from pinrepro.reference import ImageRef
@@ -109,7 +109,7 @@ def _wheels(ctx: CheckContext, fleet: str) -> Iterator[Finding]:
 
 def _newer(needed: str, fleet: str) -> bool:
     need, have = parse_version(needed), parse_version(fleet)
-    return need is not None and have is not None and compare_versions(need, have) > 0
+    return need is not None and have is not None and need > have
 
 
 def _contents(data: object) -> PlatformContents | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pinrepro.check.shell import Command
+from pinrepro.dockerfile.commands import Command
 
 _PIP = re.compile(r"^pip(3(\.\d+)?)?$")
 _PYTHON = re.compile(r"^python[0-9.]*(\$\{?\w+\}?)?$")

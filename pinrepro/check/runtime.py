@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from pinrepro.check.model import CheckContext, DockerfileView, finding
-from pinrepro.check.shell import Command, commands
 from pinrepro.dockerfile import Instruction, Stage
+from pinrepro.dockerfile.commands import Command, commands
 from pinrepro.findings import Finding
 
 _ROOT_USERS = frozenset({"root", "0"})

@@ -90,9 +90,9 @@ LayerFiles = tuple[dict[str, bytes], dict[str, str], frozenset[str], frozenset[s
 
 def read_layer_files(stream: IO[bytes], *, digest: str, where: str) -> LayerFiles:
     """(files, symlinks, whiteouts, opaque directories) of one layer, for the paths apt reads."""
-    from pinrepro.inventory.layers import _decompressed, _Replay, _Verifier
+    from pinrepro.inventory.layers import _decompressed, _Replay, _verifier
 
-    verifier = _Verifier(stream, digest, where)
+    verifier = _verifier(stream, digest, where)
     head = verifier.read(4)
     reader, _ = _decompressed(head, _Replay(head, verifier))
     files: dict[str, bytes] = {}

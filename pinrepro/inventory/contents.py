@@ -11,13 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pinrepro.errors import LockfileError
 from pinrepro.inventory.cuda import CudaRequirement, parse_require
 from pinrepro.inventory.osrelease import OsInfo
+from pinrepro.schema import check_keys
+
+if TYPE_CHECKING:
+    from pinrepro.lockfile import PlatformLock
 
 UNKNOWN = "unknown"
+# The keys ``to_toml`` writes (``digest`` is the lock's, next to them); any other is a corrupted lock.
+_KEYS = ("digest", "os", "python", "cuda", "apt", "created", "labels", "notes")
+_OS_KEYS = ("id", "version_id", "codename", "pretty_name")
+_CUDA_KEYS = ("version", "cudnn", "nccl", "cublas", "min_driver", "min_driver_compat", "require", "require_implied",
+              "require_disabled")
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class CudaInfo:
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], where: str) -> CudaInfo:
+        check_keys(data, _CUDA_KEYS, "the platform's cuda table", lambda message: _corrupted(where, message))
         min_driver = _opt_str(data, "min_driver", where)
         require = data.get("require", [])
         if not isinstance(require, list) or not all(isinstance(c, str) for c in require):
@@ -132,12 +142,14 @@ class PlatformContents:
 
     @classmethod
     def from_toml(cls, data: Mapping[str, Any], *, where: str = "pinrepro.lock") -> PlatformContents:
-        """Read back ``to_toml()``'s output (``digest`` and other keys the lock adds are ignored)."""
+        """Read back ``to_toml()``'s output (``digest``, the lock's own key next to it, is ignored)."""
+        check_keys(data, _KEYS, "the platform's table", lambda message: _corrupted(where, message))
         os_data = data.get("os")
         os_info = None
         if os_data is not None:
             if not isinstance(os_data, Mapping):
                 raise _bad(where, "os", "a table")
+            check_keys(os_data, _OS_KEYS, "the platform's os table", lambda message: _corrupted(where, message))
             os_info = OsInfo(
                 id=_opt_str(os_data, "id", where), version_id=_opt_str(os_data, "version_id", where),
                 codename=_opt_str(os_data, "codename", where), pretty_name=_opt_str(os_data, "pretty_name", where),
@@ -156,13 +168,24 @@ class PlatformContents:
         )
 
 
+def contents_of(platform: PlatformLock, *, where: str = "pinrepro.lock") -> PlatformContents | None:
+    """The platform's recorded contents; None when the platform is absent or the lock has no contents for it."""
+    if platform.absent or not platform.contents:
+        return None
+    return PlatformContents.from_toml(platform.contents, where=where)
+
+
 def _os_fields(info: OsInfo) -> dict[str, str | None]:
     return {"id": info.id, "version_id": info.version_id, "codename": info.codename, "pretty_name": info.pretty_name}
 
 
 def _bad(where: str, key: str, expected: str) -> LockfileError:
+    return _corrupted(where, f"platform contents '{key}' must be {expected}")
+
+
+def _corrupted(where: str, message: str) -> LockfileError:
     return LockfileError(
-        f"corrupted lock file: platform contents '{key}' must be {expected}", where=where,
+        f"corrupted lock file: {message}", where=where,
         fix="restore it from version control, or run `pinrepro lock --upgrade` to record the contents anew",
     )
 

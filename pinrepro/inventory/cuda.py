@@ -14,6 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 # Kleene's three-valued logic: None means "cannot tell from what we know" (e.g. the GPU brand is unknown).
 Truth = bool | None
@@ -36,29 +40,34 @@ def _kleene(values: Iterable[Truth], *, decisive: bool) -> Truth:
     return result
 
 
-def parse_version(text: str | None) -> tuple[int, ...] | None:
-    """``"470.82.01"`` -> ``(470, 82, 1)``; None for anything that is not dotted numbers."""
+def parse_version(text: str | None) -> Version | None:
+    """``"470.82.01"`` -> ``Version("470.82.1")``; None for anything that is not dotted numbers.
+
+    packaging's Version compares release numbers with missing trailing parts as 0, as NVIDIA's tables mean
+    them: ``470`` == ``470.0.0``, ``470.82.01`` > ``470``. ``release`` gives the numbers as a tuple.
+    """
     if text is None:
         return None
     text = text.strip()
     if not _VERSION.fullmatch(text):
         return None
-    return tuple(int(part) for part in text.split("."))
+    from packaging.version import Version  # loaded when a version is read (start-up time, issue #15)
+
+    return Version(text)
 
 
-def compare_versions(left: tuple[int, ...], right: tuple[int, ...]) -> int:
-    """-1, 0 or 1; missing trailing parts count as 0, so ``470`` == ``470.0.0`` and ``470.82.01`` > ``470``."""
-    width = max(len(left), len(right))
-    a = left + (0,) * (width - len(left))
-    b = right + (0,) * (width - len(right))
-    return (a > b) - (a < b)
+def version_or_zero(text: str | None) -> Version:
+    """``parse_version``, with ``0`` for what is not a version (it sorts first)."""
+    from packaging.version import Version
+
+    return parse_version(text) or Version("0")
 
 
 def upstream_version(text: str | None) -> str | None:
     """A Debian package version without its revision and build suffix: ``2.20.5-1+cuda12.4`` -> ``2.20.5``.
 
-    cudnn8 images carry ``8.9.6.50`` while cudnn9 images carry ``9.5.1.17-1`` (FACTS.md): both become the
-    upstream version so that a lock does not change format when an image moves from cudnn8 to cudnn9.
+    cudnn8 images carry ``8.9.6.50`` while cudnn9 images carry ``9.5.1.17-1`` (NVIDIA's CUDA Dockerfiles): both
+    become the upstream version so that a lock does not change format when an image moves from cudnn8 to cudnn9.
     """
     if text is None:
         return None
@@ -75,9 +84,9 @@ def upstream_version(text: str | None) -> str | None:
 
 def major_minor(version: str | None) -> str | None:
     parsed = parse_version(version)
-    if parsed is None or len(parsed) < 2:
+    if parsed is None or len(parsed.release) < 2:
         return None
-    return f"{parsed[0]}.{parsed[1]}"
+    return f"{parsed.release[0]}.{parsed.release[1]}"
 
 
 @dataclass(frozen=True)
@@ -106,10 +115,9 @@ class Condition:
         want = parse_version(self.value)
         if have is None or want is None:
             return None
-        order = compare_versions(have, want)
         return {
-            ">=": order >= 0, "<=": order <= 0, ">": order > 0, "<": order < 0,
-            "=": order == 0, "==": order == 0, "!=": order != 0,
+            ">=": have >= want, "<=": have <= want, ">": have > want, "<": have < want,
+            "=": have == want, "==": have == want, "!=": have != want,
         }[self.op]
 
 
@@ -134,8 +142,8 @@ class Clause:
 class HostFacts:
     """What the NVIDIA runtime compares against: the driver, the newest CUDA it supports, the GPU's brand."""
 
-    driver: tuple[int, ...] | None
-    cuda: tuple[int, ...] | None
+    driver: Version | None
+    cuda: Version | None
     brand: str | None = None
     arch: str | None = None
 
@@ -242,7 +250,9 @@ def cuda_from_env(env: Mapping[str, str]) -> CudaEnv:
         version=version,
         # NV_CUDNN_VERSION in current images; CUDNN_VERSION in the cudnn7/early cudnn8 ones.
         cudnn=upstream_version(_first(env, "NV_CUDNN_VERSION", "CUDNN_VERSION")),
-        # NCCL_VERSION is absent from some older tags (FACTS.md); the package variable is the fallback.
+        # NCCL_VERSION is absent from some older tags (NVIDIA's runtime Dockerfiles,
+        # https://gitlab.com/nvidia/container-images/cuda, do not set it in every release): the package variable
+        # is the fallback.
         nccl=upstream_version(_first(env, "NCCL_VERSION", "NV_LIBNCCL_PACKAGE_VERSION")),
         cublas=upstream_version(_first(env, "NV_LIBCUBLAS_VERSION")),
         require=require,

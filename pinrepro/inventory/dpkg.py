@@ -96,17 +96,3 @@ def parse_status(data: bytes | str, *, status_required: bool = True) -> StatusFi
         if installed:
             packages[(name, arch)] = Package(name=name, version=version, architecture=arch)
     return StatusFile(packages=tuple(sorted(packages.values())), skipped=skipped)
-
-
-# Docker/OCI platform architecture (and variant) -> dpkg's name for it.
-_DPKG_ARCH = {
-    "amd64": "amd64", "arm64": "arm64", "386": "i386", "ppc64le": "ppc64el", "s390x": "s390x",
-    "riscv64": "riscv64", "mips64le": "mips64el", "loong64": "loong64",
-}
-
-
-def dpkg_architecture(arch: str | None, variant: str | None = None) -> str | None:
-    """The dpkg architecture of a platform: ``arm/v7`` is ``armhf``, ``arm/v5`` is ``armel``."""
-    if arch == "arm":
-        return "armel" if variant in ("v5", "v6") else "armhf"
-    return _DPKG_ARCH.get(arch or "")

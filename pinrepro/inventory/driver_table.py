@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from pinrepro.inventory.cuda import compare_versions, parse_version
+from pinrepro.inventory.cuda import parse_version
 
 TABLE_RESOURCE = "data/cuda-toolkit-driver-table.tsv"
 TABLE_SOURCE = "NVIDIA CUDA 13.1.0 toolkit release notes, section 2.2 'CUDA Driver', Table 3"
@@ -78,14 +78,14 @@ def driver_floor(cuda_version: str | None) -> DriverFloor | None:
     parsed = parse_version(cuda_version)
     if cuda_version is None:
         return None
-    if parsed is None or len(parsed) < 2 or len(parsed) > 3:
+    if parsed is None or len(parsed.release) < 2 or len(parsed.release) > 3:
         return DriverFloor(cuda=cuda_version, toolkit=None, compat=None, release=None)
-    key = (parsed[0], parsed[1], parsed[2] if len(parsed) == 3 else 0)
+    key = (parsed.major, parsed.minor, parsed.micro)
     row = load_table().get(key)
     return DriverFloor(
         cuda=cuda_version,
         toolkit=row[0] if row else None,
-        compat=COMPAT_FLOORS.get(parsed[0]),
+        compat=COMPAT_FLOORS.get(parsed.major),
         release=row[1] if row else None,
     )
 
@@ -102,6 +102,6 @@ def newest_cuda_for_driver(driver: str) -> str | None:
     best: tuple[int, int, int] | None = None
     for version, (minimum, _) in load_table().items():
         need = parse_version(minimum)
-        if need is not None and compare_versions(have, need) >= 0 and (best is None or version > best):
+        if need is not None and have >= need and (best is None or version > best):
             best = version
     return f"{best[0]}.{best[1]}" if best else None

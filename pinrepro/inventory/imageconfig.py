@@ -2,8 +2,9 @@
 
 The config is image-spec ``config.md`` (Docker's is the same shape): ``os``, ``architecture``, ``variant``,
 ``created``, and ``config.Env`` / ``config.Labels``. Each platform has its own, and their values differ (an
-arm64 CUDA image can carry a different NVIDIA_REQUIRE_CUDA than its amd64 sibling - FACTS.md), so every
-platform's config is read. Pure: no I/O.
+arm64 CUDA image can carry a different NVIDIA_REQUIRE_CUDA than its amd64 sibling: NVIDIA sets it per
+architecture in the base Dockerfiles of https://gitlab.com/nvidia/container-images/cuda), so every platform's
+config is read. Pure: no I/O.
 """
 
 from __future__ import annotations

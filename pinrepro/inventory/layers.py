@@ -12,7 +12,6 @@ JSON-serialisable, so it is cached by the layer's digest.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import posixpath
 import re
 import sys
@@ -25,6 +24,7 @@ from typing import IO, Any, Literal, Protocol
 from pinrepro.errors import InventoryError, PinreproError
 from pinrepro.inventory.dpkg import Package, StatusFile, parse_status
 from pinrepro.inventory.osrelease import parse_os_release
+from pinrepro.registry.body import VerifyingReader
 
 ETC_OS_RELEASE = "etc/os-release"
 USR_OS_RELEASE = "usr/lib/os-release"
@@ -44,7 +44,6 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # layer cannot make us hold gigabytes.
 _MAX_STATUS = 64 * 1024 * 1024
 _MAX_SMALL = 1024 * 1024
-_READ_SIZE = 1024 * 1024
 
 FileKind = Literal["file", "symlink"]
 
@@ -152,52 +151,29 @@ def _hides_something(path: str) -> bool:
     return is_interesting(path)
 
 
-class _Verifier:
-    """Hashes every byte read from the blob and checks the digest at EOF.
+def _verifier(stream: IO[bytes], digest: str, where: str) -> VerifyingReader:
+    """``stream`` read through the registry's verifying reader, a mismatch reported as a broken layer.
 
     The registry client verifies too; checking again here means a layer's facts are cached only when the
     bytes they came from are exactly the digest they are cached under, whatever stream we were handed.
     """
 
-    def __init__(self, raw: IO[bytes], digest: str, where: str) -> None:
-        self._raw = raw
-        self._where = where
-        algorithm, _, self._expected = digest.partition(":")
-        self._hash = hashlib.sha256() if algorithm == "sha256" else None
-        self._digest = digest
-        self.size = 0
-        self._checked = False
+    def mismatch(actual: str) -> InventoryError:
+        return InventoryError(f"layer {digest} does not match its digest (got {actual})", where=where,
+                              fix="the registry or a proxy served corrupt data; retry, and if it persists re-push "
+                                  "the image")
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        if data:
-            self.size += len(data)
-            if self._hash is not None:
-                self._hash.update(data)
-        elif size != 0:
-            self._check()
-        return data
-
-    def _check(self) -> None:
-        if self._checked or self._hash is None:
-            return
-        self._checked = True
-        if self._hash.hexdigest() != self._expected:
-            raise InventoryError(
-                f"layer {self._digest} does not match its digest (got sha256:{self._hash.hexdigest()})",
-                where=self._where,
-                fix="the registry or a proxy served corrupt data; retry, and if it persists re-push the image",
-            )
-
-    def drain(self) -> None:
-        while self.read(_READ_SIZE):
-            pass
+    try:
+        return VerifyingReader(stream.read, digest, mismatch)
+    except ValueError as exc:
+        raise InventoryError(f"layer {digest}: {exc}", where=where,
+                             fix="pinrepro verifies sha256, sha384 and sha512 digests") from None
 
 
 class _Replay:
     """A reader that first returns ``head`` (bytes already read to sniff the format), then the rest."""
 
-    def __init__(self, head: bytes, rest: _Verifier) -> None:
+    def __init__(self, head: bytes, rest: VerifyingReader) -> None:
         self._head = head
         self._rest = rest
 
@@ -224,7 +200,7 @@ class _Bounded:
     once more than 1 GiB came out. A 32 MiB zstd layer of 1 TiB of zeros stops after about 1 GiB.
     """
 
-    def __init__(self, inner: _Readable, verifier: _Verifier, where: str, digest: str) -> None:
+    def __init__(self, inner: _Readable, verifier: VerifyingReader, where: str, digest: str) -> None:
         from pinrepro.registry.deadline import setting
 
         self._inner = inner
@@ -277,7 +253,7 @@ def read_layer(stream: IO[bytes], *, digest: str, media_type: str = "", where: s
     Raises InventoryError when the blob does not decompress or is not a tar, or does not match ``digest``.
     ``where`` names the registry and repository for messages.
     """
-    verifier = _Verifier(stream, digest, where)
+    verifier = _verifier(stream, digest, where)
     head = verifier.read(4)
     source = _Replay(head, verifier)
     inflated, compression = _decompressed(head, source)

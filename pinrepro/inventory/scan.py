@@ -17,7 +17,7 @@ from pinrepro.errors import InventoryError
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.contents import CudaInfo, PlatformContents
 from pinrepro.inventory.cuda import upstream_version
-from pinrepro.inventory.dpkg import Package, dpkg_architecture
+from pinrepro.inventory.dpkg import Package
 from pinrepro.inventory.driver_table import driver_floor
 from pinrepro.inventory.flights import LayerFlights
 from pinrepro.inventory.imageconfig import ImageConfig
@@ -25,8 +25,9 @@ from pinrepro.inventory.layers import LayerFacts, read_layer
 from pinrepro.inventory.overlay import Overlay, python_from_dpkg
 from pinrepro.reference import ImageRef
 from pinrepro.registry.client import Descriptor
+from pinrepro.registry.mediatypes import INDEX_TYPES
+from pinrepro.registry.platform import dpkg_architecture
 
-_INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 _CUDNN_PACKAGE = re.compile(r"libcudnn(\d+)(?:-cuda-\d+)?")
 _CUBLAS_PACKAGE = re.compile(r"libcublas-\d+-\d+")
 
@@ -60,7 +61,7 @@ def parse_manifest(data: bytes, *, where: str, digest: str) -> Manifest:
         document: Any = json.loads(data)
     except ValueError:
         document = None
-    if not isinstance(document, dict) or document.get("mediaType") in _INDEX_TYPES or "manifests" in document:
+    if not isinstance(document, dict) or document.get("mediaType") in INDEX_TYPES or "manifests" in document:
         raise InventoryError(
             f"manifest {digest} is not a single-platform image manifest", where=where,
             fix="pass the digest of a platform's manifest, not of the index",

@@ -18,7 +18,7 @@ from pinrepro.findings import Finding
 from pinrepro.lockfile import ImageLock, PlatformLock
 from pinrepro.lockflow.plan import Plan, plan_image
 from pinrepro.lockflow.services import LockServices, Progress, Registry, Scanner
-from pinrepro.reference import ImageRef
+from pinrepro.reference import ImageRef, short_digest
 from pinrepro.registry.platform import match_platform
 
 if TYPE_CHECKING:
@@ -266,8 +266,8 @@ def _written_digest_gone(error: NotFoundError, to_describe: Mapping[str, ImageRe
 def _replaced_note(first: ImageSite, written: str, served: str) -> Finding:
     ref = first.ref.without_digest().familiar()
     return Finding(first.site.path, first.site.line, "note", "digest-replaced",
-                   f"{ref} was written with {written[:19]}, which is not locked for this reference; pinned "
-                   f"{served[:19]}, the digest its tag serves now (to keep a digest on purpose, write it "
+                   f"{ref} was written with {short_digest(written)}, which is not locked for this reference; pinned "
+                   f"{short_digest(served)}, the digest its tag serves now (to keep a digest on purpose, write it "
                    "without the tag)")
 
 
@@ -276,6 +276,6 @@ def build_arg_note(image_site: ImageSite, digest: str) -> Finding:
     names = ", ".join(site.build_args)
     example, written = site.build_args[0], strip_digest(site.written)[0]
     return Finding(site.path, site.line, "note", "build-arg-ignored",
-                   f"'{written}' is pinned to {digest[:19]}: `docker build --build-arg {example}=...` still "
+                   f"'{written}' is pinned to {short_digest(digest)}: `docker build --build-arg {example}=...` still "
                    f"pulls that digest, whatever tag the ARG names (the digest wins); to build another version, "
                    f"change the default of {names} here and run `pinrepro lock`")

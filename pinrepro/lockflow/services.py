@@ -13,8 +13,9 @@ from pinrepro.reference import ImageRef
 if TYPE_CHECKING:
     # Types only: the registry client (requests) and the resolvers (packaging) load when they are needed, so a
     # lock with nothing to do starts fast (issue #15).
+    from pinrepro.layers.compile import LayerProgress
     from pinrepro.registry.client import Descriptor, ImageDescription
-    from pinrepro.requirements import LayerProgress, ResolverRunner
+    from pinrepro.resolvers import ResolverRunner
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.

@@ -7,13 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pinrepro.registry.authn import AnonymousKeychain, Credential, DefaultKeychain, Keychain
-    from pinrepro.registry.client import (
-        ACCEPT_MANIFESTS,
-        Descriptor,
-        ImageDescription,
-        PlatformManifest,
-        RegistryClient,
-    )
+    from pinrepro.registry.client import Descriptor, ImageDescription, PlatformManifest, RegistryClient
+    from pinrepro.registry.mediatypes import ACCEPT_MANIFESTS
     from pinrepro.registry.platform import match_platform, platform_key
     from pinrepro.registry.transport import Transport
 
@@ -21,7 +16,7 @@ if TYPE_CHECKING:
 # make no request start fast (issue #15).
 _WHERE = {
     "AnonymousKeychain": "authn", "Credential": "authn", "DefaultKeychain": "authn", "Keychain": "authn",
-    "ACCEPT_MANIFESTS": "client", "Descriptor": "client", "ImageDescription": "client",
+    "ACCEPT_MANIFESTS": "mediatypes", "Descriptor": "client", "ImageDescription": "client",
     "PlatformManifest": "client", "RegistryClient": "client",
     "match_platform": "platform", "platform_key": "platform", "Transport": "transport",
 }

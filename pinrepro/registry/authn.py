@@ -1,6 +1,7 @@
 """Where registry credentials come from: the user's Docker and podman/skopeo login files.
 
-Order (containers/image ``pkg/docker/config/config.go``, see FACTS.md), first file with an answer wins:
+Order (containers/image ``pkg/docker/config/config.go``, https://github.com/containers/image), first file
+with an answer wins:
 
 1. ``$REGISTRY_AUTH_FILE``
 2. ``$XDG_RUNTIME_DIR/containers/auth.json``
@@ -33,11 +34,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pinrepro.errors import AuthError
-from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
+from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, DOCKER_HUB_API_HOST
 
 # The key docker/cli stores Docker Hub credentials under, and the server URL it hands helpers.
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
-_HUB_HOSTS = {DOCKER_HUB, "index.docker.io", DOCKER_HUB_API_HOST, "registry.hub.docker.com"}
 _DOCKER_HUB_KEYS = (DOCKER_HUB_AUTH_KEY, "index.docker.io", DOCKER_HUB, DOCKER_HUB_API_HOST)
 _PODMAN_HUB_KEYS = (DOCKER_HUB, "index.docker.io", DOCKER_HUB_AUTH_KEY, DOCKER_HUB_API_HOST)
 # docker-credential-helpers: a Username of "<token>" means the Secret is an identity (refresh) token.
@@ -80,7 +80,7 @@ def host_of_key(key: str) -> str:
 
 
 def is_docker_hub(registry: str) -> bool:
-    return host_of_key(registry) in _HUB_HOSTS
+    return host_of_key(registry) in DOCKER_HUB_ALIASES
 
 
 class DefaultKeychain:
@@ -204,7 +204,7 @@ def _find_by_host(entries: dict[str, Any], host: str, hub_keys: tuple[str, ...])
             # podman's repository-scoped key (quay.io/org/repo): not a registry-wide login.
             continue
         key_host = host_of_key(key)
-        if (hub and key_host in _HUB_HOSTS) or key_host == host:
+        if (hub and key_host in DOCKER_HUB_ALIASES) or key_host == host:
             return value
     return None
 

@@ -7,8 +7,10 @@ memory blow-up, a RecursionError or an internal error.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     import requests  # annotations only: the client's module loads without it (start-up time, issue #15)
 
 _CHUNK = 64 << 10
+# The algorithms image-spec descriptors use (descriptor.md "Registered algorithms": sha256, sha512; sha384 too).
+DIGEST_ALGORITHMS = ("sha256", "sha384", "sha512")
 
 
 def buffer_capped(response: requests.Response, limit: int, netloc: str, *, truncate: bool = False) -> None:
@@ -98,3 +102,139 @@ def plain_http_refused(api_host: str, registry_scheme: str, insecure_registries:
         return False
     return not (is_loopback_host(api_host) or api_host.lower() in insecure_registries)
 
+
+
+def digest_hash(digest: str) -> Any:
+    """A fresh hash object for ``digest``'s algorithm; ValueError for one pinrepro does not verify."""
+    algorithm = digest.partition(":")[0]
+    if algorithm not in DIGEST_ALGORITHMS:
+        raise ValueError(f"unsupported digest algorithm '{algorithm}' in {digest}")
+    return hashlib.new(algorithm)
+
+
+class VerifyingReader(io.RawIOBase):
+    """A body read through its hash; at its end the hash must equal ``digest``, else ``mismatch(actual)`` is raised.
+
+    The one verifying reader for content fetched by digest (layers from the registry client and in the layer
+    scan): the OCI distribution spec says clients MUST verify content against its digest
+    (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-blobs). ``size`` counts the
+    bytes read; ``count`` hears of each chunk (download statistics); ``on_close`` closes what is read from.
+    """
+
+    def __init__(self, read: Callable[[int], bytes], digest: str, mismatch: Callable[[str], Exception], *,
+                 count: Callable[[int], None] | None = None, on_close: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self._hash = digest_hash(digest)
+        self._read = read
+        self._digest = digest
+        self._mismatch = mismatch
+        self._count = count
+        self._on_close = on_close
+        self._checked = False
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def actual(self) -> str:
+        """The digest of what was read so far, in ``digest``'s algorithm."""
+        return f"{self._hash.name}:{self._hash.hexdigest()}"
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        if size == 0:
+            return b""
+        data = self._read(size)
+        if data:
+            self._hash.update(data)
+            self.size += len(data)
+            if self._count is not None:
+                self._count(len(data))
+        elif not self._checked:
+            self._checked = True
+            if self.actual() != self._digest:
+                raise self._mismatch(self.actual())
+        return data
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def readinto(self, buffer: Any, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        """Read to the end, so the digest is checked even when the consumer stopped early."""
+        while self.read(1 << 20):
+            pass
+
+    def close(self) -> None:
+        if not self.closed and self._on_close is not None:
+            self._on_close()
+        super().close()
+
+
+def read_capped(response: requests.Response, limit: int) -> bytes:
+    """A streamed body, at most ``limit`` bytes; a body cut by the deadline or broken framing is an error."""
+    import requests  # loaded already: there is a response (the module imports it for annotations only)
+
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    except requests.exceptions.RequestException as exc:
+        raise broken_off(response, exc) from None
+    scope = getattr(response, "pinrepro_deadline", None)
+    if scope is not None and scope.fired:  # cut short by the deadline: what came is not the whole body
+        raise broken_off(response, TimeoutError())
+    return b"".join(chunks)
+
+
+def read_within(response: requests.Response, limit: int, refuse: Callable[[int], Exception]) -> bytes:
+    """The whole body when it has at most ``limit`` bytes, else ``refuse(size)`` (Content-Length tells first)."""
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise refuse(int(length))
+    body = read_capped(response, limit + 1)
+    if len(body) > limit:
+        raise refuse(len(body))
+    return body
+
+
+def digest_of(body: bytes, like: str, where: str) -> str:
+    """The digest of ``body`` in the algorithm of the digest ``like``."""
+    try:
+        hashed = digest_hash(like)
+    except ValueError:
+        raise RegistryError(f"unsupported digest algorithm '{like.partition(':')[0]}' in {like} for {where}",
+                            fix="pinrepro verifies sha256 and sha512 digests") from None
+    hashed.update(body)
+    return f"{hashed.name}:{hashed.hexdigest()}"
+
+
+def download(response: requests.Response, digest: str, where: str) -> Callable[[int], bytes]:
+    """Reads of a layer download, its failures in the user's words (the deadline, or a connection that broke)."""
+
+    def read(size: int) -> bytes:
+        try:
+            return bytes(response.raw.read(size, decode_content=True))
+        except Exception as exc:
+            scope = getattr(response, "pinrepro_deadline", None)
+            if scope is not None and scope.fired:
+                raise RegistryError(f"the download of blob {digest} of {where} did not finish within "
+                                    f"{scope.seconds:g}s", fix="raise PINREPRO_BLOB_DEADLINE for slow links, "
+                                                              "or try again later") from None
+            raise RegistryError(f"the download of blob {digest} of {where} broke off ({type(exc).__name__})",
+                                fix="try again; check the network or proxy") from None
+
+    return read

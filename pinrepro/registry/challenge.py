@@ -1,6 +1,7 @@
 """The ``WWW-Authenticate`` challenge of a registry's 401, and the token scopes pinrepro asks for.
 
-Split out of transport.py (#14). Handshake details: FACTS.md "Auth handshake".
+The one parser of ``WWW-Authenticate`` (RFC 9110 section 11.6.1; the registry's use of it:
+https://distribution.github.io/distribution/spec/auth/token/#how-to-authenticate).
 """
 
 from __future__ import annotations

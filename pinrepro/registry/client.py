@@ -19,26 +19,26 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
-from pinrepro.registry.body import broken_off, loads
-from pinrepro.registry.platform import platform_key
+from pinrepro.registry.body import VerifyingReader, digest_hash, digest_of, download, loads, read_within
+from pinrepro.registry.errors import digest_mismatch, too_big, unknown_media_type
+from pinrepro.registry.mediatypes import (
+    ACCEPT_MANIFESTS,
+    GENERIC_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    body_media_type,
+    header_media_type,
+)
+from pinrepro.registry.platform import config_platform, index_platforms
 from pinrepro.workers import worker_pool
 
 if TYPE_CHECKING:
-    # requests loads with the transport, when a client is made: the descriptors and media types here serve the
-    # scan, apt and verify modules without it (start-up time, issue #15).
+    # requests loads with the transport, when a client is made: the descriptors here serve the scan, apt and
+    # verify modules without it (start-up time, issue #15).
     import requests
 
     from pinrepro.registry.transport import Transport
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-# All four, always: without the list/index types a registry answers the linux/amd64 manifest and the pin is
-# wrong for every other platform (dependabot-core #2962/#3060, distribution #3431).
-ACCEPT_MANIFESTS = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 # containerd's cap on manifest size (core/remotes/docker/fetcher.go).
 MAX_MANIFEST_BYTES = 4 << 20
 _MANIFEST_HEADERS = {
@@ -47,7 +47,6 @@ _MANIFEST_HEADERS = {
     "Accept-Encoding": "identity",
 }
 _BLOB_HEADERS = {"Accept-Encoding": "identity"}
-_GENERIC_TYPES = {"", "application/json", "text/plain", "application/octet-stream"}
 _CHUNK = 1 << 16
 _T = TypeVar("_T")
 # Requests in flight per registry host. Over a WAN each request waits a round trip, so lookups overlap them: 32
@@ -165,19 +164,19 @@ class RegistryClient:
 
     def head_digest(self, ref: ImageRef) -> Descriptor:
         """The digest ``ref`` points to. HEAD first (free on Docker Hub); GET and hash when HEAD can't tell."""
-        # HEAD may answer 404/405 where GET works (old distribution, Nexus, some Harbor) - FACTS.md.
+        # HEAD may answer 404/405 where GET works (old distribution, Nexus, some Harbor).
         response = self._request("HEAD", ref, f"/manifests/{ref.manifest_ref}", headers=_MANIFEST_HEADERS,
                                  allow_status=(404, 405))
         with response:
             digest = response.headers.get("Docker-Content-Digest", "").strip()
-            media_type = _media_type(response.headers.get("Content-Type"))
+            media_type = header_media_type(response.headers.get("Content-Type"))
             length = response.headers.get("Content-Length")
-            usable = response.status_code < 300 and digest and media_type not in _GENERIC_TYPES
+            usable = response.status_code < 300 and digest and media_type not in GENERIC_TYPES
         if usable:
             if ref.digest and digest != ref.digest:
                 raise self._mismatch(ref, "manifest", ref.digest, digest)
             if media_type not in INDEX_TYPES | MANIFEST_TYPES:
-                raise self._unknown_type(ref, media_type)
+                raise unknown_media_type(self._where(ref), media_type)
             size = int(length) if length and length.isdigit() and int(length) > 0 else None
             return Descriptor(digest, media_type, size)
         # No Docker-Content-Digest (ECR, registry.access.redhat.com, proxies): hash the exact body.
@@ -196,27 +195,24 @@ class RegistryClient:
                 self._raise_if_no_repository(ref)
             raise missing
         with response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
-                raise self._too_big(ref, int(length))
-            body = _read_capped(response, MAX_MANIFEST_BYTES + 1)
+            body = read_within(response, MAX_MANIFEST_BYTES, lambda size: too_big(
+                f"the manifest of {self._where(ref)}", size, MAX_MANIFEST_BYTES,
+                fix="check the reference; this is not an image"))
             header_digest = response.headers.get("Docker-Content-Digest", "").strip()
-            header_type = _media_type(response.headers.get("Content-Type"))
-        if len(body) > MAX_MANIFEST_BYTES:
-            raise self._too_big(ref, len(body))
+            header_type = header_media_type(response.headers.get("Content-Type"))
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         # Clients MUST verify (distribution spec): the header when present, the requested digest when asked.
         for expected in (header_digest, ref.digest):
-            if expected and _digest_of(body, expected, self._where(ref)) != expected:
-                raise self._mismatch(ref, "manifest", expected, _digest_of(body, expected, self._where(ref)))
+            if expected and digest_of(body, expected, self._where(ref)) != expected:
+                raise self._mismatch(ref, "manifest", expected, digest_of(body, expected, self._where(ref)))
         if ref.digest:
             digest = ref.digest
         document = _parse_json(body)
         media_type = header_type
-        if media_type in _GENERIC_TYPES:
-            media_type = _body_media_type(document)
+        if media_type in GENERIC_TYPES:
+            media_type = body_media_type(document)
         if media_type not in INDEX_TYPES | MANIFEST_TYPES:
-            raise self._unknown_type(ref, media_type)
+            raise unknown_media_type(self._where(ref), media_type)
         if document is None:
             raise RegistryError(f"the manifest of {ref} from {self.host_for(ref)} is not valid JSON",
                                 fix="the registry sent a broken manifest; try again or report it to its operators")
@@ -255,15 +251,13 @@ class RegistryClient:
         if not isinstance(image_config, dict):
             raise RegistryError(f"the config blob {config_digest} of {ref} is not a JSON object",
                                 fix="the image is not a container image; check the reference")
-        key = platform_key(str(image_config.get("os") or "unknown"), str(image_config.get("architecture") or
-                                                                         "unknown"),
-                           _optional_str(image_config.get("variant")))
+        key = config_platform(image_config)
         return ImageDescription(digest, media_type, {key: PlatformManifest(digest, media_type, config_digest)})
 
     def _manifest(self, ref: ImageRef) -> tuple[bytes, str, str]:
         cached = self.blob_cache.blob(ref.digest) if self.blob_cache is not None and ref.digest else None
         if cached is not None and ref.digest:
-            media_type = _body_media_type(_parse_json(cached))
+            media_type = body_media_type(_parse_json(cached))
             if media_type in INDEX_TYPES | MANIFEST_TYPES:
                 return cached, media_type, ref.digest
         body, media_type, digest = self.get_manifest(ref)
@@ -272,27 +266,12 @@ class RegistryClient:
         return body, media_type, digest
 
     def _platforms_of_index(self, ref: ImageRef, index: dict[str, Any]) -> dict[str, PlatformManifest]:
-        platforms: dict[str, PlatformManifest] = {}
         entries = index.get("manifests")
         if not isinstance(entries, list):
             raise RegistryError(f"the index of {ref} has no 'manifests' list",
                                 fix="the registry sent a broken index; report it to its operators")
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            platform = entry.get("platform")
-            digest = entry.get("digest")
-            if not isinstance(platform, dict) or not isinstance(digest, str):
-                continue
-            os_name = str(platform.get("os") or "")
-            architecture = str(platform.get("architecture") or "")
-            # BuildKit's attestation manifests sit in the index as "unknown/unknown".
-            if not os_name or not architecture or os_name == "unknown" or architecture == "unknown":
-                continue
-            key = platform_key(os_name, architecture, _optional_str(platform.get("variant")))
-            # The first entry for a platform wins, as in docker pull (containerd's platform matcher order).
-            platforms.setdefault(key, PlatformManifest(digest, str(entry.get("mediaType") or ""), None))
-        return platforms
+        return {key: PlatformManifest(digest, media_type, None)
+                for key, (digest, media_type) in index_platforms(entries).items()}
 
     # -- blobs -------------------------------------------------------------------------------------
 
@@ -308,14 +287,11 @@ class RegistryClient:
             return cached
         response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True)
         with response:
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_size:
-                raise self._blob_too_big(ref, digest, int(length), max_size)
-            body = _read_capped(response, max_size + 1)
-        if len(body) > max_size:
-            raise self._blob_too_big(ref, digest, len(body), max_size)
+            body = read_within(response, max_size, lambda size: too_big(
+                f"blob {digest} of {self._where(ref)}", size, max_size,
+                fix="check the reference; the config blob of an image is small"))
         self._count_blob(len(body))
-        actual = _digest_of(body, digest, self._where(ref))
+        actual = digest_of(body, digest, self._where(ref))
         if actual != digest:
             raise self._mismatch(ref, "blob", digest, actual)
         if self.blob_cache:
@@ -323,14 +299,17 @@ class RegistryClient:
         return body
 
     def open_blob(self, ref: ImageRef, digest: str) -> BinaryIO:
-        """A layer as a stream; reading past its end raises RegistryError when its sha256 does not match."""
-        algorithm = digest.partition(":")[0]
-        if algorithm not in hashlib.algorithms_available:
+        """A layer as a stream; reading past its end raises RegistryError when its digest does not match."""
+        try:
+            digest_hash(digest)
+        except ValueError:
             raise RegistryError(f"unsupported digest algorithm in {digest} for {ref}",
-                                fix="pinrepro verifies sha256 and sha512 digests")
+                                fix="pinrepro verifies sha256 and sha512 digests") from None
         response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True, long_body=True)
-        raw = _VerifiedStream(response, digest, self._where(ref),
-                              lambda: self._mismatch(ref, "blob", digest, raw.actual()), self._count_blob)
+        where = self._where(ref)
+        raw = VerifyingReader(download(response, digest, where), digest,
+                              lambda actual: self._mismatch(ref, "blob", digest, actual),
+                              count=self._count_blob, on_close=response.close)
         return io.BufferedReader(raw, buffer_size=_CHUNK)
 
     # -- many at once ------------------------------------------------------------------------------
@@ -399,72 +378,7 @@ class RegistryClient:
         return f"{ref.name} (via mirror {host})" if host != ref.api_host else ref.name
 
     def _mismatch(self, ref: ImageRef, kind: str, expected: str, actual: str) -> RegistryError:
-        return RegistryError(f"digest mismatch for {kind} of {self._where(ref)}: expected {expected}, got {actual}",
-                             fix="the registry or a proxy altered the content; try again, or report it")
-
-    def _unknown_type(self, ref: ImageRef, media_type: str) -> RegistryError:
-        shown = media_type or "none"
-        return RegistryError(f"unsupported manifest media type '{shown}' for {self._where(ref)}",
-                             fix="pinrepro understands OCI and Docker v2 manifests and indexes; Docker schema 1 "
-                                 "images must be re-pushed with a current Docker or skopeo")
-
-    def _too_big(self, ref: ImageRef, size: int) -> RegistryError:
-        return RegistryError(f"the manifest of {self._where(ref)} is {size} bytes, over the "
-                             f"{MAX_MANIFEST_BYTES}-byte limit", fix="check the reference; this is not an image")
-
-    def _blob_too_big(self, ref: ImageRef, digest: str, size: int, limit: int) -> RegistryError:
-        return RegistryError(f"blob {digest} of {self._where(ref)} is {size} bytes, over the {limit}-byte limit",
-                             fix="check the reference; the config blob of an image is small")
-
-
-class _VerifiedStream(io.RawIOBase):
-    """Reads a response body, hashing as it goes; at EOF the hash must equal the digest."""
-
-    def __init__(self, response: requests.Response, digest: str, where: str, mismatch: Callable[[], RegistryError],
-                 count: Callable[[int], None]) -> None:
-        super().__init__()
-        self._response = response
-        self._digest = digest
-        self._where = where
-        self._hash = hashlib.new(digest.partition(":")[0])
-        self._mismatch = mismatch
-        self._count = count
-        self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def actual(self) -> str:
-        return f"{self._digest.partition(':')[0]}:{self._hash.hexdigest()}"
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        try:
-            data = self._response.raw.read(len(view), decode_content=True)
-        except Exception as exc:
-            scope = getattr(self._response, "pinrepro_deadline", None)
-            if scope is not None and scope.fired:
-                raise RegistryError(f"the download of blob {self._digest} of {self._where} did not finish within "
-                                    f"{scope.seconds:g}s", fix="raise PINREPRO_BLOB_DEADLINE for slow links, "
-                                                              "or try again later") from None
-            raise RegistryError(f"the download of blob {self._digest} of {self._where} broke off "
-                                f"({type(exc).__name__})",
-                                fix="try again; check the network or proxy") from None
-        if not data:
-            if not self._checked:
-                self._checked = True
-                if self.actual() != self._digest:
-                    raise self._mismatch()
-            return 0
-        self._hash.update(data)
-        self._count(len(data))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._response.close()
-        super().close()
+        return digest_mismatch(kind, self._where(ref), expected, actual)
 
 
 def _per_registry_from_env() -> int:
@@ -477,57 +391,9 @@ def _per_registry_from_env() -> int:
     return int(value)
 
 
-def _read_capped(response: requests.Response, limit: int) -> bytes:
-    import requests  # loaded already: there is a response (the module imports it for annotations only)
-
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_content(_CHUNK):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-    except requests.exceptions.RequestException as exc:
-        raise broken_off(response, exc) from None
-    scope = getattr(response, "pinrepro_deadline", None)
-    if scope is not None and scope.fired:  # cut short by the deadline: what came is not the whole body
-        raise broken_off(response, TimeoutError())
-    return b"".join(chunks)
-
-
-def _digest_of(body: bytes, like: str, where: str) -> str:
-    algorithm = like.partition(":")[0]
-    if algorithm not in ("sha256", "sha384", "sha512"):
-        raise RegistryError(f"unsupported digest algorithm '{algorithm}' in {like} for {where}",
-                            fix="pinrepro verifies sha256 and sha512 digests")
-    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
-
-
-def _media_type(header: str | None) -> str:
-    return (header or "").split(";", 1)[0].strip().lower()
-
-
 def _parse_json(body: bytes) -> Any:
     try:
         return loads(body)
     except ValueError:
         return None
 
-
-def _body_media_type(document: Any) -> str:
-    """The media type a manifest declares, or what its shape says when it declares none (image-spec allows it)."""
-    if not isinstance(document, dict):
-        return ""
-    declared = document.get("mediaType")
-    if isinstance(declared, str) and declared:
-        return declared
-    if isinstance(document.get("manifests"), list):
-        return OCI_INDEX
-    if isinstance(document.get("config"), dict):
-        return OCI_MANIFEST
-    return ""
-
-
-def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

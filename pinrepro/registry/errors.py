@@ -7,15 +7,13 @@ nesting; server-provided text is scrubbed of credentials by PinreproError.line()
 
 from __future__ import annotations
 
-import email.utils
-import time
 from typing import Any
 
 import requests
 import urllib3
 
-from pinrepro.errors import AuthError, NotFoundError, RegistryError, RepositoryNotFoundError
-from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
+from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable, RepositoryNotFoundError
+from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, canonical_registry
 from pinrepro.registry.body import loads
 
 ERROR_BODY_LIMIT = 64 << 10
@@ -29,7 +27,7 @@ def registry_name(api_host: str, upstream: str | None) -> str:
     """How the user names the registry: docker.io rather than registry-1.docker.io."""
     if upstream and upstream != api_host:
         return api_host
-    return DOCKER_HUB if api_host == DOCKER_HUB_API_HOST else api_host
+    return canonical_registry(api_host)
 
 
 def login_command(api_host: str) -> str:
@@ -99,31 +97,13 @@ def error_codes(response: requests.Response, method: str) -> tuple[list[str], li
     return codes, messages
 
 
-def retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds: an integer, or an HTTP date (RFC 9110 section 10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def for_suffix(repository: str) -> str:
     return f" (for {repository})" if repository else ""
 
 
 def for_repository(error: RegistryError, repository: str) -> RegistryError:
-    """The same failure, saying which repository was being looked up (the user must learn which image failed)."""
-    if not repository or not error.what.startswith("cannot reach "):
-        return error
-    return RegistryError(f"{error.what}{for_suffix(repository)}", where=error.where, fix=error.fix)
+    """The same failure, saying which repository was being looked up, when the registry could not be reached."""
+    return error.for_repository(repository) if isinstance(error, RegistryUnreachable) else error
 
 
 def unreachable(netloc: str, exc: requests.exceptions.RequestException, timeout: float) -> RegistryError:
@@ -131,23 +111,87 @@ def unreachable(netloc: str, exc: requests.exceptions.RequestException, timeout:
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         reason = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text else "TLS handshake failed"
-        return RegistryError(f"cannot reach {netloc}: {reason}",
-                             fix="install the registry's CA certificate (REQUESTS_CA_BUNDLE), or list the "
-                                 "registry under insecure_registries if it has no valid certificate")
+        return RegistryUnreachable(netloc, reason, cause="tls",
+                                   fix="install the registry's CA certificate (REQUESTS_CA_BUNDLE), or list the "
+                                       "registry under insecure_registries if it has no valid certificate")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)) or \
             "IncompleteRead" in text or "InvalidChunkLength" in text:
         return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
                              f"Content-Length)", fix="try again; check the network or proxy")
     if isinstance(exc, requests.exceptions.Timeout):
-        return RegistryError(f"cannot reach {netloc}: no answer within {timeout:g}s",
-                             fix="check the network and proxy settings (HTTPS_PROXY), or try again later")
+        return RegistryUnreachable(netloc, f"no answer within {timeout:g}s", cause="timeout",
+                                   fix="check the network and proxy settings (HTTPS_PROXY), or try again later")
     lowered = text.lower()
     if "refused" in lowered:
-        return RegistryError(f"cannot reach {netloc}: connection refused",
-                             fix="check that the registry is running and the host and port are right")
+        return RegistryUnreachable(netloc, "connection refused", cause="refused",
+                                   fix="check that the registry is running and the host and port are right")
     if any(marker in lowered for marker in ("name or service not known", "nodename nor servname", "getaddrinfo",
                                             "name resolution", "no address associated", "failed to resolve")):
-        return RegistryError(f"cannot reach {netloc}: the host name does not resolve (DNS)",
-                             fix="check the registry name, your DNS and proxy settings")
-    return RegistryError(f"cannot reach {netloc}: connection failed ({type(exc).__name__})",
-                         fix="check the network and proxy settings, then try again")
+        return RegistryUnreachable(netloc, "the host name does not resolve (DNS)", cause="dns",
+                                   fix="check the registry name, your DNS and proxy settings")
+    return RegistryUnreachable(netloc, f"connection failed ({type(exc).__name__})", cause="other",
+                               fix="check the network and proxy settings, then try again")
+
+
+def status_error(response: requests.Response, method: str, api_host: str, repository: str, path: str,
+                 upstream: str | None, *, sent: bool, what: str | None = None) -> RegistryError:
+    """The one error for a registry's non-2xx answer: auth, not found, rate limit, server trouble, other.
+
+    ``sent``: the user's credentials went out. ``what`` replaces the subject (a token request). The number of
+    retries made comes from the Retry the transport left on the response (urllib3's ``HTTPResponse.retries``).
+    """
+    status = response.status_code
+    codes, messages = error_codes(response, method)
+    host = host_label(api_host, upstream)
+    retries = retries_made(response)
+    retried = f" after {retries} {'retry' if retries == 1 else 'retries'}"
+    if what is None and status in (401, 403):
+        return auth_error(status, api_host, repository, sent, upstream=upstream)
+    if what is None and status == 404:
+        return not_found(api_host, repository, path, codes, upstream)
+    detail = f" ({'; '.join(messages)})" if messages else ""
+    subject = what or f"{method} {path} on {host} failed"
+    if status == 429:
+        return _rate_limited(response, subject, retried, hub=api_host == DOCKER_HUB_API_HOST or upstream == DOCKER_HUB)
+    if status >= 500 or status == 408:
+        return RegistryError(f"{subject}: {status} {response.reason or ''}".rstrip() + f"{retried}{detail}",
+                             fix="the registry is having trouble; try again later")
+    return RegistryError(f"{subject}: {status} {response.reason or ''}".rstrip() + detail,
+                         fix="check the image reference and the registry")
+
+
+def _rate_limited(response: requests.Response, subject: str, retried: str, *, hub: bool) -> RegistryError:
+    remaining = response.headers.get("ratelimit-remaining")
+    limit = response.headers.get("ratelimit-limit")
+    header = f"; ratelimit-remaining: {remaining}" if remaining is not None else ""
+    header += f", ratelimit-limit: {limit}" if limit is not None else ""
+    if response.headers.get("Retry-After"):
+        header += f"; Retry-After: {response.headers['Retry-After']}"
+    if hub:
+        return RegistryError(f"{subject}: 429 Too Many Requests - Docker Hub's pull rate limit is used up{header}",
+                             fix="wait until the limit resets (see the ratelimit-remaining header), log in with "
+                                 "`docker login` for a higher limit, or use a mirror")
+    return RegistryError(f"{subject}: 429 Too Many Requests{retried}{header}",
+                         fix="wait and try again, or ask the registry's operators about its rate limit")
+
+
+def retries_made(response: requests.Response) -> int:
+    """How many times the request was sent again before this answer (urllib3 keeps it on the raw response)."""
+    retry = getattr(response.raw, "retries", None)
+    history = getattr(retry, "history", ())
+    return len(history)
+
+
+def digest_mismatch(kind: str, where: str, expected: str, actual: str) -> RegistryError:
+    return RegistryError(f"digest mismatch for {kind} of {where}: expected {expected}, got {actual}",
+                         fix="the registry or a proxy altered the content; try again, or report it")
+
+
+def unknown_media_type(where: str, media_type: str) -> RegistryError:
+    return RegistryError(f"unsupported manifest media type '{media_type or 'none'}' for {where}",
+                         fix="pinrepro understands OCI and Docker v2 manifests and indexes; Docker schema 1 "
+                             "images must be re-pushed with a current Docker or skopeo")
+
+
+def too_big(what: str, size: int, limit: int, *, fix: str) -> RegistryError:
+    return RegistryError(f"{what} is {size} bytes, over the {limit}-byte limit", fix=fix)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pinrepro.inventory.dpkg import Package
 from tests.support.tools import in_ci, require_tool
 
 SUITE = "bookworm"
@@ -162,3 +163,22 @@ def rootfs_packages(tar: Path) -> dict[str, str]:
         member = archive.extractfile("./var/lib/dpkg/status")
         assert member is not None, f"{tar} has no dpkg status"
         return {p.name: p.version for p in parse_status(member.read()).packages}
+
+
+def dpkg_query_installed(dpkg_query: str, status: Path, workdir: Path) -> set[Package]:
+    """The oracle: what ``dpkg-query -W`` says is installed in a copy of ``status`` (config-files and
+    half-removed packages are listed by dpkg-query but are not installed, so they are dropped here too)."""
+    admin = workdir / "dpkg-admin"
+    (admin / "updates").mkdir(parents=True)
+    shutil.copy(status, admin / "status")
+    out = subprocess.run(
+        [dpkg_query, f"--admindir={admin}", "-W",
+         "-f=${db:Status-Want} ${db:Status-Status} ${Package} ${Architecture} ${Version}\n"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout
+    installed: set[Package] = set()
+    for line in out.splitlines():
+        want, state, name, arch, version = line.split(" ")
+        if want in ("install", "hold") and state not in ("not-installed", "config-files"):
+            installed.add(Package(name, version, arch))
+    return installed

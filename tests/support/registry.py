@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,11 @@ Mode = Literal["anonymous", "htpasswd", "token"]
 
 _READY_DEADLINE_S = 30.0
 _START_ATTEMPTS = 5
+
+
+# Called before a registry starts; tests/conftest.py sets it per test to fail one without the realregistry
+# marker (a test selected by ``-m "not realregistry"`` must never need Debian's docker-registry).
+start_guard: Callable[[], None] | None = None
 
 
 class RegistryStartError(RuntimeError):
@@ -110,6 +116,8 @@ class RegistryServer:
     def start(self) -> RegistryServer:
         if self.running:
             return self
+        if start_guard is not None:
+            start_guard()
         binary = require_tool("docker-registry")
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.mode == "token" and self.issuer is None:

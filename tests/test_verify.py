@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -125,3 +126,127 @@ def test_every_finding_has_a_file_and_a_line_for_github(tmp_path: Path, monkeypa
     github = run(tmp_path, "verify", "--format", "github").stdout.splitlines()
     assert len(github) == 6
     assert all(",line=" in line for line in github), github
+
+
+# -- run_verify and check_online on their own: a hand-written lock, no registry ------------------------------
+
+UBUNTU = "docker.io/library/ubuntu:22.04"
+PINNED = "sha256:" + "1" * 64
+OTHER = "sha256:" + "2" * 64
+
+
+def _locked(root: Path, *keys: str, digest: str = PINNED, platforms: tuple[str, ...] = ("linux/amd64",)) -> None:
+    from pinrepro import lockfile
+    from pinrepro.lockfile import ImageLock, Lock, PlatformLock
+
+    entry = ImageLock(digest=digest, media_type="m", platforms={p: PlatformLock(digest=digest) for p in platforms})
+    (root / "pinrepro.lock").write_text(lockfile.dumps(Lock(images=dict.fromkeys(keys, entry))))
+
+
+def _table_line(root: Path, key: str) -> int:
+    """The line of ``[images."<key>"]`` in the lock, counted by hand."""
+    return (root / "pinrepro.lock").read_text().splitlines().index(f'[images."{key}"]') + 1
+
+
+def _verify(root: Path, **options: Any) -> list[tuple[str | None, str, str]]:
+    from pinrepro.config import load
+    from pinrepro.verify import run_verify
+
+    return [(f.location(), f.level, f.code) for f in run_verify(load(root), **options).findings]
+
+
+def test_a_from_pinned_to_the_locked_digest_is_clean(tmp_path: Path) -> None:
+    _locked(tmp_path, UBUNTU)
+    (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{PINNED}\n")
+    assert _verify(tmp_path) == []
+
+
+@pytest.mark.parametrize(("dockerfile", "expected"), [
+    ("FROM ubuntu:22.04\n", [("Dockerfile:1", "error", "unpinned")]),
+    (f"FROM ubuntu:22.04@{OTHER}\n", [("Dockerfile:1", "error", "drift")]),
+    (f"FROM ubuntu:22.04@{PINNED}\nFROM debian:12\n", [("Dockerfile:2", "error", "not-locked")]),
+    ("FROM scratch\n", [("pinrepro.lock:{ubuntu}", "error", "stale-lock-entry")]),
+])
+def test_what_verify_finds_between_the_dockerfile_and_the_lock(tmp_path: Path, dockerfile: str,
+                                                               expected: list[tuple[str, str, str]]) -> None:
+    _locked(tmp_path, UBUNTU)
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    ubuntu = _table_line(tmp_path, UBUNTU)
+    assert _verify(tmp_path) == [(where.format(ubuntu=ubuntu), level, code) for where, level, code in expected]
+
+
+def test_a_missing_lock_is_one_finding_naming_the_command(tmp_path: Path) -> None:
+    from pinrepro.config import load
+    from pinrepro.verify import run_verify
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (finding,) = run_verify(load(tmp_path)).findings
+    assert (finding.code, finding.message) == ("no-lock", "pinrepro.lock does not exist: run `pinrepro lock` and "
+                                                           "commit it")
+
+
+def test_an_absent_platform_warns_and_fails_only_under_strict(tmp_path: Path) -> None:
+    from pinrepro import lockfile
+    from pinrepro.config import load
+    from pinrepro.lockfile import ImageLock, Lock, PlatformLock
+    from pinrepro.verify import run_verify
+
+    (tmp_path / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
+    _locked(tmp_path, UBUNTU, platforms=("linux/amd64", "linux/arm64"))
+    (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{PINNED}\n")
+    assert _verify(tmp_path) == []
+    entry = ImageLock(digest=PINNED, media_type="m", platforms={"linux/amd64": PlatformLock(digest=PINNED),
+                                                                "linux/arm64": PlatformLock(absent=True)})
+    (tmp_path / "pinrepro.lock").write_text(lockfile.dumps(Lock(images={UBUNTU: entry})))
+    assert _verify(tmp_path) == [("Dockerfile:1", "warning", "platform-absent")]
+    assert run_verify(load(tmp_path)).exit_code == 0
+    assert run_verify(load(tmp_path), strict=True).exit_code == 1
+
+
+class _Registry:
+    """Answers HEAD requests from a table: a digest, or the error the registry gave."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def __enter__(self) -> _Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass  # verify closes the client it made when its online checks are done
+
+    def head_many(self, refs: list[Any]) -> dict[Any, object]:
+        from pinrepro.registry.client import Descriptor
+
+        self.asked.extend(str(ref) for ref in refs)
+        found = {ref: self.answers[str(ref)] for ref in refs}
+        return {ref: Descriptor(a, "m", None) if isinstance(a, str) else a for ref, a in found.items()}
+
+
+def test_online_checks_ask_for_the_pin_and_the_tag_once_each(tmp_path: Path) -> None:
+    from pinrepro.errors import NotFoundError
+
+    debian = "docker.io/library/debian:12"
+    _locked(tmp_path, UBUNTU, debian)
+    (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{PINNED}\nFROM debian:12@{PINNED}\n")
+    registry = _Registry({f"{UBUNTU}@{PINNED}": PINNED, UBUNTU: OTHER,
+                          f"{debian}@{PINNED}": NotFoundError("manifest unknown"),
+                          debian: NotFoundError("debian:12 not found")})
+    found = _verify(tmp_path, online=True, client_factory=lambda: registry)
+    at_debian = f"pinrepro.lock:{_table_line(tmp_path, debian)}"
+    at_ubuntu = f"pinrepro.lock:{_table_line(tmp_path, UBUNTU)}"
+    assert found == [(at_debian, "error", "not-pullable"), (at_debian, "warning", "tag-gone"),
+                     (at_ubuntu, "warning", "tag-moved")]
+    assert sorted(registry.asked) == sorted([f"{UBUNTU}@{PINNED}", UBUNTU, f"{debian}@{PINNED}", debian])
+
+
+def test_an_online_error_other_than_not_found_stops_verify(tmp_path: Path) -> None:
+    from pinrepro.errors import RegistryError
+
+    _locked(tmp_path, UBUNTU)
+    (tmp_path / "Dockerfile").write_text(f"FROM ubuntu:22.04@{PINNED}\n")
+    registry = _Registry({f"{UBUNTU}@{PINNED}": RegistryError("denied: requested access to the resource is denied"),
+                          UBUNTU: PINNED})
+    with pytest.raises(RegistryError, match="denied"):
+        _verify(tmp_path, online=True, client_factory=lambda: registry)

@@ -1,5 +1,7 @@
 """verify's CUDA coherence checks: do the requirement locks, the Dockerfile stages and the images agree?
 
+A verify check that reads what pinrepro.inventory recorded (that package only knows image contents).
+
 Three warnings, each at the file and line to fix:
 - ``cuda-wheel-newer``: a requirement lock pins wheels built for a newer CUDA than an image the Dockerfiles
   use (``torch==2.3.1+cu124``, ``nvidia-*-cu12``, ``onnxruntime-gpu``, ``--extra-index-url .../whl/cu124``:
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pinrepro.config import Config
 from pinrepro.cudawheels import cuda_wheels, index_for
@@ -23,7 +26,10 @@ from pinrepro.dockerfile import Dockerfile, FromSite
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.contents import PlatformContents
-from pinrepro.inventory.cuda import compare_versions, major_minor, parse_version
+from pinrepro.inventory.cuda import major_minor, parse_version, version_or_zero
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 from pinrepro.inventory.driver_table import driver_floor
 from pinrepro.lockfile import ImageLock, Lock
 from pinrepro.reference import ImageRef
@@ -169,8 +175,8 @@ def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[
     )]
 
 
-def _driver_key(driver: str) -> tuple[int, ...]:
-    return parse_version(driver) or (0,)
+def _driver_key(driver: str) -> Version:
+    return version_or_zero(driver)
 
 
 def _is_newer(built_for: str, image: _ImageCuda) -> bool:
@@ -179,9 +185,9 @@ def _is_newer(built_for: str, image: _ImageCuda) -> bool:
     have = parse_version(image.version)
     if wheel is None or have is None:
         return False
-    if len(wheel) == 1:
-        return wheel[0] > have[0]
-    return compare_versions(wheel, have[:2]) > 0
+    if len(wheel.release) == 1:
+        return wheel.major > have.major
+    return wheel > version_or_zero(f"{have.major}.{have.minor}")
 
 
 def _driver_needed(built_for: str) -> str | None:

@@ -1,7 +1,8 @@
 """The shell commands inside RUN, CMD and ENTRYPOINT, with the Dockerfile line each one starts on.
 
-Not a reader of its own: instructions come from pinrepro.dockerfile (continuations joined, heredoc bodies
-attached) and their scripts are split by its ``shell_tokens`` (the lexer apt pinning uses too). This groups the
+Not a reader of its own: instructions come from reader.py (continuations joined, heredoc bodies attached) and
+their scripts are split by ``shell_tokens`` below (the lexer apt pinning uses too); ``pinrepro check``'s rules
+and verify's install check (pinrepro.installs) read RUN lines through here. ``commands`` groups the
 tokens into simple commands - words without their quotes, redirections, pipelines - keeping each word's
 position, so a finding names the physical line of the command and not only the first line of a 40-line RUN.
 Variable expansion, subshells and functions are not interpreted: the rules only look for literal commands.
@@ -10,11 +11,123 @@ Variable expansion, subshells and functions are not interpreted: the rules only 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from pinrepro.dockerfile import Instruction, shell_tokens, unquote_word
+from pinrepro.dockerfile.reader import Instruction
+from pinrepro.dockerfile.words import unquote_word
+
+_SHELL_OPERATORS = ("&&", "||", ">>", ";", "|", "&", "\n", "(", ")", ">", "<")
+_SHELL_OPERATOR_STARTS = frozenset(op[0] for op in _SHELL_OPERATORS)
+# Runs of characters that neither end a word nor start a quote, an escape or a substitution: skipped in one
+# step, so a 4 MB RUN line is not walked character by character.
+_PLAIN = re.compile(r"[^'\"`\\$&|;<>()\n \t\r]+")
+_SUBSTITUTION_PLAIN = re.compile(r"[^'\"`\\$()]+")
+_DOUBLE_QUOTED_PLAIN = {'"': re.compile(r'[^"\\]+'), "`": re.compile(r"[^`\\]+")}
+
+
+@dataclass(frozen=True)
+class ShellToken:
+    """A shell word as written (quotes kept), or an operator (``&&``, ``||``, ``;``, ``|``, ``&``, newline,
+    ``(``, ``)``, ``>``, ``>>``, ``<``); ``start``/``end`` index the script."""
+
+    text: str
+    start: int
+    end: int
+    operator: bool = False
+
+
+def shell_tokens(script: str) -> list[ShellToken]:
+    """Split a RUN script into words (quotes and escapes kept, as ``words.raw_words`` keeps them) and operators.
+
+    Enough of POSIX sh to find commands (https://pubs.opengroup.org/onlinepubs/9699919799/utilities/
+    V3_chap02.html, 2.3 Token Recognition): quotes, backslashes, ``$(...)``/backticks kept inside a word,
+    comments dropped. A redirection's file descriptor (``2>``) stays a word before the operator.
+    """
+    tokens: list[ShellToken] = []
+    position = 0
+    start = -1  # where the word being read starts; -1 between words
+    length = len(script)
+    while position < length:
+        char = script[position]
+        if start < 0 and char == "#":  # a comment runs to the end of the line
+            newline = script.find("\n", position)
+            position = length if newline < 0 else newline
+            continue
+        operator = _operator_at(script, position) if char in _SHELL_OPERATOR_STARTS else None
+        if operator is None and char not in " \t\r":
+            start = position if start < 0 else start
+            position = _word_part_end(script, position)
+            continue
+        if start >= 0:
+            tokens.append(ShellToken(script[start:position], start, position))
+            start = -1
+        if operator is not None:
+            tokens.append(ShellToken(operator, position, position + len(operator), operator=True))
+        position += len(operator) if operator is not None else 1
+    if start >= 0:
+        tokens.append(ShellToken(script[start:], start, length))
+    return tokens
+
+
+def _operator_at(script: str, position: int) -> str | None:
+    return next((op for op in _SHELL_OPERATORS if script.startswith(op, position)), None)
+
+
+def _word_part_end(script: str, position: int) -> int:
+    """Where the piece of a word that starts at ``position`` ends: a quoted string, an escaped character, a
+    ``$(...)`` substitution, or a run of plain characters (at least one character)."""
+    char = script[position]
+    if char in "'\"`":
+        return _quoted_end(script, position)
+    if char == "\\":
+        return min(position + 2, len(script))
+    if script.startswith("$(", position):
+        return _substitution_end(script, position)
+    plain = _PLAIN.match(script, position)
+    return plain.end() if plain is not None else position + 1
+
+
+def _quoted_end(script: str, position: int) -> int:
+    """The position after the quote that closes the one at ``position`` (the end of the script if none)."""
+    quote = script[position]
+    if quote == "'":
+        end = script.find("'", position + 1)
+        return len(script) if end < 0 else end + 1
+    plain = _DOUBLE_QUOTED_PLAIN[quote]
+    end = position + 1
+    while end < len(script) and script[end] != quote:
+        run = plain.match(script, end)
+        end = run.end() if run is not None else end + 2  # a backslash and the character it escapes
+    return min(end + 1, len(script))
+
+
+def _substitution_end(script: str, position: int) -> int:
+    """The position after the ``)`` that closes the ``$(`` at ``position``; quotes and escapes inside count."""
+    depth = 0
+    while position < len(script):
+        char = script[position]
+        if char in "'\"`":
+            position = _quoted_end(script, position)
+            continue
+        if char == "\\":
+            position += 2
+            continue
+        if char == "$" and script.startswith("$(", position):
+            depth, position = depth + 1, position + 2
+            continue
+        if char in "()":
+            depth += 1 if char == "(" else -1
+            position += 1
+            if depth == 0:
+                return position
+            continue
+        run = _SUBSTITUTION_PLAIN.match(script, position)
+        position = run.end() if run is not None else position + 1
+    return len(script)
+
 
 _REDIRECTS = frozenset({">", ">>", "<"})
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash"})

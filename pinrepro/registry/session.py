@@ -1,0 +1,81 @@
+"""One HTTP exchange with a registry host: requests' session as pinrepro sets it up, and one send under a deadline.
+
+No ~/.netrc credentials (they would follow redirects), no redirects followed by requests (the transport
+follows them itself, checking each Location), every connection watched by deadline.py, every kept body read
+here with a size cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from pinrepro.registry import deadline
+from pinrepro.registry.body import buffer_capped
+from pinrepro.registry.errors import ERROR_BODY_LIMIT
+
+
+class DeadlinePassed(Exception):
+    """The request's total deadline cut it (connect, headers and body together)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+class _NoNetrc(requests.auth.AuthBase):
+    """Set as the session's auth so requests never adds ~/.netrc credentials (they would follow redirects)."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class _Session(requests.Session):
+    """Redirects are followed by hand (Transport._send_following_redirects, which checks each Location);
+    requests would otherwise parse Location even with allow_redirects=False, and crash on a bad one."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
+def new_session(user_agent: str, pool_size: int) -> requests.Session:
+    """A session with ``pool_size`` keep-alive connections per host, each watched by deadline.py."""
+    session = _Session()
+    session.auth = _NoNetrc()
+    session.headers["User-Agent"] = user_agent
+    # Retries are the transport's (registry/retry.py): each attempt gets its own deadline.
+    adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    deadline.watch(adapter)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def send_once(session: requests.Session, method: str, url: str, headers: Mapping[str, str], *, stream: bool,
+              data: str | None, timeout: float, seconds: float, verify: bool, max_body: int) -> requests.Response:
+    """Send one request, done within ``seconds``; a body not streamed (or an error's) is read, capped, here."""
+    # Always streamed from requests' side: a body we keep is read here, with a size cap, under the deadline.
+    with deadline.scope(seconds) as limit:
+        try:
+            # The user listed an unverified host as insecure; the warning would only repeat that. (Only then:
+            # catch_warnings swaps process-wide filters, which concurrent requests would race on.)
+            with warnings.catch_warnings() if not verify else contextlib.nullcontext():
+                if not verify:
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                response = session.request(method, url, headers=dict(headers), stream=True, data=data,
+                                           timeout=timeout, allow_redirects=False, verify=verify)
+            response.pinrepro_deadline = limit  # type: ignore[attr-defined]
+            if not stream or response.status_code >= 300:
+                error = response.status_code >= 300
+                buffer_capped(response, ERROR_BODY_LIMIT if error else max_body, urlsplit(url).netloc,
+                              truncate=error)
+        except requests.exceptions.RequestException as exc:
+            if limit.fired:
+                raise DeadlinePassed(seconds) from exc
+            raise
+    return response
