@@ -228,3 +228,23 @@ def test_describe_many_hands_each_description_on_as_it_arrives(hub: Hub) -> None
         described = client.describe_many([ImageRef.parse(f"ubuntu:{tag}") for tag in digests],
                                          then=lambda ref, description: seen.update({ref.tag or "": description.digest}))
     assert seen == digests == {ref.tag: d.digest for ref, d in described.items()}
+
+
+def test_the_environment_is_read_once_per_host(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests scans the whole environment for proxies on each request; the session reads it once per host."""
+    import requests.sessions
+
+    real = requests.sessions.get_environ_proxies
+    reads: list[str] = []
+
+    def counting(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        reads.append(url.split("/")[2])
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    for n, tag in enumerate(("20.04", "22.04", "24.04"), start=1):
+        hub.push(tag, n)
+    with RegistryClient(AnonymousKeychain(), sleep=lambda _: None) as client:
+        client.describe_many([ImageRef.parse(f"ubuntu:{tag}") for tag in ("20.04", "22.04", "24.04")])
+    assert len([call for call in hub.rsps.calls if "/manifests/" in call.request.path_url]) == 3
+    assert sorted(reads) == ["auth.docker.io", "registry-1.docker.io"]
