@@ -25,7 +25,8 @@ from pinrepro.config import Config
 from pinrepro.errors import ConfigError, GitError
 from pinrepro.findings import Finding
 from pinrepro.git import Git, Identity
-from pinrepro.github import GitHub, PullRequest, Repository, api_url_for_remote, token_from_env
+from pinrepro.githost import Repository, api_url_for_remote, token_from_env
+from pinrepro.github import GitHub, PullRequest
 from pinrepro.journal import commit, project_lock
 from pinrepro.lockfile import Lock
 from pinrepro.schema import Table
