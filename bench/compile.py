@@ -39,10 +39,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pinrepro import config as config_module
+from pinrepro import reqfile
 from pinrepro.errors import ResolverError
 from pinrepro.fsutil import write_atomically
+from pinrepro.layers.compile import compile_layers
 from pinrepro.lock import run_lock
-from pinrepro.requirements import ResolverRunner, compile_layers
+from pinrepro.resolvers import ResolverRunner
 
 SERVICE = {
     "base": ["numpy", "onnxruntime"],
@@ -280,8 +282,8 @@ def main() -> int:
         print(f"both backends wrote byte-identical locks: {same}")
         if not same:
             for resolver in ("pip-compile", "uv"):
-                pins = sorted(line.split(" ")[0] for text in contents[resolver]
-                              for line in text.decode().splitlines() if "==" in line and not line.startswith(" "))
+                pins = sorted(f"{name}=={version}" for text in contents[resolver]
+                              for name, (version, _) in reqfile.pins(text.decode()).items())
                 print(f"  {resolver}: {' '.join(pins)}")
 
         times, resolver_runs, written, command = no_change(scratch / "five", args.no_change_rounds)

@@ -129,7 +129,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
          dry_run: bool, check: bool, fmt: str) -> None:
     """Pin what is not pinned yet or whose input changed; keep every other pin."""
     from pinrepro.lock import run_lock
-    from pinrepro.requirements import ResolverRunner
+    from pinrepro.resolvers import ResolverRunner
 
     out = Output(verbose, quiet)
     config = load_config(root)

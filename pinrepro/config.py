@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
+from pinrepro.layers.order import ordered
 from pinrepro.reference import canonical_registry
 from pinrepro.schema import Table
 from pinrepro.scrub import remember
@@ -322,23 +323,7 @@ def _check_layer_graph(layers: list[Layer], source: str) -> None:
             if dep not in by_name:
                 raise ConfigError(f"layer '{layer.name}' is constrained by unknown layer '{dep}'", where=source,
                                   fix=f"known layers: {', '.join(names)}")
-    # Depth-first search for a cycle, reporting its path.
-    state: dict[str, int] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = " -> ".join([*path[path.index(name):], name])
-            raise ConfigError(f"layer constraints form a cycle: {cycle}", where=source,
-                              fix="a layer can only be constrained by layers below it")
-        state[name] = 1
-        for dep in by_name[name].constraints:
-            visit(dep, [*path, name])
-        state[name] = 2
-
-    for name in names:
-        visit(name, [])
+    ordered(layers, source)  # refuses a cycle, naming it
 
 
 def _index_options(table: Table, inherited: IndexOptions) -> IndexOptions:

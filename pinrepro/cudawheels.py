@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 from pinrepro.inventory.cuda import version_or_zero
 from pinrepro.inventory.driver_table import driver_floor
+from pinrepro.reqfile import INDEX_OPTIONS, lock_options, parse_lock
 
-# name==version (the requirement part of a lock line)
-_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([^\s;\\#]+)")
-_INDEX = re.compile(r"^\s*(?:--extra-index-url|--index-url|-i|--find-links|-f)[\s=]+(\S+)")
 _INDEX_CUDA = re.compile(r"/cu(\d{2,3})/?$")
 _SUFFIX = re.compile(r"^(?:nvidia-[a-z0-9-]+?|tensorrt(?:-[a-z]+)?)-cu(\d{2})(?:-[a-z]+)?$")
 _NAME_MAJOR = re.compile(r"^(?:cupy-cuda(\d{2})x|jax-cuda(\d{2})-(?:plugin|pjrt)|tensorrt-cu(\d{2}).*)$")
@@ -88,22 +86,18 @@ def cuda_of(name: str, version: str) -> str | None:
 def cuda_wheels(text: str) -> list[CudaWheel]:
     """Every line of a lock that ties it to a CUDA version: CUDA wheels, and index lines ending in /cuNNN."""
     found: list[CudaWheel] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.split(" #", 1)[0].strip()
-        if not stripped or stripped.startswith("#"):
+    for option in lock_options(text):
+        tag = _INDEX_CUDA.search(option.value) if option.option in INDEX_OPTIONS else None
+        if tag:
+            found.append(CudaWheel(option.line, f"the index {option.value}", cuda_of_tag(tag[1]), index=option.value))
+    for entry in parse_lock(text):
+        # only pins: an editable line installs whatever its source holds (pinrepro.reqfile)
+        if entry.written_name is None or entry.version is None:
             continue
-        index = _INDEX.match(stripped)
-        if index:
-            tag = _INDEX_CUDA.search(index[1])
-            if tag:
-                found.append(CudaWheel(number, f"the index {index[1]}", cuda_of_tag(tag[1]), index=index[1]))
-            continue
-        pin = _PIN.match(stripped)
-        if pin:
-            cuda = cuda_of(pin[1], pin[2])
-            if cuda is not None:
-                found.append(CudaWheel(number, f"{pin[1]}=={pin[2]}", cuda))
-    return found
+        cuda = cuda_of(entry.written_name, entry.version)
+        if cuda is not None:
+            found.append(CudaWheel(entry.line, f"{entry.written_name}=={entry.version}", cuda))
+    return sorted(found, key=lambda wheel: wheel.line)
 
 
 def index_for(wheels: list[CudaWheel], cuda: str) -> str:

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     # At run time these load when needed: the registry client (requests) when something must be resolved,
     # the resolvers (packaging) when layers are configured - a lock with nothing to do starts fast (issue #15).
     from pinrepro.inventory.cache import Cache
+    from pinrepro.layers.compile import LayerOutcome, LayerProgress
     from pinrepro.registry.client import ImageDescription, RegistryClient
-    from pinrepro.requirements import LayerOutcome, LayerProgress, ResolverRunner
+    from pinrepro.resolvers import ResolverRunner
 
 Progress = Callable[[int, int], None]
 # (image to fetch from, platform manifest digest) -> the platform's contents as lock data.
@@ -121,7 +122,7 @@ def _run_lock(config: Config, *, upgrade: bool, upgrade_packages: Collection[str
     compiled: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     if config.layers:
-        from pinrepro.requirements import compile_layers
+        from pinrepro.layers.compile import compile_layers
 
         outcomes = compile_layers(
             config, old.layers if old else {}, upgrade=upgrade, upgrade_packages=upgrade_packages,
@@ -274,7 +275,7 @@ def _unknown_upgrade_packages(names: Collection[str], outcomes: list[LayerOutcom
     """A typo in --upgrade-package would otherwise do nothing, silently."""
     from packaging.utils import canonicalize_name
 
-    from pinrepro.requirements import parse_lock
+    from pinrepro.reqfile import parse_lock
 
     pinned = {entry.name for outcome in outcomes for text in (outcome.by_platform or {"": outcome.content}).values()
               for entry in parse_lock(text.decode("utf-8"))}

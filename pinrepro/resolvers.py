@@ -36,11 +36,10 @@ from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
 from pinrepro.pyindex import Secrets
 from pinrepro.registry.platform import host_platform, same_platform
+from pinrepro.reqfile import COMPILE_COMMAND
 from pinrepro.resolverfailure import failure, skipped_index
 
-__all__ = ["COMPILE_COMMAND", "CompileRequest", "ResolverRunner", "compile_layer"]
-
-COMPILE_COMMAND = "pinrepro lock"
+__all__ = ["CompileRequest", "ResolverRunner", "compile_layer"]
 
 # PIP_* / UV_* variables kept: they change how packages are fetched, never which ones or from where.
 _PIP_KEEP = frozenset({

@@ -9,13 +9,10 @@ Pure: the caller hands in both locks and the old and new bytes of the files that
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from packaging.utils import canonicalize_name
 
 from pinrepro import escape, lockdiff
 from pinrepro.deploy.discovery import is_deploy_path
@@ -23,6 +20,7 @@ from pinrepro.inventory.cuda import parse_version
 from pinrepro.lockdiff import LABELS, Change, ImageDiff, PlatformDiff
 from pinrepro.lockfile import LayerLock, Lock
 from pinrepro.pyplatforms import targets
+from pinrepro.reqfile import parse_lock
 
 # Section headings, in the order they appear; tests check each one is rendered.
 HEADING_DRIVER = "Minimum NVIDIA driver"
@@ -37,11 +35,6 @@ NOTHING_CHANGED = (
 )
 
 _SHORT_DIGEST = 12
-# One requirement line of pip-compile / uv output: name[extras]==version (or name @ url), before markers/hashes.
-_PINNED = re.compile(
-    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*"
-    r"(?:={2,3}\s*(?P<version>[^\s;\\#]+)|@\s*(?P<url>[^\s;\\#]+))"
-)
 
 
 @dataclass(frozen=True)
@@ -150,21 +143,14 @@ def _platform_change(diff: PlatformDiff) -> PlatformChange | None:
 def parse_requirements(text: str) -> dict[str, tuple[str, str]]:
     """Pinned packages of a pip-compile / uv lock: canonical name -> (name as written, version or ``@ url``)."""
     pins: dict[str, tuple[str, str]] = {}
-    logical = ""
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            logical += line[:-1] + " "
+    for entry in parse_lock(text):
+        # an editable line installs whatever its source holds: not a pin (pinrepro.reqfile)
+        if entry.editable or entry.name is None or entry.written_name is None:
             continue
-        logical += line
-        statement = logical.strip()
-        logical = ""
-        if not statement or statement.startswith(("#", "-")):
-            continue
-        match = _PINNED.match(statement)
-        if match:
-            version = match["version"] or f"@ {match['url']}"
-            pins[canonicalize_name(match["name"])] = (match["name"], version)
+        if entry.version is not None:
+            pins[entry.name] = (entry.written_name, entry.version)
+        elif entry.url is not None:
+            pins[entry.name] = (entry.written_name, f"@ {entry.url}")
     return pins
 
 

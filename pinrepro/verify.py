@@ -14,6 +14,7 @@ from pinrepro import lockfile
 from pinrepro.addgit import check_git, check_git_online, resolver
 from pinrepro.addurl import check_urls, check_urls_online, fetcher
 from pinrepro.apt.check import check_apt, check_apt_online
+from pinrepro.coherence import check_cuda_coherence
 from pinrepro.config import Config
 from pinrepro.deploy.scan import scan_project
 from pinrepro.discovery import ImageSite, collect_deploy_sites, collect_sites, load_dockerfiles, wanted_platforms
@@ -21,11 +22,10 @@ from pinrepro.dockerfile import Dockerfile
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.findings import Finding, Report, findings_document
 from pinrepro.installs import check_dockerfile_installs
-from pinrepro.inventory.coherence import check_cuda_coherence
+from pinrepro.layers.check import check_layers
 from pinrepro.lockfile import Lock
 from pinrepro.policy import check_policy, load_settings
 from pinrepro.pyplatforms import targets
-from pinrepro.pyverify import check_layers
 from pinrepro.reference import ImageRef, short_digest
 from pinrepro.suppress import apply_ignores
 

@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from pinrepro import lockfile
 from pinrepro.cli import cli
 from pinrepro.lockfile import Lock
-from pinrepro.requirements import parse_lock
+from pinrepro.reqfile import parse_lock
 from tests.support.aptrepo import AptRepo, Deb
 from tests.support.debian import Buildah, rootfs_packages, rootfs_tar
 from tests.support.registry import RegistryServer

@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 from pinrepro import lockfile
 from pinrepro.cli import cli
 from pinrepro.lockfile import Lock
-from pinrepro.requirements import parse_lock
+from pinrepro.reqfile import parse_lock
 from tests.support.debian import Buildah, rootfs_packages, rootfs_tar
 from tests.support.example import ROOT, demo
 from tests.support.images import OCI_INDEX, OCI_MANIFEST, compress, layer_tar, put_manifest, sha256_digest, upload_blob

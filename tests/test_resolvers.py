@@ -1,10 +1,11 @@
 """resolvers.py: finding an interpreter or uv, the isolated environment, the argument lists, and running one
 resolver process under a timeout. Fake interpreters are shell scripts on a PATH of the test's own; what a real
-pip-compile or uv writes is covered by tests/test_requirements.py."""
+pip-compile or uv writes is covered by tests/test_layers_compile.py."""
 
 from __future__ import annotations
 
 import os
+import platform as stdlib_platform
 import stat
 import sys
 from pathlib import Path
@@ -129,7 +130,7 @@ def test_uv_targets_the_platforms_it_knows() -> None:
 ])
 def test_pip_compile_targets_only_the_machine_it_runs_on(monkeypatch: pytest.MonkeyPatch, machine: str,
                                                           platform: str, ok: bool) -> None:
-    monkeypatch.setattr("platform.machine", lambda: machine)
+    monkeypatch.setattr(stdlib_platform, "machine", lambda: machine)
     if ok:
         check_target("pip-compile", platform, "base")
         return

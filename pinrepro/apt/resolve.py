@@ -112,8 +112,8 @@ def resolve(files: Mapping[str, bytes], requests: Sequence[Request], *, architec
         return Resolution(tuple(installs), _release_dates(root, env))
 
 
-def _prepare(root: Path, files: Mapping[str, bytes], sources: list[Source], uri_for: Mapping[str, str],
-             architecture: str, cache: Path) -> dict[str, str]:
+def _stage_image_files(root: Path, files: Mapping[str, bytes]) -> Path:
+    """The image's apt and dpkg files under the private ``root`` (keys, preferences, dpkg status); the status path."""
     for path, data in files.items():
         if path.startswith(("etc/apt/", "var/lib/dpkg/", "usr/share/keyrings/")) and ".." not in path.split("/"):
             target = root / "image" / path
@@ -137,6 +137,12 @@ def _prepare(root: Path, files: Mapping[str, bytes], sources: list[Source], uri_
     for path, data in sorted(files.items()):
         if path == "etc/apt/trusted.gpg" or (path.startswith("etc/apt/trusted.gpg.d/") and path.count("/") == 3):
             (trusted / path.replace("/", "_")).write_bytes(data)
+    return status
+
+
+def _prepare(root: Path, files: Mapping[str, bytes], sources: list[Source], uri_for: Mapping[str, str],
+             architecture: str, cache: Path) -> dict[str, str]:
+    status = _stage_image_files(root, files)
 
     def key_path(source: Source) -> str | None:
         if source.inline_key:

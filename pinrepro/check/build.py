@@ -14,7 +14,7 @@ from pinrepro.dockerfile.commands import Command, commands
 from pinrepro.findings import Finding
 from pinrepro.pyplatforms import targetarch_pattern, targets
 from pinrepro.reference import ImageRef
-from pinrepro.requirements import parse_lock
+from pinrepro.reqfile import parse_lock
 
 # "12.4.1-devel-ubuntu22.04", "12.4.1-cudnn-devel-ubuntu22.04", "2.3.0-cuda12.1-cudnn8-devel".
 _DEVEL_TAG = re.compile(r"(?:^|[-_.])devel(?:$|[-_.])")

@@ -3,8 +3,8 @@
 Entry point: ``scan_platform(client, ref, platform_manifest, cache=Cache())`` -> ``PlatformContents``, whose
 ``to_toml()`` is the platform's table in pinrepro.lock. Modules, one job each: ``cuda`` (env facts and
 NVIDIA_REQUIRE_CUDA), ``driver_table`` (toolkit -> driver), ``dpkg``, ``osrelease``, ``imageconfig``,
-``layers`` (one streamed layer), ``overlay`` (layers stacked, whiteouts), ``cache``, ``scan``, ``contents``,
-``coherence`` (verify's CUDA checks).
+``layers`` (one streamed layer), ``overlay`` (layers stacked, whiteouts), ``cache``, ``scan``, ``contents``.
+What the contents mean for a project (verify's CUDA checks) is pinrepro.coherence's business, not this package's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pinrepro.inventory.contents import CudaInfo, PlatformContents
     from pinrepro.inventory.scan import scan_platform
 
-# Loaded on first use: verify's CUDA checks (coherence) need neither the layer reader nor the registry client
+# Loaded on first use: verify's CUDA checks (pinrepro.coherence) need neither the layer reader nor the registry client
 # (requests) that cache and scan bring with them - start-up time, issue #15.
 _WHERE = {
     "InventoryError": "pinrepro.errors", "Cache": "pinrepro.inventory.cache",

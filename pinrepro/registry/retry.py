@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
-from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    from urllib3.response import BaseHTTPResponse  # urllib3 2; 1.26 has HTTPResponse only
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_BACKOFF_S = 0.5

@@ -44,7 +44,7 @@ def require_tool(name: str) -> str:
 def require_uv() -> None:
     """Skip a uv test when uv is missing; under ``CI=true`` fail (``pip install 'pinrepro[uv]'`` installs it)."""
     from pinrepro.errors import ResolverError
-    from pinrepro.requirements import ResolverRunner
+    from pinrepro.resolvers import ResolverRunner
 
     try:
         ResolverRunner().find_uv()

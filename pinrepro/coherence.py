@@ -1,5 +1,7 @@
 """verify's CUDA coherence checks: do the requirement locks, the Dockerfile stages and the images agree?
 
+A verify check that reads what pinrepro.inventory recorded (that package only knows image contents).
+
 Three warnings, each at the file and line to fix:
 - ``cuda-wheel-newer``: a requirement lock pins wheels built for a newer CUDA than an image the Dockerfiles
   use (``torch==2.3.1+cu124``, ``nvidia-*-cu12``, ``onnxruntime-gpu``, ``--extra-index-url .../whl/cu124``:

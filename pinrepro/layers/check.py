@@ -1,8 +1,8 @@
 """verify's offline checks of the requirement layers: each lock (one per architecture where the platforms span
 several) against pinrepro.lock's record and the files on disk. Never runs a resolver.
 
-Moved out of pinrepro.requirements, which compiles the layers; the record's shape (what a layer was compiled
-from) is defined there and only read here.
+pinrepro.layers.compile writes the locks and their records; what a record says a layer was compiled from is
+computed by pinrepro.layers.inputs and only compared here.
 """
 
 from __future__ import annotations
@@ -13,19 +13,10 @@ from pinrepro import pyplatforms
 from pinrepro.config import Config, Layer
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
+from pinrepro.layers.inputs import input_sha256, options_sha256, platform_key, read_or_none, sha256, target_python
+from pinrepro.layers.order import below, ordered
 from pinrepro.lockfile import LayerLock, Lock, table_lines
-from pinrepro.requirements import (
-    _lower,
-    _ordered,
-    _pins,
-    _platform_key,
-    _read,
-    _sha256,
-    input_sha256,
-    options_sha256,
-    parse_lock,
-    target_python,
-)
+from pinrepro.reqfile import parse_lock, pins
 
 __all__ = ["check_layers"]
 
@@ -40,16 +31,16 @@ def check_layers(config: Config, lock: Lock, *, platform: str | None = None) -> 
     texts: dict[str, dict[str, str]] = {}  # layer -> platform -> its lock text
     configured = {layer.name for layer in config.layers}
     stale = sorted(set(lock.layers) - configured)
-    lock_text = (_read(config.lock_path) or b"").decode("utf-8", "replace") if stale else ""
+    lock_text = (read_or_none(config.lock_path) or b"").decode("utf-8", "replace") if stale else ""
     lines = table_lines(lock_text, "layers")
     for name in stale:
         findings.append(Finding(config.lockfile, lines.get(name), "error", "stale-lock-entry",
                                 f"pinrepro.lock records layer '{name}', which is not configured any more - "
                                 "run `pinrepro lock` to drop it"))
-    for layer in _ordered(config.layers):
+    for layer in ordered(config.layers):
         record = lock.layers.get(layer.name)
         targets = pyplatforms.targets(layer.lock, platforms)
-        data = {t.platform: _read(config.root / t.lock) for t in targets}
+        data = {t.platform: read_or_none(config.root / t.lock) for t in targets}
         texts[layer.name] = {p: d.decode("utf-8", "replace") for p, d in data.items() if d is not None}
         findings.extend(_check_record(config, layer, record, targets, data, lock))
         for target in targets:
@@ -84,7 +75,7 @@ def _check_record(config: Config, layer: Layer, record: LayerLock | None, target
                       f"layer '{layer.name}' was locked from {record.requirements} into {record.lock}; "
                       "the configuration says otherwise - run `pinrepro lock`")
         return
-    shas = {t.platform: _sha256(data[t.platform] or b"") for t in targets}
+    shas = {t.platform: sha256(data[t.platform] or b"") for t in targets}
     recorded = record.platforms if len(targets) > 1 else {targets[0].platform: record.output_sha256}
     for target in targets:
         if recorded.get(target.platform) != shas[target.platform]:
@@ -100,12 +91,12 @@ def _check_record(config: Config, layer: Layer, record: LayerLock | None, target
         yield Finding(layer.requirements, None, "error", "input-changed",
                       f"{layer.requirements} changed since {layer.lock} was compiled - run `pinrepro lock`")
     python = target_python(layer, config, record.python)
-    if options_sha256(layer, python, _platform_key(targets)) != record.options_sha256:
+    if options_sha256(layer, python, platform_key(targets)) != record.options_sha256:
         yield Finding(targets[0].lock, None, "error", "options-changed",
                       f"the resolver options of layer '{layer.name}' (resolver, python, platforms, hashes, indexes) "
                       "changed since it was compiled - run `pinrepro lock`")
     expected = {
-        dep.name: lock.layers[dep.name].output_sha256 for dep in _lower(config, layer) if dep.name in lock.layers
+        dep.name: lock.layers[dep.name].output_sha256 for dep in below(config.layers, layer) if dep.name in lock.layers
     }
     if expected != dict(record.constraints):
         stale = sorted(n for n in set(expected) | set(record.constraints)
@@ -128,13 +119,13 @@ def _check_lines(layer: Layer, text: str, path: str) -> Iterator[Finding]:
 
 def _check_repins(config: Config, layer: Layer, texts: Mapping[str, Mapping[str, str]],
                   target: pyplatforms.Target, platforms: tuple[str, ...]) -> Iterator[Finding]:
-    mine = _pins(texts[layer.name][target.platform])
-    for dep in _lower(config, layer):
+    mine = pins(texts[layer.name][target.platform])
+    for dep in below(config.layers, layer):
         dep_target = next((t for t in pyplatforms.targets(dep.lock, platforms)
                            if pyplatforms.arch(t.platform) == pyplatforms.arch(target.platform)), None)
         if dep_target is None or dep_target.platform not in texts.get(dep.name, {}):
             continue
-        for name, (version, _) in _pins(texts[dep.name][dep_target.platform]).items():
+        for name, (version, _) in pins(texts[dep.name][dep_target.platform]).items():
             if name in mine and mine[name][0] != version:
                 yield Finding(target.lock, mine[name][1], "error", "repinned",
                               f"pins {name}=={mine[name][0]} but lower layer '{dep.name}' pins {name}=={version} "

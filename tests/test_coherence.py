@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pinrepro.coherence import check_cuda_coherence
 from pinrepro.config import Config
 from pinrepro.cudawheels import cuda_wheels
 from pinrepro.dockerfile import parse
 from pinrepro.findings import Finding
-from pinrepro.inventory.coherence import check_cuda_coherence
 from pinrepro.inventory.contents import CudaInfo, PlatformContents
 from pinrepro.lockfile import ImageLock, LayerLock, Lock, PlatformLock
 
