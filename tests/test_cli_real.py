@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 
 from pinrepro import lockfile
 from pinrepro.cli import cli
-from tests.conftest import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support import images as im
+from tests.support.dockerconfig import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support.registry import RegistryServer, free_port
 
 pytestmark = pytest.mark.realregistry

@@ -15,8 +15,8 @@ from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnr
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain, DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
-from tests.conftest import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support import images as im
+from tests.support.dockerconfig import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from tests.conftest import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support import images as im
+from tests.support.dockerconfig import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support.latency_proxy import LatencyProxy
 from tests.support.registry import RegistryServer, hash_password
 from tests.support.token_issuer import Scope, TokenIssuer
