@@ -22,6 +22,15 @@ UNKNOWN_KEY_FIX = "remove it, or correct its spelling"
 Invalid = Callable[[str, str], Exception]
 
 
+def locate(source: str, table: str | None = None) -> tuple[str, str]:
+    """(file, section) of ``table`` in a configuration read from ``source``: ``pinrepro.toml`` (its tables are
+    top-level, ``[refresh]``) or ``pyproject.toml [tool.pinrepro]`` (``[tool.pinrepro.refresh]``). Without a
+    ``table``, the section is the configuration's own: the top-level table, or ``[tool.pinrepro]``."""
+    if source.startswith("pyproject.toml"):
+        return "pyproject.toml", f"[tool.pinrepro.{table}]" if table else "[tool.pinrepro]"
+    return source, f"[{table}]" if table else "the top-level table"
+
+
 def unknown_key(data: Mapping[str, Any], known: Collection[str], section: str) -> str | None:
     """The message for the first unknown key of ``data`` (sorted), or None when every key is known.
 
