@@ -1,12 +1,13 @@
 """One way to read a TOML table: the keys it may have, and each value read as the type it must be.
 
-pinrepro.toml / ``[tool.pinrepro]``, the refresh bot's table, pinrepro.lock and the platform contents in it are
-all read through here, so an unknown key reads the same everywhere::
+pinrepro.toml / ``[tool.pinrepro]`` and its tables (refresh, apt, policy, check, verify, layers), pinrepro.lock
+and the platform contents in it all check their keys here, so an unknown key reads the same everywhere::
 
     pinrepro.toml: unknown key 'platfroms' in the top-level table; known: add_max_bytes, ... - remove it, or ...
 
-(pre-commit declares its configuration with ``cfgv`` the same way; its nested, multi-line errors do not fit
-pinrepro's one-line messages, and the few types pinrepro reads need no library.)
+pre-commit declares its configuration schemas the same way with cfgv (https://github.com/asottile/cfgv); its
+errors are nested and span lines, where pinrepro's are one line naming file, key and fix, and the few types
+read here need no library.
 """
 
 from __future__ import annotations
