@@ -66,8 +66,7 @@ def _without_credentials(url: str) -> str | None:
     parts = urlsplit(url)
     if not parts.password and not (parts.username and parts.scheme != "ssh"):
         return None
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"***@{host}").geturl()
+    return redact(url)
 
 
 def find_git_adds(dockerfile: Dockerfile) -> list[GitAddSite]:

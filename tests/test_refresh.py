@@ -20,7 +20,7 @@ from pinrepro.config import load as load_config
 from pinrepro.errors import ConfigError, GitError, GitHubError
 from pinrepro.findings import Finding
 from pinrepro.git import Identity
-from pinrepro.lock import run_lock
+from pinrepro.lock import Upgrade, run_lock
 from pinrepro.lockdiff import Change, ImageDiff
 from pinrepro.refresh import (
     DEFAULT_IDENTITY,
@@ -38,6 +38,7 @@ from pinrepro.summary import (
     summarize,
 )
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.github import pull_json
 from tests.support.gitrepos import Repos, make_repos, sh
 from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
@@ -75,7 +76,7 @@ def test_refresh_writes_and_summarises(project: Repos) -> None:
 
     result = refresh(config, settings=SETTINGS, run_lock=fake, environ={})
 
-    assert fake.calls == [{"upgrade": True, "upgrade_packages": (), "dry_run": False}]
+    assert fake.calls == [{"upgrade": Upgrade(everything=True), "dry_run": False}]
     assert result.changed
     assert result.pull is None
     assert [p.relative_to(project.work).as_posix() for p in result.files] == [
@@ -454,7 +455,7 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
     v1 = im.build_image(layout, "v1", [{"etc/os-release": OS_RELEASE, "var/lib/dpkg/status": _dpkg_status(APT_V1)}],
                         env=_cuda_env("12.4.1", "9.1.0.70-1", "2.21.5-1"),
                         created="2024-05-01T00:00:00Z")
-    im.push(layout, "v1", registry.host, repository, "stable")
+    pushing.push(layout, "v1", registry.host, repository, "stable")
     seed = tmp_path / "seed-project"
     seed.mkdir()
     (seed / "Dockerfile").write_text(f"# app\nFROM {registry.host}/{repository}:stable\nRUN true\n")
@@ -469,7 +470,7 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
                                        {"var/lib/dpkg/status": _dpkg_status(APT_V2)}],
                         env=_cuda_env("12.6.3", "9.5.1.17-1", "2.23.4-1"),
                         created="2024-06-01T00:00:00Z")
-    im.push(layout, "v2", registry.host, repository, "stable")
+    pushing.push(layout, "v2", registry.host, repository, "stable")
     assert v1.digest != v2.digest
     list_open(api, [])
     api.post(PULLS, status=201, json=pull_json(21))
@@ -541,7 +542,7 @@ def test_cli_open_pr_creates_then_leaves_it(project: Repos, api: responses.Reque
 
     assert result.exit_code == 0, result.stderr
     # With --open-pr lock only computes; refresh writes once the files were checked against HEAD (issue #16).
-    assert fake.calls == [{"upgrade": True, "upgrade_packages": ("numpy",), "dry_run": True}]
+    assert fake.calls == [{"upgrade": Upgrade(everything=True, packages=("numpy",)), "dry_run": True}]
     assert {name: (project.work / name).read_bytes() for name in target} == target
     body = json.loads(api.calls[1].request.body)
     assert (body["head"], body["base"]) == (BRANCH, "main")
