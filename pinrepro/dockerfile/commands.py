@@ -189,13 +189,13 @@ class Script:
     commands: tuple[Command, ...]
     text: str
     line_of: Callable[[int], int] = field(repr=False, compare=False)
+    # The commands inside its $(...) substitutions (they run too), nested ones included: for the readers that
+    # want them (verify's install check); kept apart so the others see only the script's own commands.
+    substituted: tuple[Command, ...] = ()
 
 
-def parse_script(text: str, line_of: Callable[[int], int], *, nested: bool = False) -> Script:
-    """The simple commands of a shell script; ``line_of`` maps a position in ``text`` to its Dockerfile line.
-
-    ``nested``: the commands inside ``$(...)`` substitutions too (they run as well), after the script's own.
-    """
+def parse_script(text: str, line_of: Callable[[int], int]) -> Script:
+    """The simple commands of a shell script; ``line_of`` maps a position in ``text`` to its Dockerfile line."""
     commands: list[Command] = []
     argv: list[str] = []
     redirects: list[Redirect] = []
@@ -230,9 +230,8 @@ def parse_script(text: str, line_of: Callable[[int], int], *, nested: bool = Fal
                 start = at
             argv.append(value)
     flush("")
-    if nested and "$(" in text:
-        commands.extend(_substituted(tokens, line_of))
-    return Script(tuple(commands), text, line_of)
+    substituted = tuple(_substituted(tokens, line_of)) if "$(" in text else ()
+    return Script(tuple(commands), text, line_of, substituted)
 
 
 def _substituted(tokens: list[ShellToken], line_of: Callable[[int], int]) -> Iterator[Command]:
@@ -241,7 +240,9 @@ def _substituted(tokens: list[ShellToken], line_of: Callable[[int], int]) -> Ite
         if token.operator or "$(" not in token.text:
             continue
         for offset, body in _substitutions(token.text):
-            yield from parse_script(body, _shifted(line_of, token.start + offset), nested=True).commands
+            inner = parse_script(body, _shifted(line_of, token.start + offset))
+            yield from inner.commands
+            yield from inner.substituted
 
 
 def _shifted(line_of: Callable[[int], int], start: int) -> Callable[[int], int]:
@@ -300,22 +301,21 @@ def _tokens(tokens: list[ShellToken]) -> Iterator[tuple[str, str, int]]:
 
 
 @functools.lru_cache(maxsize=8192)
-def scripts(instruction: Instruction, *, nested: bool = False) -> tuple[Script, ...]:
-    """The shell scripts an instruction runs: RUN (shell, exec ``sh -c``, heredoc bodies), CMD, ENTRYPOINT;
-    ``nested``: with the commands of their ``$(...)`` substitutions."""
+def scripts(instruction: Instruction) -> tuple[Script, ...]:
+    """The shell scripts an instruction runs: RUN (shell, exec ``sh -c``, heredoc bodies), CMD, ENTRYPOINT."""
     argv = instruction.exec_form()
     line = instruction.line
     if argv is not None:
         if len(argv) >= 3 and PurePosixPath(argv[0]).name in _SHELLS and argv[1] == "-c":
-            return (parse_script(argv[2], lambda _: line, nested=nested),)
+            return (parse_script(argv[2], lambda _: line),)
         return (Script((Command(line, tuple(argv)),), " ".join(argv), lambda _: line),)
     rest_at = instruction.rest_at
-    found = [parse_script(instruction.rest, lambda p: instruction.line_at(rest_at + p), nested=nested)]
+    found = [parse_script(instruction.rest, lambda p: instruction.line_at(rest_at + p))]
     head = found[0].commands[0] if found[0].commands else None
     runs_body = head is None or not head.words or head.name in _SHELLS
     if instruction.command == "run" and runs_body:
         for heredoc in instruction.heredocs:
-            found.append(parse_script(heredoc.body, _body_lines(heredoc.body, heredoc.line), nested=nested))
+            found.append(parse_script(heredoc.body, _body_lines(heredoc.body, heredoc.line)))
     return tuple(found)
 
 
@@ -331,6 +331,10 @@ def _body_lines(body: str, first: int) -> Callable[[int], int]:
 
 
 def commands(instruction: Instruction, *, nested: bool = False) -> Iterator[Command]:
-    """The simple commands of every script the instruction runs (``nested``: substitutions' too)."""
-    for script in scripts(instruction, nested=nested):
+    """The simple commands of every script the instruction runs (``nested``: then those of its scripts'
+    ``$(...)`` substitutions)."""
+    for script in scripts(instruction):
         yield from script.commands
+    if nested:
+        for script in scripts(instruction):
+            yield from script.substituted
