@@ -16,7 +16,7 @@ from typing import overload
 class Offsets(Sequence[int]):
     """The file offset of each character of a text: an immutable sequence of ints, stored as runs."""
 
-    __slots__ = ("_files", "_length", "_starts")
+    __slots__ = ("_files", "_hash", "_length", "_starts")
 
     def __init__(self, starts: Sequence[int] = (), files: Sequence[int] = (), length: int = 0) -> None:
         """``starts[i]`` is where run i starts in the text (0 first, increasing, each run non-empty),
@@ -32,6 +32,7 @@ class Offsets(Sequence[int]):
         self._starts = tuple(merged_starts)
         self._files = tuple(merged_files)
         self._length = length
+        self._hash: int | None = None
 
     def __len__(self) -> int:
         return self._length
@@ -78,7 +79,10 @@ class Offsets(Sequence[int]):
         return (self._length, self._starts, self._files) == (other._length, other._starts, other._files)
 
     def __hash__(self) -> int:
-        return hash((self._length, self._starts, self._files))
+        # Kept: an Instruction is a cache key (commands.scripts), and a long RUN has a run per line.
+        if self._hash is None:
+            self._hash = hash((self._length, self._starts, self._files))
+        return self._hash
 
     def __repr__(self) -> str:
         return f"Offsets({list(zip(self._starts, self._files, strict=True))!r}, length={self._length})"
