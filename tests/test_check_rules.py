@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pinrepro.check.context import copy_sources
+from pinrepro.dockerfile import instructions
 from tests.support.check import DIGEST_A, DIGEST_B, GOOD, project, run_check
 
 
@@ -519,3 +521,10 @@ def test_jupyter_from_a_per_architecture_lock(tmp_path: Path) -> None:
     found = run_check(tmp_path).of("jupyter-in-final")
     assert [(f["line"], f["stage"]) for f in found] == [(22, "serve")]
     assert "ipykernel (from requirements-app.${TARGETARCH}.lock)" in found[0]["message"]
+
+
+def test_copy_and_add_sources_are_read_as_buildkit_splits_them() -> None:
+    """Quoted sources stay one word (the one Dockerfile reader's words, not str.split)."""
+    found, _ = instructions('FROM a\nCOPY --chown=1 "my models/model.bin" /app/\nCOPY ["x y", "z", "/d/"]\n')
+    assert copy_sources(found[1]) == ["my models/model.bin"]
+    assert copy_sources(found[2]) == ["x y", "z"]

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from pinrepro.check.dockerignore import Matcher, PatternError, read_patterns
 from pinrepro.check.model import DockerfileView
-from pinrepro.dockerfile import Instruction
+from pinrepro.dockerfile import Instruction, add_arguments
 from pinrepro.errors import PinreproError
 
 MODEL_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".gguf", ".ggml", ".h5", ".pb",
@@ -55,8 +55,8 @@ def copy_sources(instruction: Instruction) -> list[str]:
     """The context sources of a COPY/ADD: not ``--from`` another stage or image, not URLs, not heredocs."""
     if instruction.flag("from") is not None:
         return []
-    argv = instruction.exec_form()
-    words = argv if argv is not None else instruction.rest.split()
+    # The words as BuildKit splits them (quotes removed, JSON form decoded): the one Dockerfile reader's.
+    _, _, words = add_arguments(instruction, f"{instruction.path}:{instruction.line}")
     return [w for w in words[:-1] if "://" not in w and not w.startswith("<<") and not w.startswith("git@")]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from pinrepro.check.model import CheckContext, DockerfileView, finding
 from pinrepro.check.packages import pip_install
-from pinrepro.dockerfile import Instruction, Stage
+from pinrepro.dockerfile import Instruction, Stage, add_arguments
 from pinrepro.dockerfile.commands import Command, scripts
 from pinrepro.findings import Finding
 
@@ -64,7 +64,7 @@ def _secrets(view: DockerfileView, stage: Stage | None, instruction: Instruction
 def _add_url(view: DockerfileView, stage: Stage, instruction: Instruction) -> Iterator[Finding]:
     if instruction.flag("checksum"):
         return
-    argv = instruction.exec_form() or instruction.rest.split()
+    _, _, argv = add_arguments(instruction, f"{instruction.path}:{instruction.line}")
     for source in argv[:-1]:
         if _URL.match(source) and not re.search(r"\.git(?:#|$)", source):
             shown = re.sub(r"^(https?://)[^/@]*@", r"\1", source, flags=re.IGNORECASE)  # never print a password
