@@ -27,6 +27,7 @@ from click.testing import CliRunner
 
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.aptrepo import AptRepo, Deb
 from tests.support.registry import RegistryServer
 from tests.support.tools import find_tool
@@ -76,7 +77,7 @@ def main() -> int:
                 "etc/os-release": b"ID=debian\n", "var/lib/dpkg/status": status,
                 "etc/apt/sources.list": repo.sources_line(KEY).encode(), KEY.lstrip("/"): repo.keyring.read_bytes(),
             }])
-            im.push(layout, "deb", server.host, "bench/debian", "bookworm")
+            pushing.push(layout, "deb", server.host, "bench/debian", "bookworm")
             project = scratch / "project"
             project.mkdir()
             names = [f"bench-pkg{n}" for n in range(20)]

@@ -193,6 +193,7 @@ def refresh_no_change(scratch: Path, rounds: int) -> tuple[float, str]:
 
     from bench.common import isolate, pinrepro_command, timed
     from tests.support import images as im
+    from tests.support import pushing
     from tests.support.registry import RegistryServer
 
     env = {**os.environ, **isolate(scratch)}
@@ -206,7 +207,7 @@ def refresh_no_change(scratch: Path, rounds: int) -> tuple[float, str]:
                 tag = f"12.4.1-{flavour}-ubuntu22.04"
                 im.build_two_platform(scratch / "layout", tag, [{"etc/os-release": b"ID=ubuntu\nVERSION_ID=22.04\n"}],
                                       env=["CUDA_VERSION=12.4.1", f"FLAVOUR={flavour}"])
-                im.push_http(scratch / "layout", tag, server.url, "nvidia/cuda", tag, session=session)
+                pushing.push_http(scratch / "layout", tag, server.url, "nvidia/cuda", tag, session=session)
         pyproject = root / "pyproject.toml"
         # apt pins are left out: the stand-in CUDA images have no apt sources, and this measures the resolver.
         text = pyproject.read_text()

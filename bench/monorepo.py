@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Target, best_of, isolate, pinrepro_command, report, table, timed
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.latency_proxy import LatencyProxy
 from tests.support.registry import RegistryServer
 from tests.support.tools import find_tool
@@ -42,11 +43,11 @@ def publish(scratch: Path, server: RegistryServer, count: int) -> None:
     layer: im.LayerSpec = {"etc/os-release": b"ID=debian\nVERSION_ID=12\n"}
     im.build_two_platform(scratch / "layout", "base", [layer])
     with requests.Session() as session:
-        im.push_http(scratch / "layout", "base", server.url, REPO, "base", session=session)
+        pushing.push_http(scratch / "layout", "base", server.url, REPO, "base", session=session)
         index = json.loads(im.read_blob(scratch / "layout", im.layout_descriptor(scratch / "layout", "base")["digest"]))
         for n in range(count):
             index["annotations"] = {"org.opencontainers.image.version": str(n)}
-            im.put_manifest(session, server.url, REPO, f"t{n:04d}", json.dumps(index).encode(), OCI_INDEX)
+            pushing.put_manifest(session, server.url, REPO, f"t{n:04d}", json.dumps(index).encode(), OCI_INDEX)
 
 
 def write_project(root: Path, host: str, count: int) -> None:

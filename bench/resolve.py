@@ -46,6 +46,7 @@ from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import DEFAULT_PER_REGISTRY, RegistryClient
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.latency_proxy import LatencyProxy
 from tests.support.registry import RegistryServer
 from tests.support.tools import find_tool
@@ -79,7 +80,7 @@ def publish(layout: Path, server: RegistryServer, count: int) -> dict[str, str]:
         for n in range(count):
             tag = f"t{n:03d}"
             index = im.build_two_platform(layout, tag, [shared], env=[f"BENCH_IMAGE={n}"])
-            digests[tag] = im.push_http(layout, tag, server.url, REPO, tag, session=session)
+            digests[tag] = pushing.push_http(layout, tag, server.url, REPO, tag, session=session)
             assert digests[tag] == index.digest
     return digests
 

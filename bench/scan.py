@@ -212,6 +212,7 @@ def bytes_table() -> None:
     from pinrepro.registry.authn import AnonymousKeychain
     from pinrepro.registry.client import PlatformManifest, RegistryClient
     from tests.support import images as im
+    from tests.support import pushing
     from tests.support.registry import RegistryServer
     from tests.support.tools import find_tool
 
@@ -243,7 +244,7 @@ def bytes_table() -> None:
                 tag = name.split()[0]
                 layout = root / "layout"
                 built = im.build_image(layout, tag, layers, env=env)  # type: ignore[arg-type]
-                im.push_http(layout, tag, server.url, "bench/app", tag)
+                pushing.push_http(layout, tag, server.url, "bench/app", tag)
                 total = sum(len(im.read_blob(layout, d)) for d in (built.config_digest, *built.layer_digests))
                 ref = ImageRef.parse(f"{server.host}/bench/app:{tag}")
                 platform = PlatformManifest(built.digest, built.media_type, built.config_digest)

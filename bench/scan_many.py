@@ -120,6 +120,7 @@ def cold_scan(scratch: Path, top_mb: int, env: dict[str, str]) -> dict[str, floa
     import requests
 
     from tests.support import images as im
+    from tests.support import pushing
     from tests.support.latency_proxy import LatencyProxy
     from tests.support.registry import RegistryServer
     from tests.support.tools import find_tool
@@ -131,7 +132,7 @@ def cold_scan(scratch: Path, top_mb: int, env: dict[str, str]) -> dict[str, floa
     built = im.build_image(scratch / "layout", "cuda", layers, env=image_env)  # type: ignore[arg-type]
     compressed = sum(len(im.read_blob(scratch / "layout", d)) for d in (built.config_digest, *built.layer_digests))
     with RegistryServer(scratch / "registry", "anonymous") as server, requests.Session() as session:
-        im.push_http(scratch / "layout", "cuda", server.url, "nvidia/cuda-like", "12.4.1", session=session)
+        pushing.push_http(scratch / "layout", "cuda", server.url, "nvidia/cuda-like", "12.4.1", session=session)
         assert server.port is not None
         with LatencyProxy("127.0.0.1", server.port, delay=0.0, handshake=False) as proxy:
             project = scratch / "project"

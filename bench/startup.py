@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Target, isolate, pinrepro_command, report, table, timed
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.registry import RegistryServer
 from tests.support.tools import find_tool
 
@@ -62,7 +63,7 @@ def small_project(root: Path, env: dict[str, str]) -> Path:
     with RegistryServer(root / "registry", "anonymous") as server, requests.Session() as session:
         for tag in ("base", "runtime"):
             im.build_two_platform(root / "layout", tag, [{"etc/os-release": b"ID=debian\n", tag: b"x"}])
-            im.push_http(root / "layout", tag, server.url, "small", tag, session=session)
+            pushing.push_http(root / "layout", tag, server.url, "small", tag, session=session)
         project = root / "project"
         project.mkdir()
         (project / "Dockerfile").write_text(f"FROM {server.host}/small:base AS build\nRUN make\n"

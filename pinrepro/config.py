@@ -18,7 +18,7 @@ from pinrepro.apt.settings import AptSettings, parse_settings
 from pinrepro.errors import ConfigError
 from pinrepro.layers.order import ordered
 from pinrepro.reference import canonical_registry
-from pinrepro.schema import Table
+from pinrepro.schema import Table, locate
 from pinrepro.scrub import remember
 from pinrepro.suppress import check_rule_ids
 
@@ -176,9 +176,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") -> Config:
     """Validate the raw table and build a Config; every error names the key and the file."""
-    file, prefix = _file_and_prefix(source)
-    table = Table(data, known=_TOP_KEYS, file=file, section=f"[{prefix}]" if prefix else "the top-level table",
-                  where=source)
+    file, section = locate(source)
+    table = Table(data, known=_TOP_KEYS, file=file, section=section, where=source)
     index = _index_options(table, IndexOptions())
     python = table.string("python")
     hashes = table.boolean("hashes", True)
@@ -223,16 +222,6 @@ def parse(data: dict[str, Any], *, root: Path, source: str = "pinrepro.toml") ->
     )
 
 
-def _file_and_prefix(source: str) -> tuple[str, str]:
-    """The file a ``source`` names, and the table prefix its sections carry there (``tool.pinrepro``)."""
-    return ("pyproject.toml", "tool.pinrepro") if source.startswith("pyproject.toml") else (source, "")
-
-
-def _section(source: str, name: str) -> str:
-    prefix = _file_and_prefix(source)[1]
-    return f"[{prefix}.{name}]" if prefix else f"[{name}]"
-
-
 def _subtable(table: Table, key: str, source: str) -> Mapping[str, Any]:
     """A table another module validates (it owns its keys): here only checked to be a table."""
     value = table.get(key, {})
@@ -263,8 +252,8 @@ def _verify_options(raw: Any, source: str) -> VerifyOptions:
     if not isinstance(raw, dict):
         raise ConfigError("'verify' must be a table", where=source,
                           fix="write it as [verify] / [tool.pinrepro.verify]")
-    table = Table(raw, known=_VERIFY_KEYS, file=_file_and_prefix(source)[0], section=_section(source, "verify"),
-                  where=f"{source} verify")
+    file, section = locate(source, "verify")
+    table = Table(raw, known=_VERIFY_KEYS, file=file, section=section, where=f"{source} verify")
     ignore = table.strings("ignore")
     bad = check_rule_ids(ignore)
     if bad is not None:
@@ -278,13 +267,12 @@ def _layers(raw: Any, source: str, python: str | None, hashes: bool, resolver: s
     if not isinstance(raw, list):
         raise ConfigError("'layers' must be an array of tables", where=source, fix="use [[tool.pinrepro.layers]]")
     layers: list[Layer] = []
-    file, prefix = _file_and_prefix(source)
+    file, layers_section = locate(source, "layers")
     for position, item in enumerate(raw, start=1):
         where = f"{source} layers[{position}]"
         if not isinstance(item, dict):
             raise ConfigError("each layer must be a table", where=where)
-        table = Table(item, known=_LAYER_KEYS, file=file, where=where,
-                      section=f"[[{prefix + '.' if prefix else ''}layers]] #{position}")
+        table = Table(item, known=_LAYER_KEYS, file=file, where=where, section=f"[{layers_section}] #{position}")
         name = table.string("name")
         requirements = table.string("requirements")
         if not name or not requirements:

@@ -27,6 +27,7 @@ from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock
 from pinrepro.reference import ImageRef
+from pinrepro.schema import UNKNOWN_KEY_FIX, check_keys, locate
 
 DEFAULT_POLICY_FILE = "pinrepro.policy.json"
 _KEYS = {"file", "deny_unlocked"}
@@ -68,9 +69,8 @@ def load_settings(config: Config) -> PolicySettings:
     """``[tool.pinrepro.policy]``: ``file`` (where lock / policy write it) and ``deny_unlocked``."""
     table = config.policy
     where = f"{config.source} policy"
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}'", where=where, fix=f"known keys: {', '.join(sorted(_KEYS))}")
+    file, section = locate(config.source, "policy")
+    check_keys(table, _KEYS, section, lambda message: ConfigError(message, where=file, fix=UNKNOWN_KEY_FIX))
     file = table.get("file", DEFAULT_POLICY_FILE)
     if not isinstance(file, str) or not file:
         raise ConfigError("'file' must be a non-empty string", where=where)

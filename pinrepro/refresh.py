@@ -25,11 +25,12 @@ from pinrepro.config import Config
 from pinrepro.errors import ConfigError, GitError
 from pinrepro.findings import Finding
 from pinrepro.git import Git, Identity
-from pinrepro.github import GitHub, PullRequest, Repository, api_url_for_remote, token_from_env
+from pinrepro.githost import Repository, api_url_for_remote, token_from_env
+from pinrepro.github import GitHub, PullRequest
 from pinrepro.journal import commit, project_lock
 from pinrepro.lockfile import Lock
 from pinrepro.lockflow.services import Upgrade
-from pinrepro.schema import Table
+from pinrepro.schema import Table, locate
 from pinrepro.summary import PR_BODY_LIMIT, Summary, render_markdown, summarize
 
 DEFAULT_BRANCH = "pinrepro/refresh"
@@ -171,9 +172,8 @@ def override(settings: RefreshSettings, *, branch: str | None = None, base: str 
 
 def load_settings(config: Config) -> RefreshSettings:
     """The ``refresh`` table of the project's configuration."""
-    if config.source == "pinrepro.toml":
-        return parse_settings(config.refresh or None, file="pinrepro.toml", section="[refresh]")
-    return parse_settings(config.refresh or None, file="pyproject.toml", section="[tool.pinrepro.refresh]")
+    file, section = locate(config.source, "refresh")
+    return parse_settings(config.refresh or None, file=file, section=section)
 
 
 # -- the command ----------------------------------------------------------------------------------------------

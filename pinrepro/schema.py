@@ -1,12 +1,13 @@
 """One way to read a TOML table: the keys it may have, and each value read as the type it must be.
 
-pinrepro.toml / ``[tool.pinrepro]``, the refresh bot's table, pinrepro.lock and the platform contents in it are
-all read through here, so an unknown key reads the same everywhere::
+pinrepro.toml / ``[tool.pinrepro]`` and its tables (refresh, apt, policy, check, verify, layers), pinrepro.lock
+and the platform contents in it all check their keys here, so an unknown key reads the same everywhere::
 
     pinrepro.toml: unknown key 'platfroms' in the top-level table; known: add_max_bytes, ... - remove it, or ...
 
-(pre-commit declares its configuration with ``cfgv`` the same way; its nested, multi-line errors do not fit
-pinrepro's one-line messages, and the few types pinrepro reads need no library.)
+pre-commit declares its configuration schemas the same way with cfgv (https://github.com/asottile/cfgv); its
+errors are nested and span lines, where pinrepro's are one line naming file, key and fix, and the few types
+read here need no library.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ UNKNOWN_KEY_FIX = "remove it, or correct its spelling"
 
 # A type error's maker: (key, what the value must be, e.g. "a list of strings") -> the error to raise.
 Invalid = Callable[[str, str], Exception]
+
+
+def locate(source: str, table: str | None = None) -> tuple[str, str]:
+    """(file, section) of ``table`` in a configuration read from ``source``: ``pinrepro.toml`` (its tables are
+    top-level, ``[refresh]``) or ``pyproject.toml [tool.pinrepro]`` (``[tool.pinrepro.refresh]``). Without a
+    ``table``, the section is the configuration's own: the top-level table, or ``[tool.pinrepro]``."""
+    if source.startswith("pyproject.toml"):
+        return "pyproject.toml", f"[tool.pinrepro.{table}]" if table else "[tool.pinrepro]"
+    return source, f"[{table}]" if table else "the top-level table"
 
 
 def unknown_key(data: Mapping[str, Any], known: Collection[str], section: str) -> str | None:

@@ -85,7 +85,7 @@ def test_unknown_apt_key_is_an_error(project: Path) -> None:
     (project / "pinrepro.toml").write_text("[apt]\nsnapshots = 'auto'\n")
     result = run(project, "lock")
     assert result.exit_code == 2
-    assert "unknown key 'snapshots' in the apt table" in result.output
+    assert "pinrepro.toml: unknown key 'snapshots' in [apt]; known: enabled, snapshot, snapshot_url" in result.output
 
 
 MOUNT = "RUN --mount=type=bind,source=pinrepro.apt,target=/run/pinrepro.apt "

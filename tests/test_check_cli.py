@@ -122,8 +122,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("config", "message"), [
-    ("[check]\nignor = []\n", "pinrepro.toml [check]: unknown key 'ignor' - known keys: deploy_files, ignore, "
-                              "min_driver, model_size_limit, severity"),
+    ("[check]\nignor = []\n", "pinrepro.toml: unknown key 'ignor' in [check]; known: deploy_files, ignore, "
+                              "min_driver, model_size_limit, severity - remove it, or correct its spelling"),
     ('[check]\nignore = ["run-as-rot"]\n', "pinrepro.toml [check]: 'ignore' names unknown rule 'run-as-rot'"),
     ('[check]\nseverity = { pip-cache = "fatal" }\n',
      "pinrepro.toml [check]: severity of 'pip-cache' must be \"error\" or \"warning\", not 'fatal'"),

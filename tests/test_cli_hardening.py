@@ -16,7 +16,7 @@ import responses
 from click.testing import CliRunner
 
 from pinrepro.cli import cli
-from tests.conftest import DockerConfigFactory
+from tests.support.dockerconfig import DockerConfigFactory
 
 PASSWORD = "s3cret-Basic-passw0rd-never-in-clear"
 

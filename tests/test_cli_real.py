@@ -14,8 +14,9 @@ from click.testing import CliRunner, Result
 
 from pinrepro import lockfile
 from pinrepro.cli import cli
-from tests.conftest import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support import images as im
+from tests.support import pushing
+from tests.support.dockerconfig import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support.registry import RegistryServer, free_port
 
 pytestmark = pytest.mark.realregistry
@@ -42,7 +43,7 @@ def push_two_platform(server: RegistryServer, layout: Path, repo: str, tag: str,
                       creds: tuple[str, str] | None = None) -> str:
     built = im.build_two_platform(layout, f"{repo.replace('/', '-')}-{tag}-{hashlib.sha1(marker).hexdigest()[:8]}",
                                   [BASE_LAYER, {"marker": marker}])
-    pushed = im.push(layout, built_tag(layout, built), server.host, repo, tag, creds=creds)
+    pushed = pushing.push(layout, built_tag(layout, built), server.host, repo, tag, creds=creds)
     assert pushed == built.digest
     return built.digest
 
@@ -59,7 +60,7 @@ def test_lock_verify_upgrade_cycle(tmp_path: Path, fresh_registry: RegistryServe
     host = fresh_registry.host
     first = push_two_platform(fresh_registry, layout, "ml/cuda", "12.4.1-runtime", b"one")
     single = im.build_image(layout, "single", [BASE_LAYER], env=["A=1"])
-    im.push(layout, "single", host, "ml/tool", "1.0")
+    pushing.push(layout, "single", host, "ml/tool", "1.0")
     project = tmp_path / "project"
     project.mkdir()
     (project / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
@@ -70,8 +71,8 @@ def test_lock_verify_upgrade_cycle(tmp_path: Path, fresh_registry: RegistryServe
 
     result = run(project, "lock")
     assert result.exit_code == 0, result.stderr
-    assert first == im.skopeo_digest(host, "ml/cuda", "12.4.1-runtime")
-    assert single.digest == im.skopeo_digest(host, "ml/tool", "1.0")
+    assert first == pushing.skopeo_digest(host, "ml/cuda", "12.4.1-runtime")
+    assert single.digest == pushing.skopeo_digest(host, "ml/tool", "1.0")
     assert (project / "Dockerfile").read_bytes() == (
         f"# syntax=docker/dockerfile:1\r\nARG TOOL={host}/ml/tool:1.0@{single.digest}\r\nFROM ${{TOOL}} AS tool\r\n"
         f"FROM {host}/ml/cuda:12.4.1-runtime@{first}\r\nCOPY --from=tool / /\r\n"
@@ -80,7 +81,7 @@ def test_lock_verify_upgrade_cycle(tmp_path: Path, fresh_registry: RegistryServe
     assert lock is not None
     cuda = lock.images[f"{host}/ml/cuda:12.4.1-runtime"]
     assert cuda.sites == ("Dockerfile:4",)
-    index = im.skopeo_inspect_raw(host, "ml/cuda", "12.4.1-runtime")
+    index = pushing.skopeo_inspect_raw(host, "ml/cuda", "12.4.1-runtime")
     expected = {f"linux/{m['platform']['architecture']}": m["digest"]
                 for m in __import__("json").loads(index)["manifests"]}
     assert {name: p.digest for name, p in cuda.platforms.items()} == expected
@@ -309,7 +310,7 @@ def test_manifest_doctor_and_refresh_commands(tmp_path: Path, registry: Registry
     layout = tmp_path / "layout"
     repo = f"cuda-cli/{tmp_path.name.lower()}"
     im.build_image(layout, "v1", cuda_layers(), env=CUDA_ENV)
-    first = im.push(layout, "v1", registry.host, repo, "12.4.1-runtime")
+    first = pushing.push(layout, "v1", registry.host, repo, "12.4.1-runtime")
     project = tmp_path / "project"
     project.mkdir()
     (project / "Dockerfile").write_text(f"FROM {registry.host}/{repo}:12.4.1-runtime\n")
@@ -339,7 +340,7 @@ def test_manifest_doctor_and_refresh_commands(tmp_path: Path, registry: Registry
     old_lock.write_bytes((project / "pinrepro.lock").read_bytes())
     extra = b"Package: curl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 7.81.0-1\n\n"
     im.build_image(layout, "v2", cuda_layers(extra), env=CUDA_ENV)
-    second = im.push(layout, "v2", registry.host, repo, "12.4.1-runtime")
+    second = pushing.push(layout, "v2", registry.host, repo, "12.4.1-runtime")
     dry = run(project, "refresh", "--dry-run")
     assert dry.exit_code == 0, dry.stderr
     assert second[:19].split(":")[1][:12] in dry.stdout and "curl" in dry.stdout
@@ -462,7 +463,7 @@ def test_lock_resolves_each_reference_once_within_2_plus_2n_requests(
     creds = (TEST_USER, TEST_PASSWORD)
     push_two_platform(token_registry, layout, "economy/multi", "1", b"multi", creds=creds)
     im.build_image(layout, "economy-single", [BASE_LAYER], env=["ECONOMY=1"])
-    im.push(layout, "economy-single", host, "economy/single", "1", creds=creds)
+    pushing.push(layout, "economy-single", host, "economy/single", "1", creds=creds)
     project = tmp_path / "project"
     project.mkdir()
     # Two unique references, written four times across two Dockerfiles (one through an ARG).

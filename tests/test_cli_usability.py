@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.registry import RegistryServer
 
 
@@ -64,7 +65,7 @@ def test_dry_run_never_creates_a_file(tmp_path: Path, registry: RegistryServer, 
     layout = tmp_path / "layout"
     name = "dry" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:8]
     im.build_image(layout, name, [{"etc/os-release": b"ID=ubuntu\n"}])
-    im.push_http(layout, name, registry.url, f"{name}/app", "1")
+    pushing.push_http(layout, name, registry.url, f"{name}/app", "1")
     project = tmp_path / "project"
     project.mkdir()
     (project / "Dockerfile").write_text(f"FROM {registry.host}/{name}/app:1\n")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import registry_marker_problem
+from tests.support.markers import registry_marker_problem
 from tests.support.registry import RegistryServer
 
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from pinrepro import lockfile
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
@@ -41,8 +42,8 @@ def push(layout: Path, server: RegistryServer, repo: str, tag: str, marker: byte
     layers: list[im.LayerSpec] = [CUDA_LAYER if cuda else {"etc/os-release": b"ID=alpine\n"}, {"m": marker}]
     env = ["CUDA_VERSION=12.4.1", "NVIDIA_REQUIRE_CUDA=cuda>=12.4"] if cuda else ["A=1"]
     im.build_image(layout, name, layers, env=env)
-    digest = im.push(layout, name, server.host, repo, tag)
-    assert digest == im.skopeo_digest(server.host, repo, tag)
+    digest = pushing.push(layout, name, server.host, repo, tag)
+    assert digest == pushing.skopeo_digest(server.host, repo, tag)
     return digest
 
 

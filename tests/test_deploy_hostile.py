@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.realregistry
 def served(tmp_path: Path) -> Iterator[tuple[RegistryServer, str]]:
     with RegistryServer(tmp_path / "registry") as server:
         im.build_image(tmp_path / "layout", "redis", [{"etc/os-release": b"ID=alpine\n"}])
-        yield server, im.push(tmp_path / "layout", "redis", server.host, "lib/redis", "7")
+        yield server, pushing.push(tmp_path / "layout", "redis", server.host, "lib/redis", "7")
 
 
 def run(root: Path, *args: str) -> Result:

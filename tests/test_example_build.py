@@ -33,7 +33,8 @@ from pinrepro.lockfile import Lock
 from pinrepro.reqfile import parse_lock
 from tests.support.debian import Buildah, rootfs_packages, rootfs_tar
 from tests.support.example import ROOT, demo
-from tests.support.images import OCI_INDEX, OCI_MANIFEST, compress, layer_tar, put_manifest, sha256_digest, upload_blob
+from tests.support.images import OCI_INDEX, OCI_MANIFEST, compress, layer_tar, sha256_digest
+from tests.support.pushing import put_manifest, upload_blob
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
 from tests.support.wheelhouse import Wheelhouse, serve

@@ -12,14 +12,8 @@ import responses
 from responses import matchers
 
 from pinrepro.errors import GitHubError
-from pinrepro.github import (
-    GitHub,
-    PullOutcome,
-    PullRequest,
-    Repository,
-    api_url_from_env,
-    token_from_env,
-)
+from pinrepro.githost import Repository, api_url_from_env
+from pinrepro.github import GitHub, PullOutcome, PullRequest
 from tests.support.github import pull_json
 
 TOKEN = "ghs_16C7e42F292c6912E7710c838347Ae178B4a"
@@ -137,10 +131,6 @@ def test_ghes_base_url(api: responses.RequestsMock) -> None:
     assert outcome.pull.html_url == "https://ghe.example/octo-org/octo-repo/pull/5"
 
 
-def test_api_url_default() -> None:
-    assert api_url_from_env({}) == "https://api.github.com"
-
-
 def test_default_branch(api: responses.RequestsMock) -> None:
     api.get(f"{API}/repos/octo-org/octo-repo", json={"full_name": "octo-org/octo-repo", "default_branch": "trunk"})
     assert client().default_branch(REPO) == "trunk"
@@ -254,51 +244,3 @@ def test_pull_without_fields(api: responses.RequestsMock) -> None:
 def test_token_not_in_repr() -> None:
     assert TOKEN not in repr(client())
     assert repr(client(GHES)) == "GitHub(api_url='https://ghe.example/api/v3')"
-
-
-# -- configuration from the environment -----------------------------------------------------------------------
-
-
-def test_token_from_env() -> None:
-    assert token_from_env("GITHUB_TOKEN", {"GITHUB_TOKEN": f" {TOKEN}\n"}) == TOKEN
-    assert token_from_env("BOT_TOKEN", {"BOT_TOKEN": TOKEN}) == TOKEN
-    with pytest.raises(GitHubError) as info:
-        token_from_env("BOT_TOKEN", {"GITHUB_TOKEN": TOKEN})
-    assert str(info.value) == (
-        "--open-pr: environment variable BOT_TOKEN is not set - pass a token with pull-requests: write in BOT_TOKEN "
-        "(in Actions: env: BOT_TOKEN: ${{ secrets.GITHUB_TOKEN }}), or name another with --token-env")
-
-
-@pytest.mark.parametrize("url", [
-    "https://github.com/octo-org/octo-repo.git",
-    "https://github.com/octo-org/octo-repo",
-    "https://github.com/octo-org/octo-repo/",
-    f"https://x-access-token:{TOKEN}@github.com/octo-org/octo-repo.git",
-    "git@github.com:octo-org/octo-repo.git",
-    "github.com:octo-org/octo-repo",
-    "ssh://git@github.com/octo-org/octo-repo.git",
-    "ssh://git@ghe.example:2222/octo-org/octo-repo.git",
-    "https://ghe.example/octo-org/octo-repo.git",
-])
-def test_repository_from_remote_url(url: str) -> None:
-    assert Repository.from_remote_url(url) == REPO
-
-
-@pytest.mark.parametrize("url", ["/srv/git/repo.git", f"https://{TOKEN}@github.com/", "file:///tmp/x/y.git",
-                                 "https://github.com/octo org/x"])
-def test_repository_from_bad_remote_url(url: str) -> None:
-    with pytest.raises(GitHubError) as info:
-        Repository.from_remote_url(url)
-    assert str(info.value) == ("git remote: cannot tell the GitHub repository from the git remote URL - "
-                               "set GITHUB_REPOSITORY=owner/name")
-
-
-@pytest.mark.parametrize(("text", "ok"), [("octo-org/octo-repo", True), ("octo-org", False), ("a/b/c", False),
-                                          ("/x", False), ("a b/c", False)])
-def test_repository_parse(text: str, ok: bool) -> None:
-    if ok:
-        assert Repository.parse(text) == REPO
-        assert str(REPO) == text
-    else:
-        with pytest.raises(GitHubError, match="is not owner/name"):
-            Repository.parse(text)

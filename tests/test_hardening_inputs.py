@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.gitrepos import Repos
 from tests.support.refresh import (  # noqa: F401 - fixtures used by name
     ENV,
@@ -129,7 +130,7 @@ def test_layer_that_inflates_past_the_cap_is_refused(tmp_path: Path, registry: R
     image = im.build_image(layout, None, [{"etc/os-release": b"ID=debian\n", "opt/zeros": zeros}])
     im.build_index(layout, "bomb", [image])
     repo = f"bomb/{tmp_path.name.lower()}"
-    im.push(layout, "bomb", registry.host, repo, "1")
+    pushing.push(layout, "bomb", registry.host, repo, "1")
     root = tmp_path / "project"
     root.mkdir()
     (root / "Dockerfile").write_text(f"FROM {registry.host}/{repo}:1\n")

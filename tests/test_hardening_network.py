@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from pinrepro.cli import cli
-from tests.conftest import DockerConfigFactory
+from tests.support.dockerconfig import DockerConfigFactory
 from tests.support.hostile import (
     HostileServer,
     bad_chunking,

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.github import pull_json
 from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
 from tests.support.gitrepos import make_repos, sh
@@ -81,7 +82,7 @@ def api() -> Iterator[responses.RequestsMock]:
 def test_lock_writes_through_a_symlinked_dockerfile(tmp_path: Path, registry: RegistryServer) -> None:
     layout = tmp_path / "layout"
     built = im.build_image(layout, "one", [BASE_LAYER])
-    im.push(layout, "one", registry.host, "hostile/sym", "1")
+    pushing.push(layout, "one", registry.host, "hostile/sym", "1")
     project = tmp_path / "project"
     (project / "docker").mkdir(parents=True)
     (project / "docker" / "app.Dockerfile").write_text(f"FROM {registry.host}/hostile/sym:1\n")
@@ -98,7 +99,7 @@ def test_lock_writes_through_a_symlinked_dockerfile(tmp_path: Path, registry: Re
 def test_lock_refuses_a_link_out_of_the_project(tmp_path: Path, registry: RegistryServer) -> None:
     layout = tmp_path / "layout"
     im.build_image(layout, "one", [BASE_LAYER])
-    im.push(layout, "one", registry.host, "hostile/out", "1")
+    pushing.push(layout, "one", registry.host, "hostile/out", "1")
     outside = tmp_path / "elsewhere.Dockerfile"
     outside.write_text(f"FROM {registry.host}/hostile/out:1\n")
     project = tmp_path / "project"
@@ -117,7 +118,7 @@ def test_the_bot_commits_a_symlinked_dockerfile_as_a_link(tmp_path: Path, regist
     api.add_passthru(registry.url)
     layout = tmp_path / "layout"
     im.build_image(layout, "v1", [BASE_LAYER])
-    im.push(layout, "v1", registry.host, "hostile/bot", "1")
+    pushing.push(layout, "v1", registry.host, "hostile/bot", "1")
     seed = tmp_path / "seed"
     (seed / "docker").mkdir(parents=True)
     (seed / "docker" / "app.Dockerfile").write_text(f"FROM {registry.host}/hostile/bot:1\n")
@@ -130,7 +131,7 @@ def test_the_bot_commits_a_symlinked_dockerfile_as_a_link(tmp_path: Path, regist
     sh(repos.work, "commit", "--quiet", "-m", "a link")
     sh(repos.work, "push", "--quiet", "origin", "main")
     v2 = im.build_image(layout, "v2", [BASE_LAYER, {"marker": b"2"}])
-    im.push(layout, "v2", registry.host, "hostile/bot", "1")
+    pushing.push(layout, "v2", registry.host, "hostile/bot", "1")
     api.get(PULLS, json=[])
     api.post(PULLS, status=201, json=pull_json(2))
     result = run(repos.work, "refresh", "--open-pr", env=ENV)
@@ -151,7 +152,7 @@ def test_image_labels_env_and_dpkg_are_printed_escaped(tmp_path: Path, registry:
     layout = tmp_path / "layout"
     plain = {"etc/os-release": b"ID=ubuntu\nVERSION_ID=22.04\n", "var/lib/dpkg/status": _dpkg_status({"libc6": "2.35"})}
     im.build_image(layout, "v1", [plain], env=["CUDA_VERSION=12.4.1"], created="2024-05-01T00:00:00Z")
-    im.push(layout, "v1", registry.host, "hostile/image", "1")
+    pushing.push(layout, "v1", registry.host, "hostile/image", "1")
     seed = tmp_path / "seed"
     seed.mkdir()
     (seed / "Dockerfile").write_text(f"FROM {registry.host}/hostile/image:1\n")
@@ -167,7 +168,7 @@ def test_image_labels_env_and_dpkg_are_printed_escaped(tmp_path: Path, registry:
                    env=[f"CUDA_VERSION=12.6.3{HOSTILE}", f"NV_CUDNN_VERSION={HOSTILE}", f"PYTHON_VERSION={HOSTILE}"],
                    labels={"org.opencontainers.image.title": HOSTILE, "com.nvidia.cudnn.version": HOSTILE,
                            "maintainer": HOSTILE})
-    im.push(layout, "v2", registry.host, "hostile/image", "1")
+    pushing.push(layout, "v2", registry.host, "hostile/image", "1")
 
     dry = run(repos.work, "refresh", "--dry-run")
     assert dry.exit_code == 0, dry.stderr

@@ -18,6 +18,7 @@ from pinrepro.lock import LockOutcome, LockServices, Upgrade, run_lock
 from pinrepro.registry.authn import AnonymousKeychain
 from pinrepro.registry.client import RegistryClient
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
@@ -53,7 +54,7 @@ def publish(layout: Path, registry: RegistryServer, repo: str, marker: bytes) ->
     image = im.build_image(layout, None, [BASE, APT, top(marker)], env=ENV)
     tag = marker.decode()
     im.build_index(layout, tag, [image])
-    im.push(layout, tag, registry.host, repo, "12.4.1")
+    pushing.push(layout, tag, registry.host, repo, "12.4.1")
     return image
 
 
@@ -162,7 +163,7 @@ def test_single_platform_image_relock_downloads_nothing(
     root, repo, _ = project
     layout = tmp_path / "layout"
     image = im.build_image(layout, "bare", [BASE, APT, top(b"one")], env=ENV)  # no index above it
-    im.push(layout, "bare", registry.host, repo, "12.4.1")
+    pushing.push(layout, "bare", registry.host, repo, "12.4.1")
     with client() as c:
         lock(root, c)
         # describe() reads the config to learn the platform; the scan finds it in the shared cache.

@@ -21,6 +21,7 @@ from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain
 from pinrepro.registry.client import PlatformManifest, RegistryClient
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.debian import dpkg_query_installed
 from tests.support.registry import RegistryServer
 from tests.support.tools import in_ci
@@ -100,7 +101,7 @@ def platform_of(image: im.BuiltImage) -> PlatformManifest:
 
 
 def push(layout: Path, registry: RegistryServer, tag: str, repo: str = "inv/app") -> ImageRef:
-    im.push(layout, tag, registry.host, repo, tag)
+    pushing.push(layout, tag, registry.host, repo, tag)
     return ImageRef.parse(f"{registry.host}/{repo}:{tag}")
 
 
@@ -236,15 +237,16 @@ def _upload(registry: RegistryServer, repo: str, tag: str, layers: list[bytes], 
         ImageRef, PlatformManifest]:
     session = requests.Session()
     config_bytes = json.dumps(config).encode()
-    config_digest = im.upload_blob(session, registry.url, repo, config_bytes)
+    config_digest = pushing.upload_blob(session, registry.url, repo, config_bytes)
     descriptors = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": im.upload_blob(session, registry.url, repo, blob), "size": len(blob)} for blob in layers]
+                    "digest": pushing.upload_blob(session, registry.url, repo, blob), "size": len(blob)}
+                   for blob in layers]
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": im.OCI_MANIFEST,
         "config": {"mediaType": im.OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
         "layers": descriptors,
     }).encode()
-    digest = im.put_manifest(session, registry.url, repo, tag, manifest, im.OCI_MANIFEST)
+    digest = pushing.put_manifest(session, registry.url, repo, tag, manifest, im.OCI_MANIFEST)
     session.close()
     return ImageRef.parse(f"{registry.host}/{repo}:{tag}"), PlatformManifest(digest, im.OCI_MANIFEST, config_digest)
 

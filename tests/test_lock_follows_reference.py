@@ -12,6 +12,7 @@ import pytest
 
 from pinrepro import lockfile
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.cliproject import locked, push, run, snapshot, unique
 from tests.support.registry import RegistryServer
 
@@ -158,7 +159,7 @@ def test_from_platform_literal_records_what_the_build_pulls(tmp_path: Path, regi
     rocm = push(registry, layout, f"{ns}/rocm/dev-almalinux-8", "6.3.3-complete", "rocm", arch="amd64")
     alma = push(registry, layout, f"{ns}/almalinux", "8", "alma", arch="arm64")
     built = im.build_two_platform(layout, f"{ns}-golang", [{"etc/os-release": b"ID=debian\n"}])
-    golang = im.push_http(layout, f"{ns}-golang", registry.url, f"{ns}/golang", "1.24")
+    golang = pushing.push_http(layout, f"{ns}-golang", registry.url, f"{ns}/golang", "1.24")
     assert golang == built.digest
     (project / "pinrepro.toml").write_text('platforms = ["linux/amd64", "linux/arm64"]\n')
     dockerfile = project / "Dockerfile"

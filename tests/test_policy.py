@@ -140,7 +140,7 @@ def test_render_is_stable_json() -> None:
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ({"fle": "x"}, "unknown key 'fle'"),
+    ({"fle": "x"}, r"^pinrepro.toml: unknown key 'fle' in \[policy\]; known: deny_unlocked, file - "),
     ({"file": ""}, "'file' must be a non-empty string"),
     ({"deny_unlocked": "yes"}, "'deny_unlocked' must be true or false"),
 ])

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
@@ -31,7 +32,7 @@ def fresh_registry(tmp_path: Path) -> Iterator[RegistryServer]:
 
 def push(layout: Path, server: RegistryServer, repo: str, tag: str) -> str:
     im.build_image(layout, f"{repo}-{tag}", [{"etc/os-release": b"ID=debian\n", "t": tag.encode()}])
-    return im.push(layout, f"{repo}-{tag}", server.host, repo, tag)
+    return pushing.push(layout, f"{repo}-{tag}", server.host, repo, tag)
 
 
 def test_policy_mode_leaves_dockerfiles_alone(tmp_path: Path, fresh_registry: RegistryServer) -> None:

@@ -38,6 +38,7 @@ from pinrepro.summary import (
     summarize,
 )
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.github import pull_json
 from tests.support.gitrepos import Repos, make_repos, sh
 from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
@@ -454,7 +455,7 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
     v1 = im.build_image(layout, "v1", [{"etc/os-release": OS_RELEASE, "var/lib/dpkg/status": _dpkg_status(APT_V1)}],
                         env=_cuda_env("12.4.1", "9.1.0.70-1", "2.21.5-1"),
                         created="2024-05-01T00:00:00Z")
-    im.push(layout, "v1", registry.host, repository, "stable")
+    pushing.push(layout, "v1", registry.host, repository, "stable")
     seed = tmp_path / "seed-project"
     seed.mkdir()
     (seed / "Dockerfile").write_text(f"# app\nFROM {registry.host}/{repository}:stable\nRUN true\n")
@@ -469,7 +470,7 @@ def test_end_to_end_with_the_real_lock(tmp_path: Path, registry: RegistryServer,
                                        {"var/lib/dpkg/status": _dpkg_status(APT_V2)}],
                         env=_cuda_env("12.6.3", "9.5.1.17-1", "2.23.4-1"),
                         created="2024-06-01T00:00:00Z")
-    im.push(layout, "v2", registry.host, repository, "stable")
+    pushing.push(layout, "v2", registry.host, repository, "stable")
     assert v1.digest != v2.digest
     list_open(api, [])
     api.post(PULLS, status=201, json=pull_json(21))

@@ -15,8 +15,9 @@ from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnr
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain, DefaultKeychain
 from pinrepro.registry.client import ImageDescription, PlatformManifest, RegistryClient
-from tests.conftest import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support import images as im
+from tests.support import pushing
+from tests.support.dockerconfig import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
@@ -64,8 +65,8 @@ def published(request: pytest.FixtureRequest, layout: tuple[Path, dict[str, obje
     creds = None if request.param == "anonymous" else CREDS
     path, built = layout
     for tag in ("single", "multi", "docker-single", "docker-list", "zstd"):
-        im.push(path, tag, server.host, REPO, tag, creds=creds)
-    v2s2 = im.push(path, "single", server.host, REPO, "v2s2", creds=creds, format="v2s2")
+        pushing.push(path, tag, server.host, REPO, tag, creds=creds)
+    v2s2 = pushing.push(path, "single", server.host, REPO, "v2s2", creds=creds, format="v2s2")
     single, multi = built["single"], built["multi"]
     docker_single, docker_list = built["docker_single"], built["docker_list"]
     assert isinstance(single, im.BuiltImage) and isinstance(multi, im.BuiltIndex)
@@ -95,7 +96,7 @@ def client(published: Published, docker_config: DockerConfigFactory) -> Iterator
 @pytest.mark.parametrize("tag", ["single", "multi", "docker-single", "docker-list", "v2s2"])
 def test_head_digest_equals_skopeo(published: Published, client: RegistryClient, tag: str) -> None:
     descriptor = client.head_digest(published.ref(tag))
-    raw = im.skopeo_inspect_raw(published.server.host, REPO, tag, creds=published.creds)
+    raw = pushing.skopeo_inspect_raw(published.server.host, REPO, tag, creds=published.creds)
     expected = {
         "single": published.single.digest,
         "multi": published.multi.digest,
@@ -122,7 +123,7 @@ def test_describe_single_platform(published: Published, client: RegistryClient) 
 def test_describe_two_platforms(published: Published, client: RegistryClient) -> None:
     multi = published.multi
     description = client.describe(published.ref("multi"))
-    assert description.digest == multi.digest == im.skopeo_digest(published.server.host, REPO, "multi",
+    assert description.digest == multi.digest == pushing.skopeo_digest(published.server.host, REPO, "multi",
                                                                    published.creds)
     assert description.media_type == im.OCI_INDEX
     assert dict(description.platforms) == {
@@ -156,7 +157,7 @@ def test_describe_many_and_head_many(published: Published, client: RegistryClien
     described = client.describe_many([*refs, refs[0]])
     assert list(described) == refs
     assert [d.digest for d in described.values()] == [
-        im.skopeo_digest(published.server.host, REPO, tag, published.creds)
+        pushing.skopeo_digest(published.server.host, REPO, tag, published.creds)
         for tag in ("single", "multi", "docker-single", "zstd")
     ]
     missing = published.ref("no-such-tag")
@@ -181,7 +182,7 @@ def test_htpasswd_credentials_from_a_credential_helper(
     auth_registry: RegistryServer, docker_config: DockerConfigFactory, tmp_path: Path
 ) -> None:
     image = im.build_image(tmp_path, "t", [{"helper": b"1"}])
-    im.push(tmp_path, "t", auth_registry.host, "real/helper", "t", creds=CREDS)
+    pushing.push(tmp_path, "t", auth_registry.host, "real/helper", "t", creds=CREDS)
     docker_config(
         auths={auth_registry.host: (TEST_USER, "stale-password-in-auths")},
         cred_helpers={auth_registry.host: "pintest"},
@@ -196,7 +197,7 @@ def test_token_credentials_from_a_credential_helper(
     token_registry: RegistryServer, docker_config: DockerConfigFactory, tmp_path: Path
 ) -> None:
     image = im.build_two_platform(tmp_path, "t", [{"helper": b"2"}])
-    im.push(tmp_path, "t", token_registry.host, "real/helper", "t", creds=CREDS)
+    pushing.push(tmp_path, "t", token_registry.host, "real/helper", "t", creds=CREDS)
     docker_config(cred_helpers={token_registry.host: "pintest"}, helper_store={token_registry.host: CREDS})
     with _client() as client:
         described = client.describe(ImageRef.parse(f"{token_registry.host}/real/helper:t"))
@@ -210,7 +211,7 @@ def test_token_identity_token_from_docker_config(
     issuer = token_registry.issuer
     assert issuer is not None
     image = im.build_image(tmp_path, "t", [{"identity": b"3"}])
-    im.push(tmp_path, "t", token_registry.host, "real/identity", "t", creds=CREDS)
+    pushing.push(tmp_path, "t", token_registry.host, "real/identity", "t", creds=CREDS)
     refresh = issuer.add_refresh_token(TEST_USER)
     docker_config(extra={"auths": {token_registry.host: {"auth": "", "identitytoken": refresh}}})
     before = len(issuer.requests)
@@ -234,11 +235,11 @@ def test_repushed_tag_resolves_to_the_new_digest(
     new = im.build_two_platform(tmp_path, "v2", [{"version": b"2"}])
     ref = ImageRef.parse(f"{server.host}/real/moving:latest")
     with _client() as client:
-        im.push(tmp_path, "v1", server.host, "real/moving", "latest", creds=creds)
+        pushing.push(tmp_path, "v1", server.host, "real/moving", "latest", creds=creds)
         assert client.describe(ref).digest == old.digest
-        im.push(tmp_path, "v2", server.host, "real/moving", "latest", creds=creds)
+        pushing.push(tmp_path, "v2", server.host, "real/moving", "latest", creds=creds)
         moved = client.describe(ref)
-        assert moved.digest == new.digest == im.skopeo_digest(server.host, "real/moving", "latest", creds)
+        assert moved.digest == new.digest == pushing.skopeo_digest(server.host, "real/moving", "latest", creds)
         assert sorted(moved.platforms) == ["linux/amd64", "linux/arm64/v8"]
         assert client.head_digest(ref).digest == new.digest
 
@@ -255,7 +256,7 @@ def test_request_count_for_many_images(
     for n in range(count):
         built = im.build_image(tmp_path, f"t{n}", [{"n": str(n).encode()}], env=[f"N={n}"])
         repo = f"real/count{count}-{n}"
-        im.push(tmp_path, f"t{n}", token_registry.host, repo, "t", creds=CREDS)
+        pushing.push(tmp_path, f"t{n}", token_registry.host, repo, "t", creds=CREDS)
         refs.append(ImageRef.parse(f"{token_registry.host}/{repo}:t"))
         digests.append(built.digest)
     docker_config(auths={token_registry.host: CREDS})
@@ -357,7 +358,7 @@ def test_registry_down(tmp_path: Path) -> None:
     server = RegistryServer(tmp_path / "down", "anonymous").start()
     host = server.host
     im.build_image(tmp_path / "layout", "t", [{"down": b"1"}])
-    im.push(tmp_path / "layout", "t", host, "real/down", "t")
+    pushing.push(tmp_path / "layout", "t", host, "real/down", "t")
     server.stop()
     with _client(sleep=lambda _: None) as client, pytest.raises(RegistryError) as info:
         client.describe(ImageRef.parse(f"{host}/real/down:t"))

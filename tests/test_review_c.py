@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.aptproject import make_project
 from tests.support.aptrepo import AptRepo
 from tests.support.cliproject import clean_env, layered_project, pinrepro, run, snapshot
@@ -103,7 +104,7 @@ def test_an_unreadable_apt_source_with_a_password_is_reported_without_it(tmp_pat
     # A private mirror whose credentials sit in the URI (apt allows it), written without its suite.
     im.build_image(layout, "deb", [{"etc/os-release": b"ID=debian\nVERSION_CODENAME=bookworm\n",
                                     "etc/apt/sources.list": b"deb https://bot:s3cret-pw@127.0.0.1:9/debian\n"}])
-    im.push(layout, "deb", registry.host, "debian-private", "bookworm")
+    pushing.push(layout, "deb", registry.host, "debian-private", "bookworm")
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     result = run(root, "lock")
     assert result.exit_code == 2, result.output

@@ -15,7 +15,7 @@ from pinrepro.config import load
 from pinrepro.errors import ConfigError, LockfileError, PinreproError
 from pinrepro.inventory.contents import PlatformContents
 from pinrepro.refresh import load_settings, parse_settings
-from pinrepro.schema import UNKNOWN_KEY_FIX, Table, check_keys, unknown_key
+from pinrepro.schema import UNKNOWN_KEY_FIX, Table, check_keys, locate, unknown_key
 
 # "unknown key '<key>' in <section>; known: <every known key, sorted>"
 SHAPE = re.compile(r"unknown key '(?P<key>[^']+)' in (?P<section>.+?); known: (?P<known>[a-z_0-9]+(?:, [a-z_0-9]+)*)")
@@ -36,6 +36,13 @@ def shape(line: str) -> dict[str, str]:
 def test_unknown_key_names_the_first_unknown_and_every_known_key_sorted() -> None:
     assert unknown_key({"b": 1, "zz": 2, "aa": 3}, ("b", "a"), "[t]") == "unknown key 'aa' in [t]; known: a, b"
     assert unknown_key({"a": 1}, ("b", "a"), "[t]") is None
+
+
+def test_locate_names_the_file_and_the_section_as_written_there() -> None:
+    assert locate("pinrepro.toml") == ("pinrepro.toml", "the top-level table")
+    assert locate("pinrepro.toml", "refresh") == ("pinrepro.toml", "[refresh]")
+    assert locate("pyproject.toml [tool.pinrepro]") == ("pyproject.toml", "[tool.pinrepro]")
+    assert locate("pyproject.toml [tool.pinrepro]", "apt") == ("pyproject.toml", "[tool.pinrepro.apt]")
 
 
 def test_check_keys_raises_the_callers_error() -> None:
@@ -110,6 +117,23 @@ def test_configuration_top_level_layers_and_verify(tmp_path: Path) -> None:
     (tmp_path / "pinrepro.toml").unlink()
     (tmp_path / "pyproject.toml").write_text("[tool.pinrepro.verify]\nignores = []\n")
     assert shape(_error(lambda: load(tmp_path)).line())["section"] == "[tool.pinrepro.verify]"
+
+
+@pytest.mark.parametrize(("table", "read"), [("apt", None), ("policy", "policy"), ("check", "check")])
+def test_the_tables_other_modules_own(tmp_path: Path, table: str, read: str | None) -> None:
+    from pinrepro.check.settings import load as load_check
+    from pinrepro.policy import load_settings as load_policy
+
+    readers = {"policy": load_policy, "check": load_check}
+    for file, text, section in (("pinrepro.toml", f"[{table}]\ntypo = 1\n", f"[{table}]"),
+                                ("pyproject.toml", f"[tool.pinrepro.{table}]\ntypo = 1\n",
+                                 f"[tool.pinrepro.{table}]")):
+        for name in ("pinrepro.toml", "pyproject.toml"):
+            (tmp_path / name).unlink(missing_ok=True)
+        (tmp_path / file).write_text(text)
+        error = _error(lambda: readers[read](load(tmp_path)) if read else load(tmp_path))
+        assert error.where == file
+        assert shape(error.line()) | {"known": ""} == {"key": "typo", "section": section, "known": ""}
 
 
 def test_refresh_settings(tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from tests.conftest import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support import images as im
+from tests.support import pushing
+from tests.support.dockerconfig import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support.latency_proxy import LatencyProxy
 from tests.support.registry import RegistryServer, hash_password
 from tests.support.token_issuer import Scope, TokenIssuer
@@ -148,18 +149,18 @@ def test_push_single_and_two_platform(
     server: RegistryServer = request.getfixturevalue(fixture)
     single = im.build_image(tmp_path, "single", [{"etc/hostname": b"single\n"}], env=[f"MODE={fixture}"])
     multi = im.build_two_platform(tmp_path, "multi", [{"etc/hostname": b"multi\n"}], env=[f"MODE={fixture}"])
-    assert im.push(tmp_path, "single", server.host, "support/push", "single", creds=creds) == single.digest
-    assert im.push(tmp_path, "multi", server.host, "support/push", "multi", creds=creds) == multi.digest
-    assert im.skopeo_digest(server.host, "support/push", "single", creds) == single.digest
-    assert im.skopeo_digest(server.host, "support/push", "multi", creds) == multi.digest
+    assert pushing.push(tmp_path, "single", server.host, "support/push", "single", creds=creds) == single.digest
+    assert pushing.push(tmp_path, "multi", server.host, "support/push", "multi", creds=creds) == multi.digest
+    assert pushing.skopeo_digest(server.host, "support/push", "single", creds) == single.digest
+    assert pushing.skopeo_digest(server.host, "support/push", "multi", creds) == multi.digest
     arm = multi.platforms["linux/arm64/v8"]
-    assert im.skopeo_inspect_raw(server.host, "support/push", arm.digest, creds=creds) == arm.manifest_bytes
+    assert pushing.skopeo_inspect_raw(server.host, "support/push", arm.digest, creds=creds) == arm.manifest_bytes
 
 
 def test_push_v2s2_converts_to_docker_schema2(registry: RegistryServer, tmp_path: Path) -> None:
     im.build_image(tmp_path, "t", [{"a": b"1"}])
-    digest = im.push(tmp_path, "t", registry.host, "support/v2s2", "t", format="v2s2")
-    raw = im.skopeo_inspect_raw(registry.host, "support/v2s2", "t")
+    digest = pushing.push(tmp_path, "t", registry.host, "support/v2s2", "t", format="v2s2")
+    raw = pushing.skopeo_inspect_raw(registry.host, "support/v2s2", "t")
     assert json.loads(raw)["mediaType"] == im.DOCKER_MANIFEST
     assert digest == im.sha256_digest(raw)
 
@@ -169,21 +170,21 @@ def test_docker_format_layout_pushes_byte_for_byte(registry: RegistryServer, tmp
     listing = im.build_two_platform(tmp_path, "dl", [{"a": b"1"}], manifest_format="docker")
     assert json.loads(single.manifest_bytes)["mediaType"] == im.DOCKER_MANIFEST
     assert json.loads(listing.index_bytes)["mediaType"] == im.DOCKER_LIST
-    assert im.push(tmp_path, "d", registry.host, "support/docker", "d") == single.digest
-    assert im.push(tmp_path, "dl", registry.host, "support/docker", "dl") == listing.digest
-    assert im.skopeo_digest(registry.host, "support/docker", "dl") == listing.digest
+    assert pushing.push(tmp_path, "d", registry.host, "support/docker", "d") == single.digest
+    assert pushing.push(tmp_path, "dl", registry.host, "support/docker", "dl") == listing.digest
+    assert pushing.skopeo_digest(registry.host, "support/docker", "dl") == listing.digest
 
 
 def test_push_http_matches_skopeo(registry: RegistryServer, tmp_path: Path) -> None:
     index = im.build_two_platform(tmp_path, "m", [{"b": b"2"}], compression="zstd")
-    assert im.push_http(tmp_path, "m", registry.url, "support/http", "m") == index.digest
-    assert im.skopeo_digest(registry.host, "support/http", "m") == index.digest
+    assert pushing.push_http(tmp_path, "m", registry.url, "support/http", "m") == index.digest
+    assert pushing.skopeo_digest(registry.host, "support/http", "m") == index.digest
 
 
 def test_htpasswd_registry_rejects_wrong_password(auth_registry: RegistryServer, tmp_path: Path) -> None:
     im.build_image(tmp_path, "t", [{"a": b"1"}])
-    with pytest.raises(im.SkopeoError) as info:
-        im.push(tmp_path, "t", auth_registry.host, "support/denied", "t", creds=(TEST_USER, "wrong-pw-123"))
+    with pytest.raises(pushing.SkopeoError) as info:
+        pushing.push(tmp_path, "t", auth_registry.host, "support/denied", "t", creds=(TEST_USER, "wrong-pw-123"))
     assert "wrong-pw-123" not in str(info.value)
     assert "alice:***" in str(info.value)
     anonymous = requests.get(f"{auth_registry.url}/v2/", timeout=10)
@@ -278,7 +279,7 @@ def test_anonymous_token_has_no_access_and_the_registry_refuses_it(
     issuer = token_registry.issuer
     assert issuer is not None
     im.build_image(tmp_path, "t", [{"a": b"anon"}])
-    im.push(tmp_path, "t", token_registry.host, "support/anon", "t", creds=CREDS)
+    pushing.push(tmp_path, "t", token_registry.host, "support/anon", "t", creds=CREDS)
     answer = requests.get(
         issuer.realm, params={"service": issuer.service, "scope": "repository:support/anon:pull"}, timeout=10
     )
@@ -347,7 +348,7 @@ def test_scope_parse(text: str, expected: Scope | None) -> None:
 # -- latency proxy -----------------------------------------------------------------------------------------
 def test_latency_proxy_forwards_concurrent_requests(registry: RegistryServer, tmp_path: Path) -> None:
     index = im.build_two_platform(tmp_path, "p", [{"c": b"3"}])
-    im.push(tmp_path, "p", registry.host, "support/proxy", "p")
+    pushing.push(tmp_path, "p", registry.host, "support/proxy", "p")
     assert registry.port is not None
     with LatencyProxy("127.0.0.1", registry.port, delay=0.005) as proxy:
         assert proxy.rtt == 0.01
@@ -365,7 +366,7 @@ def test_latency_proxy_forwards_concurrent_requests(registry: RegistryServer, tm
         assert digests == [index.digest] * 32
         assert proxy.connections == 32
         assert proxy.bytes_down > 32 * len(index.index_bytes)
-        assert im.skopeo_digest(proxy.host, "support/proxy", "p") == index.digest
+        assert pushing.skopeo_digest(proxy.host, "support/proxy", "p") == index.digest
 
 
 def test_latency_proxy_closes_when_the_target_is_gone() -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pinrepro.errors import ConfigError
+from pinrepro.schema import UNKNOWN_KEY_FIX, check_keys, locate
 
 # The public snapshot services (snapshot.debian.org and snapshot.ubuntu.com keep every archive state).
 DEFAULT_SNAPSHOT_URLS: Mapping[str, str] = {
@@ -52,10 +53,8 @@ def parse_settings(raw: Any, *, where: str) -> AptSettings:
         return AptSettings()
     if not isinstance(raw, dict):
         raise ConfigError("'apt' must be a table", where=where, fix="write it as [tool.pinrepro.apt]")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' in the apt table", where=where,
-                          fix=f"known keys: {', '.join(sorted(_KEYS))}")
+    file, section = locate(where, "apt")
+    check_keys(raw, _KEYS, section, lambda message: ConfigError(message, where=file, fix=UNKNOWN_KEY_FIX))
     enabled = raw.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
         raise ConfigError("'apt.enabled' must be true or false", where=where)

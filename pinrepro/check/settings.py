@@ -23,6 +23,7 @@ from pinrepro.config import Config
 from pinrepro.errors import ConfigError
 from pinrepro.findings import Level
 from pinrepro.inventory.cuda import parse_version
+from pinrepro.schema import UNKNOWN_KEY_FIX, check_keys, locate
 
 DEFAULT_MODEL_SIZE_LIMIT = 100 * 1000 * 1000
 _KEYS = {"ignore", "severity", "min_driver", "model_size_limit", "deploy_files"}
@@ -46,9 +47,8 @@ def load(config: Config) -> CheckSettings:
     if not isinstance(raw, Mapping):
         raise ConfigError("'check' must be a table", where=config.source,
                           fix="write it as [tool.pinrepro.check] / [check]")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}'", where=where, fix=f"known keys: {', '.join(sorted(_KEYS))}")
+    file, section = locate(config.source, "check")
+    check_keys(raw, _KEYS, section, lambda message: ConfigError(message, where=file, fix=UNKNOWN_KEY_FIX))
     return CheckSettings(
         ignore=frozenset(_ids(raw.get("ignore", []), "ignore", where)),
         severity=_severity(raw.get("severity", {}), where),

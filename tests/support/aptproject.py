@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.aptrepo import AptRepo
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
@@ -26,7 +27,7 @@ def make_project(tmp_path: Path, registry: RegistryServer, apt_repo: AptRepo, re
          "etc/apt/trusted.gpg.d/pinrepro-test.gpg": im.Symlink(KEY)},
     ]
     im.build_image(layout, "deb", layers)
-    im.push(layout, "deb", registry.host, repo, "bookworm")
+    pushing.push(layout, "deb", registry.host, repo, "bookworm")
     root = tmp_path / "project"
     root.mkdir()
     (root / "pinrepro.toml").write_text(f'[apt.snapshot_url]\ndebian = "{apt_repo.snapshot_template}"\n')

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from pinrepro import lockfile
 from pinrepro.cli import cli
 from tests.support import images as im
+from tests.support import pushing
 from tests.support.registry import RegistryServer
 
 
@@ -26,7 +27,7 @@ def push(registry: RegistryServer, layout: Path, repo: str, tag: str, marker: st
     """A single-platform image of its own content under ``repo:tag``; returns the digest the registry serves."""
     name = hashlib.sha1(f"{repo}:{tag}:{marker}:{arch}".encode()).hexdigest()[:12]
     im.build_image(layout, name, [{"etc/os-release": b"ID=ubuntu\n", "marker": marker.encode()}], arch=arch)
-    return im.push_http(layout, name, registry.url, repo, tag)
+    return pushing.push_http(layout, name, registry.url, repo, tag)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
