@@ -128,16 +128,20 @@ def cli(root: Path | None) -> None:
 def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_packages: tuple[str, ...],
          dry_run: bool, check: bool, fmt: str) -> None:
     """Pin what is not pinned yet or whose input changed; keep every other pin."""
-    from pinrepro.lock import run_lock
-    from pinrepro.resolvers import ResolverRunner
+    from pinrepro.lock import LockServices, Upgrade, run_lock
 
     out = Output(verbose, quiet)
     config = load_config(root)
-    outcome = run_lock(config, upgrade=upgrade, upgrade_packages=upgrade_packages,
-                       dry_run=dry_run or check, progress=out.progress("resolving images"),
-                       scan_progress=out.progress("reading image contents"),
-                       runner=ResolverRunner(echo=out.stream if verbose else None),
-                       layer_progress=out.layer_progress())
+    runner = None
+    if config.layers:  # the resolvers (packaging) load only for a project with requirement layers
+        from pinrepro.resolvers import ResolverRunner
+
+        runner = ResolverRunner(echo=out.stream if verbose else None)
+    services = LockServices(resolve_progress=out.progress("resolving images"),
+                            scan_progress=out.progress("reading image contents"), runner=runner,
+                            layer_progress=out.layer_progress())
+    outcome = run_lock(config, upgrade=Upgrade.of(upgrade, upgrade_packages), dry_run=dry_run or check,
+                       services=services)
     for finding in outcome.findings:
         out.info(render.finding_line(finding))
     if fmt == "json":

@@ -22,6 +22,7 @@ shell variable, whose value a build argument decides.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -31,6 +32,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pinrepro.config import Config, Layer
 from pinrepro.dockerfile import instructions
 from pinrepro.dockerfile.commands import commands
+from pinrepro.errors import DockerfileError
 from pinrepro.findings import Finding
 from pinrepro.pyplatforms import targetarch_pattern, targets
 
@@ -57,14 +59,19 @@ _TARGETARCH = re.compile(r"\$\{TARGETARCH\}|\$TARGETARCH\b")
 def check_dockerfile_installs(text: str, path: str, config: Config) -> list[Finding]:
     """Errors for RUN commands that install Python packages around the locks, each on its command's line.
 
-    Every simple command of every RUN: its shell form, an exec form (``sh -c`` scripts included) and the
-    heredoc bodies a shell runs.
+    Every simple command of every RUN: its shell form, an exec form (``sh -c`` scripts included), the
+    heredoc bodies a shell runs, and the commands inside ``$(...)``.
     """
+    try:
+        found, _ = instructions(text, path)
+    except DockerfileError:
+        return []  # a file the reader refuses is reported as such where it is parsed (verify's FROM reading)
     findings: list[Finding] = []
-    for instruction in instructions(text, path)[0]:
+    for instruction in found:
         if instruction.command != "run":
             continue
-        for command in commands(instruction):
+        # $(pip install x) installs too: the commands inside substitutions are judged as well.
+        for command in commands(instruction, nested=True):
             findings.extend(check_command(list(command.argv), command.line, path, config))
     return findings
 
@@ -209,7 +216,9 @@ def _parse_install(args: list[str]) -> tuple[list[str], list[str], set[str]]:
     return files, names, flags
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_index_name(arg: str) -> bool:
+    # Cached: parsing a requirement is most of the check's time, and a long RUN repeats its words.
     if "$" in arg or "://" in arg or arg.startswith((".", "/", "~")) or "/" in arg \
             or arg.endswith((".whl", ".tar.gz", ".zip")):
         return False  # a path, URL or shell variable: not a name from an index

@@ -29,6 +29,7 @@ from pinrepro.githost import Repository, api_url_for_remote, token_from_env
 from pinrepro.github import GitHub, PullRequest
 from pinrepro.journal import commit, project_lock
 from pinrepro.lockfile import Lock
+from pinrepro.lockflow.services import Upgrade
 from pinrepro.schema import Table, locate
 from pinrepro.summary import PR_BODY_LIMIT, Summary, render_markdown, summarize
 
@@ -217,8 +218,7 @@ def refresh(
         run_lock = default_run_lock
     # With a commit to make, lock computes only: the files it would change are checked against HEAD first, so a
     # refusal leaves every file as it was.
-    outcome = run_lock(config, upgrade=True, upgrade_packages=upgrade_packages,
-                       dry_run=dry_run or context is not None)
+    outcome = run_lock(config, upgrade=Upgrade.of(True, upgrade_packages), dry_run=dry_run or context is not None)
     if context is not None and outcome.changed:
         _refuse_uncommitted(context.git, outcome.old_files, allow=allow_uncommitted)
         # As lock writes: one journaled set, under the project lock, refusing files changed since they were read.

@@ -23,7 +23,8 @@ MASK = "***"
 # ``${NAME}``: an environment variable written in place of a credential (no secret in the text itself).
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#@]*)@", re.IGNORECASE)
+# The authority's user-info runs to its last '@' (a password may hold one; RFC 3986 section 3.2).
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#]*)@", re.IGNORECASE)
 
 
 def remember(secret: str | None) -> None:

@@ -78,13 +78,13 @@ def run_verify(
     findings.extend(check_apt(config.root, config.apt, lock, lock_name, dockerfiles))
     if online and lock.images:
         factory = client_factory or _default_client(config)
-        client = factory()
-        findings.extend(check_online(lock, client, lock_name, lines))
-        if lock.apt.get("stages") and config.apt.enabled is not False:
-            from pinrepro.inventory.aptfiles import image_apt_files  # the layer reader: --online only
+        with factory() as client:  # its connections are closed when the online checks are done
+            findings.extend(check_online(lock, client, lock_name, lines))
+            if lock.apt.get("stages") and config.apt.enabled is not False:
+                from pinrepro.inventory.aptfiles import image_apt_files  # the layer reader: --online only
 
-            findings.extend(check_apt_online(
-                lock, lock_name, lambda key, digest: image_apt_files(client, ImageRef.parse(key), digest)))
+                findings.extend(check_apt_online(
+                    lock, lock_name, lambda key, digest: image_apt_files(client, ImageRef.parse(key), digest)))
     if online and lock.urls:
         findings.extend(check_urls_online(lock, lock_name, fetcher(config.add_max_bytes)))
         findings.extend(check_git_online(lock, lock_name, resolver(config.root)))

@@ -452,7 +452,7 @@ def test_lock_resolves_each_reference_once_within_2_plus_2n_requests(
     tmp_path: Path, token_registry: RegistryServer, docker_config: DockerConfigFactory
 ) -> None:
     from pinrepro.config import load
-    from pinrepro.lock import run_lock
+    from pinrepro.lock import LockServices, run_lock
     from pinrepro.registry.authn import DefaultKeychain
     from pinrepro.registry.client import RegistryClient
 
@@ -478,17 +478,17 @@ def test_lock_resolves_each_reference_once_within_2_plus_2n_requests(
         return clients[-1]
 
     before = len(issuer.requests)
-    outcome = run_lock(load(project), client_factory=make, scanner=lambda ref, digest: {})
+    services = LockServices(registry=make, scanner=lambda ref, digest: {})
+    outcome = run_lock(load(project), services=services)
     assert outcome.resolved == (f"{host}/economy/multi:1", f"{host}/economy/single:1")
     [client] = clients
     n = 2
     # ping + one token for both repositories + (index) + (manifest + config): 5 <= 2 + 2N
     assert client.transport.request_count == 5 <= 2 + 2 * n
     assert len(issuer.requests) - before == 1
-    client.close()
 
     # Nothing changed: no client is even created, so no request can be made.
-    again = run_lock(load(project), client_factory=make, scanner=lambda ref, digest: {})
+    again = run_lock(load(project), services=services)
     assert not again.changed and again.resolved == ()
     assert len(clients) == 1
     assert len(issuer.requests) - before == 1

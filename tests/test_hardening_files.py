@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from pinrepro import journal
 from pinrepro.cli import cli
 from pinrepro.config import load
-from pinrepro.lock import run_lock
+from pinrepro.lock import LockServices, run_lock
 from tests.support.fakeregistry import FakeRegistry
 from tests.support.kill import kill_once, pinrepro_command, run_once
 
@@ -60,7 +60,7 @@ def _pin_offline(root: Path, services: int) -> None:
         (root / f"svc{index:04d}" / "Dockerfile").write_text("FROM ubuntu:22.04\nRUN true\n")
     (root / "extra").mkdir()
     (root / "extra" / "Dockerfile").write_text("FROM debian:12\n")
-    run_lock(load(root), client_factory=lambda: registry, scanner=registry.scan)  # type: ignore[arg-type,return-value]
+    run_lock(load(root), services=LockServices(registry=lambda: registry, scanner=registry.scan))
     # Old state: Dockerfiles unpinned again and a lock that still lists debian (its Dockerfile is gone), so
     # the next lock rewrites every Dockerfile AND the lock.
     shutil.rmtree(root / "extra")
@@ -181,9 +181,9 @@ class _SlowRegistry(FakeRegistry):
         super().__init__()
         self.edit = edit
 
-    def describe_many(self, refs):  # type: ignore[no-untyped-def]
+    def describe_many(self, refs, *, then=None):  # type: ignore[no-untyped-def]
         self.edit.write_text("FROM ubuntu:22.04\nRUN echo edited by hand\n")
-        return super().describe_many(refs)
+        return super().describe_many(refs, then=then)
 
 
 def test_edit_made_while_lock_waits_is_not_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

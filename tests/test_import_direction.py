@@ -91,6 +91,22 @@ def test_no_import_against_the_flow(importer: str, imported: str) -> None:
     assert not offenders, offenders
 
 
+# What reading an image's contents needs: the registry client, references, the lock's model and its table
+# validator, file writes.
+INVENTORY_MAY_USE = ("pinrepro.inventory", "pinrepro.registry", "pinrepro.reference", "pinrepro.lockfile",
+                     "pinrepro.schema", "pinrepro.errors", "pinrepro.fsutil", "pinrepro.scrub", "pinrepro.workers")
+
+
+def test_inventory_only_knows_image_contents() -> None:
+    offenders = sorted(
+        f"{module} imports {target}"
+        for module in _graph() if _within(module, "pinrepro.inventory")
+        for target in _reaches(module)
+        if target != "pinrepro" and not any(_within(target, allowed) for allowed in INVENTORY_MAY_USE)
+    )
+    assert not offenders, offenders
+
+
 def test_nothing_below_the_command_line_imports_it() -> None:
     offenders = sorted(module for module in _graph() if module not in {"pinrepro.cli", "pinrepro.__main__"}
                        and any(_within(target, "pinrepro.cli") for target in _reaches(module)))

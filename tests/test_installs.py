@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from pinrepro import config as config_module
 from pinrepro.config import Config
-from pinrepro.dockerfile import parse
-from pinrepro.errors import DockerfileError
 from pinrepro.installs import check_dockerfile_installs
+from tests.support.layers import make_project
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "requirements"
 UNLOCKED = ("install-unlocked", "installs {} from the index, outside the locks (versions and hashes decided when "
@@ -19,14 +15,8 @@ UNLOCKED = ("install-unlocked", "installs {} from the index, outside the locks (
 
 
 def layered(root: Path) -> Config:
-    """Two requirement layers, base and app (app compiled under base), as pinrepro.toml declares them."""
-    for name in ("base", "app"):
-        (root / f"requirements-{name}.in").write_text(f"{name}-pkg\n")
-    (root / "pinrepro.toml").write_text(
-        'index_url = "file:///nowhere/simple"\n'
-        '[[layers]]\nname = "base"\nrequirements = "requirements-base.in"\nconstraints = []\n'
-        '[[layers]]\nname = "app"\nrequirements = "requirements-app.in"\nconstraints = ["base"]\n')
-    return config_module.load(root)
+    """Two requirement layers, base and app (app compiled under base)."""
+    return make_project(root, "file:///nowhere/simple", {"base": "alpha\n", "app": "beta\n"})
 
 
 def found(text: str, config: Config) -> list[tuple[int | None, str, str]]:
@@ -75,18 +65,8 @@ def test_dockerfile_install_lines(tmp_path: Path) -> None:
 
 # BuildKit stops looking for parser directives at the first line that is not one - a blank line included
 # (https://docs.docker.com/reference/dockerfile/#parser-directives; moby/buildkit
-# frontend/dockerfile/parser/directives.go, DirectiveParser.ParseLine). Below, `# escape=`` is a comment.
-LATE_ESCAPE = "\n# escape=`\nFROM python:3.11 `\n  AS build\n"
-
-
-def test_a_directive_after_a_blank_line_is_a_comment_for_the_from_parser() -> None:
-    with pytest.raises(DockerfileError) as caught:
-        parse(LATE_ESCAPE)
-    assert caught.value.where == "Dockerfile:3"
-    assert "FROM takes one image and an optional 'AS <name>'" in caught.value.what
-    # At the top of the file it is a directive: the backtick continues the line.
-    assert [(s.line, s.image, s.stage_name) for s in parse(LATE_ESCAPE.lstrip("\n")).sites] == [
-        (2, "python:3.11", "build")]
+# frontend/dockerfile/parser/directives.go, DirectiveParser.ParseLine). The FROM parser's side of it is
+# tests/test_dockerfile_pin.py::test_a_directive_after_a_blank_line_is_a_comment_for_the_from_parser.
 
 
 def test_a_directive_after_a_blank_line_is_a_comment_for_the_install_check(tmp_path: Path) -> None:
@@ -113,3 +93,14 @@ def test_install_check_reads_commands_as_the_shell_does(tmp_path: Path) -> None:
     # A redirection's target is no package; a Python heredoc body is no shell script; flags over several
     # lines still put the command on its own line.
     assert found(text, config) == [unlocked(9, "rich")]
+
+
+def test_install_inside_a_substitution_is_found(tmp_path: Path) -> None:
+    config = layered(tmp_path)
+    text = "FROM python:3.11\nRUN echo \\\n    \"$(pip install numpy)\" '$(pip install literal)'\n"
+    assert found(text, config) == [unlocked(3, "numpy")]
+
+
+def test_a_file_the_reader_refuses_has_no_install_findings(tmp_path: Path) -> None:
+    # verify reports the file itself where it parses it; the install check adds nothing to that.
+    assert found("FROM python:3.11\nRUN pip install numpy <<EOF\nnever closed\n", layered(tmp_path)) == []

@@ -14,7 +14,7 @@ from pinrepro.config import load
 from pinrepro.inventory.cache import Cache
 from pinrepro.inventory.contents import PlatformContents
 from pinrepro.inventory.osrelease import OsInfo
-from pinrepro.lock import LockOutcome, run_lock
+from pinrepro.lock import LockOutcome, LockServices, Upgrade, run_lock
 from pinrepro.registry.authn import AnonymousKeychain
 from pinrepro.registry.client import RegistryClient
 from tests.support import images as im
@@ -78,7 +78,7 @@ def project(tmp_path: Path, registry: RegistryServer) -> tuple[Path, str, str]:
 
 
 def lock(root: Path, c: RegistryClient, *, upgrade: bool = False) -> LockOutcome:
-    return run_lock(load(root), upgrade=upgrade, client=c)
+    return run_lock(load(root), upgrade=Upgrade(everything=upgrade), services=LockServices(registry=lambda: c))
 
 
 def contents(root: Path, key: str) -> PlatformContents:

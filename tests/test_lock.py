@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from pinrepro import lockfile
 from pinrepro.config import load
 from pinrepro.errors import DockerfileError, LockfileError, NotFoundError
-from pinrepro.lock import run_lock
+from pinrepro.lock import LockOutcome, LockServices, Upgrade, run_lock
+from pinrepro.reference import ImageRef
+from pinrepro.registry.client import ImageDescription
 from pinrepro.verify import run_verify
 from tests.support.fakeregistry import FakeRegistry, digest
 
@@ -19,9 +22,12 @@ def registry() -> FakeRegistry:
     return FakeRegistry()
 
 
-def lock(root: Path, registry: FakeRegistry, **options: object):  # type: ignore[no-untyped-def]
-    return run_lock(load(root), client_factory=lambda: registry, scanner=registry.scan,  # type: ignore[arg-type]
-                    **options)
+def services(registry: FakeRegistry) -> LockServices:
+    return LockServices(registry=lambda: registry, scanner=registry.scan)
+
+
+def lock(root: Path, registry: FakeRegistry, *, upgrade: bool = False, dry_run: bool = False) -> LockOutcome:
+    return run_lock(load(root), upgrade=Upgrade(everything=upgrade), dry_run=dry_run, services=services(registry))
 
 
 def test_first_lock_pins_and_second_lock_makes_no_request(tmp_path: Path, registry: FakeRegistry) -> None:
@@ -41,7 +47,7 @@ def test_first_lock_pins_and_second_lock_makes_no_request(tmp_path: Path, regist
     def no_network() -> FakeRegistry:
         raise AssertionError("a lock where nothing changed must not create a registry client")
 
-    again = run_lock(load(tmp_path), client_factory=no_network)
+    again = run_lock(load(tmp_path), services=LockServices(registry=no_network))
     assert not again.changed
     assert run_verify(load(tmp_path)).exit_code == 0
 
@@ -234,3 +240,45 @@ def test_verify_online_reports_moved_tags_and_unpullable_digests(tmp_path: Path,
     assert [(f.code, f.level) for f in report.findings] == [
         ("not-pullable", "error"), ("tag-gone", "warning"), ("tag-moved", "warning")]
     assert run_verify(load(tmp_path)).exit_code == 0
+
+
+def test_lock_and_verify_close_the_registry_they_made(tmp_path: Path, registry: FakeRegistry) -> None:
+    registry.push("ubuntu:22.04", 1)
+    (tmp_path / "Dockerfile").write_text("FROM ubuntu:22.04\n")
+    lock(tmp_path, registry)
+    assert registry.closed == 1
+    assert run_verify(load(tmp_path), online=True, client_factory=lambda: registry).exit_code == 0  # type: ignore[arg-type,return-value]
+    assert registry.closed == 2
+
+
+def test_scans_start_while_other_tags_are_still_being_asked(tmp_path: Path) -> None:
+    """The first image's contents are read before the registry has answered for the second (issue #15): on a
+    slow link the scans' round trips overlap the lookups' instead of following them."""
+    import threading
+
+    scanned = threading.Event()
+
+    class Slow(FakeRegistry):
+        def describe_many(self, refs: Sequence[ImageRef], *,
+                          then: Callable[[ImageRef, ImageDescription], None] | None = None
+                          ) -> dict[ImageRef, ImageDescription]:
+            found = {}
+            for ref in refs:
+                found[ref] = self._lookup(ref)
+                assert then is not None
+                then(ref, found[ref])
+                # Bounded: a lock that scans only after every answer fails here instead of hanging.
+                assert scanned.wait(timeout=10), "no scan started before the next tag was asked"
+            return found
+
+        def scan(self, ref: ImageRef, platform_digest: str) -> dict[str, object]:
+            scanned.set()
+            return super().scan(ref, platform_digest)
+
+    slow = Slow()
+    slow.push("ubuntu:22.04", 1)
+    slow.push("debian:12", 2)
+    (tmp_path / "Dockerfile").write_text("FROM ubuntu:22.04\nFROM debian:12\n")
+    outcome = lock(tmp_path, slow)
+    assert outcome.resolved == ("docker.io/library/debian:12", "docker.io/library/ubuntu:22.04")
+    assert sorted(slow.scanned) == [digest(100), digest(200)]

@@ -20,7 +20,7 @@ from pinrepro.config import load as load_config
 from pinrepro.errors import ConfigError, GitError, GitHubError
 from pinrepro.findings import Finding
 from pinrepro.git import Identity
-from pinrepro.lock import run_lock
+from pinrepro.lock import Upgrade, run_lock
 from pinrepro.lockdiff import Change, ImageDiff
 from pinrepro.refresh import (
     DEFAULT_IDENTITY,
@@ -76,7 +76,7 @@ def test_refresh_writes_and_summarises(project: Repos) -> None:
 
     result = refresh(config, settings=SETTINGS, run_lock=fake, environ={})
 
-    assert fake.calls == [{"upgrade": True, "upgrade_packages": (), "dry_run": False}]
+    assert fake.calls == [{"upgrade": Upgrade(everything=True), "dry_run": False}]
     assert result.changed
     assert result.pull is None
     assert [p.relative_to(project.work).as_posix() for p in result.files] == [
@@ -542,7 +542,7 @@ def test_cli_open_pr_creates_then_leaves_it(project: Repos, api: responses.Reque
 
     assert result.exit_code == 0, result.stderr
     # With --open-pr lock only computes; refresh writes once the files were checked against HEAD (issue #16).
-    assert fake.calls == [{"upgrade": True, "upgrade_packages": ("numpy",), "dry_run": True}]
+    assert fake.calls == [{"upgrade": Upgrade(everything=True, packages=("numpy",)), "dry_run": True}]
     assert {name: (project.work / name).read_bytes() for name in target} == target
     body = json.loads(api.calls[1].request.body)
     assert (body["head"], body["base"]) == (BRANCH, "main")

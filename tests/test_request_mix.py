@@ -17,7 +17,7 @@ import responses
 from pinrepro.config import load
 from pinrepro.errors import ConfigError
 from pinrepro.inventory.cache import Cache
-from pinrepro.lock import run_lock
+from pinrepro.lock import LockServices, Upgrade, run_lock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain
 from pinrepro.registry.client import DEFAULT_PER_REGISTRY, PER_REGISTRY_ENV, RegistryClient
@@ -104,7 +104,8 @@ def lock(root: Path, *, upgrade: bool = False) -> Any:
         return RegistryClient(AnonymousKeychain(), blob_cache=Cache(), sleep=lambda _: None)
 
     # The contents scan is not what is counted here (scan tests cover it): it answers without a request.
-    return run_lock(load(root), upgrade=upgrade, client_factory=factory, scanner=lambda ref, digest: {})
+    return run_lock(load(root), upgrade=Upgrade(everything=upgrade),
+                    services=LockServices(registry=factory, scanner=lambda ref, digest: {}))
 
 
 def test_first_lock_gets_each_tag_once_and_nothing_else(hub: Hub, project: Path) -> None:
@@ -217,3 +218,33 @@ def _ghcr_manifests() -> Any:
     import re
 
     return re.compile(r"https://ghcr\.io/v2/org/img/manifests/\d+")
+
+
+def test_describe_many_hands_each_description_on_as_it_arrives(hub: Hub) -> None:
+    """``then`` runs per reference in the worker, before describe_many returns: lock starts its scan there."""
+    digests = {tag: hub.push(tag, n) for n, tag in enumerate(("22.04", "24.04"), start=1)}
+    seen: dict[str, str] = {}
+    with RegistryClient(AnonymousKeychain(), sleep=lambda _: None) as client:
+        described = client.describe_many([ImageRef.parse(f"ubuntu:{tag}") for tag in digests],
+                                         then=lambda ref, description: seen.update({ref.tag or "": description.digest}))
+    assert seen == digests == {ref.tag: d.digest for ref, d in described.items()}
+
+
+def test_the_environment_is_read_once_per_host(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests scans the whole environment for proxies on each request; the session reads it once per host."""
+    import requests.sessions
+
+    real = requests.sessions.get_environ_proxies
+    reads: list[str] = []
+
+    def counting(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        reads.append(url.split("/")[2])
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    for n, tag in enumerate(("20.04", "22.04", "24.04"), start=1):
+        hub.push(tag, n)
+    with RegistryClient(AnonymousKeychain(), sleep=lambda _: None) as client:
+        client.describe_many([ImageRef.parse(f"ubuntu:{tag}") for tag in ("20.04", "22.04", "24.04")])
+    assert len([call for call in hub.rsps.calls if "/manifests/" in call.request.path_url]) == 3
+    assert sorted(reads) == ["auth.docker.io", "registry-1.docker.io"]

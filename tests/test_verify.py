@@ -210,6 +210,12 @@ class _Registry:
         self.answers = answers
         self.asked: list[str] = []
 
+    def __enter__(self) -> _Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass  # verify closes the client it made when its online checks are done
+
     def head_many(self, refs: list[Any]) -> dict[Any, object]:
         from pinrepro.registry.client import Descriptor
 

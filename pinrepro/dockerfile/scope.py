@@ -28,9 +28,11 @@ class Scope(Mapping[str, V], Generic[V]):
     def __setitem__(self, name: str, value: V) -> None:
         self._clock += 1
         self._now[name] = value
-        times, values = self._history.setdefault(name, ([], []))
-        times.append(self._clock)
-        values.append(value)
+        entry = self._history.get(name)
+        if entry is None:
+            entry = self._history[name] = ([], [])
+        entry[0].append(self._clock)
+        entry[1].append(value)
 
     def __getitem__(self, name: str) -> V:
         return self._now[name]

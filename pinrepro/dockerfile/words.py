@@ -7,9 +7,11 @@ reader (reader.py) finds heredoc names and flags with them, FROM and ARG sites (
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
+_QUOTING = re.compile(r"['\"\\\\]")
 # reWhitespace in parser.go: what separates a command from its arguments and FROM's arguments from each other.
 SEPARATORS = "\t\v\f\r "
 
@@ -80,6 +82,8 @@ def raw_words(line: str) -> list[str]:
 def unquote_word(word: str) -> str:
     """A word as written (``raw_words``, ``commands.shell_tokens``) with its quotes and backslash escapes
     removed; ``$VAR`` stays. Heredoc names are read with it too."""
+    if not _QUOTING.search(word):
+        return word  # most words have nothing to remove
     out: list[str] = []
     position = 0
     while position < len(word):
@@ -150,13 +154,19 @@ def from_words(text: str, start: int) -> list[tuple[int, int]]:
     return spans
 
 
+@functools.cache
+def _arg_plain(escape: str) -> dict[str, re.Pattern[str]]:
+    """Per quote state, the runs of characters that change nothing, skipped in one step (per-character steps
+    made long lines slow); built once per escape character, not once per ARG line."""
+    return {"": re.compile("[^" + SPACE_CLASS + "'\"" + re.escape(escape) + "]+"),
+            '"': re.compile(r'[^"' + re.escape(escape) + r"]+"), "'": re.compile(r"[^']+")}
+
+
 def arg_words(text: str, start: int, escape: str) -> list[tuple[int, int]]:
     """Words of an ARG line; quotes may hold spaces (parseWords in line_parsers.go)."""
     spans: list[tuple[int, int]] = []
     position = start
-    # Runs of characters that change nothing, skipped in one step (per-character steps made long lines slow).
-    plain = {"": re.compile("[^" + SPACE_CLASS + "'\"" + re.escape(escape) + "]+"),
-             '"': re.compile(r'[^"' + re.escape(escape) + r"]+"), "'": re.compile(r"[^']+")}
+    plain = _arg_plain(escape)
     while position < len(text):
         spaces = LEADING_SPACE.match(text, position)
         position = spaces.end() if spaces else position

@@ -14,9 +14,9 @@ import hashlib
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
-from pinrepro.fsutil import write_atomically
 from pinrepro.inventory.layers import LayerFacts
 
 LAYER_SCHEMA = 1
@@ -39,6 +39,8 @@ class Cache:
         self.root = root if root is not None else default_cache_dir()
         # --dry-run reads what earlier runs cached but creates no file anywhere, the cache included.
         self.read_only = read_only
+        self._written: set[str] = set()  # blob digests this cache wrote (or found) in this run
+        self._folders: set[Path] = set()  # folders known to exist
 
     def _path(self, kind: str, digest: str, suffix: str = "") -> Path | None:
         match = _DIGEST.fullmatch(digest)
@@ -75,11 +77,17 @@ class Cache:
         except OSError:
             return None
         algorithm, _, expected = digest.partition(":")
-        return data if hashlib.new(algorithm, data).hexdigest() == expected else None
+        if hashlib.new(algorithm, data).hexdigest() != expected:
+            return None
+        self._written.add(digest)
+        return data
 
     def put_blob(self, digest: str, data: bytes) -> None:
         path = self._path("blobs", digest)
-        if path is not None:
+        if path is not None and digest not in self._written:
+            # Content addressed: a blob this cache wrote once (the client's config read, then the scan's) is the
+            # same bytes; writing it again would only cost a lock of hundreds of images its time (issue #15).
+            self._written.add(digest)
             self._write(path, data)
 
     def _write(self, path: Path, data: bytes) -> None:
@@ -87,6 +95,16 @@ class Cache:
             return
         # A cache that cannot be written (read-only home, full disk) costs speed, never correctness.
         # No fsync: every entry is checked when read (blobs against their digest, layer facts by schema and
-        # digest), so one a crash truncated is read again, never trusted.
-        with contextlib.suppress(OSError):
-            write_atomically({path: data}, sync=False)
+        # digest), so one a crash truncated is read again, never trusted. A temporary file per process and
+        # thread, then a rename: a reader sees the old entry or the whole new one; each folder is made once.
+        tmp = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}.pinrepro-tmp"
+        try:
+            if path.parent not in self._folders:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(path.parent)
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

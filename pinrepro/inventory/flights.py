@@ -26,7 +26,7 @@ class LayerFlights:
         self._lock = threading.Lock()
         self._per_digest: dict[str, threading.Lock] = {}
         self._done: dict[str, LayerFacts] = {}
-        self.reads = 0  # layers actually read, for benches and tests
+        self.reads = 0  # layers read (from the registry, or a scan's cache), for benches and tests
 
     def facts(self, digest: str, read: Callable[[], LayerFacts]) -> LayerFacts:
         with self._lock:

@@ -112,20 +112,22 @@ def scan_platform(
     for layer in reversed(manifest.layers):
         if overlay.complete(need_python=need_python):
             break
-        facts = cache.layer(layer.digest) if cache else None
-        if facts is None:
-            def read(layer: Descriptor = layer) -> LayerFacts:
-                stream = client.open_blob(ref, layer.digest)
-                try:
-                    read_facts = read_layer(stream, digest=layer.digest, media_type=layer.media_type, where=where)
-                finally:
-                    stream.close()
-                if cache:
-                    cache.put_layer(layer.digest, read_facts)
-                return read_facts
+        def read(layer: Descriptor = layer) -> LayerFacts:
+            cached = cache.layer(layer.digest) if cache else None
+            if cached is not None:
+                return cached
+            stream = client.open_blob(ref, layer.digest)
+            try:
+                read_facts = read_layer(stream, digest=layer.digest, media_type=layer.media_type, where=where)
+            finally:
+                stream.close()
+            if cache:
+                cache.put_layer(layer.digest, read_facts)
+            return read_facts
 
-            facts = flights.facts(layer.digest, read) if flights is not None else read()
-        overlay.add(facts)
+        # Through the flights also when cached: the images of a lock share their lower layers, and each layer's
+        # facts are then read (from the registry or the cache) once per run, not once per image.
+        overlay.add(flights.facts(layer.digest, read) if flights is not None else read())
     else:
         overlay.reached_bottom()
     return build_contents(config, overlay)

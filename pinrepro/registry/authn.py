@@ -112,7 +112,7 @@ class DefaultKeychain:
         return self._home / ".docker" / "config.json"
 
     def resolve(self, registry: str) -> Credential | None:
-        key = "docker.io" if is_docker_hub(registry) else host_of_key(registry)
+        key = DOCKER_HUB if is_docker_hub(registry) else host_of_key(registry)
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = self._lookup(key)

@@ -314,12 +314,22 @@ class RegistryClient:
 
     # -- many at once ------------------------------------------------------------------------------
 
-    def describe_many(self, refs: Sequence[ImageRef]) -> dict[ImageRef, ImageDescription]:
+    def describe_many(self, refs: Sequence[ImageRef], *,
+                      then: Callable[[ImageRef, ImageDescription], None] | None = None
+                      ) -> dict[ImageRef, ImageDescription]:
         """describe() for each unique ref, concurrently; one token request per registry for all of them.
 
+        ``then`` runs in the worker as each description arrives, so the caller's next step for that image (lock's
+        contents scan) starts while other tags are still being asked; an error it raises is that ref's error.
         Raises the first error in input order, after every lookup finished.
         """
-        results = self._run_many(self.describe, refs)
+        def describe_then(ref: ImageRef) -> ImageDescription:
+            description = self.describe(ref)
+            if then is not None:
+                then(ref, description)
+            return description
+
+        results = self._run_many(describe_then, refs)
         described: dict[ImageRef, ImageDescription] = {}
         for ref, result in results.items():
             if isinstance(result, BaseException):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pinrepro.errors import NotFoundError, PinreproError
 from pinrepro.reference import ImageRef
@@ -25,6 +25,7 @@ class FakeRegistry:
         self.described: list[str] = []
         self.headed: list[str] = []
         self.scanned: list[str] = []
+        self.closed = 0  # lock closes the registry it made when it is done
 
     def scan(self, ref: ImageRef, platform_digest: str) -> dict[str, object]:
         self.scanned.append(platform_digest)
@@ -45,9 +46,15 @@ class FakeRegistry:
             return self.tags[str(ref)]
         raise NotFoundError(f"{ref.familiar()} not found", where=ref.registry)
 
-    def describe_many(self, refs: Sequence[ImageRef]) -> dict[ImageRef, ImageDescription]:
+    def describe_many(self, refs: Sequence[ImageRef], *,
+                      then: Callable[[ImageRef, ImageDescription], None] | None = None
+                      ) -> dict[ImageRef, ImageDescription]:
         self.described.extend(str(r) for r in refs)
-        return {ref: self._lookup(ref) for ref in refs}
+        found = {ref: self._lookup(ref) for ref in refs}
+        for ref, description in found.items():
+            if then is not None:
+                then(ref, description)
+        return found
 
     def head_many(self, refs: Sequence[ImageRef]) -> dict[ImageRef, Descriptor | PinreproError]:
         self.headed.extend(str(r) for r in refs)
@@ -59,3 +66,12 @@ class FakeRegistry:
             except PinreproError as exc:
                 answers[ref] = exc
         return answers
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def __enter__(self) -> FakeRegistry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

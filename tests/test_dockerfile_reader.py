@@ -61,3 +61,22 @@ def test_stages_know_the_stage_they_build_on() -> None:
     assert [(s.index, s.name, s.site.kind, s.site.base_stage, len(s.instructions)) for s in built] == [
         (0, "build", "image", None, 4), (1, "final", "stage", "build", 4)]
     assert built[1].label() == "final"
+
+
+def test_directives_only_at_the_top() -> None:
+    """BuildKit: once a comment, blank line or instruction is read, a ``# escape=`` line is a comment
+    (https://docs.docker.com/reference/dockerfile/#parser-directives)."""
+    late = "\n# escape=`\nFROM a\nRUN echo \\\n  b\n"
+    found, directives = instructions(late)
+    assert directives == {}
+    assert [(i.command, i.line, i.end_line, i.escape) for i in found] == [("from", 3, 3, "\\"), ("run", 4, 5, "\\")]
+    top = late.lstrip("\n").replace("\\\n", "`\n")
+    found, directives = instructions(top)
+    assert directives == {"escape": "`"}
+    assert [(i.command, i.line, i.end_line, i.escape) for i in found] == [("from", 2, 2, "`"), ("run", 3, 4, "`")]
+
+
+def test_directive_after_a_comment_is_a_comment() -> None:
+    found, directives = instructions("# a comment\n# syntax=docker/dockerfile:1\n# escape=`\nFROM a\n")
+    assert directives == {}
+    assert [(i.command, i.escape) for i in found] == [("from", "\\")]
