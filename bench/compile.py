@@ -45,6 +45,7 @@ from pinrepro.fsutil import write_atomically
 from pinrepro.layers.compile import compile_layers
 from pinrepro.lock import run_lock
 from pinrepro.resolvers import ResolverRunner
+from pinrepro.upgrade import Upgrade
 
 SERVICE = {
     "base": ["numpy", "onnxruntime"],
@@ -183,7 +184,7 @@ def upgrade_time(root: Path, layers: dict[str, list[str]], resolver: str, enviro
     write_atomically({o.lock_path: o.content for o in first})
     records = {o.name: o.record for o in first}
     start = time.perf_counter()
-    compile_layers(config, records, upgrade=True, runner=TimedRunner(environ=environ))
+    compile_layers(config, records, upgrade=Upgrade(everything=True), runner=TimedRunner(environ=environ))
     return time.perf_counter() - start
 
 

@@ -37,7 +37,8 @@ from pinrepro.lockflow.files import (
     snapshot_as_read,
 )
 from pinrepro.lockflow.images import ImageResolver, absent_platform_findings, build_arg_note
-from pinrepro.lockflow.services import LockServices, Upgrade
+from pinrepro.lockflow.services import LockServices
+from pinrepro.upgrade import NO_UPGRADE, Upgrade
 
 if TYPE_CHECKING:
     from pinrepro.layers.compile import LayerOutcome
@@ -89,11 +90,10 @@ class _Layers:
     unchanged: tuple[str, ...] = ()
 
 
-_NO_UPGRADE = Upgrade()
 _OWN_SERVICES = LockServices()
 
 
-def run_lock(config: Config, *, upgrade: Upgrade = _NO_UPGRADE, dry_run: bool = False,
+def run_lock(config: Config, *, upgrade: Upgrade = NO_UPGRADE, dry_run: bool = False,
              services: LockServices = _OWN_SERVICES) -> LockOutcome:
     """Pin images and requirement layers; write the files unless ``dry_run``."""
     if dry_run:
@@ -165,8 +165,7 @@ def _pin_layers(config: Config, old: Lock | None, upgrade: Upgrade, services: Lo
         return _Layers()
     from pinrepro.layers.compile import compile_layers
 
-    outcomes = compile_layers(config, old.layers if old else {}, upgrade=upgrade.everything,
-                              upgrade_packages=upgrade.packages, runner=services.runner,
+    outcomes = compile_layers(config, old.layers if old else {}, upgrade=upgrade, runner=services.runner,
                               progress=services.layer_progress)
     findings.extend(_unknown_upgrade_packages(upgrade.packages, outcomes, config))
     layers = _Layers(compiled=tuple(o.name for o in outcomes if o.compiled),

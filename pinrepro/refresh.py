@@ -29,9 +29,9 @@ from pinrepro.githost import Repository, api_url_for_remote, token_from_env
 from pinrepro.github import GitHub, PullRequest
 from pinrepro.journal import commit, project_lock
 from pinrepro.lockfile import Lock
-from pinrepro.lockflow.services import Upgrade
 from pinrepro.schema import Table, locate
 from pinrepro.summary import PR_BODY_LIMIT, Summary, render_markdown, summarize
+from pinrepro.upgrade import Upgrade
 
 DEFAULT_BRANCH = "pinrepro/refresh"
 DEFAULT_TITLE = "pinrepro: refresh pinned base images and requirements"

@@ -25,6 +25,7 @@ from pinrepro.layers.inputs import input_sha256, options_sha256
 from pinrepro.lockfile import LayerLock, Lock
 from pinrepro.reqfile import parse_lock
 from pinrepro.resolvers import ResolverRunner
+from pinrepro.upgrade import Upgrade
 from tests.support.layers import PY, header, make_project
 from tests.support.tools import require_uv
 from tests.support.wheelhouse import Dist, Wheelhouse, build_wheel
@@ -258,7 +259,7 @@ def test_upgrade_package_moves_only_that_package_in_every_layer(tmp_path: Path, 
     house.add("epsilon", "1.1")
 
     runner = ResolverRunner()
-    outcomes = compile_layers(config, records, upgrade_packages=["Alpha"], runner=runner)
+    outcomes = compile_layers(config, records, upgrade=Upgrade.of(packages=["Alpha"]), runner=runner)
     pins = {o.name: {e.name: e.version for e in parse_lock(o.content.decode())} for o in outcomes}
     assert pins == {
         "base": {"alpha": "1.2", "epsilon": "1.0"},
@@ -269,7 +270,7 @@ def test_upgrade_package_moves_only_that_package_in_every_layer(tmp_path: Path, 
     records = write(outcomes)
 
     runner = ResolverRunner()
-    outcomes = compile_layers(config, records, upgrade=True, runner=runner)
+    outcomes = compile_layers(config, records, upgrade=Upgrade(everything=True), runner=runner)
     assert runner.invocations == 3
     pins = {o.name: {e.name: e.version for e in parse_lock(o.content.decode())} for o in outcomes}
     assert pins["base"] == {"alpha": "1.2", "epsilon": "1.1"}
@@ -446,7 +447,7 @@ def test_a_layer_without_python_keeps_the_python_it_was_locked_for(tmp_path: Pat
     (kept,) = compile_layers(config, elsewhere, runner=runner)
     assert runner.invocations == 0 and kept.record == elsewhere["base"]
     assert check_layers(config, Lock(layers=elsewhere)) == []
-    (upgraded,) = compile_layers(config, elsewhere, upgrade=True)
+    (upgraded,) = compile_layers(config, elsewhere, upgrade=Upgrade(everything=True))
     assert upgraded.record.python == "3.99"
     assert upgraded.content.decode() == top(house, "3.99") + entry(house, "zeta", "2.0", "-r requirements-base.in")
 
@@ -456,7 +457,8 @@ def test_a_layer_without_python_keeps_the_python_it_was_locked_for(tmp_path: Pat
     empty = tmp_path / "bin"
     empty.mkdir()
     with pytest.raises(ResolverError) as caught:
-        compile_layers(pip_config, recorded, upgrade=True, runner=ResolverRunner(search_path=str(empty)))
+        compile_layers(pip_config, recorded, upgrade=Upgrade(everything=True),
+                       runner=ResolverRunner(search_path=str(empty)))
     assert caught.value.what.startswith("no Python 3.7 interpreter found to run pip-compile for the target Python 3.7")
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import posixpath
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from pinrepro.lockfile import LayerLock
 from pinrepro.pyindex import Secrets, check_written_credentials, configured_indexes
 from pinrepro.reqfile import normalize_output, parse_lock, pins, pins_only, without_options
 from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target, compile_layer
+from pinrepro.upgrade import NO_UPGRADE, Upgrade
 
 __all__ = ["LayerOutcome", "LayerProgress", "compile_layers"]
 
@@ -89,16 +90,16 @@ class _Run:
     progress: LayerProgress | None
 
 
-def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade: bool = False,
-                   upgrade_packages: Collection[str] = (), runner: ResolverRunner | None = None,
+def compile_layers(config: Config, previous: Mapping[str, LayerLock], *, upgrade: Upgrade = NO_UPGRADE,
+                   runner: ResolverRunner | None = None,
                    platform: str | None = None, progress: LayerProgress | None = None) -> list[LayerOutcome]:
     """Every configured layer's lock(s), compiled where needed, lowest layer first. Writes nothing.
 
     Each layer is locked for every configured platform (one lock per architecture, pinrepro.pyplatforms);
     ``platform`` restricts that to one platform. ``progress`` hears of each resolver run as it starts and ends.
     """
-    run = _Run(config, runner or ResolverRunner(), (platform,) if platform else tuple(config.platforms), upgrade,
-               frozenset(canonicalize_name(name) for name in upgrade_packages), progress)
+    run = _Run(config, runner or ResolverRunner(), (platform,) if platform else tuple(config.platforms),
+               upgrade.everything, frozenset(canonicalize_name(name) for name in upgrade.packages), progress)
     for layer in config.layers:  # refuse an impossible target before any resolver runs
         check_written_credentials(layer.index, where=f"{config.source} layer '{layer.name}'")
         for target in pyplatforms.targets(layer.lock, run.platforms):

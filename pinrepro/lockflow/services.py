@@ -1,9 +1,9 @@
 """What `pinrepro lock` is handed: the registry it asks, how it scans and compiles, where it reports progress; and
-what the user asked to move although its input did not change (``--upgrade``, ``--upgrade-package``)."""
+what the user asked to move is ``pinrepro.upgrade.Upgrade``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,19 +39,6 @@ class Registry(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Upgrade:
-    """What to move although its input did not change: every pin (``--upgrade``), or the named packages of the
-    requirement layers (``--upgrade-package``, pip-compile's option of the same name)."""
-
-    everything: bool = False
-    packages: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, everything: bool = False, packages: Collection[str] = ()) -> Upgrade:
-        return cls(everything, tuple(packages))
 
 
 @dataclass(frozen=True)
