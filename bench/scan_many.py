@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import Target, isolate, pinrepro_command, report, table, timed
 from bench.scan import _RANDOM, MB, STATUS, IterReader, _file
 
-_CHUNK = 1 << 20
+_STREAM_BUFFER = 1 << 16  # pinrepro.registry.client's buffer over a blob's body
 
 
 def layer_stream(k: int, size: int) -> Iterator[bytes]:
@@ -68,7 +68,8 @@ def child(streams: int, size: int) -> None:
 
     def scan(k: int) -> None:
         def read() -> object:
-            stream = io.BufferedReader(IterReader(layer_stream(k, size)), _CHUNK)
+            # The buffer RegistryClient.open_blob puts over a layer's HTTP body: what each of lock's streams holds.
+            stream = io.BufferedReader(IterReader(layer_stream(k, size)), _STREAM_BUFFER)
             return read_layer(stream, digest=digests[k], media_type="bench", where="bench")
 
         try:

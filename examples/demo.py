@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.aptrepo import AptRepo, Deb  # noqa: E402
-from tests.support.images import build_two_platform, push_http  # noqa: E402
+from tests.support.images import build_two_platform  # noqa: E402
+from tests.support.pushing import push_http  # noqa: E402
 from tests.support.registry import RegistryServer  # noqa: E402
 
 APT_KEY = "/usr/share/keyrings/demo-archive.gpg"

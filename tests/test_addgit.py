@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pinrepro import lockfile
 from pinrepro.addgit import find_git_adds, is_git_source
-from pinrepro.cli import cli
 from pinrepro.dockerfile import parse
+from tests.support.cliproject import run
 from tests.support.registry import free_port
 from tests.support.tools import require_tool
 
@@ -84,10 +83,6 @@ def server(tmp_path: Path) -> Iterator[tuple[GitServer, Path]]:
         yield running, work
     finally:
         running.stop()
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
 
 
 def test_git_add_pinned_to_the_commit_and_moved_on_upgrade(tmp_path: Path,

@@ -13,12 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pinrepro import lockfile
 from pinrepro.addurl import find_adds, syntax_supports_checksum
-from pinrepro.cli import cli
 from pinrepro.dockerfile import parse
+from tests.support.cliproject import run
 
 
 class FileServer:
@@ -65,10 +64,6 @@ class FileServer:
 def server() -> Iterator[FileServer]:
     with FileServer() as running:
         yield running
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
 
 
 def sha(data: bytes) -> str:

@@ -10,26 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pinrepro import lockfile
-from pinrepro.cli import cli
 from tests.support import images as im
 from tests.support import pushing
+from tests.support.cliproject import run, snapshot
 from tests.support.dockerconfig import TEST_PASSWORD, TEST_USER, DockerConfigFactory
 from tests.support.registry import RegistryServer, free_port
 
 pytestmark = pytest.mark.realregistry
 
 BASE_LAYER: im.LayerSpec = {"etc/os-release": b"ID=ubuntu\nVERSION_ID=22.04\n"}
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pinrepro import lockfile
-from pinrepro.cli import cli
 from tests.support import images as im
 from tests.support import pushing
+from tests.support.cliproject import run
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
@@ -25,10 +24,6 @@ CUDA_LAYER: im.LayerSpec = {
     "etc/os-release": b"ID=ubuntu\nVERSION_ID=22.04\n",
     "usr/local/cuda/version.json": b'{"cuda": {"name": "CUDA SDK", "version": "12.4.1"}}',
 }
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
 
 
 @pytest.fixture

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from pinrepro.cli import cli
 from tests.support import images as im
 from tests.support import pushing
+from tests.support.cliproject import run
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
@@ -28,10 +27,6 @@ def served(tmp_path: Path) -> Iterator[tuple[RegistryServer, str]]:
     with RegistryServer(tmp_path / "registry") as server:
         im.build_image(tmp_path / "layout", "redis", [{"etc/os-release": b"ID=alpine\n"}])
         yield server, pushing.push(tmp_path / "layout", "redis", server.host, "lib/redis", "7")
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
 
 
 def project(tmp_path: Path, compose: str) -> Path:

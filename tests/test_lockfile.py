@@ -69,3 +69,35 @@ def test_corrupted_lock_is_reported(tmp_path: Path, text: str, message: str) -> 
     with pytest.raises(LockfileError) as info:
         lockfile.read(path)
     assert info.value.line().startswith(f"pinrepro.lock: {message}")
+
+
+def test_every_key_dumps_writes_is_one_loads_knows() -> None:
+    """Every field set, contents included: the lists of known keys (lockfile, inventory.contents) must keep up with
+    what pinrepro writes, or its own lock would read as corrupted."""
+    from pinrepro.inventory.contents import CudaInfo, PlatformContents
+    from pinrepro.inventory.osrelease import OsInfo
+    from pinrepro.lockfile import UrlLock
+
+    contents = PlatformContents(
+        os=OsInfo("ubuntu", "22.04", "jammy", "Ubuntu 22.04.4 LTS"), python="3.10.12",
+        cuda=CudaInfo(version="12.4.1", cudnn="9.1.0.70-1", nccl="2.21.5-1", cublas="12.4.5.8-1",
+                      min_driver="550.54.15", min_driver_compat="525", require=("cuda>=12.4",), require_implied=True,
+                      require_disabled=True),
+        apt={"libc6": "2.35-0ubuntu3.8"}, created="2024-04-17T20:11:03Z", labels={"maintainer": "NVIDIA"},
+        notes=("1 dpkg stanza could not be read",))
+    full = Lock(
+        images={"docker.io/nvidia/cuda:12.4.1-runtime-ubuntu22.04": ImageLock(
+            digest=D1, media_type="m", sites=("Dockerfile:1",), implicit_tag=True,
+            platforms={"linux/amd64": PlatformLock(digest=D2, contents=contents.to_toml()),
+                       "linux/arm64": PlatformLock(absent=True)})},
+        layers={"base": LayerLock(requirements="b.in", lock="b.lock", input_sha256="i", output_sha256="o",
+                                  options_sha256="p", resolver="uv", resolver_version="0.5.1", python="3.11",
+                                  constraints={"sys": "x"}, platforms={"linux/amd64": "b-amd64.lock"})},
+        urls={"https://example.org/a.tgz": UrlLock(checksum=D1, size=10, sites=("Dockerfile:2",), ref="v1")},
+        apt={"stages": {"Dockerfile:1": {"linux/amd64": {"curl": "7.81.0"}}}},
+    )
+    loaded = lockfile.loads(lockfile.dumps(full))
+    assert loaded == full
+    platform = loaded.images["docker.io/nvidia/cuda:12.4.1-runtime-ubuntu22.04"].platforms["linux/amd64"]
+    assert platform.contents is not None
+    assert PlatformContents.from_toml({"digest": D2, **platform.contents}) == contents

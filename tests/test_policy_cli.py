@@ -8,20 +8,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from click.testing import CliRunner, Result
 
-from pinrepro.cli import cli
 from tests.support import images as im
 from tests.support import pushing
+from tests.support.cliproject import run
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.realregistry
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "fixtures/buildkit/source-policy.schema.json")
                     .read_text())
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
 
 
 @pytest.fixture

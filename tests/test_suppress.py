@@ -5,15 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner, Result
-
-from pinrepro.cli import cli
 from pinrepro.findings import Finding
 from pinrepro.suppress import apply_ignores
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
+from tests.support.cliproject import run
 
 
 def test_config_and_inline_ignores_silence_only_what_they_name(tmp_path: Path) -> None:

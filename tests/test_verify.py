@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from pinrepro.cli import cli
+from tests.support.cliproject import run
 
 BYPASSES = (
     "FROM scratch\n"
@@ -28,10 +27,6 @@ EXPECTED = [
     (2, "install-unlocked"), (3, "install-not-a-lock"), (4, "install-unlocked"), (5, "uv-unlocked"),
     (6, "uv-unlocked"), (7, "conda-install"), (8, "conda-install"), (8, "conda-install"), (9, "pipx-install"),
 ]
-
-
-def run(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
 
 
 @pytest.mark.parametrize("layers", [False, True])
