@@ -314,3 +314,13 @@ def test_error_names_the_path_given() -> None:
 )
 def test_strip_digest(image: str, expected: tuple[str, str | None]) -> None:
     assert strip_digest(image) == expected
+
+
+def test_errors_are_reported_in_file_order() -> None:
+    # The FROM on line 1 is wrong, and so is the heredoc further down: the first one is reported.
+    with pytest.raises(DockerfileError) as caught:
+        parse("FROM a b c d\nRUN <<EOF\nnever closed\n")
+    assert caught.value.where == "Dockerfile:1"
+    with pytest.raises(DockerfileError) as caught:
+        parse("FROM a\nRUN <<EOF\nnever closed\n")
+    assert caught.value.where == "Dockerfile:2"

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from pinrepro.dockerfile.model import Dockerfile, FromSite, RunScript, Stage
-from pinrepro.dockerfile.reader import Instruction, Logical, Step, instructions, walk
+from pinrepro.dockerfile.reader import Instruction, instructions, iter_instructions
 from pinrepro.dockerfile.scope import Scope
 from pinrepro.dockerfile.shell import PLATFORM_ARGS, Opaque, SyntaxProblem, Value, expand, expand_word
 from pinrepro.dockerfile.slots import ArgDecl, Slot, pin_slot
-from pinrepro.dockerfile.words import arg_words, builder_flags, from_words, raw_words
+from pinrepro.dockerfile.words import arg_words, from_words, raw_words
 from pinrepro.errors import DockerfileError, InvalidReferenceError
 from pinrepro.reference import ImageRef
 
@@ -63,10 +63,10 @@ def analyse(text: str, path: str, platforms: tuple[str, ...] = (),
     stage_args = _StageArgs()
     # The global ARGs once more per target platform, with BuildKit's TARGET* values filled in.
     platform_envs = [Scope(_target_args(platform)) for platform in platforms]
-    for step in walk(text, path):
-        logical, command, args_at, escape = step.logical, step.command, step.args_at, step.escape
+    for instruction in _read(text, path):
+        command, escape = instruction.command, instruction.escape
         if command == "from":
-            site, slot = _from_site(logical, args_at, path, env, decls, stages, escape)
+            site, slot = _from_site(instruction, env, decls, stages)
             if site.kind == "unresolved" and platform_envs and all(
                 _earlier_stage(_expand_or_none(site.written, penv, escape), stages, site.line)
                 for penv in platform_envs
@@ -76,14 +76,23 @@ def analyse(text: str, path: str, platforms: tuple[str, ...] = (),
             slots.append(slot)
             stage_args = _StageArgs()
         elif command == "arg" and not sites:
-            _declare_args(logical, args_at, env, decls, escape)
+            _declare_args(instruction, env, decls)
             for penv in platform_envs:
-                _declare_args(logical, args_at, penv, {}, escape)
+                _declare_args(instruction, penv, {})
         elif command == "arg":
-            stage_args.declare(logical.text[args_at:], env)
+            stage_args.declare(instruction.text[instruction.args_at:], env)
         if runs is not None and command == "run" and sites:
-            runs.extend(_run_scripts(step, path, len(sites) - 1, stage_args.values.snapshot()))
+            runs.extend(_run_scripts(instruction, len(sites) - 1, stage_args.values.snapshot()))
     return tuple(sites), slots
+
+
+def _read(text: str, path: str) -> Iterable[Instruction]:
+    """The reader's instructions, shared with the other readers of the same text (cached); when the reader
+    refuses the file, read one at a time instead, so an error in a FROM above the reader's is reported first."""
+    try:
+        return instructions(text, path)[0]
+    except DockerfileError:
+        return iter_instructions(text, path)
 
 
 def _earlier_stage(name: str | None, stages: Mapping[str, int], line: int) -> bool:
@@ -92,14 +101,12 @@ def _earlier_stage(name: str | None, stages: Mapping[str, int], line: int) -> bo
     return name is not None and stages.get(name, line) < line
 
 
-def _run_scripts(step: Step, path: str, stage: int, args: Mapping[str, str | None]) -> list[RunScript]:
-    logical = step.logical
-    flags, rest_at = builder_flags(logical.text, step.args_at, f"{path}:{logical.line}")
-    scripts = [RunScript(path=path, line=logical.line, stage=stage, script=logical.text[rest_at:],
-                         offsets=logical.offsets[rest_at:], args=args, flags=tuple(flags))]
-    for body in step.bodies:
-        scripts.append(RunScript(path=path, line=logical.line, stage=stage, script=body.text,
-                                 offsets=body.offsets, args=args, heredoc=True, flags=tuple(flags)))
+def _run_scripts(run: Instruction, stage: int, args: Mapping[str, str | None]) -> list[RunScript]:
+    scripts = [RunScript(path=run.path, line=run.line, stage=stage, script=run.rest,
+                         offsets=run.offsets[run.rest_at:], args=args, flags=run.flags)]
+    for body in run.heredocs:
+        scripts.append(RunScript(path=run.path, line=run.line, stage=stage, script=body.text,
+                                 offsets=body.offsets, args=args, heredoc=True, flags=run.flags))
     return scripts
 
 
@@ -142,7 +149,7 @@ def _expand_or_none(word: str, env: Mapping[str, Value], escape: str) -> str | N
     return value.lower() if value else None
 
 
-def _from_platform(flags: list[str], env: Mapping[str, Value], escape: str, where: str) -> str | None:
+def _from_platform(flags: Sequence[str], env: Mapping[str, Value], escape: str, where: str) -> str | None:
     """FROM's ``--platform`` value, expanded when its ARGs have known values; its only flag."""
     platform: str | None = None
     for flag in flags:
@@ -189,13 +196,12 @@ def _from_image_word(text: str, rest_at: int, where: str) -> tuple[int, str, str
     return spans[0][0], words[0], stage_name
 
 
-def _from_site(logical: Logical, args_at: int, path: str, env: Mapping[str, Value],
-               decls: Mapping[str, ArgDecl], stages: dict[str, int],
-               escape: str) -> tuple[FromSite, Slot | None]:
+def _from_site(logical: Instruction, env: Mapping[str, Value], decls: Mapping[str, ArgDecl],
+               stages: dict[str, int]) -> tuple[FromSite, Slot | None]:
+    path, escape = logical.path, logical.escape
     where = f"{path}:{logical.line}"
-    flags, rest_at = builder_flags(logical.text, args_at, where)
-    platform = _from_platform(flags, env, escape, where)
-    word_start, written, stage_name = _from_image_word(logical.text, rest_at, where)
+    platform = _from_platform(logical.flags, env, escape, where)
+    word_start, written, stage_name = _from_image_word(logical.text, logical.rest_at, where)
     try:
         expansion = expand(written, env, escape)
     except SyntaxProblem as problem:
@@ -230,10 +236,10 @@ def _from_site(logical: Logical, args_at: int, path: str, env: Mapping[str, Valu
     return site, slot
 
 
-def _declare_args(logical: Logical, args_at: int, env: Scope[Value], decls: dict[str, ArgDecl],
-                  escape: str) -> None:
+def _declare_args(logical: Instruction, env: Scope[Value], decls: dict[str, ArgDecl]) -> None:
     """Global ARGs, in order: each default is expanded with the ARGs before it (as dockerfile2llb does)."""
-    for start, end in arg_words(logical.text, args_at, escape):
+    escape = logical.escape
+    for start, end in arg_words(logical.text, logical.args_at, escape):
         word = logical.text[start:end]
         name, has_value, raw = word.partition("=")
         if not name:

@@ -50,6 +50,10 @@ class Heredoc:
     name: str
     line: int  # the first body line
     body: str  # the body lines joined with "\n", without the terminator
+    # The body as written (tabs kept, each line ending in "\n") and the file offset of each of its characters,
+    # for readers that edit the file (apt pinning).
+    text: str = field(default="", repr=False, compare=False)
+    offsets: Offsets = field(default_factory=Offsets, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -132,34 +136,41 @@ def add_arguments(instruction: Instruction, where: str) -> tuple[list[str], int,
 def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
     """Every logical instruction of ``text``, in order, with its stage index and line span, and the parser
     directives (lower-cased name -> value, e.g. ``{"syntax": "docker/dockerfile:1"}``)."""
-    # check and verify's ADD checks read the same files in one run: the reading is done once.
+    # check, verify's ADD checks and the FROM reading (pin.py) read the same files in one run: once is enough.
     found, directives = _instructions(text, path)
     return found, dict(directives)
 
 
-@functools.lru_cache(maxsize=16)
-def _instructions(text: str, path: str) -> tuple[tuple[Instruction, ...], tuple[tuple[str, str], ...]]:
+def iter_instructions(text: str, path: str = "Dockerfile",
+                      directives: dict[str, str] | None = None) -> Iterator[Instruction]:
+    """``instructions()`` one at a time, as they are read: a caller that stops at a bad instruction reports
+    it before a reading error further down the file. ``directives`` receives the parser directives at the end."""
     starts = [1 if text.startswith(BOM) else 0]
     position = text.find("\n")
     while position >= 0:
         starts.append(position + 1)
         position = text.find("\n", position + 1)
     shared = tuple(starts)
-    found: list[Instruction] = []
-    directives: dict[str, str] = {}
     stage = -1
-    for step in walk(text, path, directives):
+    for step in _walk(text, path, directives):
         logical = step.logical
         if step.command == "from":
             stage += 1
         flags, rest_at = builder_flags(logical.text, step.args_at, f"{path}:{logical.line}")
-        heredocs = tuple(Heredoc(body.name, body.line, "\n".join(body.lines)) for body in step.bodies)
-        found.append(Instruction(
+        heredocs = tuple(Heredoc(body.name, body.line, "\n".join(body.lines), body.text, body.offsets)
+                         for body in step.bodies)
+        yield Instruction(
             path=path, line=logical.line, end_line=step.end_line, command=step.command, text=logical.text,
             args_at=step.args_at, flags=tuple(flags), rest_at=rest_at, heredocs=heredocs, stage=stage,
             escape=step.escape, offsets=logical.offsets, _starts=shared,
-        ))
-    return tuple(found), tuple(directives.items())
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _instructions(text: str, path: str) -> tuple[tuple[Instruction, ...], tuple[tuple[str, str], ...]]:
+    directives: dict[str, str] = {}
+    found = tuple(iter_instructions(text, path, directives))
+    return found, tuple(directives.items())
 
 
 class _Line(NamedTuple):
@@ -180,7 +191,7 @@ def _lines(text: str) -> list[_Line]:
     return lines
 
 
-class Logical:
+class _Logical:
     """A logical instruction: its text and, per character, the offset it came from in the file."""
 
     def __init__(self, line: int) -> None:
@@ -251,7 +262,7 @@ def _is_comment(content: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Body:
+class _Body:
     """One heredoc body as read: for RUN readers (text with its file offsets) and for check (lines)."""
 
     name: str
@@ -262,18 +273,18 @@ class Body:
 
 
 @dataclass(frozen=True)
-class Step:
+class _Step:
     """One logical instruction as the walk found it, with the heredoc bodies it opened."""
 
-    logical: Logical
+    logical: _Logical
     command: str
     args_at: int
     escape: str
     end_line: int  # the last physical line, heredoc bodies included
-    bodies: tuple[Body, ...]
+    bodies: tuple[_Body, ...]
 
 
-def walk(text: str, path: str, directive_values: dict[str, str] | None = None) -> Iterator[Step]:
+def _walk(text: str, path: str, directive_values: dict[str, str] | None = None) -> Iterator[_Step]:
     """Physical lines -> logical instructions (parser.go), heredoc bodies consumed and kept.
 
     ``directive_values`` receives the parser directives (``{"syntax": "docker/dockerfile:1"}``) once the walk ends.
@@ -289,7 +300,7 @@ def walk(text: str, path: str, directive_values: dict[str, str] | None = None) -
         directives.look(token, f"{path}:{first.number}")
         if token.startswith("#"):
             continue
-        logical = Logical(first.number)
+        logical = _Logical(first.number)
         cut = directives.continuation_cut(token)
         logical.add(token if cut is None else token[:cut], first.start + skip)
         if cut is None and not logical.text:
@@ -305,17 +316,17 @@ def walk(text: str, path: str, directive_values: dict[str, str] | None = None) -
             logical.add(line.content if cut is None else line.content[:cut], line.start)
         command, args_at = split_command(logical.text)
         where = f"{path}:{logical.line}"
-        bodies: list[Body] = []
+        bodies: list[_Body] = []
         index = _skip_heredocs(lines, index, logical, command, args_at, where, bodies)
         if bodies:
             last = bodies[-1].line + len(bodies[-1].lines)  # the terminator line
-        yield Step(logical, command, args_at, directives.escape, last, tuple(bodies))
+        yield _Step(logical, command, args_at, directives.escape, last, tuple(bodies))
     if directive_values is not None:
         directive_values.update(directives.values)
 
 
-def _skip_heredocs(lines: list[_Line], index: int, logical: Logical, command: str, args_at: int,
-                   where: str, bodies: list[Body] | None = None) -> int:
+def _skip_heredocs(lines: list[_Line], index: int, logical: _Logical, command: str, args_at: int,
+                   where: str, bodies: list[_Body] | None = None) -> int:
     """Consume the bodies of the heredocs this instruction opens; return the index of the next line.
 
     ``bodies`` (if given) receives each body: its lines, and its text with the file offset of each character.
@@ -346,7 +357,7 @@ def _skip_heredocs(lines: list[_Line], index: int, logical: Logical, command: st
             raw.append(body + "\n")
             offsets.add(len(body) + 1, start)  # the line, then its line break
         if bodies is not None:
-            bodies.append(Body(name, first, tuple(content), "".join(raw), offsets.build()))
+            bodies.append(_Body(name, first, tuple(content), "".join(raw), offsets.build()))
     return index
 
 
