@@ -152,7 +152,7 @@ def lock(root: Path | None, verbose: bool, quiet: bool, upgrade: bool, upgrade_p
             out.info("nothing to change")
     else:
         out.info(render.lock_text(outcome))
-        out.info(render.wrote(render.changed_files(config.root, outcome)))
+        out.info(render.wrote(outcome.changed_files(config.root)))
     if check and outcome.changed:
         sys.exit(1)
 

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinrepro import addgit, addurl, lockfile
 from pinrepro.apt.find import find_installs
@@ -60,6 +60,19 @@ class LockOutcome:
     @property
     def changed(self) -> bool:
         return bool(self.files)
+
+    def changed_files(self, root: Path) -> list[str]:
+        """The files this lock changes, relative to the project root, sorted."""
+        return sorted(p.relative_to(root).as_posix() for p in self.files)
+
+    def to_json(self, root: Path, *, written: bool) -> dict[str, Any]:
+        """``lock --format json``: what changed, what needed the registry, which layers were recompiled."""
+        return {
+            "changed": self.changed, "files": self.changed_files(root), "resolved": list(self.resolved),
+            "images": {k: v.digest for k, v in self.new.images.items()},
+            "layers": {"recompiled": list(self.layers_compiled), "unchanged": list(self.layers_unchanged)},
+            "written": self.changed and written,
+        }
 
 
 @dataclass

@@ -98,19 +98,8 @@ def file_diff(root: Path, files: Mapping[Path, bytes], old_files: Mapping[Path, 
 # -- lock ------------------------------------------------------------------------------------------------------
 
 
-def changed_files(root: Path, outcome: LockOutcome) -> list[str]:
-    """The files a lock changes, relative to the project root, sorted."""
-    return sorted(p.relative_to(root).as_posix() for p in outcome.files)
-
-
 def lock_json(outcome: LockOutcome, root: Path, *, written: bool) -> str:
-    """``lock --format json``: what changed, what needed the registry, which layers were recompiled."""
-    return json_document({
-        "changed": outcome.changed, "files": changed_files(root, outcome), "resolved": list(outcome.resolved),
-        "images": {k: v.digest for k, v in outcome.new.images.items()},
-        "layers": {"recompiled": list(outcome.layers_compiled), "unchanged": list(outcome.layers_unchanged)},
-        "written": outcome.changed and written,
-    })
+    return json_document(outcome.to_json(root, written=written))
 
 
 def lock_text(outcome: LockOutcome) -> str:

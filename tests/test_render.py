@@ -76,7 +76,7 @@ def test_lock_lines_and_json(tmp_path: Path) -> None:
                           layers_compiled=("base",))
     assert render.lock_text(outcome) == ("0 image(s), 0 requirement layer(s) locked; resolved 1 through the "
                                          "registry; recompiled: base; unchanged: none")
-    assert render.wrote(render.changed_files(tmp_path, outcome)) == "wrote pinrepro.lock"
+    assert render.wrote(outcome.changed_files(tmp_path)) == "wrote pinrepro.lock"
     # A file name from outside stays on its line.
     assert render.wrote(["a\nb"]) == "wrote a\\nb"
     assert render.wrote([]) == "nothing changed"
