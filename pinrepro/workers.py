@@ -9,6 +9,7 @@ at once (os._exit) so no worker thread is joined either.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,3 +23,22 @@ def worker_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def start_threads(pool: ThreadPoolExecutor, count: int) -> threading.Barrier:
+    """Start ``count`` of ``pool``'s threads now, before work arrives (issue #15).
+
+    ThreadPoolExecutor starts a thread on a submission that finds none idle, and the submitter waits until that
+    thread runs: work submitted from busy threads (lock's scans, as each tag's answer arrives) waits for one
+    thread start each. Tasks that wait for one another keep every thread busy, so each of them starts one.
+    The caller aborts the returned barrier when it leaves, so that no thread waits for one that never started.
+    """
+    barrier = threading.Barrier(count)
+    for _ in range(count):
+        pool.submit(_arrive, barrier)
+    return barrier
+
+
+def _arrive(barrier: threading.Barrier) -> None:
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(timeout=5)

@@ -6,6 +6,7 @@ import base64
 import email.utils
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -598,12 +599,27 @@ def test_loopback_falls_back_to_http(rsps: responses.RequestsMock) -> None:
     transport, sleeps = _transport()
     transport.request("GET", "127.0.0.1:5000", "a", "/v2/a/manifests/1")
     transport.request("GET", "127.0.0.1:5000", "a", "/v2/a/manifests/1")
-    assert [c.request.url for c in rsps.calls] == ["https://127.0.0.1:5000/v2/", "http://127.0.0.1:5000/v2/",
-                                                   "http://127.0.0.1:5000/v2/a/manifests/1",
-                                                   "http://127.0.0.1:5000/v2/a/manifests/1"]
+    # Both schemes are pinged at once (plain HTTP does not wait for TLS to fail), so in either order.
+    assert sorted(c.request.url for c in rsps.calls[:2]) == ["http://127.0.0.1:5000/v2/",
+                                                             "https://127.0.0.1:5000/v2/"]
+    assert [c.request.url for c in rsps.calls[2:]] == ["http://127.0.0.1:5000/v2/a/manifests/1",
+                                                      "http://127.0.0.1:5000/v2/a/manifests/1"]
     assert sleeps.waits == []
     # the failed TLS attempt got no HTTP answer, so it is not counted
     assert transport.request_count == 3
+
+
+def test_loopback_prefers_https_when_both_answer(rsps: responses.RequestsMock) -> None:
+    rsps.get("https://127.0.0.1:5000/v2/", status=200)
+    rsps.get("http://127.0.0.1:5000/v2/", status=200)
+    rsps.get("https://127.0.0.1:5000/v2/a/manifests/1", status=200, body=b"{}")
+    transport, _ = _transport()
+    transport.request("GET", "127.0.0.1:5000", "a", "/v2/a/manifests/1")
+    for early in [t for t in threading.enumerate() if t.name == "pinrepro-ping"]:
+        early.join(timeout=10)
+    assert [c.request.url for c in rsps.calls if "/a/" in c.request.url] == ["https://127.0.0.1:5000/v2/a/manifests/1"]
+    # the plain-HTTP ping asked alongside is discarded, and not counted
+    assert transport.request_count == 2
 
 
 def test_insecure_registry_falls_back_to_http_without_verify(rsps: responses.RequestsMock) -> None:

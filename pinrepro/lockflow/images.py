@@ -4,6 +4,7 @@ each new platform's contents are scanned as soon as its digest is known, while o
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -20,6 +21,7 @@ from pinrepro.lockflow.plan import Plan, plan_image
 from pinrepro.lockflow.services import LockServices, Progress, Registry, Scanner
 from pinrepro.reference import ImageRef, short_digest
 from pinrepro.registry.platform import match_platform
+from pinrepro.workers import start_threads
 
 if TYPE_CHECKING:
     from pinrepro.inventory.cache import Cache
@@ -121,8 +123,12 @@ class ImageResolver:
             image = described[key] = self._image_lock(description, by_key[key], previous.get(key))
             scans.submit(key, by_key[key][0].ref, image)
 
+        registry = self.registry()
+        # The scanner's imports and pool are made while the registry is pinged, not by the first answer while
+        # the other describe workers wait for it (issue #15).
+        scans.prepare_in_background()
         try:
-            self.registry().describe_many(list(to_describe.values()), then=then)
+            registry.describe_many(list(to_describe.values()), then=then)
         except NotFoundError as error:
             raise _written_digest_gone(error, to_describe, by_key) from None
         return described
@@ -190,26 +196,49 @@ class _Scans:
         self._lock = threading.Lock()
         self._scanner: Scanner | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._preparing: threading.Thread | None = None
+        self._started: threading.Barrier | None = None
         self._futures: dict[Future[Mapping[str, Any]], tuple[str, str, str]] = {}
 
     def __enter__(self) -> _Scans:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self._preparing is not None:
+            self._preparing.join()  # short (imports, a pool): so that a pool it made is shut down here
+        if self._started is not None:
+            self._started.abort()
         if self._pool is not None:
             # As pinrepro.workers.worker_pool: on an error (Ctrl-C included) leave without waiting for the workers.
             self._pool.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+
+    def prepare_in_background(self) -> None:
+        """Make the scanner and its pool in a thread: a submission waits for it, nothing else does."""
+        def prepare() -> None:
+            with contextlib.suppress(Exception):  # made again by the first submission, which raises it there
+                self._prepared()
+
+        self._preparing = threading.Thread(target=prepare, name="pinrepro-scans", daemon=True)
+        self._preparing.start()
+
+    def _prepared(self) -> tuple[Scanner, ThreadPoolExecutor]:
+        with self._lock:
+            if self._pool is None:
+                self._scanner, workers = self._make()
+                pool = ThreadPoolExecutor(max_workers=max(1, workers))
+                self._started = start_threads(pool, max(1, workers))
+                self._pool = pool
+            assert self._scanner is not None
+            return self._scanner, self._pool
 
     def submit(self, key: str, ref: ImageRef, image: ImageLock) -> None:
         for name, platform in image.platforms.items():
             if platform.absent or platform.contents is not None or not platform.digest:
                 continue
+            scanner, pool = self._prepared()
+            # Submitted outside the lock: starting a pool thread takes a while, and other answers arrive meanwhile.
+            future = pool.submit(scanner, ref.without_digest(), platform.digest)
             with self._lock:
-                if self._pool is None:
-                    self._scanner, workers = self._make()
-                    self._pool = ThreadPoolExecutor(max_workers=max(1, workers))
-                assert self._scanner is not None
-                future = self._pool.submit(self._scanner, ref.without_digest(), platform.digest)
                 self._futures[future] = (key, name, platform.digest)
 
     def merged(self, images: Mapping[str, ImageLock]) -> dict[str, ImageLock]:

@@ -30,7 +30,7 @@ from pinrepro.registry.mediatypes import (
     header_media_type,
 )
 from pinrepro.registry.platform import config_platform, index_platforms
-from pinrepro.workers import worker_pool
+from pinrepro.workers import start_threads, worker_pool
 
 if TYPE_CHECKING:
     # requests loads with the transport, when a client is made: the descriptors here serve the scan, apt and
@@ -352,14 +352,21 @@ class RegistryClient:
         by_host: dict[str, list[str]] = {}
         for ref in unique:
             by_host.setdefault(self.host_for(ref), []).append(ref.repository)
-        for host, repositories in by_host.items():
-            with contextlib.suppress(PinreproError):
-                # On failure each lookup reports its own error, naming its repository; an unreachable host is
-                # remembered by the transport, so its lookups fail fast instead of retrying each.
-                self.transport.prefetch_tokens(host, sorted(set(repositories)))
         results: dict[ImageRef, _T | BaseException] = {}
         total = len(unique)
-        with worker_pool(min(self.max_workers, max(1, total))) as pool:
+        workers = min(self.max_workers, max(1, total))
+        with worker_pool(workers) as pool:
+            # The pool's threads start while the registry is pinged, not one by one as the lookups are submitted.
+            starter = threading.Thread(target=start_threads, args=(pool, workers), daemon=True)
+            starter.start()
+            try:
+                for host, repositories in by_host.items():
+                    with contextlib.suppress(PinreproError):
+                        # On failure each lookup reports its own error, naming its repository; an unreachable host
+                        # is remembered by the transport, so its lookups fail fast instead of retrying each.
+                        self.transport.prefetch_tokens(host, sorted(set(repositories)))
+            finally:
+                starter.join()
             futures: dict[Future[_T], ImageRef] = {pool.submit(work, ref): ref for ref in unique}
             for done, future in enumerate(as_completed(futures), start=1):
                 ref = futures[future]

@@ -8,8 +8,10 @@ here with a size cap.
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,3 +99,40 @@ def send_once(session: requests.Session, method: str, url: str, headers: Mapping
                 raise DeadlinePassed(seconds) from exc
             raise
     return response
+
+
+class Early:
+    """A request sent in a thread before it is known to be needed (the plain-HTTP ping, while https is tried):
+    adopted - its answer, or its error - or discarded, its answer closed when it comes.
+
+    ``send`` appends to the list it is given once per answer a server sent (retries included); ``count`` gets
+    their number when the request is adopted, so a discarded one is not counted."""
+
+    def __init__(self, send: Callable[[list[int]], requests.Response], count: Callable[[int], None]) -> None:
+        self._tally: list[int] = []
+        self._count = count
+        self._answer: Future[requests.Response] = Future()
+        self._adopted = False
+        threading.Thread(target=self._send, args=(send,), name="pinrepro-ping", daemon=True).start()
+
+    def _send(self, send: Callable[[list[int]], requests.Response]) -> None:
+        try:
+            self._answer.set_result(send(self._tally))
+        except BaseException as exc:  # raised by adopt()
+            self._answer.set_exception(exc)
+
+    def adopt(self) -> requests.Response:
+        self._adopted = True
+        try:
+            return self._answer.result()
+        finally:
+            self._count(len(self._tally))
+
+    def discard(self) -> None:
+        if not self._adopted:
+            self._answer.add_done_callback(_close_answer)
+
+
+def _close_answer(answer: Future[requests.Response]) -> None:
+    if answer.exception() is None:
+        answer.result().close()

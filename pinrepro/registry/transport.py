@@ -183,42 +183,57 @@ class Transport:
             insecure = api_host.lower() in self.insecure_registries
             # Plain HTTP only for loopback (as Docker does) or hosts the user listed as insecure.
             schemes = ["https", "http"] if insecure or is_loopback_host(api_host) else ["https"]
-            first_error: RegistryError | None = None
-            for index, scheme in enumerate(schemes):
-                last = index == len(schemes) - 1
-                try:
-                    response = self._send_with_retries("GET", f"{scheme}://{api_host}/v2/", {}, False,
-                                                       retry_connection_errors=last)
-                except RegistryError as exc:
-                    # Plain HTTP got further than TLS (something answered): its failure is the real cause.
-                    refused = isinstance(exc, RegistryUnreachable) and exc.cause == "refused"
-                    first_error = exc if first_error is None or (last and not refused) else first_error
-                    if last:
-                        state.unreachable = first_error
-                        raise for_repository(first_error, repository) from None
-                    continue
-                status = response.status_code
-                response.close()
-                if scheme == "http" and status in retry.RETRY_STATUSES:
-                    # The server answered: its own error is the cause, not the failed https attempt before it.
-                    raise status_error(response, "GET", api_host, "", "/v2/", None, sent=False)
-                if scheme == "http" and status not in (200, 401):
-                    # A TLS server answering plain HTTP with 400: the https error is the real one.
-                    state.unreachable = first_error or RegistryUnreachable(
-                        api_host, f"/v2/ answered {status}", cause="status", fix="check the registry name and port")
-                    raise for_repository(state.unreachable, repository)
-                state.scheme = scheme
-                if status == 401:
-                    challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
-                    state.challenge = challenge if challenge and challenge.scheme in ("bearer", "basic") \
-                        else ANONYMOUS
-                elif status in retry.RETRY_STATUSES:
-                    raise status_error(response, "GET", api_host, "", "/v2/", None, sent=False)
-                else:
-                    # 200, or a registry with an unusual /v2/: the real request's answer will tell.
-                    state.challenge = ANONYMOUS
-                return state
-            raise AssertionError("unreachable")  # pragma: no cover
+            # Both asked at once: a plain-HTTP registry answers without waiting for https to fail first (a round
+            # trip, two with the TCP handshake; issue #15). https still wins when it answers.
+            plain = session.Early(lambda tally: self._send_with_retries("GET", f"http://{api_host}/v2/", {}, False,
+                                                                        tally=tally), self._counted) \
+                if len(schemes) == 2 else None
+            try:
+                return self._ping_schemes(api_host, repository, state, schemes, plain)
+            finally:
+                if plain is not None:
+                    plain.discard()
+
+    def _ping_schemes(self, api_host: str, repository: str, state: _HostState, schemes: list[str],
+                      plain: session.Early | None) -> _HostState:
+        """The first of ``schemes`` that answers /v2/ (``plain`` the http answer asked early); held: state.lock."""
+        first_error: RegistryError | None = None
+        for index, scheme in enumerate(schemes):
+            last = index == len(schemes) - 1
+            try:
+                response = plain.adopt() if plain is not None and scheme == "http" else \
+                    self._send_with_retries("GET", f"{scheme}://{api_host}/v2/", {}, False,
+                                            retry_connection_errors=last)
+            except RegistryError as exc:
+                # Plain HTTP got further than TLS (something answered): its failure is the real cause.
+                refused = isinstance(exc, RegistryUnreachable) and exc.cause == "refused"
+                first_error = exc if first_error is None or (last and not refused) else first_error
+                if last:
+                    state.unreachable = first_error
+                    raise for_repository(first_error, repository) from None
+                continue
+            status = response.status_code
+            response.close()
+            if scheme == "http" and status in retry.RETRY_STATUSES:
+                # The server answered: its own error is the cause, not the failed https attempt before it.
+                raise status_error(response, "GET", api_host, "", "/v2/", None, sent=False)
+            if scheme == "http" and status not in (200, 401):
+                # A TLS server answering plain HTTP with 400: the https error is the real one.
+                state.unreachable = first_error or RegistryUnreachable(
+                    api_host, f"/v2/ answered {status}", cause="status", fix="check the registry name and port")
+                raise for_repository(state.unreachable, repository)
+            state.scheme = scheme
+            if status == 401:
+                challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+                state.challenge = challenge if challenge and challenge.scheme in ("bearer", "basic") \
+                    else ANONYMOUS
+            elif status in retry.RETRY_STATUSES:
+                raise status_error(response, "GET", api_host, "", "/v2/", None, sent=False)
+            else:
+                # 200, or a registry with an unusual /v2/: the real request's answer will tell.
+                state.challenge = ANONYMOUS
+            return state
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _authorization(self, api_host: str, repository: str, state: _HostState) -> str | None:
         challenge = state.challenge
@@ -302,17 +317,24 @@ class Transport:
         return urlsplit(url).netloc.lower() not in self.insecure_registries
 
     def _send_once(self, method: str, url: str, headers: Mapping[str, str], stream: bool,
-                   data: str | None = None) -> requests.Response:
+                   data: str | None = None, tally: list[int] | None = None) -> requests.Response:
         seconds = getattr(self._deadline_s, "value", None) or self.total_deadline
         response = session.send_once(self._session, method, url, headers, stream=stream, data=data,
                                      timeout=self.timeout, seconds=seconds, verify=self._verify(url),
                                      max_body=self.max_body)
-        with self._lock:
-            self._count += 1
+        if tally is not None:
+            tally.append(1)  # counted by its caller, if what it asked is used
+        else:
+            self._counted(1)
         return response
 
+    def _counted(self, answers: int) -> None:
+        with self._lock:
+            self._count += answers
+
     def _send_with_retries(self, method: str, url: str, headers: Mapping[str, str], stream: bool, *,
-                           data: str | None = None, retry_connection_errors: bool = True) -> requests.Response:
+                           data: str | None = None, retry_connection_errors: bool = True,
+                           tally: list[int] | None = None) -> requests.Response:
         """Send; after a connection error or a 408/429/5xx ask the retry policy whether and when to send again.
 
         The answer given up on carries the policy on ``response.raw.retries`` (urllib3's place for it), so its
@@ -322,7 +344,7 @@ class Transport:
         waited = 0.0
         while True:
             try:
-                response = self._send_once(method, url, headers, stream, data)
+                response = self._send_once(method, url, headers, stream, data, tally)
             except session.DeadlinePassed as exc:
                 # Not retried: a server slow enough to miss it once would only make the wait a multiple.
                 raise RegistryError(f"{urlsplit(url).netloc} did not send a complete answer within {exc.seconds:g}s",
