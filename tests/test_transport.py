@@ -691,3 +691,26 @@ def test_realm_that_is_not_a_url(rsps: responses.RequestsMock) -> None:
         transport.request("GET", "registry.example.com", "a/b", "/v2/a/b/manifests/1")
     assert str(info.value) == ("registry.example.com asked for a token from '/token', which is not an http(s) URL "
                                "(for a/b) - check the registry's auth configuration")
+
+
+def test_preconnect_opens_the_connections_the_first_requests_use() -> None:
+    """While a host is pinged, the first wave's connections open; the requests after it reuse them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(10)
+        host = f"127.0.0.1:{listener.getsockname()[1]}"
+        transport = Transport(AnonymousKeychain(), pool_size=8)
+        try:
+            transport.preconnect(host, 5)
+            accepted = [listener.accept()[0] for _ in range(5)]
+            for thread in [t for t in threading.enumerate() if t.name == "pinrepro-connect"]:
+                thread.join(timeout=10)
+            adapter = transport._session.get_adapter(f"http://{host}/v2/")
+            pools = list(adapter.poolmanager.pools._container.values())  # type: ignore[attr-defined]
+            idle = [c for pool in pools for c in pool.pool.queue if c is not None and c.sock is not None]
+            assert len(idle) == 5  # kept in the pool the requests take their connections from
+        finally:
+            transport.close()
+        for connection in accepted:
+            connection.close()

@@ -361,6 +361,8 @@ class RegistryClient:
             starter.start()
             try:
                 for host, repositories in by_host.items():
+                    # The first wave's connections open while the host is pinged (one is the ping's own).
+                    self.transport.preconnect(host, min(len(repositories), self.per_registry) - 1)
                     with contextlib.suppress(PinreproError):
                         # On failure each lookup reports its own error, naming its repository; an unreachable host
                         # is remembered by the transport, so its lookups fail fast instead of retrying each.

@@ -136,3 +136,45 @@ class Early:
 def _close_answer(answer: Future[requests.Response]) -> None:
     if answer.exception() is None:
         answer.result().close()
+
+
+_SEND = requests.adapters.HTTPAdapter.send
+
+
+def preconnect(session: requests.Session, url: str, count: int, *, verify: bool, timeout: float) -> None:
+    """Open ``count`` keep-alive connections to ``url``'s host in background threads (TCP, and TLS for https),
+    for the requests that follow: while a registry is pinged, the first wave of lookups' connections are made,
+    instead of each of them paying its handshake after the ping (issue #15). A connection that fails is dropped
+    quietly: the request that would have used it opens its own and reports the error."""
+    if count < 1 or requests.adapters.HTTPAdapter.send is not _SEND:
+        return  # a stand-in for the HTTP layer (the tests' ``responses``) sends nothing real: connect nowhere
+    settings = session.merge_environment_settings(url, {}, True, verify, None)
+    if requests.utils.select_proxy(url, settings["proxies"]):
+        return  # a proxy's connections are its own pool manager's
+    adapter = session.get_adapter(url)
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    pool = adapter.get_connection_with_tls_context(requests.Request("GET", url).prepare(), settings["verify"],
+                                                   proxies=settings["proxies"], cert=settings["cert"])
+    if not isinstance(pool, urllib3.HTTPConnectionPool) or pool.pool is None:
+        return
+    free = pool.pool.maxsize - 1  # one is the ping's
+    # Taken from the pool here, all of them, so that no thread connects one another has put back.
+    held = []
+    with contextlib.suppress(urllib3.exceptions.HTTPError):  # the pool was closed
+        held = [pool._get_conn() for _ in range(min(count, free))]
+    for connection in held:
+        threading.Thread(target=_connect, args=(pool, connection, timeout), name="pinrepro-connect",
+                         daemon=True).start()
+
+
+def _connect(pool: urllib3.HTTPConnectionPool, connection: Any, timeout: float) -> None:
+    try:
+        if connection.sock is None:
+            connection.timeout = timeout
+            connection.connect()
+    except (OSError, urllib3.exceptions.HTTPError):
+        connection.close()
+    if pool.pool is not None and pool.pool.full():
+        connection.close()  # lookups already opened their own: urllib3 would discard it with a warning
+    else:
+        pool._put_conn(connection)

@@ -129,6 +129,14 @@ class Transport:
             if wanted:
                 self._fetch_token(api_host, challenge, wanted, repositories[0])
 
+    def preconnect(self, api_host: str, connections: int) -> None:
+        """Before the first ping of ``api_host``: open ``connections`` in the background for the requests after it
+        (plain HTTP for a loopback or insecure host, as its lookups will most likely use)."""
+        if self._host(api_host).challenge is None:
+            plain = api_host.lower() in self.insecure_registries or is_loopback_host(api_host)
+            url = f"{'http' if plain else 'https'}://{api_host}/v2/"
+            session.preconnect(self._session, url, connections, verify=self._verify(url), timeout=self.timeout)
+
     def request(self, method: str, api_host: str, repository: str, path: str, *,
                 headers: Mapping[str, str] | None = None, stream: bool = False,
                 allow_status: Collection[int] = (), upstream: str | None = None,
