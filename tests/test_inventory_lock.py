@@ -172,3 +172,16 @@ def test_single_platform_image_relock_downloads_nothing(
     with client() as c:
         lock(root, c, upgrade=True)
         assert c.blob_bytes == 0
+
+
+def test_scans_get_as_many_threads_as_the_lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan waiting for a layer another scan reads holds a thread, not a request: with only as many scan threads
+    as the per-host cap, every scan queued behind such waits asked for its manifest late (issue #15)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "Dockerfile").write_text("FROM example.com/app:1\n")
+    from pinrepro.lockflow.images import ImageResolver
+
+    with RegistryClient(AnonymousKeychain(), per_registry=3) as client, \
+            ImageResolver(load(tmp_path), LockServices(registry=lambda: client)) as resolver:
+        _, threads = resolver._scanner()
+    assert threads == client.max_workers == 6

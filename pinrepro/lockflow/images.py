@@ -134,11 +134,15 @@ class ImageResolver:
         return described
 
     def _scanner(self) -> tuple[Scanner, int]:
-        """The scanner, and how many scans run at once: as many as the registry takes requests (manifests and
-        configs are small; the layer streams among them are bounded by LayerFlights, so memory stays flat)."""
+        """The scanner, and how many scans run at once: as many threads as the registry's lookups use, twice its
+        per-host cap. A scan waiting for a layer another scan reads (LayerFlights) holds a thread but no request:
+        with only as many threads as requests, the scans behind it waited for that layer before asking for their
+        manifests (issue #15). The per-host cap still bounds the requests, LayerFlights the layer streams."""
         if self._services.scanner is not None:
             return self._services.scanner, _OTHER_SCANNERS
-        return self._registry_scanner(), int(getattr(self.registry(), "per_registry", _OTHER_SCANNERS))
+        registry = self.registry()
+        return self._registry_scanner(), int(getattr(registry, "max_workers", getattr(registry, "per_registry",
+                                                                                       _OTHER_SCANNERS)))
 
     def _registry_scanner(self) -> Scanner:
         from pinrepro.inventory.flights import LayerFlights
