@@ -12,7 +12,7 @@ import io
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
@@ -356,13 +356,12 @@ class RegistryClient:
         total = len(unique)
         workers = min(self.max_workers, max(1, total))
         with worker_pool(workers) as pool:
-            # The pool's threads start while the registry is pinged, not one by one as the lookups are submitted.
-            starter = threading.Thread(target=start_threads, args=(pool, workers), daemon=True)
+            # While the registry is pinged (the ping goes first), the first wave's connections open and the pool's
+            # threads start, instead of one by one as the lookups are submitted.
+            starter = threading.Thread(target=self._warm_up, args=(pool, workers, by_host), daemon=True)
             starter.start()
             try:
                 for host, repositories in by_host.items():
-                    # The first wave's connections open while the host is pinged (one is the ping's own).
-                    self.transport.preconnect(host, min(len(repositories), self.per_registry) - 1)
                     with contextlib.suppress(PinreproError):
                         # On failure each lookup reports its own error, naming its repository; an unreachable host
                         # is remembered by the transport, so its lookups fail fast instead of retrying each.
@@ -379,6 +378,11 @@ class RegistryClient:
                 if self.progress is not None:
                     self.progress(done, total)
         return {ref: results[ref] for ref in unique}
+
+    def _warm_up(self, pool: ThreadPoolExecutor, workers: int, by_host: Mapping[str, list[str]]) -> None:
+        for host, repositories in by_host.items():
+            self.transport.preconnect(host, min(len(repositories), self.per_registry) - 1)  # one is the ping's
+        start_threads(pool, workers)
 
     # -- errors ------------------------------------------------------------------------------------
 
