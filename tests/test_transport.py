@@ -714,3 +714,9 @@ def test_preconnect_opens_the_connections_the_first_requests_use() -> None:
             transport.close()
         for connection in accepted:
             connection.close()
+
+
+def test_preconnect_connects_nowhere_when_the_http_layer_is_a_stand_in(rsps: responses.RequestsMock) -> None:
+    transport, _ = _transport()
+    transport.preconnect("ghcr.io", 5)
+    assert [t for t in threading.enumerate() if t.name == "pinrepro-connect"] == []
