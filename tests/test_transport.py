@@ -720,3 +720,13 @@ def test_preconnect_connects_nowhere_when_the_http_layer_is_a_stand_in(rsps: res
     transport, _ = _transport()
     transport.preconnect("ghcr.io", 5)
     assert [t for t in threading.enumerate() if t.name == "pinrepro-connect"] == []
+
+
+def test_a_cookie_the_registry_sets_goes_with_the_next_requests(rsps: responses.RequestsMock) -> None:
+    """A load balancer's sticky-session cookie is kept for the requests after it, as requests' Session keeps it."""
+    rsps.get("https://ghcr.io/v2/", status=200, headers={"Set-Cookie": "lb=node-2; Path=/"})
+    rsps.get("https://ghcr.io/v2/org/img/manifests/1", status=200)
+    transport, _ = _transport()
+    transport.request("GET", "ghcr.io", "org/img", "/v2/org/img/manifests/1")
+    assert "Cookie" not in rsps.calls[0].request.headers
+    assert rsps.calls[1].request.headers["Cookie"] == "lb=node-2"
