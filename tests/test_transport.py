@@ -730,3 +730,15 @@ def test_a_cookie_the_registry_sets_goes_with_the_next_requests(rsps: responses.
     transport.request("GET", "ghcr.io", "org/img", "/v2/org/img/manifests/1")
     assert "Cookie" not in rsps.calls[0].request.headers
     assert rsps.calls[1].request.headers["Cookie"] == "lb=node-2"
+
+
+def test_the_early_plain_http_ping_is_not_retried_when_https_answers(rsps: responses.RequestsMock) -> None:
+    rsps.get("https://127.0.0.1:5000/v2/", status=200)
+    rsps.get("http://127.0.0.1:5000/v2/", body=requests.exceptions.ConnectionError("connection reset"))
+    rsps.get("https://127.0.0.1:5000/v2/a/manifests/1", status=200, body=b"{}")
+    transport, sleeps = _transport()
+    transport.request("GET", "127.0.0.1:5000", "a", "/v2/a/manifests/1")
+    for early in [t for t in threading.enumerate() if t.name == "pinrepro-ping"]:
+        early.join(timeout=10)
+    assert sleeps.waits == []  # sent once: no retries behind the scheme that won
+    assert transport.request_count == 2

@@ -121,16 +121,18 @@ class Early:
     ``send`` appends to the list it is given once per answer a server sent (retries included); ``count`` gets
     their number when the request is adopted, so a discarded one is not counted."""
 
-    def __init__(self, send: Callable[[list[int]], requests.Response], count: Callable[[int], None]) -> None:
+    def __init__(self, url: str, send: Callable[[str, list[int]], requests.Response],
+                 count: Callable[[int], None]) -> None:
+        self.url = url
         self._tally: list[int] = []
         self._count = count
         self._answer: Future[requests.Response] = Future()
         self._adopted = False
         threading.Thread(target=self._send, args=(send,), name="pinrepro-ping", daemon=True).start()
 
-    def _send(self, send: Callable[[list[int]], requests.Response]) -> None:
+    def _send(self, send: Callable[[str, list[int]], requests.Response]) -> None:
         try:
-            self._answer.set_result(send(self._tally))
+            self._answer.set_result(send(self.url, self._tally))
         except BaseException as exc:  # raised by adopt()
             self._answer.set_exception(exc)
 

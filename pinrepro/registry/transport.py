@@ -5,9 +5,10 @@ go-containerregistry ``pkg/v1/remote/transport`` does it): ``GET /v2/`` once per
 401 with ``Basic`` means basic auth with the keychain's credential, 401 with ``Bearer realm=...,service=...``
 means the token flow. Tokens are cached per (host, scope) and reused until shortly before they expire.
 Authorization is never sent to another host: redirects (blob downloads go to S3/CDN hosts) are followed by
-hand. The pieces: challenge.py (WWW-Authenticate), token.py (the token request and answer), retry.py (when
-to send again), session.py (one send under a deadline), errors.py (every error, naming hosts and
-repositories only; tokens, passwords and headers never reach one).
+hand. The pieces: ping.py (the first ``GET /v2/``: scheme and challenge), challenge.py (WWW-Authenticate),
+token.py (the token request and answer), retry.py (when to send again), session.py (one send under a
+deadline), errors.py (every error, naming hosts and repositories only; tokens, passwords and headers never
+reach one).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from pinrepro import __version__
-from pinrepro.errors import RegistryError, RegistryUnreachable
+from pinrepro.errors import RegistryError
 from pinrepro.reference import is_loopback_host
-from pinrepro.registry import deadline, retry, session, token
+from pinrepro.registry import deadline, ping, retry, session, token
 from pinrepro.registry.authn import Credential, Keychain
 from pinrepro.registry.body import plain_http_refused, problem_with_url
-from pinrepro.registry.challenge import ANONYMOUS, Challenge, parse_challenge, repository_scope, scope_repositories
+from pinrepro.registry.challenge import Challenge, parse_challenge, repository_scope, scope_repositories
 from pinrepro.registry.errors import (
     auth_error,
     for_repository,
@@ -188,60 +189,7 @@ class Transport:
             if state.unreachable is not None:
                 # Tried and failed with every retry already: later lookups fail fast, naming their repository.
                 raise for_repository(state.unreachable, repository)
-            insecure = api_host.lower() in self.insecure_registries
-            # Plain HTTP only for loopback (as Docker does) or hosts the user listed as insecure.
-            schemes = ["https", "http"] if insecure or is_loopback_host(api_host) else ["https"]
-            # Both asked at once: a plain-HTTP registry answers without waiting for https to fail first (a round
-            # trip, two with the TCP handshake; issue #15). https still wins when it answers.
-            plain = session.Early(lambda tally: self._send_with_retries("GET", f"http://{api_host}/v2/", {}, False,
-                                                                        tally=tally), self._counted) \
-                if len(schemes) == 2 else None
-            try:
-                return self._ping_schemes(api_host, repository, state, schemes, plain)
-            finally:
-                if plain is not None:
-                    plain.discard()
-
-    def _ping_schemes(self, api_host: str, repository: str, state: _HostState, schemes: list[str],
-                      plain: session.Early | None) -> _HostState:
-        """The first of ``schemes`` that answers /v2/ (``plain`` the http answer asked early); held: state.lock."""
-        first_error: RegistryError | None = None
-        for index, scheme in enumerate(schemes):
-            last = index == len(schemes) - 1
-            try:
-                response = plain.adopt() if plain is not None and scheme == "http" else \
-                    self._send_with_retries("GET", f"{scheme}://{api_host}/v2/", {}, False,
-                                            retry_connection_errors=last)
-            except RegistryError as exc:
-                # Plain HTTP got further than TLS (something answered): its failure is the real cause.
-                refused = isinstance(exc, RegistryUnreachable) and exc.cause == "refused"
-                first_error = exc if first_error is None or (last and not refused) else first_error
-                if last:
-                    state.unreachable = first_error
-                    raise for_repository(first_error, repository) from None
-                continue
-            status = response.status_code
-            response.close()
-            if scheme == "http" and status in retry.RETRY_STATUSES:
-                # The server answered: its own error is the cause, not the failed https attempt before it.
-                raise status_error(response, "GET", api_host, "", "/v2/", None, sent=False)
-            if scheme == "http" and status not in (200, 401):
-                # A TLS server answering plain HTTP with 400: the https error is the real one.
-                state.unreachable = first_error or RegistryUnreachable(
-                    api_host, f"/v2/ answered {status}", cause="status", fix="check the registry name and port")
-                raise for_repository(state.unreachable, repository)
-            state.scheme = scheme
-            if status == 401:
-                challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
-                state.challenge = challenge if challenge and challenge.scheme in ("bearer", "basic") \
-                    else ANONYMOUS
-            elif status in retry.RETRY_STATUSES:
-                raise status_error(response, "GET", api_host, "", "/v2/", None, sent=False)
-            else:
-                # 200, or a registry with an unusual /v2/: the real request's answer will tell.
-                state.challenge = ANONYMOUS
-            return state
-        raise AssertionError("unreachable")  # pragma: no cover
+            return ping.first_answer(self, api_host, repository, state)
 
     def _authorization(self, api_host: str, repository: str, state: _HostState) -> str | None:
         challenge = state.challenge
