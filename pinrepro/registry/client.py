@@ -381,7 +381,9 @@ class RegistryClient:
 
     def _warm_up(self, pool: ThreadPoolExecutor, workers: int, by_host: Mapping[str, list[str]]) -> None:
         for host, repositories in by_host.items():
-            self.transport.preconnect(host, min(len(repositories), self.per_registry) - 1)  # one is the ping's
+            # Only saves time: whatever goes wrong here, the lookups open their own connections and report it.
+            with contextlib.suppress(Exception):
+                self.transport.preconnect(host, min(len(repositories), self.per_registry) - 1)  # one is the ping's
         start_threads(pool, workers)
 
     # -- errors ------------------------------------------------------------------------------------

@@ -180,13 +180,16 @@ def preconnect(session: requests.Session, url: str, count: int, *, verify: bool,
 
 
 def _connect(pool: urllib3.HTTPConnectionPool, connection: Any, timeout: float) -> None:
-    try:
-        if connection.sock is None:
-            connection.timeout = timeout
-            connection.connect()
-    except (OSError, urllib3.exceptions.HTTPError):
-        connection.close()
-    if pool.pool is not None and pool.pool.full():
-        connection.close()  # lookups already opened their own: urllib3 would discard it with a warning
-    else:
-        pool._put_conn(connection)
+    # Whatever fails here only costs the time it was to save: the request that takes this pool slot opens its own
+    # connection and reports why it cannot. Nothing may escape a background thread (it would print a traceback).
+    with contextlib.suppress(Exception):
+        try:
+            if connection.sock is None:
+                connection.timeout = timeout
+                connection.connect()
+        except Exception:
+            connection.close()
+        if pool.pool is not None and pool.pool.full():
+            connection.close()  # lookups already opened their own: urllib3 would discard it with a warning
+        else:
+            pool._put_conn(connection)
