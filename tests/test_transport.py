@@ -742,3 +742,14 @@ def test_the_early_plain_http_ping_is_not_retried_when_https_answers(rsps: respo
         early.join(timeout=10)
     assert sleeps.waits == []  # sent once: no retries behind the scheme that won
     assert transport.request_count == 2
+
+
+def test_preconnect_opens_no_tls_connections() -> None:
+    """A TLS 1.3 server sends session tickets after the handshake; urllib3 would take such an idle connection for a
+    dropped one and open another, so only plain-HTTP (loopback, insecure) hosts get connections ahead."""
+    transport = Transport(AnonymousKeychain(), pool_size=8)
+    try:
+        transport.preconnect("registry.example.com", 5)
+        assert [t for t in threading.enumerate() if t.name == "pinrepro-connect"] == []
+    finally:
+        transport.close()

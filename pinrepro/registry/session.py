@@ -154,10 +154,10 @@ def _close_answer(answer: Future[requests.Response]) -> None:
 
 
 def preconnect(session: requests.Session, url: str, count: int, *, verify: bool, timeout: float) -> None:
-    """Open ``count`` keep-alive connections to ``url``'s host in background threads (TCP, and TLS for https),
-    for the requests that follow: while a registry is pinged, the first wave of lookups' connections are made,
-    instead of each of them paying its handshake after the ping (issue #15). A connection that fails is dropped
-    quietly: the request that would have used it opens its own and reports the error."""
+    """Open ``count`` keep-alive connections to ``url``'s host in background threads, for the requests that follow:
+    while a registry is pinged, the first wave of lookups' connections are made, instead of each of them paying its
+    handshake after the ping (issue #15). A connection that fails is dropped quietly: the request that would have
+    used it opens its own and reports the error."""
     if count < 1 or getattr(requests.adapters.HTTPAdapter.send, "__module__", None) != "requests.adapters":
         return  # a stand-in for the HTTP layer (the tests' ``responses``) sends nothing real: connect nowhere
     settings = session.merge_environment_settings(url, {}, True, verify, None)

@@ -131,11 +131,12 @@ class Transport:
                 self._fetch_token(api_host, challenge, wanted, repositories[0])
 
     def preconnect(self, api_host: str, connections: int) -> None:
-        """Before the first ping of ``api_host``: open ``connections`` in the background for the requests after it
-        (plain HTTP for a loopback or insecure host, as its lookups will most likely use)."""
-        if self._host(api_host).challenge is None:
-            plain = api_host.lower() in self.insecure_registries or is_loopback_host(api_host)
-            url = f"{'http' if plain else 'https'}://{api_host}/v2/"
+        """Before the first ping of a loopback or insecure ``api_host``: open ``connections`` plain-HTTP connections
+        in the background for the requests after it. Not TLS ones: a TLS 1.3 server sends its session tickets after
+        the handshake, and urllib3 takes an idle connection with unread bytes for a dropped one and opens another."""
+        plain = api_host.lower() in self.insecure_registries or is_loopback_host(api_host)
+        if plain and self._host(api_host).challenge is None:
+            url = f"http://{api_host}/v2/"
             session.preconnect(self._session, url, connections, verify=self._verify(url), timeout=self.timeout)
 
     def request(self, method: str, api_host: str, repository: str, path: str, *,
