@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -42,3 +45,16 @@ def start_threads(pool: ThreadPoolExecutor, count: int) -> threading.Barrier:
 def _arrive(barrier: threading.Barrier) -> None:
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout=5)
+
+
+def as_completed(futures: Iterable[Future[T]], *, wake_every: float = 0.2) -> Iterator[Future[T]]:
+    """concurrent.futures.as_completed, waking the waiting thread every ``wake_every`` seconds.
+
+    Ctrl-C is handled by the main thread, between two bytecodes; the kernel hands the signal to any thread of the
+    process, and a main thread blocked on a lock that another thread's signal does not interrupt would wait for
+    the next future - forever, when a server stalls. Waking now and then lets it see the signal.
+    """
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=wake_every, return_when=FIRST_COMPLETED)
+        yield from done

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,7 +21,7 @@ from pinrepro.lockflow.plan import Plan, plan_image
 from pinrepro.lockflow.services import LockServices, Progress, Registry, Scanner
 from pinrepro.reference import ImageRef, short_digest
 from pinrepro.registry.platform import match_platform
-from pinrepro.workers import start_threads
+from pinrepro.workers import as_completed, start_threads
 
 if TYPE_CHECKING:
     from pinrepro.inventory.cache import Cache

@@ -12,7 +12,7 @@ import io
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
@@ -30,7 +30,7 @@ from pinrepro.registry.mediatypes import (
     header_media_type,
 )
 from pinrepro.registry.platform import config_platform, index_platforms
-from pinrepro.workers import start_threads, worker_pool
+from pinrepro.workers import as_completed, start_threads, worker_pool
 
 if TYPE_CHECKING:
     # requests loads with the transport, when a client is made: the descriptors here serve the scan, apt and
