@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, Target, isolate, pinrepro_command, report, table, timed
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
-from pinrepro.registry.client import DEFAULT_PER_REGISTRY, RegistryClient
+from pinrepro.registry.client import RegistryClient
+from pinrepro.registry.concurrency import DEFAULT_PER_REGISTRY
 from tests.support import images as im
 from tests.support import pushing
 from tests.support.latency_proxy import LatencyProxy

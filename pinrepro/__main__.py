@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from pinrepro.cli import main
+from pinrepro.console import main
 
 main()

@@ -193,7 +193,7 @@ def test_completion_scripts_and_click_completion() -> None:
     assert invoke("completion", "tcsh").exit_code == 2
     # What the bash script runs on <TAB>: the program with _PINREPRO_COMPLETE set.
     env = {**os.environ, "_PINREPRO_COMPLETE": "bash_complete", "COMP_WORDS": "pinrepro ver", "COMP_CWORD": "1"}
-    done = subprocess.run([sys.executable, "-c", "from pinrepro.cli import main; main()"], env=env,
+    done = subprocess.run([sys.executable, "-c", "from pinrepro.console import main; main()"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert "verify" in done.stdout
 

@@ -20,7 +20,8 @@ from pinrepro.inventory.cache import Cache
 from pinrepro.lock import LockServices, Upgrade, run_lock
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import AnonymousKeychain
-from pinrepro.registry.client import DEFAULT_PER_REGISTRY, PER_REGISTRY_ENV, RegistryClient
+from pinrepro.registry.client import RegistryClient
+from pinrepro.registry.concurrency import DEFAULT_PER_REGISTRY, PER_REGISTRY_ENV
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "registry"
 HUB = "https://registry-1.docker.io"

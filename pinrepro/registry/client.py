@@ -9,17 +9,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
-from pinrepro.errors import ConfigError, NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
+from pinrepro.errors import NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
 from pinrepro.registry.body import VerifyingReader, digest_hash, digest_of, download, loads, read_within
+from pinrepro.registry.concurrency import per_registry_from_env
 from pinrepro.registry.errors import digest_mismatch, too_big, unknown_media_type
 from pinrepro.registry.mediatypes import (
     ACCEPT_MANIFESTS,
@@ -49,12 +49,6 @@ _MANIFEST_HEADERS = {
 _BLOB_HEADERS = {"Accept-Encoding": "identity"}
 _CHUNK = 1 << 16
 _T = TypeVar("_T")
-# Requests in flight per registry host. Over a WAN each request waits a round trip, so lookups overlap them: 32
-# keep-alive connections turn 200 tags into 7 waves of round trips instead of 25. Registries throttle per client
-# rather than per connection, and a 429 is retried after its Retry-After (transport.py). The environment variable
-# lowers it for a registry that refuses many connections (or raises it).
-DEFAULT_PER_REGISTRY = 32
-PER_REGISTRY_ENV = "PINREPRO_REGISTRY_CONNECTIONS"
 
 
 @dataclass(frozen=True)
@@ -102,7 +96,7 @@ class RegistryClient:
                 insecure.add(host.removeprefix("http://"))  # the user said plain HTTP for this mirror
             host = host.removeprefix("http://").removeprefix("https://")
             self.mirrors[upstream] = host
-        self.per_registry = max(1, per_registry if per_registry is not None else _per_registry_from_env())
+        self.per_registry = max(1, per_registry if per_registry is not None else per_registry_from_env())
         # Threads for describe_many/head_many; each host admits ``per_registry`` of them at a time.
         self.max_workers = max(1, max_workers if max_workers is not None else 2 * self.per_registry)
         self.progress = progress
@@ -394,16 +388,6 @@ class RegistryClient:
 
     def _mismatch(self, ref: ImageRef, kind: str, expected: str, actual: str) -> RegistryError:
         return digest_mismatch(kind, self._where(ref), expected, actual)
-
-
-def _per_registry_from_env() -> int:
-    value = os.environ.get(PER_REGISTRY_ENV, "").strip()
-    if not value:
-        return DEFAULT_PER_REGISTRY
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{value!r} is not a positive whole number", where=PER_REGISTRY_ENV,
-                          fix=f"unset it, or set e.g. {PER_REGISTRY_ENV}=8")
-    return int(value)
 
 
 def _parse_json(body: bytes) -> Any:
