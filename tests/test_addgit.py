@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from pinrepro.dockerfile import parse
 from tests.support.cliproject import run
 from tests.support.registry import free_port
 from tests.support.tools import require_tool
+from tests.support.waiting import port_open, wait_until
 
 ENV = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "T",
        "GIT_COMMITTER_EMAIL": "t@example.org"}
@@ -46,16 +45,10 @@ class GitServer:
         self.process = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}", "--listen=127.0.0.1",
              f"--port={self.port}", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("git daemon did not start") from None
-                time.sleep(0.05)
+        if not wait_until(lambda: self.process.poll() is not None or port_open(self.port), 30, interval=0.05) \
+                or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("git daemon did not start")
 
     def stop(self) -> None:
         self.process.terminate()

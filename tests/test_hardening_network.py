@@ -34,8 +34,8 @@ from tests.support.hostile import (
     self_signed,
     short_body,
     stall,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 PASSWORD = "hunter2-Very-Secret"
 USER = "robot"

@@ -7,6 +7,7 @@ final phase is hit too. Every run is bounded by ``timeout``: a process that does
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -16,6 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,11 @@ def kill_once(command: Sequence[str], *, cwd: Path, signum: int, delay: float, m
     sent_at = -1.0
     try:
         if marker is not None:
-            while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.0005)
-            time.sleep(rng.uniform(0, delay))
-        else:
-            end = started + delay
-            while process.poll() is None and time.monotonic() < end:
-                time.sleep(0.001)
+            wait_until(lambda: marker.exists() or process.poll() is not None, deadline - time.monotonic(),
+                       interval=0.0005)
+            delay = rng.uniform(0, delay)  # a random point after the marker
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=delay)  # ends early when the command finishes first
         if process.poll() is None:
             sent_at = time.monotonic()
             os.kill(process.pid, signum)

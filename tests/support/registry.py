@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any, Literal
 
 from tests.support.token_issuer import TokenIssuer
 from tests.support.tools import require_tool
+from tests.support.waiting import wait_until
 
 Mode = Literal["anonymous", "htpasswd", "token"]
 
@@ -214,19 +214,19 @@ def _registry_env() -> dict[str, str]:
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int) -> bool:
     """Poll ``/v2/`` until any HTTP answer (200 or 401) comes back, the process dies, or the deadline passes."""
-    deadline = time.monotonic() + _READY_DEADLINE_S
     url = f"http://127.0.0.1:{port}/v2/"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return True
         except urllib.error.HTTPError:
             return True  # 401 in the auth modes: the server is up.
         except OSError:
-            time.sleep(0.05)
-    return False
+            return False
+
+    wait_until(lambda: process.poll() is not None or answers(), _READY_DEADLINE_S, interval=0.05)
+    return process.poll() is None and answers()
 
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:
