@@ -34,20 +34,9 @@ from pinrepro.dockerfile import instructions
 from pinrepro.dockerfile.commands import commands
 from pinrepro.errors import DockerfileError
 from pinrepro.findings import Finding
+from pinrepro.pipwords import VALUE_OPTIONS
 from pinrepro.pyplatforms import targetarch_pattern, targets
 
-# pip / uv options that take a value (so the value is not mistaken for a package).
-VALUE_OPTIONS = frozenset({
-    "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c", "--constraint", "-r", "--requirement",
-    "-e", "--editable", "-t", "--target", "--prefix", "--root", "--platform", "--python-version",
-    "--implementation", "--abi", "--only-binary", "--no-binary", "--progress-bar", "--cache-dir", "--src",
-    "--upgrade-strategy", "--trusted-host", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
-    "--client-cert", "--log", "--global-option", "--config-settings", "-C", "--report", "--python", "-p",
-    "--index-strategy", "--root-user-action", "--index", "--default-index", "--keyring-provider",
-    "--resolution", "--prerelease", "--link-mode", "--exclude-newer", "--python-platform", "--build-constraint",
-    "--override", "--group", "--extra", "--directory", "--project", "--package", "-n", "--name",
-    "--channel", "--env-file",
-})
 _PIP = re.compile(r"^pip(3(\.\d+)?)?$")
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _CONDA = frozenset({"conda", "mamba", "micromamba"})

@@ -6,18 +6,10 @@ import re
 from dataclasses import dataclass
 
 from pinrepro.dockerfile.commands import Command
+from pinrepro.pipwords import VALUE_OPTIONS
 
 _PIP = re.compile(r"^pip(3(\.\d+)?)?$")
 _PYTHON = re.compile(r"^python[0-9.]*(\$\{?\w+\}?)?$")
-# pip options followed by a value in the next word (so the value is not taken for a package name).
-_PIP_VALUE_OPTIONS = frozenset({
-    "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c", "--constraint", "-r", "--requirement",
-    "-e", "--editable", "-t", "--target", "--prefix", "--root", "--platform", "--python-version",
-    "--implementation", "--abi", "--only-binary", "--no-binary", "--progress-bar", "--cache-dir", "--src",
-    "--upgrade-strategy", "--trusted-host", "--proxy", "--retries", "--timeout", "--exists-action", "--cert",
-    "--client-cert", "--log", "--global-option", "--config-settings", "-C", "--report", "--python", "-p",
-    "--root-user-action", "--index", "--default-index",
-})
 _SYSTEM = {"apt-get": "install", "apt": "install", "aptitude": "install", "yum": "install", "dnf": "install",
            "microdnf": "install", "apk": "add", "zypper": "install"}
 _CONDA = frozenset({"conda", "mamba", "micromamba"})
@@ -53,7 +45,7 @@ def pip_install(command: Command) -> PipInstall | None:
         return None
     options: list[str] = []
     while rest and rest[0].startswith("-"):  # global options before the subcommand
-        takes_value = rest[0] in _PIP_VALUE_OPTIONS
+        takes_value = rest[0] in VALUE_OPTIONS
         options.append(rest.pop(0))
         if takes_value and rest:
             rest.pop(0)
@@ -74,7 +66,7 @@ def pip_install(command: Command) -> PipInstall | None:
                 elif position < len(rest):
                     files.append(rest[position])
                     position += 1
-            elif name in _PIP_VALUE_OPTIONS and not has_value and position < len(rest):
+            elif name in VALUE_OPTIONS and not has_value and position < len(rest):
                 position += 1
             elif re.match(r"^-r\S", word):
                 files.append(word[2:])
