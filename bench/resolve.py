@@ -10,7 +10,13 @@ handshake round trip), writes one Dockerfile with N ``FROM`` lines, and times in
       Dockerfile, with a registries.conf marking the loopback registry insecure (CONTAINERS_REGISTRIES_CONF);
   (c) ``skopeo inspect --raw`` once per tag, as a shell loop would;
   (d) ``pinrepro lock`` of a second checkout with the scan cache (a) filled - CI with actions/cache - and, in
-      process, ``RegistryClient.describe_many`` alone (no interpreter start, no scan): separate columns.
+      process, ``RegistryClient.describe_many`` alone (no interpreter start, no scan): separate columns;
+  (e) bench/bare_client.py: only the requests a first lock cannot do without (tag, amd64 manifest, config, each
+      layer once), from a stdlib-only Python client, one connection per tag, all at once - the machine's floor.
+
+A second table gives each tool's CPU seconds and the registry's and the latency proxy's during its run: on a
+small machine the loopback servers share the cores with the client, so a tool that asks more (a contents scan
+asks three times per image what a digest lookup asks once) also waits for the servers' CPU.
 
 Targets (exit 1 when one is missed, 2 when a tool is missing):
   - (a) no slower than (b) at every N;
@@ -37,11 +43,14 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, Target, isolate, pinrepro_command, report, table, timed
+from bench.common import ROOT, Run, Target, isolate, pinrepro_command, report, table, timed
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain
 from pinrepro.registry.client import RegistryClient
@@ -94,30 +103,72 @@ def write_project(directory: Path, host: str, tags: list[str]) -> Path:
     return directory
 
 
-def time_lock(project: Path, env: dict[str, str], cache: Path) -> tuple[float, float, dict[str, str]]:
-    """Wall seconds, CPU seconds (user + system: on a shared machine the part that is pinrepro's own work) and
-    the digests locked."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = timed([*pinrepro_command(), "-C", str(project), "lock", "-q"], env={**env, "XDG_CACHE_HOME": str(cache)})
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    lock = tomllib.loads((project / "pinrepro.lock").read_text())
-    images = lock.get("images", {})
-    return run.seconds, cpu, {key.rpartition(":")[2]: value["digest"] for key, value in images.items()}
+@dataclass(frozen=True)
+class Measured:
+    """One whole-process run: wall seconds, the CPU seconds of the tool, of the registry and of the latency proxy
+    (threads of this process, which only waits meanwhile) during it, and the digests the tool reported."""
+
+    seconds: float
+    cpu: float
+    registry_cpu: float
+    proxy_cpu: float
+    digests: dict[str, str]
 
 
-def time_peer(peer: str, project: Path, scratch: Path, host: str, env: dict[str, str]) -> tuple[float, dict[str, str]]:
+class Servers:
+    """CPU clocks of the loopback registry (its process) and of the latency proxy (this process's threads)."""
+
+    def __init__(self, registry_pid: int) -> None:
+        self._stat = Path(f"/proc/{registry_pid}/stat")
+
+    def _registry(self) -> float:
+        fields = self._stat.read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    def run(self, argv: list[str], digests_of: Callable[[Run], dict[str, str]], **kwargs: Any) -> Measured:
+        mine, children, registry = (resource.getrusage(resource.RUSAGE_SELF),
+                                    resource.getrusage(resource.RUSAGE_CHILDREN), self._registry())
+        run = timed(argv, **kwargs)
+        mine_after, children_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+            resource.RUSAGE_CHILDREN)
+        return Measured(run.seconds, _cpu(children_after) - _cpu(children), self._registry() - registry,
+                        _cpu(mine_after) - _cpu(mine), digests_of(run))
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_lock(servers: Servers, project: Path, env: dict[str, str], cache: Path) -> Measured:
+    """``pinrepro lock`` in ``project`` with ``cache`` as its scan cache; the digests it locked."""
+    def locked(_: Run) -> dict[str, str]:
+        images = tomllib.loads((project / "pinrepro.lock").read_text()).get("images", {})
+        return {key.rpartition(":")[2]: value["digest"] for key, value in images.items()}
+
+    return servers.run([*pinrepro_command(), "-C", str(project), "lock", "-q"], locked,
+                       env={**env, "XDG_CACHE_HOME": str(cache)})
+
+
+def time_peer(servers: Servers, peer: str, project: Path, scratch: Path, host: str, env: dict[str, str]) -> Measured:
     conf = scratch / "registries.conf"
     conf.write_text(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n')
-    run = timed([peer, "pin", "--stdout", "Dockerfile"], cwd=project, env={**env, "CONTAINERS_REGISTRIES_CONF":
-                                                                          str(conf)})
-    digests: dict[str, str] = {}
-    for rule in json.loads(run.stdout).get("rules", []):
-        selector = rule.get("selector", {}).get("identifier", "")
-        target = rule.get("updates", {}).get("identifier", "")
-        if selector.startswith("docker-image://") and "@" in target:
-            digests[selector.rpartition(":")[2]] = target.rpartition("@")[2]
-    return run.seconds, digests
+
+    def pinned(run: Run) -> dict[str, str]:
+        digests: dict[str, str] = {}
+        for rule in json.loads(run.stdout).get("rules", []):
+            selector = rule.get("selector", {}).get("identifier", "")
+            target = rule.get("updates", {}).get("identifier", "")
+            if selector.startswith("docker-image://") and "@" in target:
+                digests[selector.rpartition(":")[2]] = target.rpartition("@")[2]
+        return digests
+
+    return servers.run([peer, "pin", "--stdout", "Dockerfile"], pinned, cwd=project,
+                       env={**env, "CONTAINERS_REGISTRIES_CONF": str(conf)})
+
+
+def time_bare(servers: Servers, host: str, tags: list[str], env: dict[str, str]) -> Measured:
+    return servers.run([sys.executable, str(ROOT / "bench" / "bare_client.py"), host, REPO, *tags],
+                       lambda run: dict(json.loads(run.stdout)), env=env)
 
 
 def time_skopeo(skopeo: str, host: str, tags: list[str], scratch: Path) -> tuple[float, dict[str, str]]:
@@ -166,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = interpreter_start()
     rows = [["N", "pinrepro lock (CPU)", f"{PEER} pin", "skopeo loop", "lock, scan cache warm",
-             "describe_many (in process)", "floor"]]
+             "describe_many (in process)", "bare client", "floor"]]
+    cpu_rows = [["N", "tool", "wall", "tool CPU", "registry CPU", "proxy CPU", "all CPU / cores"]]
     targets: list[Target] = []
     with tempfile.TemporaryDirectory(prefix="pinrepro-bench-") as tmp:
         scratch = Path(tmp)
@@ -174,20 +226,27 @@ def main(argv: list[str] | None = None) -> int:
         with RegistryServer(scratch / "registry", "anonymous") as server:
             print(f"registry {server.host}; pushing {max(sizes)} two-platform images ...", flush=True)
             pushed = publish(scratch / "layout", server, max(sizes))
-            assert server.port is not None
+            assert server.port is not None and server.pid is not None
+            servers = Servers(server.pid)
             with LatencyProxy("127.0.0.1", server.port, delay=args.delay_ms / 1000) as proxy:
                 print(f"latency proxy {proxy.host}: +{args.delay_ms:g} ms each way (RTT {2 * args.delay_ms:g} ms); "
                       f"interpreter start {start * 1000:.0f} ms", flush=True)
                 for n in sizes:
-                    row, measured = compare(n, pushed, proxy.host, scratch, env, peer, None if args.skip_skopeo
-                                            else skopeo, floor=floor_seconds(start, n, 2 * args.delay_ms / 1000),
-                                            rounds=args.rounds)
+                    comparison = Comparison(n, pushed, proxy.host, scratch, env, servers)
+                    row, cpus, measured = comparison.run(peer, None if args.skip_skopeo else skopeo,
+                                                         floor=floor_seconds(start, n, 2 * args.delay_ms / 1000),
+                                                         rounds=args.rounds)
                     rows.append(row)
+                    cpu_rows.extend(cpus)
                     targets.extend(measured)
     print()
     print(f"whole commands, one Dockerfile with N FROM lines, +{args.delay_ms:g} ms each way, "
           f"pinrepro per-registry concurrency {DEFAULT_PER_REGISTRY}:")
     table(rows)
+    print()
+    print(f"CPU seconds during each tool's best run ({os.cpu_count()} cores; the registry and the proxy run on the "
+          "same machine as the tool):")
+    table(cpu_rows)
     return report(targets)
 
 
@@ -198,34 +257,57 @@ def floor_seconds(start: float, n: int, rtt: float) -> float:
     return start + (2 + waves + 2 * waves + 2) * rtt
 
 
-def compare(n: int, pushed: dict[str, str], host: str, scratch: Path, env: dict[str, str], peer: str,
-            skopeo: str | None, *, floor: float, rounds: int) -> tuple[list[str], list[Target]]:
-    """Every tool on the same N-line Dockerfile, one after the other: a table row and the targets."""
-    tags = sorted(pushed)[:n]
-    expected = {tag: pushed[tag] for tag in tags}
-    # Best of ``rounds``, each tool a new project each time (and lock an empty cache: a first run); the rounds
-    # alternate between the tools, so a busy moment of a shared machine hits both alike.
-    runs, peer_runs, warm_runs = [], [], []
-    for r in range(rounds):
-        cache = scratch / f"cache-{n}-{r}"
-        runs.append(time_lock(write_project(scratch / f"lock-{n}-{r}", host, tags), env, cache))
-        # The same first lock of another checkout with the scan cache the first one filled (what CI gets from
-        # actions/cache): only the tags are asked, like the peer does.
-        warm_runs.append(time_lock(write_project(scratch / f"warm-{n}-{r}", host, tags), env, cache))
-        peer_runs.append(time_peer(peer, write_project(scratch / f"peer-{n}-{r}", host, tags), scratch, host, env))
-    ours, cpu, our_digests = min(runs, key=lambda run: run[0])
-    warm = min(run[0] for run in warm_runs)
-    theirs, their_digests = min(peer_runs, key=lambda run: run[0])
-    loop, loop_digests = time_skopeo(skopeo, host, tags, scratch) if skopeo else (math.nan, expected)
-    inside, requests_sent = time_in_process(host, tags)
-    row = [str(n), f"{ours:.2f} s ({cpu:.2f} s)", f"{theirs:.2f} s", f"{loop:.2f} s" if skopeo else "skipped",
-           f"{warm:.2f} s", f"{inside:.2f} s ({requests_sent} requests)", f"{floor:.2f} s"]
-    agree = our_digests == their_digests == loop_digests == expected
-    return row, [
-        Target(f"N={n}: lock / {PEER} pin", f"{ours / theirs:.2f}x", "<= 1.00x", ours <= theirs),
-        Target(f"N={n}: lock / floor", f"{ours / floor:.2f}x", "<= 1.50x", ours <= 1.5 * floor),
-        Target(f"N={n}: digests agree (pushed/lock/pin/skopeo)", "yes" if agree else "NO", "all equal", agree),
-    ]
+class Comparison:
+    """Every tool on the same N-line Dockerfile, one after the other: a table row, CPU rows and the targets."""
+
+    def __init__(self, n: int, pushed: dict[str, str], host: str, scratch: Path, env: dict[str, str],
+                 servers: Servers) -> None:
+        self.n, self.host, self.scratch, self.env, self.servers = n, host, scratch, env, servers
+        self.tags = sorted(pushed)[:n]
+        self.expected = {tag: pushed[tag] for tag in self.tags}
+
+    def run(self, peer: str, skopeo: str | None, *, floor: float,
+            rounds: int) -> tuple[list[str], list[list[str]], list[Target]]:
+        n, scratch, env, servers = self.n, self.scratch, self.env, self.servers
+        # Best of ``rounds``, each tool a new project each time (and lock an empty cache: a first run); the rounds
+        # alternate between the tools, so a busy moment of a shared machine hits them alike.
+        runs, peer_runs, warm_runs, bare_runs = [], [], [], []
+        for r in range(rounds):
+            cache = scratch / f"cache-{n}-{r}"
+            runs.append(time_lock(servers, self.project(f"lock-{n}-{r}"), env, cache))
+            # The same first lock of another checkout with the scan cache the first one filled (what CI gets from
+            # actions/cache): only the tags are asked, like the peer does.
+            warm_runs.append(time_lock(servers, self.project(f"warm-{n}-{r}"), env, cache))
+            peer_runs.append(time_peer(servers, peer, self.project(f"peer-{n}-{r}"), scratch, self.host, env))
+            bare_runs.append(time_bare(servers, self.host, self.tags, env))
+        ours, warm, theirs, bare = (min(measured, key=lambda m: m.seconds)
+                                    for measured in (runs, warm_runs, peer_runs, bare_runs))
+        loop, loop_digests = time_skopeo(skopeo, self.host, self.tags, scratch) if skopeo else (math.nan,
+                                                                                                 self.expected)
+        inside, requests_sent = time_in_process(self.host, self.tags)
+        row = [str(n), f"{ours.seconds:.2f} s ({ours.cpu:.2f} s)", f"{theirs.seconds:.2f} s",
+               f"{loop:.2f} s" if skopeo else "skipped", f"{warm.seconds:.2f} s",
+               f"{inside:.2f} s ({requests_sent} requests)", f"{bare.seconds:.2f} s", f"{floor:.2f} s"]
+        cpus = [_cpu_row(n, name, measured) for name, measured in
+                (("pinrepro lock", ours), (f"{PEER} pin", theirs), ("lock, cache warm", warm), ("bare client", bare))]
+        agree = all(m.digests == self.expected for m in (ours, theirs, bare)) and loop_digests == self.expected
+        return row, cpus, [
+            Target(f"N={n}: lock / {PEER} pin", f"{ours.seconds / theirs.seconds:.2f}x", "<= 1.00x",
+                   ours.seconds <= theirs.seconds),
+            Target(f"N={n}: lock / floor", f"{ours.seconds / floor:.2f}x", "<= 1.50x", ours.seconds <= 1.5 * floor),
+            Target(f"N={n}: digests agree (pushed/lock/pin/skopeo/bare)", "yes" if agree else "NO", "all equal",
+                   agree),
+        ]
+
+    def project(self, name: str) -> Path:
+        return write_project(self.scratch / name, self.host, self.tags)
+
+
+def _cpu_row(n: int, name: str, measured: Measured) -> list[str]:
+    total = measured.cpu + measured.registry_cpu + measured.proxy_cpu
+    return [str(n), name, f"{measured.seconds:.2f} s", f"{measured.cpu:.2f} s", f"{measured.registry_cpu:.2f} s",
+            f"{measured.proxy_cpu:.2f} s", f"{total / (os.cpu_count() or 1):.2f} s"]
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -109,6 +109,11 @@ class RegistryServer:
         return f"{self.host}/{repository}:{tag}"
 
     @property
+    def pid(self) -> int | None:
+        """The registry process's id while it runs (benches read its CPU clock)."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
