@@ -85,7 +85,10 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pinrepro-deadline", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            # Woken only when this deadline is now the first to pass: the thread already sleeps until an earlier
+            # one, and waking it for every request cost a lock of hundreds of images a thread switch each (#15).
+            if self._heap[0][2] is handle:
+                self._wake.notify()
         return handle
 
     def _run(self) -> None:
