@@ -40,7 +40,6 @@ from pinrepro.pyplatforms import targetarch_pattern, targets
 _PIP = re.compile(r"^pip(3(\.\d+)?)?$")
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 _CONDA = frozenset({"conda", "mamba", "micromamba"})
-_WRAPPERS = frozenset({"sudo", "env", "time", "exec", "command", "nice", "nohup"})
 _INSTALL_LOCK = "pip install --require-hashes --no-deps -r {lock}"
 _TARGETARCH = re.compile(r"\$\{TARGETARCH\}|\$TARGETARCH\b")
 
@@ -61,13 +60,16 @@ def check_dockerfile_installs(text: str, path: str, config: Config) -> list[Find
             continue
         # $(pip install x) installs too: the commands inside substitutions are judged as well.
         for command in commands(instruction, nested=True):
-            findings.extend(check_command(list(command.argv), command.line, path, config))
+            findings.extend(check_command(list(command.words), command.line, path, config))
     return findings
 
 
-def check_command(argv: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
-    """The findings for one simple shell command of a RUN instruction (empty when it installs nothing)."""
-    words = _unwrap(argv)
+def check_command(words: list[str], line: int, path: str, config: Config) -> Iterator[Finding]:
+    """The findings for one simple shell command of a RUN instruction (empty when it installs nothing).
+
+    ``words`` start at the program: the shell reader's ``Command.words``, which has already dropped
+    ``VAR=value`` assignments and wrappers with their options (``sudo -E``, ``/usr/bin/env -i``).
+    """
     if not words:
         return
     head = PurePosixPath(words[0]).name
@@ -95,14 +97,6 @@ def check_command(argv: list[str], line: int, path: str, config: Config) -> Iter
         yield Finding(path, line, "error", "pipx-install",
                       "`pipx install` resolves the tool and its dependencies when the image is built; no lock "
                       "covers them - install it from a requirement layer's lock, or silence this rule with a reason")
-
-
-def _unwrap(argv: list[str]) -> list[str]:
-    """Drop ``VAR=value`` assignments and wrappers such as ``sudo`` in front of the command."""
-    words = list(argv)
-    while words and (re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]) or words[0] in _WRAPPERS):
-        words.pop(0)
-    return words
 
 
 def _subcommand(words: list[str]) -> tuple[str | None, list[str]]:

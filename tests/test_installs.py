@@ -104,3 +104,11 @@ def test_install_inside_a_substitution_is_found(tmp_path: Path) -> None:
 def test_a_file_the_reader_refuses_has_no_install_findings(tmp_path: Path) -> None:
     # verify reports the file itself where it parses it; the install check adds nothing to that.
     assert found("FROM python:3.11\nRUN pip install numpy <<EOF\nnever closed\n", layered(tmp_path)) == []
+
+
+def test_wrappers_with_options_or_a_directory_still_run_the_install(tmp_path: Path) -> None:
+    # verify reads the program past wrappers as check does (Command.words): `sudo -E pip install` installs too.
+    config = layered(tmp_path)
+    text = ("FROM python:3.11\nRUN sudo -E pip install numpy\nRUN /usr/bin/env -i A=1 pip install rich\n"
+            "RUN stdbuf -oL python -m pip install httpx\n")
+    assert found(text, config) == [unlocked(2, "numpy"), unlocked(3, "rich"), unlocked(4, "httpx")]
