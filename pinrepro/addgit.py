@@ -77,7 +77,7 @@ def find_git_adds(dockerfile: Dockerfile) -> list[GitAddSite]:
 def _site(path: str, ins: Instruction) -> GitAddSite | None:
     if ins.command != "add":
         return None
-    _, rest_at, words = add_arguments(ins, f"{path}:{ins.line}")
+    words = add_arguments(ins)
     sources = [word for word in words[:-1] if is_git_source(word)]
     if not sources:
         return None
@@ -94,7 +94,7 @@ def _site(path: str, ins: Instruction) -> GitAddSite | None:
         return replace(site, reason="the URL is built from a variable")
     if "?" in base:
         return replace(site, reason="the query form (?ref=...) is not pinned yet; write <url>#<ref> instead")
-    at = ins.text.find(url, rest_at)
+    at = ins.text.find(url, ins.rest_at)
     if at < 0:
         return replace(site, reason="the URL is written with quotes or escapes pinrepro does not rewrite")
     start = at + len(base) + 1 if has_fragment else at + len(url)

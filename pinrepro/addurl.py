@@ -60,14 +60,13 @@ def find_adds(dockerfile: Dockerfile) -> list[AddSite]:
 def _add_site(path: str, ins: Instruction) -> AddSite | None:
     if ins.command != "add":
         return None
-    where = f"{path}:{ins.line}"
-    flags, _, words = add_arguments(ins, where)
+    words = add_arguments(ins)
     sources = words[:-1]
     # Git sources (repo.git#ref) are pinned to a commit by pinrepro.addgit, not by checksum.
     urls = [word for word in sources if word.startswith(("http://", "https://")) and not is_git_source(word)]
     if not urls:
         return None
-    checksum = next((flag.partition("=")[2] for flag in flags if flag.startswith("--checksum=")), None)
+    checksum = next((flag.partition("=")[2] for flag in ins.flags if flag.startswith("--checksum=")), None)
     url = urls[0]
     reason = None
     if len(sources) > 1:

@@ -56,7 +56,7 @@ def copy_sources(instruction: Instruction) -> list[str]:
     if instruction.flag("from") is not None:
         return []
     # The words as BuildKit splits them (quotes removed, JSON form decoded): the one Dockerfile reader's.
-    _, _, words = add_arguments(instruction, f"{instruction.path}:{instruction.line}")
+    words = add_arguments(instruction)
     return [w for w in words[:-1] if "://" not in w and not w.startswith("<<") and not w.startswith("git@")]
 
 

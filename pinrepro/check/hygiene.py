@@ -64,7 +64,7 @@ def _secrets(view: DockerfileView, stage: Stage | None, instruction: Instruction
 def _add_url(view: DockerfileView, stage: Stage, instruction: Instruction) -> Iterator[Finding]:
     if instruction.flag("checksum"):
         return
-    _, _, argv = add_arguments(instruction, f"{instruction.path}:{instruction.line}")
+    argv = add_arguments(instruction)
     for source in argv[:-1]:
         if _URL.match(source) and not re.search(r"\.git(?:#|$)", source):
             shown = re.sub(r"^(https?://)[^/@]*@", r"\1", source, flags=re.IGNORECASE)  # never print a password

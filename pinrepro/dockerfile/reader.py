@@ -123,14 +123,13 @@ class Instruction:
         return result
 
 
-def add_arguments(instruction: Instruction, where: str) -> tuple[list[str], int, list[str]]:
-    """ADD / COPY: the leading ``--flags`` (unquoted), where the rest starts in ``instruction.text``, and the
-    rest's words - sources then destination - unquoted (JSON form decoded), not ARG-expanded."""
-    flags, rest_at = builder_flags(instruction.text, instruction.args_at, where)
-    rest = instruction.text[rest_at:]
+def add_arguments(instruction: Instruction) -> list[str]:
+    """ADD / COPY: the words after the flags - sources then destination - unquoted (JSON form decoded), not
+    ARG-expanded. The flags themselves are ``instruction.flags``; the rest starts at ``instruction.rest_at``."""
+    rest = instruction.rest
     if is_json_form(rest):
-        return flags, rest_at, [str(word) for word in json.loads(rest.strip())]
-    return flags, rest_at, [unquote_word(word) for word in raw_words(rest)]
+        return [str(word) for word in json.loads(rest.strip())]
+    return [unquote_word(word) for word in raw_words(rest)]
 
 
 def instructions(text: str, path: str = "Dockerfile") -> tuple[tuple[Instruction, ...], dict[str, str]]:
