@@ -59,34 +59,17 @@ def _suppress(ctx: CheckContext, findings: list[Finding]) -> tuple[list[Finding]
     """``ignore`` and inline ``# pinrepro: ignore=<id> <reason>`` comments: verify's one mechanism.
 
     An inline comment sits above the instruction, while a finding may name a line inside it (the command in
-    a long RUN): such findings are matched at the line their instruction starts on.
+    a long RUN): apply_ignores covers every line of the instruction, as the Dockerfile reader spans it.
     """
-    texts: dict[str, str] = {}
-    starts: dict[str, dict[int, int]] = {}
-    for checked in ctx.dockerfiles:
-        texts[checked.path] = checked.dockerfile.text
-        spans = starts.setdefault(checked.path, {})
-        for stage in checked.stages:
-            for instruction in stage.instructions:
-                for line in range(instruction.line, instruction.end_line + 1):
-                    spans[line] = instruction.line
+    texts = {checked.path: checked.dockerfile.text for checked in ctx.dockerfiles}
     line_texts: dict[str, str] = {}  # other files with findings (YAML, ...): a comment covers the line below it
     for path in {f.path for f in findings if f.path not in texts and f.line}:
         try:
             line_texts[path] = (ctx.root / path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-    originals: dict[int, Finding] = {}
-    matched: list[Finding] = []
-    for item in findings:
-        start = starts.get(item.path, {}).get(item.line or 0)
-        proxy = replace(item, line=start) if start is not None and start != item.line else item
-        originals[id(proxy)] = item
-        matched.append(proxy)
-    kept, suppressed = apply_ignores(matched, ignore=ctx.settings.ignore, texts=texts,
-                                     config_source=ctx.config.source, line_texts=line_texts)
-    return ([originals[id(f)] for f in kept],
-            [replace(s, finding=originals[id(s.finding)]) for s in suppressed])
+    return apply_ignores(findings, ignore=ctx.settings.ignore, texts=texts, config_source=ctx.config.source,
+                         line_texts=line_texts)
 
 
 def _with_stages(ctx: CheckContext, findings: list[Finding]) -> list[Finding]:
