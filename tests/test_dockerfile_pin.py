@@ -324,3 +324,17 @@ def test_errors_are_reported_in_file_order() -> None:
     with pytest.raises(DockerfileError) as caught:
         parse("FROM a\nRUN <<EOF\nnever closed\n")
     assert caught.value.where == "Dockerfile:2"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param('FROM x\nARG A=1 B="two words" C=$A-x D\nRUN echo\n',
+                     {"A": "1", "B": "two words", "C": "1-x", "D": None}, id="defaults-and-none"),
+        pytest.param("ARG G=g\nFROM x\nARG G H=${G}h\nRUN echo\n", {"G": "g", "H": "gh"}, id="global-redeclared"),
+        # With ``# escape=``` the backtick escapes the quote, as for the global ARGs: B is a word of its own.
+        pytest.param('# escape=`\nFROM x\nARG A="x`"y" B=2\nRUN echo\n', {"A": None, "B": "2"}, id="backtick-escape"),
+    ],
+)
+def test_a_run_sees_its_stage_args(text: str, expected: dict[str, str | None]) -> None:
+    assert dict(parse(text).runs[0].args) == expected

@@ -17,7 +17,7 @@ from pinrepro.dockerfile.reader import Instruction, instructions, iter_instructi
 from pinrepro.dockerfile.scope import Scope
 from pinrepro.dockerfile.shell import PLATFORM_ARGS, Opaque, SyntaxProblem, Value, expand, expand_word
 from pinrepro.dockerfile.slots import ArgDecl, Slot, pin_slot
-from pinrepro.dockerfile.words import arg_words, from_words, raw_words
+from pinrepro.dockerfile.words import arg_words, from_words
 from pinrepro.errors import DockerfileError, InvalidReferenceError
 from pinrepro.reference import ImageRef
 
@@ -80,7 +80,7 @@ def analyse(text: str, path: str, platforms: tuple[str, ...] = (),
             for penv in platform_envs:
                 _declare_args(instruction, penv, {})
         elif command == "arg":
-            stage_args.declare(instruction.text[instruction.args_at:], env)
+            stage_args.declare(instruction, env)
         if runs is not None and command == "run" and sites:
             runs.extend(_run_scripts(instruction, len(sites) - 1, stage_args.values.snapshot()))
     return tuple(sites), slots
@@ -118,12 +118,12 @@ class _StageArgs:
         self.values: Scope[str | None] = Scope()
         self._known: dict[str, str] = {}  # the values pinrepro knows, for expanding later defaults
 
-    def declare(self, text: str, env: Mapping[str, Value]) -> None:
-        for word in raw_words(text):
-            name, has_value, raw = word.partition("=")
+    def declare(self, arg: Instruction, env: Mapping[str, Value]) -> None:
+        # The ARG's words as the global ARGs' are split (BuildKit's parseWords, with the file's escape).
+        for name, raw in arg.pairs():
             if not name:
                 continue
-            if has_value:
+            if raw is not None:
                 value = expand_word(raw, self._known)
             else:
                 inherited = env.get(name)
