@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pinrepro.addgit import is_git_entry, is_git_source
-from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, instructions
+from pinrepro.dockerfile import Dockerfile, Instruction, add_arguments, apply_edits, instructions
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock, UrlLock
@@ -147,7 +147,7 @@ def pin_text(dockerfile: Dockerfile, checksum_for: Callable[[AddSite], str | Non
     """The Dockerfile text with ``--checksum`` on each ADD whose checksum is known; findings for the rest."""
     text = dockerfile.text
     found, directives = instructions(text, dockerfile.path)
-    edits: list[tuple[int, int, str]] = []
+    edits: dict[tuple[int, int], str] = {}
     findings: list[Finding] = []
     for ins in found:
         site = _add_site(dockerfile.path, ins)
@@ -156,7 +156,8 @@ def pin_text(dockerfile: Dockerfile, checksum_for: Callable[[AddSite], str | Non
         checksum = checksum_for(site)
         if checksum is None or checksum == site.checksum:
             continue
-        edits.append(_checksum_edit(ins, checksum))
+        start, end, replacement = _checksum_edit(ins, checksum)
+        edits[(start, end)] = replacement
     if not edits:
         return text, findings
     prefix = ""
@@ -169,14 +170,7 @@ def pin_text(dockerfile: Dockerfile, checksum_for: Callable[[AddSite], str | Non
                 "unpinned in the Dockerfile"))
             return text, findings
         prefix = SYNTAX_LINE + ("\r\n" if "\r\n" in text else "\n")
-    out = []
-    position = 0
-    for start, end, replacement in sorted(edits):
-        out.append(text[position:start])
-        out.append(replacement)
-        position = end
-    out.append(text[position:])
-    new_text = "".join(out)
+    new_text = apply_edits(text, edits)
     if prefix:
         bom = "\ufeff" if new_text.startswith("\ufeff") else ""
         new_text = bom + prefix + new_text[len(bom):]
