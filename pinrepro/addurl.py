@@ -179,7 +179,7 @@ def pin_text(dockerfile: Dockerfile, checksum_for: Callable[[AddSite], str | Non
 
 def _checksum_edit(ins: Instruction, checksum: str) -> tuple[int, int, str]:
     """Replace the value of an existing --checksum flag, or insert the flag before the first argument."""
-    flag = ins.text.find("--checksum=", ins.args_at)
+    flag = ins.text.find("--checksum=", ins.args_at, ins.rest_at)  # among the flags, never inside the URL
     if flag >= 0:
         start = flag + len("--checksum=")
         end = start

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pinrepro import lockfile
-from pinrepro.addurl import find_adds, syntax_supports_checksum
+from pinrepro.addurl import find_adds, pin_text, syntax_supports_checksum
 from pinrepro.dockerfile import parse
 from tests.support.cliproject import run
 
@@ -253,3 +253,16 @@ def test_a_star_in_an_add_url_is_matched_exactly_by_the_policy(tmp_path: Path, s
                                 "selector": {"identifier": f"{server.url}/get?f=a*b.tgz", "match_type": "EXACT"},
                                 "updates": {"attrs": {"http.checksum": sha(b"tool")}}}]
     assert run(root, "verify").exit_code == 0
+
+
+def test_pin_text_edits_only_the_checksum_flag() -> None:
+    # A URL that holds the text "--checksum=" keeps it: the flag goes among ADD's flags, and an existing flag's
+    # value is replaced in place.
+    old, new = sha(b"old"), sha(b"new")
+    text = ("# syntax=docker/dockerfile:1\nFROM scratch\nADD https://h.test/a?x=--checksum=y /a\n"
+            f"ADD --chown=1 --checksum={old} https://h.test/b /b\n")
+    out, findings = pin_text(parse(text), lambda site: new, add_syntax=False)
+    assert findings == []
+    assert out == ("# syntax=docker/dockerfile:1\nFROM scratch\n"
+                   f"ADD --checksum={new} https://h.test/a?x=--checksum=y /a\n"
+                   f"ADD --chown=1 --checksum={new} https://h.test/b /b\n")
