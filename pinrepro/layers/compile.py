@@ -115,7 +115,7 @@ def _lock_layer(run: _Run, layer: Layer, before: LayerLock | None, done: Mapping
     config = run.config
     python = target_python(layer, config, before.python if before else None)
     files = input_files(config, layer)
-    inputs = input_sha256(config, layer)
+    inputs = input_sha256(config, layer, files)
     lower = below(config.layers, layer)
     constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
     targets = pyplatforms.targets(layer.lock, run.platforms)
