@@ -131,6 +131,7 @@ def test_verify_reports_stale_constraints_options_and_missing_records(tmp_path: 
     ]
     (tmp_path / "second" / "requirements-app.lock").unlink()
     assert ("requirements-app.lock", None, "error", "missing-lock") in _codes(check_layers(config, lock))
+    assert _codes(check_layers(config, lock)) == [("requirements-app.lock", None, "error", "missing-lock")]
 
 
 def test_an_editable_line_is_reported_as_not_pinned(tmp_path: Path) -> None:
