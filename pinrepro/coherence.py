@@ -18,19 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pinrepro.config import Config
-from pinrepro.cudawheels import cuda_wheels, index_for
+from pinrepro.cudawheels import cuda_wheels, driver_floors, index_for
 from pinrepro.dockerfile import Dockerfile, FromSite
 from pinrepro.errors import PinreproError
 from pinrepro.findings import Finding
 from pinrepro.inventory.contents import PlatformContents
 from pinrepro.inventory.cuda import major_minor, parse_version, version_or_zero
-
-if TYPE_CHECKING:
-    from packaging.version import Version
-from pinrepro.inventory.driver_table import driver_floor
 from pinrepro.lockfile import ImageLock, Lock
 from pinrepro.reference import ImageRef
 
@@ -160,7 +155,7 @@ def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[
     newer = [w for w in wheels if any(w in found for _, found in reasons)]
     items = [f"{w.what} (CUDA {w.cuda}{'.x' if '.' not in w.cuda else ''})" for w in newer]
     shown = ", ".join(items[:6]) + (f" and {len(items) - 6} more" if len(items) > 6 else "")
-    needs = sorted({need for w in newer if (need := _driver_needed(w.cuda))}, key=_driver_key)
+    needs = sorted({need for w in newer if (need := _driver_needed(w.cuda))}, key=version_or_zero)
     image_floor = f"driver floor {image.min_driver}" if image.min_driver else "driver floor unknown"
     needed = f"; they need driver >= {needs[-1]}" if needs else ""
     others = [f"CUDA {other.version} of {other.key}" for other, _ in reasons if other is not image]
@@ -173,10 +168,6 @@ def _wheel_findings(path: str, text: str, images: Sequence[_ImageCuda]) -> list[
         f"{also}: hosts sized for the image may be unable to run {'it' if verb == 'is' else 'them'} - use wheels "
         f"for CUDA {cuda} ({index_for(wheels, cuda)}; PyTorch publishes one index per CUDA version) or a newer image",
     )]
-
-
-def _driver_key(driver: str) -> Version:
-    return version_or_zero(driver)
 
 
 def _is_newer(built_for: str, image: _ImageCuda) -> bool:
@@ -192,8 +183,5 @@ def _is_newer(built_for: str, image: _ImageCuda) -> bool:
 
 def _driver_needed(built_for: str) -> str | None:
     """The minimum driver for wheels built for CUDA ``built_for`` (major-only: through forward compatibility)."""
-    if "." not in built_for:
-        floor = driver_floor(f"{built_for}.0.0")
-        return floor.compat if floor and floor.compat else None
-    floor = driver_floor(f"{built_for}.0")
-    return (floor.toolkit or floor.compat) if floor else None
+    toolkit, compat = driver_floors(built_for)
+    return toolkit or compat

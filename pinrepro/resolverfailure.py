@@ -12,7 +12,6 @@ import re
 from typing import TYPE_CHECKING
 
 from pinrepro.errors import ResolverError
-from pinrepro.scrub import redact
 
 if TYPE_CHECKING:
     from pinrepro.resolvers import CompileRequest
@@ -40,7 +39,8 @@ def skipped_index(output: str) -> str | None:
 def failure(resolver: str, request: CompileRequest, output: str, *, program: str) -> ResolverError:
     """Turn a failed resolver run into one actionable line that keeps the resolver's own explanation."""
     error = _failure(resolver, request, output, program=program)
-    # Credentials: the index URLs and the output hold the expanded ${VAR} values.
+    # Credentials: the index URLs and the output hold the expanded ${VAR} values. Only here, where the
+    # expanded URLs can still be turned back into their ${VAR} form, is the text scrubbed (then redacted).
     return ResolverError(request.secrets.scrub(error.what), where=error.where,
                          fix=request.secrets.scrub(error.fix) if error.fix else None)
 
@@ -52,24 +52,24 @@ def _failure(resolver: str, request: CompileRequest, output: str, *, program: st
         indexes = [url for url in (request.index.index_url, *request.index.extra_index_urls) if url]
         named = [url for url in indexes if url.rstrip("/") + "/" in output]
         if len(named) == 1:  # the resolver says which index failed: name it, with the resolver's reason
-            reason = redact(_uv_explanation(output) if resolver == "uv" else _pip_explanation(output))
+            reason = _uv_explanation(output) if resolver == "uv" else _pip_explanation(output)
             return ResolverError(
-                f"the package index {redact(named[0])} failed during resolution" + (f": {reason}" if reason else ""),
+                f"the package index {named[0]} failed during resolution" + (f": {reason}" if reason else ""),
                 where=where, fix="check the index; the layer was not locked from the other indexes alone",
             )
-        shown = ([] if request.index.index_url else ["pip's default index"]) + [redact(u) for u in indexes]
+        shown = ([] if request.index.index_url else ["pip's default index"]) + indexes
         return ResolverError(
             f"cannot reach the package index ({', '.join(shown)})", where=where,
             fix="check the network or proxy, and index_url / extra_index_urls in the configuration",
         )
-    explanation = redact(_uv_explanation(output) if resolver == "uv" else _pip_explanation(output))
+    explanation = _uv_explanation(output) if resolver == "uv" else _pip_explanation(output)
     if not explanation:
         # No verdict from the resolver at all: the tool itself broke (a pip-tools too old for the pip beside it,
         # a crashed uv), and "loosen the versions" would send the user the wrong way.
         last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "no output")
         fix = (f"upgrade pip-tools there (`{program} -m pip install -U pip-tools`), or set resolver = \"uv\""
                if resolver == "pip-compile" else "pip install -U 'pinrepro[uv]', or set resolver = \"pip-compile\"")
-        return ResolverError(f"{resolver} ({program}) failed without resolving: {redact(last)}", where=where,
+        return ResolverError(f"{resolver} ({program}) failed without resolving: {last}", where=where,
                              fix=fix)
     what = f"{resolver} cannot resolve the requirements: {explanation}"
     if any(sign in explanation for sign in ("(from versions: none)", "was not found in the package registry",

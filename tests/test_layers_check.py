@@ -7,11 +7,17 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-from pinrepro.config import Config
+import pytest
+
+from pinrepro.config import Config, Layer
 from pinrepro.findings import Finding
+from pinrepro.layers import compile as layer_compile
+from pinrepro.layers import inputs
 from pinrepro.layers.check import check_layers
+from pinrepro.layers.compile import compile_layers
 from pinrepro.layers.inputs import input_sha256, options_sha256
 from pinrepro.lockfile import LayerLock, Lock
+from pinrepro.resolvers import ResolverRunner
 from tests.support.layers import PY, header, make_project
 
 
@@ -42,6 +48,29 @@ def _codes(findings: list[Finding]) -> list[tuple[str, int | None, str, str]]:
 def test_verify_clean_project_has_no_findings(tmp_path: Path) -> None:
     config, lock = _locked_project(tmp_path, "a" * 64)
     assert check_layers(config, lock) == []
+
+
+def test_lock_keeps_what_verify_calls_clean_walking_each_input_once(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What verify calls clean, lock keeps without a resolver run; the includes of each layer are walked once."""
+    config, lock = _locked_project(tmp_path, "a" * 64)
+    walked: list[str] = []
+    walk = inputs.input_files
+
+    def counted(config: Config, layer: Layer) -> list[str]:
+        walked.append(layer.name)
+        return walk(config, layer)
+
+    monkeypatch.setattr(inputs, "input_files", counted)
+    monkeypatch.setattr(layer_compile, "input_files", counted)
+    empty = tmp_path / "no-resolvers"
+    empty.mkdir()
+    runner = ResolverRunner(search_path=str(empty))
+    outcomes = compile_layers(config, lock.layers, runner=runner)
+    assert [(o.name, o.compiled, o.changed, o.record) for o in outcomes] == [
+        ("base", False, False, lock.layers["base"]), ("app", False, False, lock.layers["app"])]
+    assert runner.invocations == 0
+    assert walked == ["base", "app"]
 
 
 def test_verify_reports_hand_edited_lock_and_changed_input(tmp_path: Path) -> None:
@@ -102,6 +131,7 @@ def test_verify_reports_stale_constraints_options_and_missing_records(tmp_path: 
     ]
     (tmp_path / "second" / "requirements-app.lock").unlink()
     assert ("requirements-app.lock", None, "error", "missing-lock") in _codes(check_layers(config, lock))
+    assert _codes(check_layers(config, lock)) == [("requirements-app.lock", None, "error", "missing-lock")]
 
 
 def test_an_editable_line_is_reported_as_not_pinned(tmp_path: Path) -> None:

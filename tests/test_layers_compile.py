@@ -498,6 +498,18 @@ def test_pip_compile_refuses_another_platform(tmp_path: Path, wheelhouse: Wheelh
     )
 
 
+def test_a_platform_pip_compile_cannot_target_is_refused_before_any_resolver_runs(tmp_path: Path,
+                                                                                  wheelhouse: Wheelhouse) -> None:
+    """The host's own platform comes first and could compile; nothing runs when a later one cannot."""
+    config = make_project(tmp_path, wheelhouse.index_url, {"base": "alpha\n", "app": "beta\n"},
+                          extra='platforms = ["linux/amd64", "linux/s390x"]')
+    runner = ResolverRunner()
+    with pytest.raises(ResolverError) as caught:
+        compile_layers(config, {}, runner=runner)
+    assert caught.value.what.endswith("not for the image's platform linux/s390x")
+    assert runner.invocations == 0
+
+
 def test_uv_refuses_a_platform_it_cannot_target(tmp_path: Path, wheelhouse: Wheelhouse) -> None:
     require_uv()
     config = make_project(tmp_path, wheelhouse.index_url, {"base": "alpha\n"}, resolver="uv")

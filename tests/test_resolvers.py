@@ -16,6 +16,7 @@ from pinrepro import resolvers
 from pinrepro.config import IndexOptions
 from pinrepro.errors import ResolverError
 from pinrepro.pyindex import Secrets
+from pinrepro.resolverfailure import failure, skipped_index
 from pinrepro.resolvers import CompileRequest, ResolverRunner, check_target
 from pinrepro.scrub import redact
 
@@ -201,3 +202,28 @@ def test_a_resolver_that_runs_too_long_is_stopped(tmp_path: Path) -> None:
 def test_a_resolver_that_cannot_start_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(ResolverError, match=r"cannot run /no/such/pip-compile: No such file or directory"):
         ResolverRunner(environ={"PATH": os.defpath}).resolve(["/no/such/pip-compile"], cwd=tmp_path)
+
+
+# -- what a failed run says -----------------------------------------------------------------------------------
+
+
+def test_a_failed_index_is_named_as_written_with_its_variables() -> None:
+    """The resolver saw the expanded URL; the error names it as configured (${VAR}), never with the token, and a
+    URL with written-out credentials in the resolver's output is masked."""
+    secrets = Secrets({"IDX_USER": "robot", "IDX_TOKEN": "tok-9c1f"})
+    expanded = secrets.expand("https://${IDX_USER}:${IDX_TOKEN}@idx.example/simple", where="pinrepro.toml")
+    index = IndexOptions(index_url=expanded, extra_index_urls=("https://x.example/s",))
+    fetch = (f"Could not fetch URL {expanded}/alpha/: connection error: Max retries exceeded - skipping\n"
+             "ERROR: No matching distribution found for alpha (https://v:pass-w0rd@other.example/simple)\n")
+    named = failure("pip-compile", request(index=index, secrets=secrets), fetch, program="/py")
+    assert named.line() == (
+        "layer 'base' (requirements-base.in): the package index https://${IDX_USER}:${IDX_TOKEN}@idx.example/simple "
+        "failed during resolution: No matching distribution found for alpha (https://***@other.example/simple) - "
+        "check the index; the layer was not locked from the other indexes alone")
+    unnamed = failure("uv", request(index=index, secrets=secrets), "error: dns error\n", program="/uv")
+    assert unnamed.line() == (
+        "layer 'base' (requirements-base.in): cannot reach the package index "
+        "(https://${IDX_USER}:${IDX_TOKEN}@idx.example/simple, https://x.example/s) - check the network or proxy, "
+        "and index_url / extra_index_urls in the configuration")
+    assert skipped_index(fetch) == f"{expanded}/alpha/: connection error: Max retries exceeded"
+    assert skipped_index("Could not fetch URL https://idx.example/simple/nope/: 404 Client Error - skipping\n") is None

@@ -58,11 +58,14 @@ class LayerOutcome:
     content: bytes  # the new lock file text; the caller writes all files atomically (pinrepro.fsutil)
     record: LayerLock  # to store in pinrepro.lock
     compiled: bool  # False when kept as it was (no resolver run)
-    changed: bool  # content differs from the file on disk (any of its files)
-    # With one lock per architecture: every file whose content changes, and each platform's lock text.
+    # Every lock file whose content differs from the file on disk, and each platform's lock text.
     files: Mapping[Path, bytes] = field(default_factory=dict)
     by_platform: Mapping[str, bytes] = field(default_factory=dict)
 
+    @property
+    def changed(self) -> bool:
+        """Any of the layer's lock files differs from the one on disk."""
+        return bool(self.files)
 
 
 def _index_for(config: Config, index: IndexOptions, secrets: Secrets, where: str) -> IndexOptions:
@@ -115,7 +118,7 @@ def _lock_layer(run: _Run, layer: Layer, before: LayerLock | None, done: Mapping
     config = run.config
     python = target_python(layer, config, before.python if before else None)
     files = input_files(config, layer)
-    inputs = input_sha256(config, layer)
+    inputs = input_sha256(config, layer, files)
     lower = below(config.layers, layer)
     constraints = {dep.name: done[dep.name].record.output_sha256 for dep in lower}
     targets = pyplatforms.targets(layer.lock, run.platforms)
@@ -177,7 +180,6 @@ def _outcome(config: Config, layer: Layer, targets: list[pyplatforms.Target], ou
     first = targets[0]
     return LayerOutcome(
         layer.name, config.root / first.lock, outputs[first.lock], record, compiled=compiled,
-        changed=any(outputs[t.lock] != current[t.platform] for t in targets),
         files={config.root / t.lock: outputs[t.lock] for t in targets if outputs[t.lock] != current[t.platform]},
         by_platform={t.platform: outputs[t.lock] for t in targets},
     )

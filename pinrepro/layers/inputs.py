@@ -115,9 +115,12 @@ def input_files(config: Config, layer: Layer) -> list[str]:
     return order
 
 
-def input_sha256(config: Config, layer: Layer) -> str:
-    """sha256 of the layer's ``.in``; when it includes other files, a hash over every file and its path."""
-    files = input_files(config, layer)
+def input_sha256(config: Config, layer: Layer, files: list[str] | None = None) -> str:
+    """sha256 of the layer's ``.in``; when it includes other files, a hash over every file and its path.
+
+    ``files`` is ``input_files``' answer where the caller has it already: the walk reads every file.
+    """
+    files = input_files(config, layer) if files is None else files
     if len(files) == 1:
         return sha256((config.root / files[0]).read_bytes())
     listing = "".join(f"{rel}\0{sha256((config.root / rel).read_bytes())}\n" for rel in files)
