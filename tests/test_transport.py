@@ -17,8 +17,10 @@ import requests
 import responses
 
 from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable
+from pinrepro.registry import deadline
 from pinrepro.registry.authn import AnonymousKeychain, Credential
 from pinrepro.registry.transport import Challenge, Transport, parse_challenge, scope_repositories
+from tests.support.waiting import wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "registry"
 HUB_TOKEN = json.loads((FIXTURES / "dockerhub-token.json").read_text(encoding="utf-8"))
@@ -753,3 +755,22 @@ def test_preconnect_opens_no_tls_connections() -> None:
         assert [t for t in threading.enumerate() if t.name == "pinrepro-connect"] == []
     finally:
         transport.close()
+
+
+def test_deadline_watchdog_wakes_for_a_sooner_deadline_armed_while_it_sleeps() -> None:
+    """The watchdog sleeps until the first deadline and is woken only when a new one passes sooner: a manifest
+    request armed while a layer download's 30-minute deadline is the first must still be cut at its own."""
+    watchdog = deadline._Watchdog()
+    download, download_peer = socket.socketpair()
+    request, request_peer = socket.socketpair()
+    with download, download_peer, request, request_peer:
+        watchdog.arm(deadline.Scope(1800.0, time.monotonic() + 1800.0), download)
+        # Asleep until the download's deadline (Condition keeps its sleepers in _waiters): the wake-up is tested.
+        assert wait_until(lambda: len(watchdog._wake._waiters) == 1)  # type: ignore[attr-defined]
+        short = deadline.Scope(0.2, time.monotonic() + 0.2)
+        watchdog.arm(short, request)
+        request.settimeout(10)
+        assert request.recv(1) == b""  # shut down by the watchdog, not the 10 s timeout (which raises)
+        assert short.fired
+        download_peer.sendall(b"x")
+        assert download.recv(1) == b"x"  # the download's connection is untouched
