@@ -55,11 +55,15 @@ def broken_off(response: requests.Response, exc: Exception) -> RegistryError:
     netloc = urlsplit(response.url or "").netloc or "the registry"
     scope = getattr(response, "pinrepro_deadline", None)
     if scope is not None and scope.fired:
-        return RegistryError(f"{netloc} did not send a complete answer within {scope.seconds:g}s",
-                             fix="the server is too slow or stalled; try again later, or raise "
-                                 "PINREPRO_HTTP_DEADLINE")
+        return deadline_passed(netloc, scope.seconds)
     return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
                          f"Content-Length)", fix="try again; check the network or proxy")
+
+
+def deadline_passed(netloc: str, seconds: float) -> RegistryError:
+    """The error for a request the total deadline cut, before or while its body came (PINREPRO_HTTP_DEADLINE)."""
+    return RegistryError(f"{netloc} did not send a complete answer within {seconds:g}s",
+                         fix="the server is too slow or stalled; try again later, or raise PINREPRO_HTTP_DEADLINE")
 
 
 def _too_big(netloc: str, limit: int) -> RegistryError:
@@ -101,7 +105,6 @@ def plain_http_refused(api_host: str, registry_scheme: str, insecure_registries:
     if registry_scheme == "http":
         return False
     return not (is_loopback_host(api_host) or api_host.lower() in insecure_registries)
-
 
 
 def digest_hash(digest: str) -> Any:
