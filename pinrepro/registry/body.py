@@ -115,6 +115,15 @@ def digest_hash(digest: str) -> Any:
     return hashlib.new(algorithm)
 
 
+def verifiable_hash(digest: str, where: str) -> Any:
+    """digest_hash, or the error naming ``where`` for an algorithm pinrepro does not verify."""
+    try:
+        return digest_hash(digest)
+    except ValueError:
+        raise RegistryError(f"unsupported digest algorithm '{digest.partition(':')[0]}' in {digest} for {where}",
+                            fix="pinrepro verifies sha256, sha384 and sha512 digests") from None
+
+
 class VerifyingReader(io.RawIOBase):
     """A body read through its hash; at its end the hash must equal ``digest``, else ``mismatch(actual)`` is raised.
 
@@ -216,11 +225,7 @@ def read_within(response: requests.Response, limit: int, refuse: Callable[[int],
 
 def digest_of(body: bytes, like: str, where: str) -> str:
     """The digest of ``body`` in the algorithm of the digest ``like``."""
-    try:
-        hashed = digest_hash(like)
-    except ValueError:
-        raise RegistryError(f"unsupported digest algorithm '{like.partition(':')[0]}' in {like} for {where}",
-                            fix="pinrepro verifies sha256 and sha512 digests") from None
+    hashed = verifiable_hash(like, where)
     hashed.update(body)
     return f"{hashed.name}:{hashed.hexdigest()}"
 
