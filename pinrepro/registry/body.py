@@ -56,6 +56,10 @@ def broken_off(response: requests.Response, exc: Exception) -> RegistryError:
     scope = getattr(response, "pinrepro_deadline", None)
     if scope is not None and scope.fired:
         return deadline_passed(netloc, scope.seconds)
+    return framing_broken(netloc)
+
+
+def framing_broken(netloc: str) -> RegistryError:
     return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
                          f"Content-Length)", fix="try again; check the network or proxy")
 
