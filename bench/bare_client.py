@@ -29,12 +29,14 @@ _ACCEPT = ", ".join([
 ])
 
 
+# RuntimeError, not SystemExit: these are raised in the tags' threads, and threading prints every exception but
+# SystemExit, which it drops without a word.
 def _get(connection: http.client.HTTPConnection, path: str) -> bytes:
     connection.request("GET", path, headers={"Accept": _ACCEPT})
     response = connection.getresponse()
     body = response.read()
     if response.status != 200:
-        raise SystemExit(f"bare client: GET {path}: {response.status}")
+        raise RuntimeError(f"bare client: GET {path}: {response.status}")
     return body
 
 
@@ -42,7 +44,7 @@ def _amd64(index: dict[str, Any]) -> str:
     for entry in index.get("manifests", []):
         if entry.get("platform", {}).get("architecture") == "amd64":
             return str(entry["digest"])
-    raise SystemExit("bare client: no linux/amd64 manifest in the index")
+    raise RuntimeError("bare client: no linux/amd64 manifest in the index")
 
 
 def main(argv: list[str]) -> int:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Target, isolate, pinrepro_command, report, table, timed
+from bench.common import Target, best_of, isolate, pinrepro_command, report, table, timed
 from tests.support import images as im
 from tests.support import pushing
 from tests.support.registry import RegistryServer
@@ -33,17 +32,6 @@ from tests.support.tools import find_tool
 
 LIMIT = 0.150
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
-
-
-def best(argv: list[str], rounds: int, **kwargs: object) -> tuple[float, float]:
-    """(wall, CPU) of the fastest of ``rounds`` runs."""
-    runs = []
-    for _ in range(rounds):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        run = timed(argv, **kwargs)  # type: ignore[arg-type]
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        runs.append((run.seconds, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime))
-    return min(runs)
 
 
 def import_times(rounds: int, env: dict[str, str]) -> tuple[float, list[tuple[int, str]]]:
@@ -84,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tmp)
         env = {**os.environ, **isolate(scratch)}
         project = small_project(scratch, env)
-        interpreter = best([sys.executable, "-c", "pass"], args.rounds, env=env)
-        version = best([*pinrepro_command(), "--version"], args.rounds, env=env)
-        verify = best([*pinrepro_command(), "-C", str(project), "verify", "-q"], args.rounds, env=env)
+        interpreter = best_of([sys.executable, "-c", "pass"], args.rounds, env=env)[:2]
+        version = best_of([*pinrepro_command(), "--version"], args.rounds, env=env)[:2]
+        verify = best_of([*pinrepro_command(), "-C", str(project), "verify", "-q"], args.rounds, env=env)[:2]
         imports, slowest = import_times(args.rounds, env)
 
     print()

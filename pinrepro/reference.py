@@ -25,7 +25,6 @@ _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 # re.ASCII: distribution's grammar is ASCII; Python's \w would also take "１.０" or "v²é".
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
-_SHA256_HEX = re.compile(r"[a-f0-9]{64}")
 # The algorithms go-digest (and so docker build) accepts, and their hex lengths; `@md5:...` is refused by the build.
 _DIGEST_HEX_DIGITS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _DOMAIN_LABEL = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])")
@@ -60,8 +59,6 @@ class ImageRef:
             if not _DIGEST.fullmatch(digest):
                 raise _bad(original, f"'{digest}' is not a digest (expected sha256:<64 hex digits>)")
             algorithm, _, hex_part = digest.partition(":")
-            if algorithm == "sha256" and not _SHA256_HEX.fullmatch(hex_part):
-                raise _bad(original, "a sha256 digest has exactly 64 lower-case hex digits")
             digits = _DIGEST_HEX_DIGITS.get(algorithm)
             if digits is None:
                 raise _bad(original, f"'{algorithm}' is not a digest algorithm docker build accepts "
@@ -161,8 +158,7 @@ def _split_domain(text: str, original: str) -> tuple[str, str]:
     if not is_domain:
         return DOCKER_HUB, text
     _check_domain(first, original)
-    registry = DOCKER_HUB if first.lower() in DOCKER_HUB_ALIASES else first
-    return registry, rest
+    return canonical_registry(first), rest
 
 
 def _check_domain(domain: str, original: str) -> None:

@@ -539,7 +539,17 @@ def test_unsupported_digest_algorithm_in_the_header_names_the_image(rsps: respon
     with pytest.raises(RegistryError) as info:
         client().get_manifest(ref("ghcr.io/org/img:1.0"))
     assert str(info.value) == (f"unsupported digest algorithm 'md5' in {odd} for ghcr.io/org/img - pinrepro verifies "
-                               "sha256 and sha512 digests")
+                               "sha256, sha384 and sha512 digests")
+
+
+def test_unsupported_digest_algorithm_of_a_layer_is_refused_before_its_download(
+        rsps: responses.RequestsMock) -> None:
+    odd = "md5:" + "0" * 32
+    with pytest.raises(RegistryError) as info:
+        client().open_blob(ref("ghcr.io/org/img:1.0"), odd)
+    assert str(info.value) == (f"unsupported digest algorithm 'md5' in {odd} for ghcr.io/org/img - pinrepro verifies "
+                               "sha256, sha384 and sha512 digests")
+    assert len(rsps.calls) == 0
 
 
 def test_broken_blob_download_names_the_image(rsps: responses.RequestsMock) -> None:

@@ -182,6 +182,7 @@ def test_broken_body_is_one_line(tmp_path: Path, server: HostileServer, behaviou
     server.on("/v2/", json_answer(200, {})).on("/v2/app/manifests/*", behaviour)
     line = one_error(run(project(tmp_path, f"{server.host}/app:1")))
     assert "broke off" in line
+    assert f"the answer from {server.host} broke off (bad chunked encoding, or shorter than its Content-Length)" in line
 
 
 @pytest.mark.parametrize("behaviour", [bad_chunking, short_body], ids=["bad-chunking", "short-body"])
@@ -189,7 +190,9 @@ def test_broken_token_answer_is_one_line(tmp_path: Path, server: HostileServer, 
     realm = f"http://{server.host}/token"
     server.on("/v2/", json_answer(401, {}, {"WWW-Authenticate": f'Bearer realm="{realm}"'}))
     server.on("/token", behaviour)
-    assert "broke off" in one_error(run(project(tmp_path, f"{server.host}/app:1")))
+    line = one_error(run(project(tmp_path, f"{server.host}/app:1")))
+    assert "broke off" in line
+    assert f"the answer from {server.host} broke off (bad chunked encoding, or shorter than its Content-Length)" in line
 
 
 def test_reset_connection_is_one_line(tmp_path: Path, server: HostileServer) -> None:

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -15,10 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
+import urllib3
 
 from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable
+from pinrepro.registry import deadline, session
 from pinrepro.registry.authn import AnonymousKeychain, Credential
 from pinrepro.registry.transport import Challenge, Transport, parse_challenge, scope_repositories
+from tests.support.waiting import wait_until
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "registry"
 HUB_TOKEN = json.loads((FIXTURES / "dockerhub-token.json").read_text(encoding="utf-8"))
@@ -753,3 +757,56 @@ def test_preconnect_opens_no_tls_connections() -> None:
         assert [t for t in threading.enumerate() if t.name == "pinrepro-connect"] == []
     finally:
         transport.close()
+
+
+def test_deadline_watchdog_wakes_for_a_sooner_deadline_armed_while_it_sleeps() -> None:
+    """The watchdog sleeps until the first deadline and is woken only when a new one passes sooner: a manifest
+    request armed while a layer download's 30-minute deadline is the first must still be cut at its own."""
+    watchdog = deadline._Watchdog()
+    download, download_peer = socket.socketpair()
+    request, request_peer = socket.socketpair()
+    with download, download_peer, request, request_peer:
+        watchdog.arm(deadline.Scope(1800.0, time.monotonic() + 1800.0), download)
+        # Asleep until the download's deadline (Condition keeps its sleepers in _waiters): the wake-up is tested.
+        assert wait_until(lambda: len(watchdog._wake._waiters) == 1)  # type: ignore[attr-defined]
+        short = deadline.Scope(0.2, time.monotonic() + 0.2)
+        watchdog.arm(short, request)
+        request.settimeout(10)
+        assert request.recv(1) == b""  # shut down by the watchdog, not the 10 s timeout (which raises)
+        assert short.fired
+        download_peer.sendall(b"x")
+        assert download.recv(1) == b"x"  # the download's connection is untouched
+
+
+def test_concurrent_unverified_requests_never_show_the_insecure_warning() -> None:
+    """Hosts listed as insecure get unverified requests, and urllib3's InsecureRequestWarning would only repeat the
+    user's own setting. Two such requests at once, the first ending while the second connects: the warning the
+    second raises then (urllib3 warns once connected) is still not shown."""
+    first_waits, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    def interleaving(request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+        if str(request.url).endswith("/first"):
+            first_waits.set()
+            assert second_in.wait(10)
+        else:
+            second_in.set()
+            assert first_done.wait(10)
+            warnings.warn("Unverified HTTPS request", urllib3.exceptions.InsecureRequestWarning, stacklevel=1)
+        answer = requests.Response()
+        answer.status_code = 200
+        return answer
+
+    def send(path: str) -> None:
+        session.send_once(unverified, "GET", f"https://insecure.example{path}", {}, stream=True, data=None,
+                          timeout=5.0, seconds=10.0, verify=False, max_body=1024)
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        unverified = session.new_session("pinrepro/test", 2)
+        unverified.send = interleaving  # type: ignore[method-assign]  # urllib3's connect and warning, in order
+        first = threading.Thread(target=lambda: (send("/first"), first_done.set()))
+        first.start()
+        assert first_waits.wait(10)
+        send("/second")
+        first.join(timeout=10)
+    assert [w for w in shown if issubclass(w.category, urllib3.exceptions.InsecureRequestWarning)] == []

@@ -55,11 +55,19 @@ def broken_off(response: requests.Response, exc: Exception) -> RegistryError:
     netloc = urlsplit(response.url or "").netloc or "the registry"
     scope = getattr(response, "pinrepro_deadline", None)
     if scope is not None and scope.fired:
-        return RegistryError(f"{netloc} did not send a complete answer within {scope.seconds:g}s",
-                             fix="the server is too slow or stalled; try again later, or raise "
-                                 "PINREPRO_HTTP_DEADLINE")
+        return deadline_passed(netloc, scope.seconds)
+    return framing_broken(netloc)
+
+
+def framing_broken(netloc: str) -> RegistryError:
     return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
                          f"Content-Length)", fix="try again; check the network or proxy")
+
+
+def deadline_passed(netloc: str, seconds: float) -> RegistryError:
+    """The error for a request the total deadline cut, before or while its body came (PINREPRO_HTTP_DEADLINE)."""
+    return RegistryError(f"{netloc} did not send a complete answer within {seconds:g}s",
+                         fix="the server is too slow or stalled; try again later, or raise PINREPRO_HTTP_DEADLINE")
 
 
 def _too_big(netloc: str, limit: int) -> RegistryError:
@@ -103,13 +111,21 @@ def plain_http_refused(api_host: str, registry_scheme: str, insecure_registries:
     return not (is_loopback_host(api_host) or api_host.lower() in insecure_registries)
 
 
-
 def digest_hash(digest: str) -> Any:
     """A fresh hash object for ``digest``'s algorithm; ValueError for one pinrepro does not verify."""
     algorithm = digest.partition(":")[0]
     if algorithm not in DIGEST_ALGORITHMS:
         raise ValueError(f"unsupported digest algorithm '{algorithm}' in {digest}")
     return hashlib.new(algorithm)
+
+
+def verifiable_hash(digest: str, where: str) -> Any:
+    """digest_hash, or the error naming ``where`` for an algorithm pinrepro does not verify."""
+    try:
+        return digest_hash(digest)
+    except ValueError:
+        raise RegistryError(f"unsupported digest algorithm '{digest.partition(':')[0]}' in {digest} for {where}",
+                            fix="pinrepro verifies sha256, sha384 and sha512 digests") from None
 
 
 class VerifyingReader(io.RawIOBase):
@@ -213,11 +229,7 @@ def read_within(response: requests.Response, limit: int, refuse: Callable[[int],
 
 def digest_of(body: bytes, like: str, where: str) -> str:
     """The digest of ``body`` in the algorithm of the digest ``like``."""
-    try:
-        hashed = digest_hash(like)
-    except ValueError:
-        raise RegistryError(f"unsupported digest algorithm '{like.partition(':')[0]}' in {like} for {where}",
-                            fix="pinrepro verifies sha256 and sha512 digests") from None
+    hashed = verifiable_hash(like, where)
     hashed.update(body)
     return f"{hashed.name}:{hashed.hexdigest()}"
 

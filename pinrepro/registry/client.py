@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 from pinrepro.errors import NotFoundError, PinreproError, RegistryError, RepositoryNotFoundError
 from pinrepro.reference import ImageRef
 from pinrepro.registry.authn import DefaultKeychain, Keychain
-from pinrepro.registry.body import VerifyingReader, digest_hash, digest_of, download, loads, read_within
+from pinrepro.registry.body import VerifyingReader, digest_of, download, loads, read_within, verifiable_hash
 from pinrepro.registry.concurrency import per_registry_from_env
 from pinrepro.registry.errors import digest_mismatch, too_big, unknown_media_type
 from pinrepro.registry.mediatypes import (
@@ -294,13 +294,9 @@ class RegistryClient:
 
     def open_blob(self, ref: ImageRef, digest: str) -> BinaryIO:
         """A layer as a stream; reading past its end raises RegistryError when its digest does not match."""
-        try:
-            digest_hash(digest)
-        except ValueError:
-            raise RegistryError(f"unsupported digest algorithm in {digest} for {ref}",
-                                fix="pinrepro verifies sha256 and sha512 digests") from None
-        response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True, long_body=True)
         where = self._where(ref)
+        verifiable_hash(digest, where)  # an algorithm pinrepro cannot verify is refused before the download
+        response = self._request("GET", ref, f"/blobs/{digest}", headers=_BLOB_HEADERS, stream=True, long_body=True)
         raw = VerifyingReader(download(response, digest, where), digest,
                               lambda actual: self._mismatch(ref, "blob", digest, actual),
                               count=self._count_blob, on_close=response.close)

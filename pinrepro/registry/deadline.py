@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -56,7 +56,6 @@ class Scope:
     seconds: float
     ends_at: float
     fired: bool = False
-    handles: list[_Handle] = field(default_factory=list)
 
     def remaining(self) -> float:
         return self.ends_at - time.monotonic()
@@ -131,7 +130,6 @@ def _arm(connection: Any) -> None:
     if current is None or sock is None:
         return
     handle = _WATCHDOG.arm(current, sock)
-    current.handles.append(handle)
     _disarm(connection)
     connection.pinrepro_deadline = handle
 

@@ -14,7 +14,7 @@ import urllib3
 
 from pinrepro.errors import AuthError, NotFoundError, RegistryError, RegistryUnreachable, RepositoryNotFoundError
 from pinrepro.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, canonical_registry
-from pinrepro.registry.body import loads
+from pinrepro.registry.body import framing_broken, loads
 
 ERROR_BODY_LIMIT = 64 << 10
 
@@ -116,8 +116,7 @@ def unreachable(netloc: str, exc: requests.exceptions.RequestException, timeout:
                                        "registry under insecure_registries if it has no valid certificate")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)) or \
             "IncompleteRead" in text or "InvalidChunkLength" in text:
-        return RegistryError(f"the answer from {netloc} broke off (bad chunked encoding, or shorter than its "
-                             f"Content-Length)", fix="try again; check the network or proxy")
+        return framing_broken(netloc)
     if isinstance(exc, requests.exceptions.Timeout):
         return RegistryUnreachable(netloc, f"no answer within {timeout:g}s", cause="timeout",
                                    fix="check the network and proxy settings (HTTPS_PROXY), or try again later")

@@ -68,6 +68,10 @@ def new_session(user_agent: str, pool_size: int) -> requests.Session:
     session = _Session()
     session.auth = _NoNetrc()
     session.headers["User-Agent"] = user_agent
+    # Requests go unverified only to hosts the user listed as insecure (Transport._verify): urllib3's warning would
+    # only repeat that. Once, for the process: a catch_warnings around each request swapped the process-wide
+    # filters, and concurrent requests restored each other's, so the warning showed now and then.
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     # Retries are the transport's (registry/retry.py): each attempt gets its own deadline.
     adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     deadline.watch(adapter)
@@ -82,14 +86,9 @@ def send_once(session: requests.Session, method: str, url: str, headers: Mapping
     # Always streamed from requests' side: a body we keep is read here, with a size cap, under the deadline.
     with deadline.scope(seconds) as limit:
         try:
-            # The user listed an unverified host as insecure; the warning would only repeat that. (Only then:
-            # catch_warnings swaps process-wide filters, which concurrent requests would race on.)
             settings = session.merge_environment_settings(url, {}, True, verify, None)
-            with warnings.catch_warnings() if not verify else contextlib.nullcontext():
-                if not verify:
-                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                response = session.send(_prepare(session, method, url, headers, data), timeout=timeout,
-                                        allow_redirects=False, **settings)
+            response = session.send(_prepare(session, method, url, headers, data), timeout=timeout,
+                                    allow_redirects=False, **settings)
             response.pinrepro_deadline = limit  # type: ignore[attr-defined]
             if not stream or response.status_code >= 300:
                 error = response.status_code >= 300

@@ -26,7 +26,7 @@ from pinrepro.errors import RegistryError
 from pinrepro.reference import is_loopback_host
 from pinrepro.registry import deadline, ping, retry, session, token
 from pinrepro.registry.authn import Credential, Keychain
-from pinrepro.registry.body import plain_http_refused, problem_with_url
+from pinrepro.registry.body import deadline_passed, plain_http_refused, problem_with_url
 from pinrepro.registry.challenge import Challenge, parse_challenge, repository_scope, scope_repositories
 from pinrepro.registry.errors import (
     auth_error,
@@ -304,9 +304,7 @@ class Transport:
                 response = self._send_once(method, url, headers, stream, data, tally)
             except session.DeadlinePassed as exc:
                 # Not retried: a server slow enough to miss it once would only make the wait a multiple.
-                raise RegistryError(f"{urlsplit(url).netloc} did not send a complete answer within {exc.seconds:g}s",
-                                    fix="the server is too slow or stalled; try again later, or raise "
-                                        "PINREPRO_HTTP_DEADLINE") from None
+                raise deadline_passed(urlsplit(url).netloc, exc.seconds) from None
             except requests.exceptions.RequestException as exc:
                 following = retry.next_attempt(attempt, method, url, waited=waited, budget=self.max_retry_wait,
                                                error=exc) \

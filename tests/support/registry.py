@@ -230,8 +230,9 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int) -> bool:
         except OSError:
             return False
 
-    wait_until(lambda: process.poll() is not None or answers(), _READY_DEADLINE_S, interval=0.05)
-    return process.poll() is None and answers()
+    # Stops at an answer or at the process's exit; only the first is ready (no second request to tell them apart).
+    return wait_until(lambda: process.poll() is not None or answers(), _READY_DEADLINE_S, interval=0.05) \
+        and process.poll() is None
 
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:
