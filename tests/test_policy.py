@@ -141,8 +141,9 @@ def test_render_is_stable_json() -> None:
 
 @pytest.mark.parametrize(("table", "message"), [
     ({"fle": "x"}, r"^pinrepro.toml: unknown key 'fle' in \[policy\]; known: deny_unlocked, file - "),
-    ({"file": ""}, "'file' must be a non-empty string"),
-    ({"deny_unlocked": "yes"}, "'deny_unlocked' must be true or false"),
+    ({"file": ""}, "^pinrepro.toml policy: 'file' must be a non-empty string$"),
+    ({"file": 3}, "^pinrepro.toml policy: 'file' must be a non-empty string$"),
+    ({"deny_unlocked": "yes"}, "^pinrepro.toml policy: 'deny_unlocked' must be true or false$"),
 ])
 def test_settings_are_validated(tmp_path: Path, table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
