@@ -20,6 +20,7 @@ from pinrepro.config import load as load_config
 from pinrepro.errors import ConfigError, GitError, GitHubError
 from pinrepro.findings import Finding
 from pinrepro.git import Identity
+from pinrepro.journal import ProjectBusy, WriteError, project_lock
 from pinrepro.lock import Upgrade, run_lock
 from pinrepro.lockdiff import Change, ImageDiff
 from pinrepro.refresh import (
@@ -317,6 +318,43 @@ def test_push_rejected_is_a_git_error(project: Repos) -> None:
     assert str(info.value).startswith(f"{project.work}: `git push` failed: ")
     assert TOKEN not in str(info.value)
     assert remote_branch(project) is None
+
+
+
+def _files(repos: Repos) -> dict[str, bytes]:
+    return {p.relative_to(repos.work).as_posix(): p.read_bytes() for p in sorted(repos.work.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(repos.work).parts}
+
+
+def test_open_pr_keeps_a_file_edited_while_lock_ran(project: Repos) -> None:
+    """--open-pr writes as lock does (pinrepro.journal.commit): a file changed after lock read it is not
+    overwritten, nothing else is written, nothing is pushed - before any API call."""
+    target, old, new = upstream(1)
+    fake = FakeLock(target, old, new)
+
+    def lock_then_edit(config: Config, **kwargs: Any) -> Any:
+        outcome = fake(config, **kwargs)
+        (config.root / "Dockerfile").write_bytes(b"FROM edited-meanwhile\n")  # after lock read it
+        return outcome
+
+    pushes = record_pushes(project)
+    before = _files(project) | {"Dockerfile": b"FROM edited-meanwhile\n"}
+    with pytest.raises(WriteError, match=r"^Dockerfile: changed while pinrepro was working .*; nothing was written"):
+        refresh(Config(root=project.work), open_pr=True, settings=SETTINGS, run_lock=lock_then_edit, environ=ENV)
+    assert _files(project) == before
+    assert pushed_refs(pushes) == []
+
+
+def test_open_pr_waits_for_no_other_run_on_the_project(project: Repos) -> None:
+    """Another pinrepro run holding the project: one line, every file as it was, nothing pushed."""
+    target, old, new = upstream(1)
+    pushes = record_pushes(project)
+    before = _files(project)
+    with project_lock(project.work), pytest.raises(ProjectBusy, match="another pinrepro run is working"):
+        refresh(Config(root=project.work), open_pr=True, settings=SETTINGS, run_lock=FakeLock(target, old, new),
+                environ=ENV)
+    assert _files(project) == before
+    assert pushed_refs(pushes) == []
 
 
 # -- settings -------------------------------------------------------------------------------------------------
