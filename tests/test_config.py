@@ -94,3 +94,18 @@ def test_index_credentials_stay_out_of_reprs(tmp_path: Path) -> None:
     config = load(tmp_path)
     assert config.index.index_url == "https://bot:hunter2@pypi.corp/simple"
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize("text", [
+    'index_url = "https://bot:s3cret-index@pypi.corp/simple"\n',
+    'extra_index_urls = ["https://bot:s3cret-index@other/simple"]\n',
+    'extra_index_urls = "https://bot:s3cret-index@other/simple"\n',  # one string: a list of one
+    '[[layers]]\nname = "a"\nrequirements = "a.in"\nextra_index_urls = "https://bot:s3cret-index@x/simple"\n',
+])
+def test_an_index_urls_password_is_scrubbed_from_messages(tmp_path: Path, text: str) -> None:
+    from pinrepro.errors import PinreproError
+
+    write(tmp_path, "pinrepro.toml", text)
+    load(tmp_path)
+    line = PinreproError("the index answered 401 for bot:s3cret-index", where="lock").line()
+    assert line == "lock: the index answered 401 for bot:***"
