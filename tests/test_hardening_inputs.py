@@ -72,9 +72,15 @@ def test_deeply_nested_arg_expansion_is_bounded(tmp_path: Path) -> None:
 
 def test_deeply_nested_from_expansion_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM " + "${A:-" * 5000 + "ubuntu" + "}" * 5000 + "\n")
+    before = files(tmp_path)
     result = invoke(tmp_path, "verify")
     assert "internal error" not in result.stderr and "RecursionError" not in result.stderr
     assert len(max(result.stderr.splitlines(), key=len)) < 1000
+    for command in ("verify", "lock"):
+        line = one_line(invoke(tmp_path, command))
+        assert line.startswith("error: Dockerfile:1: FROM image '") and "characters cut" in line
+        assert "nested more than 32 levels deep" in line
+    assert files(tmp_path) == before
 
 
 def test_huge_from_line_error_is_cut(tmp_path: Path) -> None:
