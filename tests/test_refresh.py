@@ -41,7 +41,7 @@ from pinrepro.summary import (
 from tests.support import images as im
 from tests.support import pushing
 from tests.support.github import pull_json
-from tests.support.gitrepos import Repos, make_repos, sh
+from tests.support.gitrepos import Repos, make_repos, sh, worktree
 from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
 from tests.support.refresh import (
     API,
@@ -321,11 +321,6 @@ def test_push_rejected_is_a_git_error(project: Repos) -> None:
 
 
 
-def _files(repos: Repos) -> dict[str, bytes]:
-    return {p.relative_to(repos.work).as_posix(): p.read_bytes() for p in sorted(repos.work.rglob("*"))
-            if p.is_file() and ".git" not in p.relative_to(repos.work).parts}
-
-
 def test_open_pr_keeps_a_file_edited_while_lock_ran(project: Repos) -> None:
     """--open-pr writes as lock does (pinrepro.journal.commit): a file changed after lock read it is not
     overwritten, nothing else is written, nothing is pushed - before any API call."""
@@ -338,10 +333,10 @@ def test_open_pr_keeps_a_file_edited_while_lock_ran(project: Repos) -> None:
         return outcome
 
     pushes = record_pushes(project)
-    before = _files(project) | {"Dockerfile": b"FROM edited-meanwhile\n"}
+    before = worktree(project.work) | {"Dockerfile": b"FROM edited-meanwhile\n"}
     with pytest.raises(WriteError, match=r"^Dockerfile: changed while pinrepro was working .*; nothing was written"):
         refresh(Config(root=project.work), open_pr=True, settings=SETTINGS, run_lock=lock_then_edit, environ=ENV)
-    assert _files(project) == before
+    assert worktree(project.work) == before
     assert pushed_refs(pushes) == []
 
 
@@ -349,11 +344,11 @@ def test_open_pr_waits_for_no_other_run_on_the_project(project: Repos) -> None:
     """Another pinrepro run holding the project: one line, every file as it was, nothing pushed."""
     target, old, new = upstream(1)
     pushes = record_pushes(project)
-    before = _files(project)
+    before = worktree(project.work)
     with project_lock(project.work), pytest.raises(ProjectBusy, match="another pinrepro run is working"):
         refresh(Config(root=project.work), open_pr=True, settings=SETTINGS, run_lock=FakeLock(target, old, new),
                 environ=ENV)
-    assert _files(project) == before
+    assert worktree(project.work) == before
     assert pushed_refs(pushes) == []
 
 
