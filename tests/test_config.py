@@ -63,6 +63,9 @@ def test_pinrepro_toml_wins_over_pyproject(tmp_path: Path) -> None:
         ("resolver = 'poetry'", "pinrepro.toml: resolver 'poetry' is not known - use one of: pip-compile, uv"),
         ("mirrors = ['x']", "pinrepro.toml: 'mirrors' must map registry hosts to mirror hosts"),
         ("dockerfiles = [1]", "pinrepro.toml: 'dockerfiles' must be a list of strings"),
+        ("refresh = 'x'", "pinrepro.toml: 'refresh' must be a table - write it as [refresh] / "
+                          "[tool.pinrepro.refresh]"),
+        ("policy = ['x']", "pinrepro.toml: 'policy' must be a table - write it as [policy] / [tool.pinrepro.policy]"),
         ("lockfile = ", "pinrepro.toml: not valid TOML"),
         ("[[layers]]\nname = 'a'\n", "pinrepro.toml layers[1]: a layer needs 'name' and 'requirements'"),
         ("[[layers]]\nname = 'a'\nrequirements = 'a.in'\nconstraint = ['b']\n",
