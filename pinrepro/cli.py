@@ -365,6 +365,11 @@ def policy(root: Path | None, verbose: bool, quiet: bool, output: str | None, de
         out.result(text.rstrip("\n"))
         return
     target = config.root / (output or settings.file)
+    if output is None:
+        from pinrepro.lockflow.files import inside_project
+
+        # As lock: a configured path (the repository's, not the user's -o) names a file inside the project only.
+        inside_project(config, target)
     policy_module.refuse_foreign(target, output or settings.file, "-o" if output else f"{config.source} policy")
     old = target.read_bytes() if target.is_file() else None
     if dry_run:

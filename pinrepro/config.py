@@ -315,19 +315,20 @@ def _check_layer_graph(layers: list[Layer], source: str) -> None:
 
 
 def _index_options(table: Table, inherited: IndexOptions) -> IndexOptions:
-    for url in [table.get("index_url"), *(table.get("extra_index_urls") or [])]:
-        if isinstance(url, str):
-            with contextlib.suppress(ValueError):
-                password = urlsplit(url).password
-                # An index URL's password is scrubbed from every message; a ${VAR} placeholder is no secret.
-                if password and "$" not in password:
-                    remember(password)
-    return IndexOptions(
+    options = IndexOptions(
         index_url=table.string("index_url") or inherited.index_url,
         extra_index_urls=table.strings("extra_index_urls", inherited.extra_index_urls),
         find_links=table.strings("find_links", inherited.find_links),
         timeout=_seconds(table, "index_timeout", inherited.timeout),
     )
+    # Read from the values as validated: `extra_index_urls = "https://..."` (one string) is a list of one.
+    for url in [options.index_url or "", *options.extra_index_urls]:
+        with contextlib.suppress(ValueError):
+            password = urlsplit(url).password
+            # An index URL's password is scrubbed from every message; a ${VAR} placeholder is no secret.
+            if password and "$" not in password:
+                remember(password)
+    return options
 
 
 def _seconds(table: Table, key: str, default: float) -> float:

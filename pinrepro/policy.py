@@ -27,7 +27,7 @@ from pinrepro.errors import ConfigError
 from pinrepro.findings import Finding
 from pinrepro.lockfile import Lock
 from pinrepro.reference import ImageRef
-from pinrepro.schema import UNKNOWN_KEY_FIX, check_keys, locate
+from pinrepro.schema import Table, locate
 
 DEFAULT_POLICY_FILE = "pinrepro.policy.json"
 _KEYS = {"file", "deny_unlocked"}
@@ -67,17 +67,10 @@ def refuse_foreign(path: Path, name: str, where: str) -> None:
 
 def load_settings(config: Config) -> PolicySettings:
     """``[tool.pinrepro.policy]``: ``file`` (where lock / policy write it) and ``deny_unlocked``."""
-    table = config.policy
-    where = f"{config.source} policy"
     file, section = locate(config.source, "policy")
-    check_keys(table, _KEYS, section, lambda message: ConfigError(message, where=file, fix=UNKNOWN_KEY_FIX))
-    file = table.get("file", DEFAULT_POLICY_FILE)
-    if not isinstance(file, str) or not file:
-        raise ConfigError("'file' must be a non-empty string", where=where)
-    deny = table.get("deny_unlocked", False)
-    if not isinstance(deny, bool):
-        raise ConfigError("'deny_unlocked' must be true or false", where=where)
-    return PolicySettings(file=file, deny_unlocked=deny)
+    table = Table(config.policy, known=_KEYS, file=file, section=section, where=f"{config.source} policy")
+    return PolicySettings(file=table.string("file") or DEFAULT_POLICY_FILE,
+                          deny_unlocked=table.boolean("deny_unlocked", False))
 
 
 def identifier(ref: ImageRef) -> str:

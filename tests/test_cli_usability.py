@@ -198,6 +198,29 @@ def test_completion_scripts_and_click_completion() -> None:
     assert "verify" in done.stdout
 
 
+@pytest.mark.parametrize("args", [("verify", "--format", "json"), ("verify",)])
+def test_the_console_script_flushes_output_and_keeps_the_exit_code(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """pinrepro.console ends the process with os._exit: what the command printed to a pipe (block-buffered) must
+    still arrive, and the exit code must be the command's - here 1 (findings) and 2 (bad input), as in process."""
+    import subprocess
+    import sys
+
+    project = unpinned_project(tmp_path / "svc")
+
+    def console(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pinrepro", *argv], capture_output=True, text=True,
+                              timeout=60, check=False, stdin=subprocess.DEVNULL)
+
+    in_process = invoke(*args, "-C", str(project))
+    done = console(*args, "-C", str(project))
+    assert done.returncode == in_process.exit_code == 1, done.stderr
+    assert done.stdout == in_process.stdout and "not-locked" in done.stdout
+    bad = console(*args, "-C", str(tmp_path / "missing"))
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        f"error: project directory {tmp_path / 'missing'} does not exist - pass an existing directory to -C"]
+
+
 def run_on_a_terminal(root: Path, *args: str, env: dict[str, str]) -> str:
     """``python -m pinrepro`` with stdout and stderr on a pseudo-terminal; what the terminal showed."""
     import os

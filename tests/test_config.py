@@ -63,6 +63,9 @@ def test_pinrepro_toml_wins_over_pyproject(tmp_path: Path) -> None:
         ("resolver = 'poetry'", "pinrepro.toml: resolver 'poetry' is not known - use one of: pip-compile, uv"),
         ("mirrors = ['x']", "pinrepro.toml: 'mirrors' must map registry hosts to mirror hosts"),
         ("dockerfiles = [1]", "pinrepro.toml: 'dockerfiles' must be a list of strings"),
+        ("refresh = 'x'", "pinrepro.toml: 'refresh' must be a table - write it as [refresh] / "
+                          "[tool.pinrepro.refresh]"),
+        ("policy = ['x']", "pinrepro.toml: 'policy' must be a table - write it as [policy] / [tool.pinrepro.policy]"),
         ("lockfile = ", "pinrepro.toml: not valid TOML"),
         ("[[layers]]\nname = 'a'\n", "pinrepro.toml layers[1]: a layer needs 'name' and 'requirements'"),
         ("[[layers]]\nname = 'a'\nrequirements = 'a.in'\nconstraint = ['b']\n",
@@ -94,3 +97,18 @@ def test_index_credentials_stay_out_of_reprs(tmp_path: Path) -> None:
     config = load(tmp_path)
     assert config.index.index_url == "https://bot:hunter2@pypi.corp/simple"
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize("text", [
+    'index_url = "https://bot:s3cret-index@pypi.corp/simple"\n',
+    'extra_index_urls = ["https://bot:s3cret-index@other/simple"]\n',
+    'extra_index_urls = "https://bot:s3cret-index@other/simple"\n',  # one string: a list of one
+    '[[layers]]\nname = "a"\nrequirements = "a.in"\nextra_index_urls = "https://bot:s3cret-index@x/simple"\n',
+])
+def test_an_index_urls_password_is_scrubbed_from_messages(tmp_path: Path, text: str) -> None:
+    from pinrepro.errors import PinreproError
+
+    write(tmp_path, "pinrepro.toml", text)
+    load(tmp_path)
+    line = PinreproError("the index answered 401 for bot:s3cret-index", where="lock").line()
+    assert line == "lock: the index answered 401 for bot:***"

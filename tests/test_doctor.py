@@ -288,3 +288,21 @@ def test_nvml_driver_that_is_not_a_version_is_ignored(bin_dir: Path) -> None:
     verdict = next(v for v in check(lock(), host, ToolkitInfo(False), "linux/amd64").verdicts
                    if v.ref == "reg/cuda:12.4" and v.platform == "linux/amd64")
     assert verdict.status == "no"
+
+
+def test_requirement_locks_are_the_ones_this_hosts_platform_installs(tmp_path: Path) -> None:
+    """With one lock per architecture, doctor judges only the lock a build on this host installs: the
+    arm64 lock's wheels say nothing about an amd64 host (and a lock not written yet is passed over)."""
+    from pinrepro.config import Config, Layer
+    from pinrepro.doctor import requirement_locks
+
+    for name in ("base.amd64.lock", "base.arm64.lock", "one.lock"):
+        (tmp_path / name).write_text(f"# {name}\n")
+    layers = (Layer("base", "base.in", "base.lock"), Layer("app", "app.in", "app.lock"))
+    config = Config(root=tmp_path, platforms=("linux/amd64", "linux/arm64/v8"), layers=layers)
+    assert requirement_locks(config, "linux/amd64") == {"base.amd64.lock": "# base.amd64.lock\n"}
+    assert requirement_locks(config, "linux/arm64/v8") == {"base.arm64.lock": "# base.arm64.lock\n"}
+    assert requirement_locks(config, "linux/s390x") == {}
+    # One architecture configured: its single lock, whatever this host is.
+    single = Config(root=tmp_path, platforms=("linux/amd64",), layers=(Layer("one", "one.in", "one.lock"),))
+    assert requirement_locks(single, "linux/arm64") == {"one.lock": "# one.lock\n"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gitrepos import Repos, sh
+from tests.support.gitrepos import Repos, sh, worktree
 from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
 from tests.support.refresh import ENV
 from tests.support.refresh import project as project  # fixture
@@ -63,14 +63,9 @@ def pinrepro(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.Completed
                           env=full, timeout=GUARD, check=False)
 
 
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".git" not in p.relative_to(root).parts}
-
-
 def test_refresh_stops_when_the_remote_never_answers(project: Repos, silent_remote: int) -> None:
     sh(project.work, "remote", "set-url", "origin", f"git://127.0.0.1:{silent_remote}/octo-org/octo-repo.git")
-    before = tree(project.work)
+    before = worktree(project.work)
     result = pinrepro(project.work, "refresh", "--open-pr", env={**ENV, "PINREPRO_GIT_TIMEOUT": "2"})
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -79,27 +74,27 @@ def test_refresh_stops_when_the_remote_never_answers(project: Repos, silent_remo
     assert "`git ls-remote` got no answer from remote 'origin' in 2 seconds" in lines[0]
     assert "PINREPRO_GIT_TIMEOUT" in lines[0]
     assert "Traceback" not in result.stderr and ENV["GITHUB_TOKEN"] not in result.stderr + result.stdout
-    assert tree(project.work) == before
+    assert worktree(project.work) == before
 
 
 def test_lock_stops_when_an_add_git_remote_never_answers(tmp_path: Path, silent_remote: int) -> None:
     (tmp_path / "Dockerfile").write_text(f"FROM scratch\nADD git://127.0.0.1:{silent_remote}/tools.git#main /src\n")
-    before = tree(tmp_path)
+    before = worktree(tmp_path)
     result = pinrepro(tmp_path, "lock", env={"PINREPRO_GIT_TIMEOUT": "1.5"})
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert f"got no answer from remote 'git://127.0.0.1:{silent_remote}/tools.git' in 1.5 seconds" in lines[0]
-    assert tree(tmp_path) == before
+    assert worktree(tmp_path) == before
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-3", "nan", "1e9"])
 def test_a_bad_git_timeout_is_one_line(tmp_path: Path, value: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\nADD git://127.0.0.1:9/tools.git#main /src\n")
-    before = tree(tmp_path)
+    before = worktree(tmp_path)
     result = pinrepro(tmp_path, "lock", env={"PINREPRO_GIT_TIMEOUT": value})
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: environment: PINREPRO_GIT_TIMEOUT='{value}' is not a number of seconds - set PINREPRO_GIT_TIMEOUT "
         "to a positive number of seconds (default 300), or unset it"]
-    assert tree(tmp_path) == before
+    assert worktree(tmp_path) == before

@@ -27,6 +27,7 @@ from pinrepro import journal
 from pinrepro.cli import cli
 from pinrepro.config import load
 from pinrepro.lock import LockServices, run_lock
+from tests.support.cliproject import snapshot as state
 from tests.support.fakeregistry import FakeRegistry
 from tests.support.kill import kill_once, pinrepro_command, run_once
 
@@ -35,10 +36,6 @@ State = dict[str, bytes]
 
 def invoke(root: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, [*args, "-C", str(root)], catch_exceptions=False)
-
-
-def state(root: Path) -> State:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def restore(root: Path, wanted: State) -> None:

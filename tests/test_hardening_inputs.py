@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from pinrepro.cli import cli
 from tests.support import images as im
 from tests.support import pushing
+from tests.support.cliproject import snapshot
 from tests.support.gitrepos import Repos
 from tests.support.refresh import (  # noqa: F401 - fixtures used by name
     ENV,
@@ -44,20 +45,16 @@ def one_line(result: Result) -> str:
     return lines[0]
 
 
-def files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 # -- item 14: the reference grammar is ASCII --------------------------------------------------------------------
 
 @pytest.mark.parametrize("image", ["host.example/app:１.０", "host.example/app:v²é", "ｕbuntu:22.04",
                                    "host.example/app:1٣"])
 def test_non_ascii_reference_is_refused_not_pinned(tmp_path: Path, image: str) -> None:
     (tmp_path / "Dockerfile").write_text(f"FROM {image}\n", encoding="utf-8")
-    before = files(tmp_path)
+    before = snapshot(tmp_path)
     line = one_line(invoke(tmp_path))
     assert "non-ASCII" in line and "Dockerfile:1" in line
-    assert files(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 # -- item 10: ARG expansion depth, long lines --------------------------------------------------------------------
@@ -72,9 +69,15 @@ def test_deeply_nested_arg_expansion_is_bounded(tmp_path: Path) -> None:
 
 def test_deeply_nested_from_expansion_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM " + "${A:-" * 5000 + "ubuntu" + "}" * 5000 + "\n")
+    before = snapshot(tmp_path)
     result = invoke(tmp_path, "verify")
     assert "internal error" not in result.stderr and "RecursionError" not in result.stderr
     assert len(max(result.stderr.splitlines(), key=len)) < 1000
+    for command in ("verify", "lock"):
+        line = one_line(invoke(tmp_path, command))
+        assert line.startswith("error: Dockerfile:1: FROM image '") and "characters cut" in line
+        assert "nested more than 32 levels deep" in line
+    assert snapshot(tmp_path) == before
 
 
 def test_huge_from_line_error_is_cut(tmp_path: Path) -> None:
@@ -107,11 +110,11 @@ def test_requirement_include_outside_the_project_is_refused_without_quoting_it(t
     (tmp_path / "outside.txt").write_text("root:x:0:0:secret-line\n")
     (project_dir / "pinrepro.toml").write_text('[[layers]]\nname = "base"\nrequirements = "base.in"\n')
     (project_dir / "base.in").write_text(f"{include}\nrequests\n")
-    before = files(project_dir)
+    before = snapshot(project_dir)
     line = one_line(invoke(project_dir))
     assert "base.in:1" in line and "is outside the project" in line
     assert "root:x" not in line and "secret-line" not in line
-    assert files(project_dir) == before
+    assert snapshot(project_dir) == before
 
 
 # -- item 10: decompression bombs -----------------------------------------------------------------------------------
@@ -136,10 +139,10 @@ def test_layer_that_inflates_past_the_cap_is_refused(tmp_path: Path, registry: R
     (root / "Dockerfile").write_text(f"FROM {registry.host}/{repo}:1\n")
     for key, value in setting.items():
         monkeypatch.setenv(key, value)
-    before = files(root)
+    before = snapshot(root)
     line = one_line(invoke(root))
     assert words in line
-    assert files(root) == before
+    assert snapshot(root) == before
 
 
 # -- item 13: a rejected push says why; item 3: GitHub's echo of the token ----------------------------------------

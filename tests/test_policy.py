@@ -141,8 +141,9 @@ def test_render_is_stable_json() -> None:
 
 @pytest.mark.parametrize(("table", "message"), [
     ({"fle": "x"}, r"^pinrepro.toml: unknown key 'fle' in \[policy\]; known: deny_unlocked, file - "),
-    ({"file": ""}, "'file' must be a non-empty string"),
-    ({"deny_unlocked": "yes"}, "'deny_unlocked' must be true or false"),
+    ({"file": ""}, "^pinrepro.toml policy: 'file' must be a non-empty string$"),
+    ({"file": 3}, "^pinrepro.toml policy: 'file' must be a non-empty string$"),
+    ({"deny_unlocked": "yes"}, "^pinrepro.toml policy: 'deny_unlocked' must be true or false$"),
 ])
 def test_settings_are_validated(tmp_path: Path, table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -186,3 +187,34 @@ def test_deny_unlocked_under_buildkits_exact_semantics() -> None:
     # The rule order is what makes this work: with the DENY last, every image would be denied.
     reordered = {"rules": [*policy["rules"][1:], policy["rules"][0]]}
     assert pulled(reordered, python) is None
+
+
+@pytest.mark.parametrize(("file", "link"), [("../outside.json", False), ("out/policy.json", True),
+                                            ("{outside}/policy.json", False)])
+def test_the_policy_command_writes_a_configured_file_inside_the_project_only(tmp_path: Path, file: str,
+                                                                             link: bool) -> None:
+    """`[policy] file` outside the project (`..`, absolute, or through a link out) is refused by `pinrepro policy`
+    as by `lock`: one line, exit 2, nothing written anywhere."""
+    from click.testing import CliRunner
+
+    from pinrepro.cli import cli
+
+    project, outside = tmp_path / "project", tmp_path / "elsewhere"
+    file = file.format(outside=outside)  # an absolute path
+    project.mkdir()
+    outside.mkdir()
+    if link:
+        (project / "out").symlink_to(outside)
+    (project / "pinrepro.lock").write_text("schema = 1\n")
+    (project / "pinrepro.toml").write_text(f'[policy]\nfile = "{file}"\n')
+    for args in (["policy"], ["policy", "--dry-run"]):
+        result = CliRunner().invoke(cli, [*args, "-C", str(project)], catch_exceptions=False)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {file}: ") and "outside the project" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "project"]
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in project.iterdir()) == sorted(["pinrepro.lock", "pinrepro.toml", *(["out"] * link)])
+    # -o is the user's own choice on the command line, as before
+    result = CliRunner().invoke(cli, ["policy", "-o", str(outside / "mine.json"), "-C", str(project)])
+    assert result.exit_code == 0 and (outside / "mine.json").read_text().startswith("{")

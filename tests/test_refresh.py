@@ -20,6 +20,7 @@ from pinrepro.config import load as load_config
 from pinrepro.errors import ConfigError, GitError, GitHubError
 from pinrepro.findings import Finding
 from pinrepro.git import Identity
+from pinrepro.journal import ProjectBusy, WriteError, project_lock
 from pinrepro.lock import Upgrade, run_lock
 from pinrepro.lockdiff import Change, ImageDiff
 from pinrepro.refresh import (
@@ -40,7 +41,7 @@ from pinrepro.summary import (
 from tests.support import images as im
 from tests.support import pushing
 from tests.support.github import pull_json
-from tests.support.gitrepos import Repos, make_repos, sh
+from tests.support.gitrepos import Repos, make_repos, sh, worktree
 from tests.support.gitrepos import isolated_git as isolated_git  # autouse fixture: no machine git configuration
 from tests.support.refresh import (
     API,
@@ -317,6 +318,38 @@ def test_push_rejected_is_a_git_error(project: Repos) -> None:
     assert str(info.value).startswith(f"{project.work}: `git push` failed: ")
     assert TOKEN not in str(info.value)
     assert remote_branch(project) is None
+
+
+
+def test_open_pr_keeps_a_file_edited_while_lock_ran(project: Repos) -> None:
+    """--open-pr writes as lock does (pinrepro.journal.commit): a file changed after lock read it is not
+    overwritten, nothing else is written, nothing is pushed - before any API call."""
+    target, old, new = upstream(1)
+    fake = FakeLock(target, old, new)
+
+    def lock_then_edit(config: Config, **kwargs: Any) -> Any:
+        outcome = fake(config, **kwargs)
+        (config.root / "Dockerfile").write_bytes(b"FROM edited-meanwhile\n")  # after lock read it
+        return outcome
+
+    pushes = record_pushes(project)
+    before = worktree(project.work) | {"Dockerfile": b"FROM edited-meanwhile\n"}
+    with pytest.raises(WriteError, match=r"^Dockerfile: changed while pinrepro was working .*; nothing was written"):
+        refresh(Config(root=project.work), open_pr=True, settings=SETTINGS, run_lock=lock_then_edit, environ=ENV)
+    assert worktree(project.work) == before
+    assert pushed_refs(pushes) == []
+
+
+def test_open_pr_waits_for_no_other_run_on_the_project(project: Repos) -> None:
+    """Another pinrepro run holding the project: one line, every file as it was, nothing pushed."""
+    target, old, new = upstream(1)
+    pushes = record_pushes(project)
+    before = worktree(project.work)
+    with project_lock(project.work), pytest.raises(ProjectBusy, match="another pinrepro run is working"):
+        refresh(Config(root=project.work), open_pr=True, settings=SETTINGS, run_lock=FakeLock(target, old, new),
+                environ=ENV)
+    assert worktree(project.work) == before
+    assert pushed_refs(pushes) == []
 
 
 # -- settings -------------------------------------------------------------------------------------------------

@@ -35,6 +35,12 @@ def sh(cwd: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
+def worktree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but ``.git`` (where git itself writes objects): for "every file as it was"."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(root).parts}
+
+
 @dataclass(frozen=True)
 class Repos:
     bare: Path
