@@ -76,6 +76,8 @@ def _braces_only_in_strings(text: str, docs: list[YamlDocument]) -> bool:
     ``"{{ $labels.instance }}"``, an Argo parameter - not a template to render: its images are read and pinned."""
     import yaml  # only for a project with deployment files (start-up time, issue #15)
 
+    from pinrepro.deploy.yamlread import child_nodes
+
     spans: list[tuple[int, int]] = []
     for doc in docs:
         stack = [doc.root] if doc.root is not None else []
@@ -83,10 +85,7 @@ def _braces_only_in_strings(text: str, docs: list[YamlDocument]) -> bool:
             node = stack.pop()
             if isinstance(node, yaml.ScalarNode):
                 spans.append((int(node.start_mark.index), int(node.end_mark.index)))
-            elif isinstance(node, yaml.MappingNode):
-                stack.extend(item for pair in node.value for item in pair)
-            elif isinstance(node, yaml.SequenceNode):
-                stack.extend(node.value)
+            stack.extend(child_nodes(node))
     spans.sort()
     starts = [start for start, _ in spans]
     for match in TEMPLATE_ACTION.finditer(text):
