@@ -15,12 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-def write_atomically(files: Mapping[Path, bytes], *, sync: bool = True) -> None:
-    """Replace each path's content with the given bytes; all temp files are ready before any rename.
-
-    ``sync=False`` skips the fsync, for files that are checked when read (a cache whose entries are named by the
-    hash of their content): a crash may then lose one, never make one lie - and a lock scanning hundreds of
-    images does not wait for hundreds of disk flushes (issue #15)."""
+def write_atomically(files: Mapping[Path, bytes]) -> None:
+    """Replace each path's content with the given bytes; all temp files are ready before any rename."""
     staged: list[tuple[Path, str]] = []
     try:
         for link, data in files.items():
@@ -33,8 +29,7 @@ def write_atomically(files: Mapping[Path, bytes], *, sync: bool = True) -> None:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                if sync:
-                    os.fsync(handle.fileno())
+                os.fsync(handle.fileno())
             if path.exists():
                 os.chmod(tmp, path.stat().st_mode & 0o7777)
             else:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinrepro import escape
-from pinrepro.findings import Finding, Report, findings_document
-from pinrepro.suppress import Suppressed
+from pinrepro.findings import Finding, Report
 
 if TYPE_CHECKING:
     # Annotations only: rendering a result never loads the code that computes it.
@@ -37,10 +36,6 @@ def findings_text(findings: Iterable[Finding]) -> str:
 def finding_line(f: Finding) -> str:
     """``path:line: level: message`` for a terminal, every outside value escaped onto the one line."""
     return f"{escape.terminal(f.location())}: {f.level}: {escape.terminal(f.message)}"
-
-
-def findings_json(findings: Iterable[Finding], exit_code: int, suppressed: Iterable[Suppressed] = ()) -> str:
-    return json_document(findings_document(findings, exit_code, suppressed))
 
 
 def verify_line(report: Report) -> str:

@@ -8,9 +8,7 @@ reads its results. Never skipped under CI=true: a missing tool or root there is 
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from tests.support.aptrepo import AptRepo, Deb
 from tests.support.debian import Buildah, rootfs_packages, rootfs_tar
 from tests.support.registry import RegistryServer
 from tests.support.tools import require_tool
-from tests.support.wheelhouse import Wheelhouse
+from tests.support.wheelhouse import Wheelhouse, serve
 
 pytestmark = [pytest.mark.realregistry, pytest.mark.realbuild]
 
@@ -65,16 +63,6 @@ class Built:
     lock_output: str
 
 
-def _serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, int]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, server.server_address[1]
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) -> Iterator[Built]:
     require_tool("apt-get")
@@ -90,10 +78,10 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
     house = Wheelhouse(work / "wheels")
     house.add("alpha", "1.0")
     house.add("beta", "2.0", "alpha>=1.0")
-    wheels, wheel_port = _serve(house.root)
-    index = f"http://127.0.0.1:{wheel_port}/simple"
     buildah = Buildah(work / "buildah")
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(repo.stop)
+        index = f"{stack.enter_context(serve(house.root))}/simple"
         # The Debian base as an image of its own: today's debootstrap plus the tests' repository and its key.
         buildah.image_from_tar(tar, {"etc/apt/sources.list.d/pinrepro-test.list": repo.sources_line(KEY).encode(),
                                      KEY: repo.keyring.read_bytes()}, "localhost/debian-test:bookworm")
@@ -130,10 +118,6 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
         second = buildah.installed("localhost/apt-app:second")
         yield Built(project, lock, (project / "Dockerfile").read_text(), base_packages, first, second, freeze,
                     verify.output, verify.exit_code, result.output)
-    finally:
-        wheels.shutdown()
-        wheels.server_close()
-        repo.stop()
 
 
 def _expected(built: Built) -> dict[str, str]:

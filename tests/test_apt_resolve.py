@@ -167,6 +167,14 @@ def test_unreadable_source_line() -> None:
     assert caught.value.line().startswith("etc/apt/sources.list.d/x.list:2: cannot read the apt source")
 
 
+def test_an_unreadable_source_line_shows_no_part_of_a_password_holding_an_at_sign() -> None:
+    # The user-info runs to the authority's last '@' (RFC 3986 3.2): cut at the first one, "ss-pw" was shown.
+    with pytest.raises(PinreproError) as caught:
+        read_sources({"etc/apt/sources.list": b"deb https://bot:p@ss-pw@mirror.example.invalid/debian\n"})
+    assert "cannot read the apt source 'deb https://mirror.example.invalid/debian'" in caught.value.line()
+    assert "ss-pw" not in caught.value.line()
+
+
 def test_credentials_in_a_source_uri_are_never_rendered_for_the_lock() -> None:
     [source] = read_sources({"etc/apt/sources.list": b"deb https://bot:s3cret-token@apt.example.invalid/repo x main\n"})
     assert source.public_uri == "https://apt.example.invalid/repo"

@@ -50,3 +50,25 @@ def test_a_truncated_cache_entry_is_not_trusted(tmp_path: Path) -> None:
             entry.write_bytes(entry.read_bytes()[:-1])  # what a crash before the data reached the disk can leave
     assert cache.blob(digest) is None
     assert cache.layer(digest) is None
+
+
+def test_a_blob_is_written_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's config read and the scan's both put the same blob: one write (#15); and a blob found in the
+    cache is not written back."""
+    renames: list[str] = []
+    real = os.replace
+
+    def counting(source: str | Path, target: str | Path) -> None:
+        renames.append(Path(target).name)
+        real(source, target)
+
+    monkeypatch.setattr(os, "replace", counting)
+    digest = "sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+    cache = Cache(tmp_path)
+    cache.put_blob(digest, b"x")
+    cache.put_blob(digest, b"x")
+    assert len(renames) == 1
+    later = Cache(tmp_path)  # the next run
+    assert later.blob(digest) == b"x"
+    later.put_blob(digest, b"x")
+    assert len(renames) == 1

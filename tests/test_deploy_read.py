@@ -52,6 +52,30 @@ def test_templates_are_told_apart_from_workflow_expressions() -> None:
     assert not is_templated("container: ${{ matrix.image }}\n")
 
 
+def test_a_file_with_braces_in_its_strings_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Telling a template from braces inside string values parses the file; the sites are read from that parse,
+    not from a second one (a PrometheusRule full of ``{{ $labels }}`` costs one YAML parse, not two)."""
+    from pinrepro.deploy import yamlread
+    from pinrepro.deploy.scan import scan_project
+
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s/app.yaml").write_text('apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: a\n'
+                                           '    image: redis:7\n    args: ["{{ $labels.instance }}"]\n')
+    (tmp_path / "k8s/chart.yaml").write_text("apiVersion: v1\nkind: Pod\nspec:\n  image: {{ .Values.image }}\n")
+    parsed: list[str] = []
+    real = yamlread.parse_documents
+
+    def counting(text: str, name: str) -> list[yamlread.YamlDocument]:
+        parsed.append(name)
+        return real(text, name)
+
+    monkeypatch.setattr(yamlread, "parse_documents", counting)
+    scan = scan_project(tmp_path, ("k8s/*.yaml",))
+    assert [site.image for site in scan.sites] == ["redis:7"]
+    assert [(f.path, f.code) for f in scan.findings] == [("k8s/chart.yaml", "templated")]
+    assert sorted(parsed) == ["k8s/app.yaml", "k8s/chart.yaml"]
+
+
 def test_documents_carry_positions_and_merge_keys() -> None:
     text = "x: &base\r\n  image: 'redis:7' # cache\r\nsvc:\r\n  <<: *base\r\n  ports: [1]\r\n---\r\n---\r\nk: v\r\n"
     docs = parse_documents(text, "compose.yaml")

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from pinrepro import render
-from pinrepro.findings import Finding
+from pinrepro.findings import Finding, findings_document
 
 FINDINGS = [
     Finding("docker/train.Dockerfile", 3, "error", "unpinned", "nvidia/cuda:12.4.1 is not pinned by digest"),
@@ -29,7 +29,7 @@ def test_github_annotations_escape_data_and_properties() -> None:
 
 
 def test_json() -> None:
-    data = json.loads(render.findings_json(FINDINGS, 1))
+    data = json.loads(render.json_document(findings_document(FINDINGS, 1)))
     assert data["exit_code"] == 1
     assert data["findings"][0] == {"path": "docker/train.Dockerfile", "line": 3, "level": "error",
                                    "code": "unpinned", "message": "nvidia/cuda:12.4.1 is not pinned by digest"}
@@ -64,7 +64,8 @@ def test_verify_line_counts_findings_and_suppressed_ones() -> None:
     report = VerifyReport(tuple(FINDINGS), suppressed=(Suppressed(FINDINGS[0], "config"),))
     assert render.verify_line(report) == "verify: 1 error(s), 1 warning(s) (1 suppressed; --format json lists them)"
     assert report.to_json()["counts"] == {"error": 1, "warning": 1, "note": 0, "suppressed": 1}
-    assert render.json_document(report.to_json()) == render.findings_json(report.findings, 1, report.suppressed)
+    assert render.json_document(report.to_json()) == render.json_document(
+        findings_document(report.findings, 1, report.suppressed))
 
 
 def test_lock_lines_and_json(tmp_path: Path) -> None:

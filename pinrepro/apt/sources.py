@@ -89,8 +89,9 @@ def _one_line(text: str, path: str) -> list[Source]:
             line = line[:match.start()] + line[match.end():]
         words = line.split()
         if len(words) < 3 or words[0] not in ("deb", "deb-src"):
-            # The line may hold a mirror's user:password@ (apt allows it): never in a message.
-            shown = re.sub(r"(://)[^/\s@]*@", r"\1", line)
+            # The line may hold a mirror's user:password@ (apt allows it): never in a message. It runs to the
+            # authority's last '@' (RFC 3986 3.2), as scrub's reading of a URL: a password may hold one.
+            shown = re.sub(r"(://)[^/?#\s]*@", r"\1", line)
             raise PinreproError(f"cannot read the apt source '{shown}'", where=f"{path}:{number}",
                                 fix="write it as 'deb [options] URI suite [component...]' (sources.list(5))")
         if words[0] == "deb":

@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_DEPLOY_GLOBS", "file_kind", "find_deploy_files", "is_deploy_
 # Folders that never hold the project's own files but can be huge or vendored (same list as for Dockerfiles).
 _SKIPPED_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache"}
 # A Go template action: Helm's ``{{ .Values.x }}``. GitHub's ``${{ expr }}`` is not one, hence the lookbehind.
-_TEMPLATE = re.compile(r"(?<!\$)\{\{|\{%")
+TEMPLATE_ACTION = re.compile(r"(?<!\$)\{\{|\{%")
 
 
 def find_deploy_files(root: Path, globs: Iterable[str] = DEFAULT_DEPLOY_GLOBS) -> list[str]:
@@ -59,4 +59,4 @@ def is_deploy_path(name: str) -> bool:
 
 def is_templated(text: str) -> bool:
     """True for a file with Go template actions (a Helm template): it is not YAML until Helm renders it."""
-    return _TEMPLATE.search(text) is not None
+    return TEMPLATE_ACTION.search(text) is not None

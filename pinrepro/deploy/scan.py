@@ -7,16 +7,17 @@ renders them, so they are skipped with a note instead of failing the run.
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pinrepro.deploy.discovery import find_deploy_files, is_templated
+from pinrepro.deploy.discovery import TEMPLATE_ACTION, find_deploy_files, is_templated
 from pinrepro.deploy.model import DeployFileError, DeploySite
 from pinrepro.findings import Finding
 
-_BRACES = re.compile(r"(?<!\$)\{\{|\{%")  # what discovery.is_templated looks for
+if TYPE_CHECKING:
+    from pinrepro.deploy.yamlread import YamlDocument
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,17 @@ def scan_project(root: Path, globs: tuple[str, ...]) -> DeployScan:
     for name in find_deploy_files(root, globs):
         # PyYAML is imported only for a project that has deployment files (start-up time, issue #15).
         from pinrepro.deploy.extract import extract
-        from pinrepro.deploy.yamlread import parse_documents, read_text
+        from pinrepro.deploy.yamlread import read_text
 
         text = read_text(root, name)
-        if not name.lower().endswith(".json") and is_templated(text) and not _braces_only_in_strings(text, name):
+        docs = _documents(text, name)
+        if docs is None:
             findings.append(Finding(name, None, "note", "templated",
                                     "skipped: a template ({{ }}) is not YAML until it is rendered; pin the images "
                                     "in the chart's values file"))
             continue
         texts[name] = text
-        for doc in parse_documents(text, name):
+        for doc in docs:
             for site in extract(doc):
                 sites.append(site)
                 if site.image is None:
@@ -55,17 +57,27 @@ def scan_project(root: Path, globs: tuple[str, ...]) -> DeployScan:
     return DeployScan(tuple(sites), tuple(findings), texts)
 
 
-def _braces_only_in_strings(text: str, name: str) -> bool:
+def _documents(text: str, name: str) -> list[YamlDocument] | None:
+    """The file's YAML documents, parsed once; None for a template ({{ }} outside string values), which is not
+    YAML until it is rendered."""
+    from pinrepro.deploy.yamlread import parse_documents
+
+    if name.lower().endswith(".json") or not is_templated(text):
+        return parse_documents(text, name)
+    try:
+        docs = parse_documents(text, name)
+    except DeployFileError:
+        return None
+    return docs if _braces_only_in_strings(text, docs) else None
+
+
+def _braces_only_in_strings(text: str, docs: list[YamlDocument]) -> bool:
     """True for a YAML file whose every ``{{`` is inside a string value - a Prometheus alert's
     ``"{{ $labels.instance }}"``, an Argo parameter - not a template to render: its images are read and pinned."""
     import yaml  # only for a project with deployment files (start-up time, issue #15)
 
-    from pinrepro.deploy.yamlread import parse_documents
+    from pinrepro.deploy.yamlread import child_nodes
 
-    try:
-        docs = parse_documents(text, name)
-    except DeployFileError:
-        return False
     spans: list[tuple[int, int]] = []
     for doc in docs:
         stack = [doc.root] if doc.root is not None else []
@@ -73,13 +85,10 @@ def _braces_only_in_strings(text: str, name: str) -> bool:
             node = stack.pop()
             if isinstance(node, yaml.ScalarNode):
                 spans.append((int(node.start_mark.index), int(node.end_mark.index)))
-            elif isinstance(node, yaml.MappingNode):
-                stack.extend(item for pair in node.value for item in pair)
-            elif isinstance(node, yaml.SequenceNode):
-                stack.extend(node.value)
+            stack.extend(child_nodes(node))
     spans.sort()
     starts = [start for start, _ in spans]
-    for match in _BRACES.finditer(text):
+    for match in TEMPLATE_ACTION.finditer(text):
         at = bisect.bisect_right(starts, match.start()) - 1
         if at < 0 or not spans[at][0] <= match.start() < spans[at][1]:
             return False

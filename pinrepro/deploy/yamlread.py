@@ -93,7 +93,7 @@ def _check_aliases(root: yaml.Node | None, name: str) -> None:
     while stack:  # depth-first without recursion: documents may be nested deeper than Python's stack
         node, finished, depth = stack.pop()
         key = id(node)
-        children = _children(node)
+        children = child_nodes(node)
         if finished:
             open_nodes.discard(key)
             expanded[key] = 1 + sum(expanded[id(child)] for child in children)
@@ -115,7 +115,8 @@ def _check_aliases(root: yaml.Node | None, name: str) -> None:
                               fix="write the repeated parts out, or leave the file out of `deploy_files`")
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
+def child_nodes(node: yaml.Node) -> list[yaml.Node]:
+    """A mapping's keys and values, a sequence's items; none for a scalar."""
     if isinstance(node, yaml.MappingNode):
         return [item for pair in node.value for item in pair]
     if isinstance(node, yaml.SequenceNode):

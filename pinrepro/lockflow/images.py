@@ -140,9 +140,7 @@ class ImageResolver:
         manifests (issue #15). The per-host cap still bounds the requests, LayerFlights the layer streams."""
         if self._services.scanner is not None:
             return self._services.scanner, _OTHER_SCANNERS
-        registry = self.registry()
-        return self._registry_scanner(), int(getattr(registry, "max_workers", getattr(registry, "per_registry",
-                                                                                       _OTHER_SCANNERS)))
+        return self._registry_scanner(), int(getattr(self.registry(), "max_workers", _OTHER_SCANNERS))
 
     def _registry_scanner(self) -> Scanner:
         from pinrepro.inventory.flights import LayerFlights

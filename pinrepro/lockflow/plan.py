@@ -37,9 +37,7 @@ def plan_image(group: Sequence[ImageSite], prev: ImageLock | None, wanted: Seque
         places = ", ".join(s.location for s in group)
         raise PinreproError(f"{ref.familiar()} is pinned to different digests at {places}",
                             fix="make the FROM lines agree (or remove the digests) and run `pinrepro lock`")
-    user_digest = next(iter(written), None)
-    if not ref.tag:  # a digest-only reference: nothing can move, it is only described once
-        user_digest = group[0].ref.digest
+    user_digest = next(iter(written), None)  # a digest-only reference's: its lock key carries it
     covered = prev is not None and set(wanted) <= set(prev.platforms)
     if prev is not None and covered and user_digest in (None, prev.digest):
         return Plan("check" if upgrade and ref.tag else "keep", ref)
