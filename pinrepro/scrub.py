@@ -82,6 +82,18 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
+def without_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it left out: how a message quotes a line of the user's
+    own files (an apt source, an ADD URL), where even a mask would only say what the user wrote."""
+
+    def drop(match: re.Match[str]) -> str:
+        url = match.group(0)
+        found = _USERINFO.match(url)
+        return url if found is None else f"{found.group(1)}{url[found.end():]}"
+
+    return URL.sub(drop, text)
+
+
 def _only_variables(userinfo: str) -> bool:
     return not re.sub(r"[:]", "", VARIABLE.sub("", userinfo))
 

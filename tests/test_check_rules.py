@@ -457,6 +457,15 @@ def test_add_url_with_credentials_never_prints_them(tmp_path: Path) -> None:
     assert "s3cr3t" not in result.output
 
 
+def test_add_url_with_an_at_sign_in_its_password_never_prints_any_of_it(tmp_path: Path) -> None:
+    # The user-info runs to the authority's last '@' (RFC 3986 3.2): cut at the first one, "t0ken" was shown.
+    bad = variant("COPY app/ /app/\n", "COPY app/ /app/\nADD https://bot:s3cr3t@t0ken@files.example/w.tar /opt/\n")
+    result = run_check(project(tmp_path, {"Dockerfile": bad}))
+    assert [f["message"] for f in result.of("add-url-no-checksum")] == [
+        "ADD https://files.example/w.tar has no --checksum: the build takes whatever the server sends"]
+    assert "t0ken" not in result.output and "s3cr3t" not in result.output
+
+
 def test_apt_lists_kept(tmp_path: Path) -> None:
     bad = variant("rm -rf /var/lib/apt/lists/*\n", "")
     found = run_check(project(tmp_path, {"Dockerfile": bad})).of("apt-lists-kept")

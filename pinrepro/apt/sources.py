@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pinrepro.errors import PinreproError
+from pinrepro.scrub import without_userinfo
 
 SOURCES_LIST = "etc/apt/sources.list"
 SOURCES_PARTS = "etc/apt/sources.list.d"
@@ -89,9 +90,8 @@ def _one_line(text: str, path: str) -> list[Source]:
             line = line[:match.start()] + line[match.end():]
         words = line.split()
         if len(words) < 3 or words[0] not in ("deb", "deb-src"):
-            # The line may hold a mirror's user:password@ (apt allows it): never in a message. It runs to the
-            # authority's last '@' (RFC 3986 3.2), as scrub's reading of a URL: a password may hold one.
-            shown = re.sub(r"(://)[^/?#\s]*@", r"\1", line)
+            # The line may hold a mirror's user:password@ (apt allows it): never in a message.
+            shown = without_userinfo(line)
             raise PinreproError(f"cannot read the apt source '{shown}'", where=f"{path}:{number}",
                                 fix="write it as 'deb [options] URI suite [component...]' (sources.list(5))")
         if words[0] == "deb":

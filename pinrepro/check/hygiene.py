@@ -14,6 +14,7 @@ from pinrepro.check.packages import pip_install
 from pinrepro.dockerfile import Instruction, Stage, add_arguments
 from pinrepro.dockerfile.commands import Command, scripts
 from pinrepro.findings import Finding
+from pinrepro.scrub import without_userinfo
 
 # Names that hold a secret: *_TOKEN, *_KEY, *_SECRET, *_PASSWORD (HF_TOKEN, WANDB_API_KEY, AWS_SECRET_ACCESS_KEY).
 _SECRET_NAME = re.compile(r"(?:^|_)(?:TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASS)$", re.IGNORECASE)
@@ -67,7 +68,7 @@ def _add_url(view: DockerfileView, stage: Stage, instruction: Instruction) -> It
     argv = add_arguments(instruction)
     for source in argv[:-1]:
         if _URL.match(source) and not re.search(r"\.git(?:#|$)", source):
-            shown = re.sub(r"^(https?://)[^/@]*@", r"\1", source, flags=re.IGNORECASE)  # never print a password
+            shown = without_userinfo(source)  # never print a password, even one holding an '@'
             yield finding("add-url-no-checksum", view.path, instruction.line,
                           f"ADD {shown} has no --checksum: the build takes whatever the server sends", stage=stage)
 
